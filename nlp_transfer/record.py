@@ -1,0 +1,39 @@
+"""What a run used, for reproducing it: library versions, seed, data file hashes, model source, machine."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from importlib import metadata
+from typing import Any
+
+import torch
+
+from nlp_transfer import __version__
+from nlp_transfer.assets import Asset
+from nlp_transfer.data import LoadedData
+
+LIBRARIES = ("torch", "transformers", "datasets", "accelerate", "peft", "tokenizers", "pydantic", "numpy")
+
+
+def environment_record(seed: int, model: Asset, data: LoadedData) -> dict[str, Any]:
+    return {
+        "nlp_transfer": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "libraries": {name: _version(name) for name in LIBRARIES},
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "torch_threads": torch.get_num_threads(),
+        "seed": seed,
+        "data_order_seed": seed,
+        "model": {"reference": model.reference, "location": model.location, "source": model.source},
+        "data_sources": data.sources,
+        "data_file_sha256": data.file_hashes,
+    }
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None

@@ -1,0 +1,125 @@
+"""The run folder: where a run writes, and the status file that says whether it is complete.
+
+A run is complete only when `run_status.json` says so, and that file is written last. A failed or interrupted
+run says "failed" / "interrupted" there. Replacing a complete run (--overwrite) moves the old one aside and
+deletes it only after the new run completes; if the new run fails the old one is put back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from nlp_transfer.errors import UserError
+
+STATUS_FILE = "run_status.json"
+
+
+@dataclass
+class RunFolder:
+    path: Path
+
+    @property
+    def state(self) -> str | None:
+        return read_status(self.path).get("state")
+
+    def write_json(self, name: str, data: Any) -> Path:
+        return self.write_text(name, json.dumps(data, indent=2, default=str) + "\n")
+
+    def write_text(self, name: str, text: str) -> Path:
+        """Write through a temporary file and rename: a crash never leaves a half-written file."""
+        target = self.path / name
+        staging = target.with_name(f".{target.name}.tmp")
+        staging.write_text(text, encoding="utf-8")
+        os.replace(staging, target)
+        return target
+
+    def mark(self, state: str, **info: Any) -> None:
+        status = {**read_status(self.path), "state": state, f"{state}_at": _now(), **info}
+        self.write_json(STATUS_FILE, status)
+
+
+def read_status(path: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads((path / STATUS_FILE).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return {}
+
+
+def require_complete(path: Path) -> None:
+    """For commands that read a finished run (predict, push)."""
+    if not path.is_dir():
+        raise UserError(f"run folder {path} not found; pass the folder a run wrote (see runs/)")
+    state = read_status(path).get("state")
+    if state is None:
+        raise UserError(f"{path} is not an nlp-transfer run folder (no {STATUS_FILE}); pass a folder a run wrote")
+    if state != "complete":
+        raise UserError(f"{path}: the run is {state}, not complete; re-run it (or pass a complete run folder)")
+
+
+def default_run_dir(root: str, recipe_name: str) -> Path:
+    return Path(root) / f"{recipe_name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+@contextmanager
+def open_run_folder(path: Path, overwrite: bool) -> Iterator[RunFolder]:
+    """Create the folder (refusing to clobber), mark it running, and mark it failed/interrupted on the way out."""
+    replaced = _move_aside(path) if check_run_target(path, overwrite) else None
+    path.mkdir(parents=True, exist_ok=True)
+    folder = RunFolder(path)
+    folder.mark("running", pid=os.getpid())
+    try:
+        yield folder
+    except KeyboardInterrupt:
+        folder.mark("interrupted")
+        _restore(replaced, path)
+        raise
+    except BaseException as err:
+        folder.mark("failed", error=f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+        _restore(replaced, path)
+        raise
+    if replaced is not None:
+        shutil.rmtree(replaced, ignore_errors=True)
+
+
+def check_run_target(path: Path, overwrite: bool) -> bool:
+    """True when an earlier run of ours is there and may be replaced; raise when the folder must not be touched."""
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        return False
+    state = read_status(path).get("state")
+    if state is None:
+        raise UserError(
+            f"output folder {path} exists and is not an nlp-transfer run folder; choose another output.dir "
+            "(it is never overwritten)"
+        )
+    if not overwrite:
+        what = "a complete run" if state == "complete" else f"an unfinished run ({state})"
+        raise UserError(f"output folder {path} already holds {what}; pass --overwrite to replace it, or set output.dir")
+    return True
+
+
+def _move_aside(path: Path) -> Path:
+    aside = path.with_name(f".{path.name}.replaced-{int(time.time())}")
+    os.replace(path, aside)
+    return aside
+
+
+def _restore(replaced: Path | None, path: Path) -> None:
+    """Put the previous complete run back; keep the failed attempt beside it for inspection."""
+    if replaced is None:
+        return
+    failed = path.with_name(f"{path.name}.failed-{int(time.time())}")
+    os.replace(path, failed)
+    os.replace(replaced, path)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

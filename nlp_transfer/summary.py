@@ -1,0 +1,49 @@
+"""The one-screen summary printed at the end of a run: metric table and where things were saved."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from nlp_transfer.pipeline import RunResult
+
+# Shown first, in this order, when present; per-class metrics follow for small label sets.
+HEADLINE = ("accuracy", "macro_f1", "loss", "runtime", "samples_per_second")
+
+
+def print_summary(result: RunResult, console: Console | None = None) -> None:
+    console = console or Console()
+    evaluated = [split for split in ("eval", "test") if split in result.metrics]
+    table = Table(title="Results", show_edge=False)
+    table.add_column("metric")
+    for split in evaluated:
+        table.add_column(split, justify="right")
+    names = [n for n in HEADLINE if any(f"{s}_{n}" in result.metrics[s] for s in evaluated)]
+    extra = sorted(
+        {
+            key.removeprefix(f"{s}_")
+            for s in evaluated
+            for key in result.metrics[s]
+            if key.startswith(f"{s}_") and key.removeprefix(f"{s}_") not in HEADLINE
+        }
+    )
+    for name in names + (extra if len(extra) <= 24 else []):
+        table.add_row(name, *[_fmt(result.metrics[s].get(f"{s}_{name}")) for s in evaluated])
+    console.print(table)
+    train = result.metrics["train"]
+    console.print(
+        f"trained {train.get('trainable_parameters', 0):,} of {train.get('total_parameters', 0):,} parameters "
+        f"({train.get('method')}) in {train.get('train_runtime', 0):.1f}s, "
+        f"{train.get('train_samples_per_second', 0):.1f} samples/s"
+    )
+    for note in result.notes:
+        console.print(f"note: {note}")
+    run_dir = result.run_dir
+    console.print(f"run folder: {run_dir}  (model, tokenizer, README.md card, metrics.json, trainer_log.jsonl)")
+    console.print(f'predict:    nlp-transfer predict {run_dir} "your text here"')
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.0f}" if value.is_integer() and abs(value) >= 1 else f"{value:.4f}"
+    return "-" if value is None else str(value)

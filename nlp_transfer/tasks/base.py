@@ -1,0 +1,34 @@
+"""The Task protocol: a task says what it needs; the pipeline and the methods ask it instead of checking names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+import datasets
+from transformers import EvalPrediction, PreTrainedTokenizerBase
+
+from nlp_transfer.data import LoadedData
+
+
+@dataclass
+class PreparedTask:
+    splits: datasets.DatasetDict  # tokenized model inputs plus "labels"
+    model_kwargs: dict[str, Any]  # passed to from_pretrained (e.g. num_labels, id2label, label2id)
+    compute_metrics: Callable[[EvalPrediction], dict[str, float]]
+    label_names: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # counted skips and other things the user should know
+    cache_hits: dict[str, bool] = field(default_factory=dict)  # split -> tokenization came from the cache
+
+
+class Task(Protocol):
+    auto_model_class: ClassVar[Any]  # transformers Auto class with the task's head
+    peft_task_type: ClassVar[str]  # peft TaskType name: keeps the head trainable and saved
+    pipeline_tag: ClassVar[str]  # Hub pipeline tag for model cards
+
+    def __init__(self, config: Any) -> None: ...
+
+    def prepare(self, data: LoadedData, tokenizer: PreTrainedTokenizerBase, pad_to_max_length: bool) -> PreparedTask:
+        """Check columns and labels, then tokenize every split (through the tokenization cache)."""
+        ...

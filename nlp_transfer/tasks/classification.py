@@ -1,0 +1,159 @@
+"""Sequence classification: one text or a text pair -> one of K labels (sentiment, topic, question type, NLI)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, ClassVar
+
+import datasets
+import numpy as np
+from transformers import AutoModelForSequenceClassification, EvalPrediction, PreTrainedTokenizerBase
+
+from nlp_transfer.cache import cached_map, tokenizer_fingerprint
+from nlp_transfer.data import LoadedData
+from nlp_transfer.errors import UserError, did_you_mean
+from nlp_transfer.metrics import classification_metrics
+from nlp_transfer.recipe import ClassificationTask
+from nlp_transfer.tasks.base import PreparedTask
+
+LabelValue = int | str
+
+
+class Classification:
+    auto_model_class: ClassVar[Any] = AutoModelForSequenceClassification
+    peft_task_type: ClassVar[str] = "SEQ_CLS"
+    pipeline_tag: ClassVar[str] = "text-classification"
+
+    def __init__(self, config: ClassificationTask) -> None:
+        self.config = config
+
+    def prepare(self, data: LoadedData, tokenizer: PreTrainedTokenizerBase, pad_to_max_length: bool) -> PreparedTask:
+        config = self.config
+        notes: list[str] = []
+        for name, split in data.splits.items():
+            self._check_columns(split, name, data)
+            self._count_unusable(split, name, data, notes)
+        label_ids = self._label_ids(data)
+        names = self._label_names(label_ids)
+
+        def tokenize(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+            rows = [i for i in range(len(batch[config.label])) if self._usable(batch, i)]
+            pairs = [batch[config.text_pair][i] for i in rows] if config.text_pair else None
+            encoded = tokenizer(
+                [batch[config.text][i] for i in rows],
+                pairs,
+                truncation=True,
+                max_length=config.max_length,
+                padding="max_length" if pad_to_max_length else False,
+            )
+            encoded["labels"] = [label_ids[_normalise(batch[config.label][i])] for i in rows]
+            return dict(encoded)
+
+        key = {
+            "task": "classification",
+            "columns": [config.text, config.text_pair, config.label],
+            "labels": sorted((str(k), v) for k, v in label_ids.items()),
+            "max_length": config.max_length,
+            "pad_to_max_length": pad_to_max_length,
+            "tokenizer": tokenizer_fingerprint(tokenizer),
+        }
+        tokenized = datasets.DatasetDict()
+        hits = {}
+        for name, split in data.splits.items():
+            tokenized[name], hits[name] = cached_map(split, tokenize, key=key, description=f"Tokenizing {name}")
+        return PreparedTask(
+            splits=tokenized,
+            model_kwargs={
+                "num_labels": len(names),
+                "id2label": dict(enumerate(names)),
+                "label2id": {name: i for i, name in enumerate(names)},
+            },
+            compute_metrics=lambda prediction: _metrics(prediction, names),
+            label_names=names,
+            notes=notes,
+            cache_hits=hits,
+        )
+
+    def _usable(self, batch: dict[str, list[Any]], i: int) -> bool:
+        """A row trains only with non-empty text(s) and a label."""
+        config = self.config
+        texts = [batch[c][i] for c in (config.text, config.text_pair) if c]
+        label = batch[config.label][i]
+        return all(isinstance(t, str) and t.strip() for t in texts) and label is not None and str(label).strip() != ""
+
+    def _check_columns(self, split: datasets.Dataset, name: str, data: LoadedData) -> None:
+        config = self.config
+        for field, column in (("text", config.text), ("text_pair", config.text_pair), ("label", config.label)):
+            if column is not None and column not in split.column_names:
+                raise UserError(
+                    f"{_where(name, data)}: column '{column}' (task.{field}) not found"
+                    f"{did_you_mean(column, split.column_names)}; columns are: {', '.join(split.column_names)}. "
+                    f"Fix task.{field}"
+                )
+
+    def _count_unusable(self, split: datasets.Dataset, name: str, data: LoadedData, notes: list[str]) -> None:
+        """Rows with an empty text or a missing label are skipped, and counted: never silently."""
+        columns = {c: split[c] for c in (self.config.text, self.config.text_pair, self.config.label) if c}
+        dropped = sum(not self._usable(columns, i) for i in range(len(split)))
+        if dropped == len(split):
+            raise UserError(f"{_where(name, data)}: no usable rows (every text is empty or every label missing)")
+        if dropped:
+            notes.append(f"{name}: skipped {dropped} of {len(split)} rows with an empty text or a missing label")
+
+    def _label_ids(self, data: LoadedData) -> dict[LabelValue, int]:
+        """Map label values to ids. Int labels keep their value when task.labels names them; else sorted order."""
+        column = self.config.label
+        labels = {
+            name: [v for v in split[column] if v is not None and str(v).strip()] for name, split in data.splits.items()
+        }
+        train_counts = Counter(_normalise(v) for v in labels["train"])
+        declared = self.config.labels
+        if declared is not None and all(isinstance(v, int) for v in train_counts):
+            mapping: dict[LabelValue, int] = {i: i for i in range(len(declared))}
+        elif declared is not None:
+            mapping = {name: i for i, name in enumerate(declared)}
+        else:
+            mapping = {value: i for i, value in enumerate(sorted(train_counts, key=lambda v: (str(type(v)), v)))}
+        if declared is None and len(mapping) < 2:
+            raise UserError(
+                f"data.train: the '{column}' column has only one label ({next(iter(mapping))!r}); a classifier needs "
+                "at least two. Check task.label, or list every class in task.labels"
+            )
+        for name, values in labels.items():
+            unknown = Counter(v for v in map(_normalise, values) if v not in mapping)
+            if unknown:
+                seen = ", ".join(f"{v!r} ({n} rows)" for v, n in unknown.most_common(5))
+                known = ", ".join(repr(v) for v in mapping)
+                source = "task.labels" if declared is not None and name == "train" else "the training labels"
+                raise UserError(
+                    f"{_where(name, data)}: labels {seen} are not among {source} [{known}]; "
+                    "fix the data or list every class in task.labels"
+                )
+        return mapping
+
+    def _label_names(self, label_ids: dict[LabelValue, int]) -> list[str]:
+        if self.config.labels is not None:
+            return list(self.config.labels)
+        return [str(value) for value, _ in sorted(label_ids.items(), key=lambda item: item[1])]
+
+
+def _where(split: str, data: LoadedData) -> str:
+    return f"data.{split} ({', '.join(data.sources.get(split, ['held out from train']))})"
+
+
+def _normalise(value: Any) -> LabelValue:
+    """1, 1.0, True and ' 1 ' are the same label 1; other strings are labels as written (stripped)."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def _metrics(prediction: EvalPrediction, label_names: list[str]) -> dict[str, float]:
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    predicted = np.asarray(logits).argmax(axis=-1)
+    return classification_metrics(np.asarray(prediction.label_ids), predicted, label_names)
