@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -90,8 +91,13 @@ def run(
     from nlp_transfer.summary import print_summary
 
     loaded = load_recipe(recipe, override)
+    signal.signal(signal.SIGTERM, _interrupt)  # a killed job (SIGTERM) is marked interrupted, like Ctrl-C
     result = run_pipeline(loaded, RunOptions(output_dir=output_dir, overwrite=overwrite))
     print_summary(result)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 @app.command()

@@ -135,3 +135,26 @@ def test_early_stopping_and_best_checkpoint_on_chosen_metric(
     losses = [row["eval_loss"] for row in evals if "eval_loss" in row]
     final = json.loads((run_dir / "metrics.json").read_text())["eval"]["eval_loss"]
     assert final == pytest.approx(min(losses), rel=1e-4)  # the best checkpoint was kept, not the last
+
+
+def test_sigterm_mid_training_marks_the_run_interrupted(
+    tiny_models: dict[str, Path], sentiment_csv: Path, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    recipe = write_recipe(tmp_path, tiny_models["bert"], sentiment_csv, train={"epochs": 500})
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nlp_transfer.cli", "run", str(recipe)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 120
+    while not (run_dir / "trainer_log.jsonl").exists() and time.monotonic() < deadline:  # training has begun
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr.decode()[-2000:]
+    assert json.loads((run_dir / "run_status.json").read_text())["state"] == "interrupted"
+    assert not (run_dir / "metrics.json").exists()
