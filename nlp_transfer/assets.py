@@ -82,6 +82,7 @@ def resolve_model(reference: str, revision: str | None = None, base_dir: Path | 
         if cached is not None:
             return Asset(reference, str(cached), "hub-cache", reference)
         if not hub_offline():
+            _check_on_hub(reference, revision)
             return Asset(reference, reference, "hub", reference)
     looked = ", ".join(str(p) for p in candidates) or "(no local candidates)"
     mode = (
@@ -137,6 +138,38 @@ def _looks_like_hub_id(reference: str) -> bool:
         and all(p and set(p) <= allowed and not p.startswith(".") for p in parts)
         and not reference.endswith(".")
     )
+
+
+def _check_on_hub(repo_id: str, revision: str | None) -> None:
+    """Fetch config.json (needed anyway) once, so a bad id and an unreachable Hub get different, early errors."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    fix = "Fix model.name"
+    try:
+        hf_hub_download(repo_id, "config.json", revision=revision)
+    except GatedRepoError as err:
+        raise UserError(f"model '{repo_id}' is gated on the Hub: accept its terms there and log in (HF_TOKEN)") from err
+    except RepositoryNotFoundError as err:
+        raise UserError(
+            f"model '{repo_id}' not found on the Hub (or private: log in with HF_TOKEN), and no local folder of that "
+            f"name exists. {fix}"
+        ) from err
+    except RevisionNotFoundError as err:
+        raise UserError(f"model '{repo_id}': revision '{revision}' not found on the Hub. Fix model.revision") from err
+    except LocalEntryNotFoundError as err:  # no connection and not cached (a subclass: must come first)
+        raise UserError(
+            f"model '{repo_id}': the Hugging Face Hub could not be reached and the model is not in the local cache. "
+            "Fix: check your connection, or set HF_HUB_OFFLINE=1 and point model.name at a local folder"
+        ) from err
+    except EntryNotFoundError as err:
+        raise UserError(f"model '{repo_id}' on the Hub has no config.json: not a transformers model. {fix}") from err
 
 
 def _hub_cache_snapshot(repo_id: str, revision: str | None) -> Path | None:

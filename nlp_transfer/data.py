@@ -14,7 +14,7 @@ from typing import Any
 
 import datasets
 
-from nlp_transfer.assets import Asset, resolve_data_file
+from nlp_transfer.assets import Asset, hub_offline, resolve_data_file
 from nlp_transfer.errors import UserError
 from nlp_transfer.recipe import DataFile, DataSpec, SplitSpec
 
@@ -136,8 +136,6 @@ def _load_hub(asset: Asset, hub_split: str, config: str | None, split: str) -> d
     try:
         dataset = datasets.load_dataset(asset.location, config, split=hub_split)
     except Exception as err:  # offline, unknown id, unknown split or config: all surface as different types
-        from nlp_transfer.assets import hub_offline
-
         mode = "offline mode (HF_HUB_OFFLINE=1) is on and it is not cached" if hub_offline() else str(err)
         raise UserError(
             f"data.{split}: hub dataset '{asset.location}' (split '{hub_split}') could not be loaded: "

@@ -20,6 +20,7 @@ from transformers import (
 
 from nlp_transfer.errors import UserError, did_you_mean
 from nlp_transfer.recipe import TrainSpec
+from nlp_transfer.sampling import ShuffledLengthBuckets
 from nlp_transfer.tasks import PreparedTask
 
 TRAINING_ARGUMENT_FIELDS = {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
@@ -53,8 +54,8 @@ def training_arguments(spec: TrainSpec, output_dir: Path) -> TrainingArguments:
         "warmup_steps": spec.warmup_ratio,  # a float in [0, 1) is a fraction of all steps in transformers 5
         "seed": spec.seed,
         "data_seed": spec.seed,
-        # Length-grouped batches with dynamic padding: short sentences are not padded to the longest in the data.
-        "train_sampling_strategy": "group_by_length" if spec.group_by_length else "random",
+        # Length grouping is ours (BucketedTrainer below); the Trainer's own sampler stays plain random.
+        "train_sampling_strategy": "random",
         "eval_strategy": spec.eval_strategy,
         "eval_steps": spec.eval_steps,
         "save_strategy": spec.eval_strategy,  # checkpoints where evaluations are, so the best one can be kept
@@ -102,6 +103,28 @@ class JsonlLogger(TrainerCallback):
                 handle.write(json.dumps({"step": state.global_step, "epoch": state.epoch, **logs}) + "\n")
 
 
+class BucketedTrainer(Trainer):
+    """The Trainer, with batches of similar length in shuffled order when train.group_by_length is on.
+
+    With dynamic padding each batch is padded only to its own longest example, so grouping by length removes most
+    padding; see sampling.py for why we do not use the Trainer's own length-grouped sampler.
+    """
+
+    def __init__(self, *args: Any, group_by_length: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.group_by_length = group_by_length
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        dataset: Any = train_dataset if train_dataset is not None else self.train_dataset
+        if not self.group_by_length or "input_ids" not in getattr(dataset, "column_names", ()):
+            return super()._get_train_sampler(train_dataset)
+        return ShuffledLengthBuckets(
+            lengths=[len(ids) for ids in dataset["input_ids"]],
+            batch_size=self.args.train_batch_size * self.args.gradient_accumulation_steps,
+            seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+        )
+
+
 def build_trainer(
     model: nn.Module,
     tokenizer: PreTrainedTokenizerBase,
@@ -112,7 +135,8 @@ def build_trainer(
     callbacks: list[TrainerCallback] = [JsonlLogger(run_dir / "trainer_log.jsonl")]
     if spec.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=spec.early_stopping_patience))
-    return Trainer(
+    return BucketedTrainer(
+        group_by_length=spec.group_by_length,
         model=model,
         args=training_arguments(spec, run_dir / "checkpoints"),
         train_dataset=prepared.splits["train"],
