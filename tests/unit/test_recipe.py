@@ -18,10 +18,10 @@ REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "recipes").glob("*.yaml"))
 
 
-def _tags(field: str) -> set[str]:
-    from nlp_transfer.recipe import _models_in
+def _tags(field: str) -> set[str | None]:
+    from nlp_transfer.recipe import _models_in, _tag_of
 
-    return {model.model_fields["name"].annotation.__args__[0] for model in _models_in(Recipe, field)}
+    return {_tag_of(model) for model in _models_in(Recipe, field)}
 
 
 def test_tables_match_schema() -> None:
