@@ -23,7 +23,7 @@ from transformers import PreTrainedTokenizerBase, set_seed
 from nlp_transfer.assets import Asset, default_data_root, resolve_model
 from nlp_transfer.cards import model_card
 from nlp_transfer.data import LoadedData, load_data
-from nlp_transfer.methods import METHODS, parameter_counts
+from nlp_transfer.methods import METHODS, Method, StageContext, parameter_counts
 from nlp_transfer.models import load_model, load_tokenizer
 from nlp_transfer.recipe import LoadedRecipe
 from nlp_transfer.record import environment_record
@@ -58,6 +58,7 @@ class PreparedRun:
     tokenizer: PreTrainedTokenizerBase
     data: LoadedData
     prepared: PreparedTask
+    method: Method
     model: nn.Module
     parameters: dict[str, int]
     notes: list[str]
@@ -112,6 +113,7 @@ def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
         tokenizer=tokenizer,
         data=data,
         prepared=prepared,
+        method=method,
         model=model,
         parameters=parameter_counts(model),
         notes=data.notes + prepared.notes,
@@ -119,26 +121,49 @@ def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
 
 
 def train_and_save(setup: PreparedRun, folder: RunFolder) -> RunResult:
+    """Train the method's stages in order, evaluate the final model, save what the method says, mark complete."""
     recipe = setup.loaded.recipe
-    trainer = build_trainer(setup.model, setup.tokenizer, setup.prepared, recipe.train, folder.path)
+    context = StageContext(prepared=setup.prepared, tokenizer=setup.tokenizer, train=recipe.train)
     started = time.perf_counter()
-    train_output = trainer.train()
+    stages: dict[str, dict[str, Any]] = {}
+    history: list[dict[str, Any]] = []
+    for stage in setup.method.stages(setup.model, context):
+        log.info("stage %s", stage.name)
+        stage_started = time.perf_counter()
+        inputs = stage.build()  # e.g. extracts probe features, or unfreezes the encoder after the probe stage
+        trainer = build_trainer(inputs, setup.tokenizer, setup.prepared.compute_metrics, folder.path, stage.name)
+        train_output = trainer.train()
+        stages[stage.name] = {
+            "train": {
+                **train_output.metrics,
+                **parameter_counts(setup.model),  # after build: a later stage may train more than the first
+                **inputs.info,
+                "stage_wall_seconds": round(time.perf_counter() - stage_started, 2),
+            },
+            "eval": trainer.evaluate(metric_key_prefix="eval"),  # the stage's best checkpoint, reloaded at its end
+        }
+        history += [{"stage": stage.name, **entry} for entry in trainer.state.log_history]
+    last = stages[stage.name]
     metrics: dict[str, dict[str, Any]] = {
         "train": {
-            **train_output.metrics,
-            **setup.parameters,
+            **last["train"],
             "method": recipe.method.name,
-            "train_wall_seconds": round(time.perf_counter() - started, 2),
+            "train_wall_seconds": round(time.perf_counter() - started, 2),  # all stages, feature extraction included
         },
-        "eval": trainer.evaluate(metric_key_prefix="eval"),  # the best checkpoint, reloaded at the end
+        "eval": last["eval"],
     }
-    if "test" in setup.prepared.splits:
-        metrics["test"] = trainer.evaluate(setup.prepared.splits["test"], metric_key_prefix="test")
+    if "test" in inputs.splits:
+        metrics["test"] = trainer.evaluate(inputs.splits["test"], metric_key_prefix="test")
+    if len(stages) > 1:
+        metrics["stages"] = stages
 
-    trainer.save_model(str(folder.path))  # model + tokenizer, loadable with plain from_pretrained
-    # The Trainer also pickles its arguments; the run records them as YAML instead, and we ship no pickles.
-    (folder.path / "training_args.bin").unlink(missing_ok=True)
-    folder.write_json("trainer_state.json", {"log_history": trainer.state.log_history})
+    setup.method.save(
+        setup.model,
+        folder.path,
+        tokenizer=setup.tokenizer,
+        base_model=setup.model_asset.hub_id or setup.model_asset.location,
+    )
+    folder.write_json("trainer_state.json", {"log_history": history})
     folder.write_json("metrics.json", metrics)
     folder.write_text("README.md", _card(setup, metrics))
     if not recipe.output.keep_checkpoints:
@@ -157,7 +182,7 @@ def _card(setup: PreparedRun, metrics: dict[str, dict[str, Any]]) -> str:
         label_names=setup.prepared.label_names,
         headline_metrics=recipe.task.metric_names,
         metrics=metrics,
-        parameters=setup.parameters,
+        parameters={k: metrics["train"][k] for k in ("trainable_parameters", "total_parameters")},
         data_notes=setup.notes,
         data_sources=setup.data.sources,
     )

@@ -9,10 +9,13 @@ from typing import Any
 
 import torch
 import yaml
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from torch import nn
+from transformers import AutoTokenizer
 
 from nlp_transfer.errors import UserError
+from nlp_transfer.methods import METHODS
 from nlp_transfer.runfolder import require_complete
+from nlp_transfer.tasks import TASKS
 
 
 def read_texts(path: Path, field: str = "text") -> list[str]:
@@ -37,15 +40,15 @@ def read_texts(path: Path, field: str = "text") -> list[str]:
 class Predictor:
     def __init__(self, run_dir: Path, batch_size: int = 32) -> None:
         require_complete(run_dir)
-        self.tokenizer = AutoTokenizer.from_pretrained(run_dir)
-        self.model = AutoModelForSequenceClassification.from_pretrained(run_dir, use_safetensors=True).eval()
-        self.batch_size = batch_size
-        # Truncate as training did: the recipe's max_length.
         recipe = yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text(encoding="utf-8"))
-        self.max_length = int(recipe["task"]["max_length"])
+        self.tokenizer = AutoTokenizer.from_pretrained(run_dir)
+        self.model = load_trained(run_dir, recipe)
+        self.batch_size = batch_size
+        self.max_length = int(recipe["task"]["max_length"])  # truncate as training did
+        self.id2label = _config_of(self.model).id2label
 
     def predict(self, texts: list[str]) -> Iterator[dict[str, Any]]:
-        id2label = self.model.config.id2label
+        id2label = self.id2label
         for start in range(0, len(texts), self.batch_size):
             batch = texts[start : start + self.batch_size]
             inputs = self.tokenizer(
@@ -61,3 +64,16 @@ class Predictor:
                     "probability": round(row[best], 6),
                     "probabilities": {id2label[i]: round(p, 6) for i, p in enumerate(row)},
                 }
+
+
+def load_trained(run_dir: Path, recipe: dict[str, Any]) -> nn.Module:
+    """The trained model as its method saved it (plain folder, probe pooling, or LoRA adapter on its base)."""
+    method = METHODS[recipe["method"]["name"]]
+    model: nn.Module = method.load(run_dir, TASKS[recipe["task"]["name"]])
+    return model.eval()
+
+
+def _config_of(model: nn.Module) -> Any:
+    """The transformers config, whatever wraps the model (a peft adapter, a probe's pooling)."""
+    inner = getattr(model, "model", None)
+    return getattr(model, "config", None) or getattr(inner, "config", None)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 from transformers import (
     DataCollatorWithPadding,
     EarlyStoppingCallback,
+    EvalPrediction,
     PreTrainedTokenizerBase,
     Trainer,
     TrainerCallback,
@@ -19,9 +20,9 @@ from transformers import (
 )
 
 from nlp_transfer.errors import UserError, did_you_mean
+from nlp_transfer.methods import StageInputs
 from nlp_transfer.recipe import TrainSpec
 from nlp_transfer.sampling import ShuffledLengthBuckets
-from nlp_transfer.tasks import PreparedTask
 
 TRAINING_ARGUMENT_FIELDS = {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
 # TrainingArguments fields that a differently named train field sets (the others share their name).
@@ -94,13 +95,16 @@ def training_arguments(spec: TrainSpec, output_dir: Path) -> TrainingArguments:
 class JsonlLogger(TrainerCallback):
     """Every Trainer log line (loss, learning rate, eval metrics) as one JSON object per line."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, stage: str) -> None:
         self.path = path
+        self.stage = stage
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         if logs and state.is_world_process_zero:
             with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps({"step": state.global_step, "epoch": state.epoch, **logs}) + "\n")
+                handle.write(
+                    json.dumps({"stage": self.stage, "step": state.global_step, "epoch": state.epoch, **logs}) + "\n"
+                )
 
 
 class BucketedTrainer(Trainer):
@@ -126,23 +130,25 @@ class BucketedTrainer(Trainer):
 
 
 def build_trainer(
-    model: nn.Module,
+    inputs: StageInputs,
     tokenizer: PreTrainedTokenizerBase,
-    prepared: PreparedTask,
-    spec: TrainSpec,
+    compute_metrics: Callable[[EvalPrediction], dict[str, float]],
     run_dir: Path,
+    stage: str,
 ) -> Trainer:
-    callbacks: list[TrainerCallback] = [JsonlLogger(run_dir / "trainer_log.jsonl")]
+    """A Trainer for one stage of a method; its checkpoints go to checkpoints/<stage>, its log lines name it."""
+    spec = inputs.train
+    callbacks: list[TrainerCallback] = [JsonlLogger(run_dir / "trainer_log.jsonl", stage)]
     if spec.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=spec.early_stopping_patience))
     return BucketedTrainer(
         group_by_length=spec.group_by_length,
-        model=model,
-        args=training_arguments(spec, run_dir / "checkpoints"),
-        train_dataset=prepared.splits["train"],
-        eval_dataset=prepared.splits["eval"],
+        model=inputs.model,
+        args=training_arguments(spec, run_dir / "checkpoints" / stage),
+        train_dataset=inputs.splits["train"],
+        eval_dataset=inputs.splits["eval"],
         processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=prepared.compute_metrics,
+        data_collator=inputs.collator or DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_metrics,
         callbacks=callbacks,
     )

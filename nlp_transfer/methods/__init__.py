@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from nlp_transfer.methods.base import Method, parameter_counts
+from nlp_transfer.methods.base import Method, Stage, StageContext, StageInputs, parameter_counts
 from nlp_transfer.methods.full import FullFineTuning
+from nlp_transfer.methods.lora import Lora
+from nlp_transfer.methods.probe import Probe
+from nlp_transfer.methods.probe_then_finetune import ProbeThenFinetune
+from nlp_transfer.methods.scratch import FromScratch
+from nlp_transfer.methods.unfreeze import UnfreezeLast
 
 METHODS: dict[str, type[Method]] = {
     "full": FullFineTuning,
+    "probe": Probe,
+    "unfreeze_last": UnfreezeLast,
+    "lora": Lora,
+    "probe_then_finetune": ProbeThenFinetune,
+    "scratch": FromScratch,
 }
 
-__all__ = ["METHODS", "Method", "parameter_counts"]
+__all__ = ["METHODS", "Method", "Stage", "StageContext", "StageInputs", "parameter_counts"]

@@ -1,18 +1,78 @@
-"""The Method protocol: turn a freshly loaded pre-trained model into the model that trains."""
+"""The Method protocol: how much of a pre-trained model trains, in which stages, and what the run folder holds.
+
+A method is asked four things, in this order:
+  prepare(model, task)  freeze, wrap or re-initialise; runs before the run folder exists, so bad settings fail early
+  stages(model, context) the training stages, each built only when it starts (stage 2 starts from stage 1's head)
+  save(model, run_dir)   write what predict needs: a plain model folder, or an adapter plus what rebuilds the model
+  load(run_dir, task)    read it back (a static method: predict has no recipe method object)
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from nlp_transfer.recipe import TrainSpec
+from nlp_transfer.tasks.base import PreparedTask
+
+
+@dataclass
+class StageContext:
+    """What every stage may read: the tokenized task data, the tokenizer and the recipe's train settings."""
+
+    prepared: PreparedTask
+    tokenizer: PreTrainedTokenizerBase
+    train: TrainSpec
+
+
+@dataclass
+class StageInputs:
+    model: nn.Module  # what the Trainer trains
+    splits: Mapping[str, Any]  # train, eval and (when the recipe has one) test, in the form `model` reads
+    train: TrainSpec  # this stage's hyperparameters
+    collator: Any = None  # None: token ids padded per batch (DataCollatorWithPadding)
+    info: dict[str, Any] = field(default_factory=dict)  # recorded in the stage's metrics (e.g. feature seconds)
+
+
+@dataclass
+class Stage:
+    name: str
+    build: Callable[[], StageInputs]
 
 
 class Method(Protocol):
     def __init__(self, config: Any) -> None: ...
 
-    def prepare(self, model: nn.Module, task: Any) -> nn.Module:
-        """Freeze, wrap or re-initialise as the method says; the task tells which parts are its head."""
-        ...
+    def prepare(self, model: nn.Module, task: Any) -> nn.Module: ...
+
+    def stages(self, model: nn.Module, context: StageContext) -> list[Stage]: ...
+
+    def save(self, model: nn.Module, run_dir: Path, *, tokenizer: PreTrainedTokenizerBase, base_model: str) -> None: ...
+
+    @staticmethod
+    def load(run_dir: Path, task: Any) -> nn.Module: ...
+
+
+def train_stage(model: nn.Module, context: StageContext, learning_rate: float | None, name: str = "train") -> Stage:
+    """The common single stage: the Trainer trains `model` on the tokenized data."""
+    spec = context.train.model_copy(update={"learning_rate": learning_rate or context.train.learning_rate})
+    return Stage(name, lambda: StageInputs(model=model, splits=context.prepared.splits, train=spec))
+
+
+def save_model_folder(model: nn.Module, run_dir: Path, *, tokenizer: PreTrainedTokenizerBase, base_model: str) -> None:
+    """A plain transformers folder (config.json + model.safetensors + tokenizer): from_pretrained loads it anywhere."""
+    tokenizer.save_pretrained(run_dir)
+    model.save_pretrained(run_dir)  # type: ignore[operator]  # transformers 5 always writes safetensors
+
+
+def load_model_folder(run_dir: Path, task: Any) -> nn.Module:
+    model: nn.Module = task.auto_model_class.from_pretrained(run_dir, use_safetensors=True)
+    return model
 
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:

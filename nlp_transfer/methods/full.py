@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from nlp_transfer.methods.base import Stage, StageContext, load_model_folder, save_model_folder, train_stage
 from nlp_transfer.recipe import FullMethod
 
 
@@ -14,6 +16,14 @@ class FullFineTuning:
         self.config = config
 
     def prepare(self, model: nn.Module, task: Any) -> nn.Module:
-        for parameter in model.parameters():
-            parameter.requires_grad_(True)
-        return model
+        return model.requires_grad_(True)
+
+    def stages(self, model: nn.Module, context: StageContext) -> list[Stage]:
+        return [train_stage(model, context, self.config.learning_rate)]
+
+    def save(self, model: nn.Module, run_dir: Path, **context: Any) -> None:
+        save_model_folder(model, run_dir, **context)
+
+    @staticmethod
+    def load(run_dir: Path, task: Any) -> nn.Module:
+        return load_model_folder(run_dir, task)

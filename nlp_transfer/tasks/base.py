@@ -26,6 +26,7 @@ class Task(Protocol):
     auto_model_class: ClassVar[Any]  # transformers Auto class with the task's head
     peft_task_type: ClassVar[str]  # peft TaskType name: keeps the head trainable and saved
     pipeline_tag: ClassVar[str]  # Hub pipeline tag for model cards
+    pooled_features: ClassVar[bool]  # one pooled vector per example decides the output (probes can cache it)
 
     def __init__(self, config: Any) -> None: ...
 

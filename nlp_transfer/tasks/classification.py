@@ -23,6 +23,7 @@ class Classification:
     auto_model_class: ClassVar[Any] = AutoModelForSequenceClassification
     peft_task_type: ClassVar[str] = "SEQ_CLS"
     pipeline_tag: ClassVar[str] = "text-classification"
+    pooled_features: ClassVar[bool] = True
 
     def __init__(self, config: ClassificationTask) -> None:
         self.config = config

@@ -1,0 +1,102 @@
+"""LoRA through peft: low-rank updates in the attention projections, the pre-trained weights frozen, the task head
+trained in full and saved with the adapter.
+
+The run folder holds the adapter (adapter_config.json naming the base model, adapter_model.safetensors with the
+LoRA weights and the head) and base_model_config.json (the base config with this task's labels and pad token), which
+is what rebuilding the model needs. No config.json: transformers would take the folder for a full model.
+`save_merged` also writes <run>/merged, a plain model with the updates folded into the weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from peft import LoraConfig, PeftModel, get_peft_model
+from torch import nn
+from transformers import AutoConfig, PreTrainedTokenizerBase
+from transformers.pytorch_utils import Conv1D
+
+from nlp_transfer.architectures import architecture_of, head_module_names
+from nlp_transfer.assets import resolve_model
+from nlp_transfer.errors import UserError, did_you_mean
+from nlp_transfer.methods.base import Stage, StageContext, save_model_folder, train_stage
+from nlp_transfer.recipe import LoraMethod
+
+BASE_CONFIG_FILE = "base_model_config.json"
+ADAPTER_CONFIG_FILE = "adapter_config.json"
+MERGED_DIR = "merged"
+
+
+def adaptable_module_names(model: nn.Module) -> list[str]:
+    """Last name components of the linear layers LoRA can adapt (what target_modules may list)."""
+    return sorted(
+        {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, nn.Linear | Conv1D)}
+    )
+
+
+class Lora:
+    def __init__(self, config: LoraMethod) -> None:
+        self.config = config
+
+    def prepare(self, model: Any, task: Any) -> nn.Module:
+        arch = architecture_of(model, "lora")
+        head = head_module_names(model, arch, with_parameters_only=True)
+        targets = self.config.target_modules or list(arch.lora_targets)
+        body = model.base_model  # the head is trained in full, never adapted
+        known = [n for n in adaptable_module_names(body) if n not in {h.rsplit(".", 1)[-1] for h in head}]
+        missing = [t for t in targets if t not in known]
+        if missing:
+            hint = did_you_mean(missing[0], known)
+            raise UserError(
+                f"method.target_modules: {', '.join(repr(m) for m in missing)} not found in the "
+                f"{model.config.model_type} model{hint}; its linear layers are: {', '.join(known)}"
+            )
+        config = LoraConfig(
+            task_type=task.peft_task_type,  # SEQ_CLS / QUESTION_ANS: peft keeps the head trainable and saved
+            r=self.config.r,
+            lora_alpha=self.config.alpha,  # type: ignore[arg-type]  # peft annotates int; floats work
+            lora_dropout=self.config.dropout,
+            target_modules=targets,
+            modules_to_save=head,  # the whole head, e.g. BERT's pooler and DistilBERT's pre_classifier too
+            fan_in_fan_out=isinstance(_first(body, targets[0]), Conv1D),  # GPT-2 stores weights transposed
+        )
+        peft_model: nn.Module = get_peft_model(model, config)
+        return peft_model
+
+    def stages(self, model: nn.Module, context: StageContext) -> list[Stage]:
+        return [train_stage(model, context, self.config.learning_rate)]
+
+    def save(self, model: nn.Module, run_dir: Path, *, tokenizer: PreTrainedTokenizerBase, base_model: str) -> None:
+        assert isinstance(model, PeftModel)
+        model.peft_config["default"].base_model_name_or_path = base_model  # a hub id when one is known
+        tokenizer.save_pretrained(run_dir)
+        model.save_pretrained(str(run_dir))
+        (run_dir / "README.md").unlink(missing_ok=True)  # peft's stub card; the run writes the real one
+        base_config = model.get_base_model().config.to_dict()  # type: ignore[union-attr,operator]
+        (run_dir / BASE_CONFIG_FILE).write_text(json.dumps(base_config, indent=2) + "\n", encoding="utf-8")
+        if self.config.save_merged:
+            merged = copy.deepcopy(model).merge_and_unload()
+            save_model_folder(merged, run_dir / MERGED_DIR, tokenizer=tokenizer, base_model=base_model)
+
+    @staticmethod
+    def load(run_dir: Path, task: Any) -> nn.Module:
+        adapter = json.loads((run_dir / ADAPTER_CONFIG_FILE).read_text(encoding="utf-8"))
+        reference = adapter.get("base_model_name_or_path") or ""
+        try:
+            asset = resolve_model(reference, adapter.get("revision"), base_dir=None)
+        except UserError as err:
+            raise UserError(
+                f"{run_dir / ADAPTER_CONFIG_FILE}: the base model of this adapter cannot be found ({err}); "
+                "make it available or fix base_model_name_or_path"
+            ) from err
+        config = AutoConfig.from_pretrained(run_dir / BASE_CONFIG_FILE)
+        base = task.auto_model_class.from_pretrained(asset.location, config=config, use_safetensors=True)
+        model: nn.Module = PeftModel.from_pretrained(base, run_dir)
+        return model
+
+
+def _first(model: nn.Module, suffix: str) -> nn.Module:
+    return next(m for name, m in model.named_modules() if name.rsplit(".", 1)[-1] == suffix)

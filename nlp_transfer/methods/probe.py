@@ -1,0 +1,153 @@
+"""Probing: the pre-trained encoder is frozen and only the task head trains.
+
+With cache_features (the default) the encoder runs once per example and the head trains on the cached pooled
+features (features.py), so extra epochs cost almost nothing. Without it the Trainer runs the frozen encoder every
+step: the slow way, kept as the baseline the benchmark compares against and for tasks that do not pool.
+The run folder holds a normal model folder; a pooling or layer other than the model's own adds probe.json, which
+predict reads to pool the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import default_data_collator
+
+from nlp_transfer.architectures import (
+    Architecture,
+    architecture_of,
+    blocks,
+    get_module,
+    head_module_names,
+    set_trainable,
+)
+from nlp_transfer.errors import UserError
+from nlp_transfer.features import (
+    HeadOnFeatures,
+    PooledClassifier,
+    encoder_fingerprint,
+    extract_features,
+    resolve_pooling,
+)
+from nlp_transfer.methods.base import (
+    Stage,
+    StageContext,
+    StageInputs,
+    load_model_folder,
+    save_model_folder,
+    train_stage,
+)
+from nlp_transfer.recipe import ProbeMethod
+
+PROBE_FILE = "probe.json"  # pooling and layer, when they differ from what the model's own head reads
+
+
+def freeze_encoder(model: nn.Module, arch: Architecture, method: str) -> None:
+    """Only the task head trains. A task whose model has no separate head has nothing left to train."""
+    set_trainable(model, head_module_names(model, arch))
+    if not any(p.requires_grad for p in model.parameters()):
+        raise UserError(
+            f"method {method}: the task's model has no head separate from the encoder, so a frozen encoder leaves "
+            "nothing to train; use method full, unfreeze_last or lora"
+        )
+
+
+def check_layer(model: nn.Module, arch: Architecture, layer: int) -> int:
+    """-1 and L both mean the last layer; 0 is the embeddings. Returns the layer as encode() reads it."""
+    count = len(blocks(model, arch))
+    if not -1 <= layer <= count:
+        raise UserError(f"method.layer: {layer}, but the model has {count} layers; choose -1 (last), 0 to {count}")
+    return -1 if layer == count else layer
+
+
+def features_stage(
+    model: Any, context: StageContext, *, pooling: str, layer: int, learning_rate: float, epochs: float, name: str
+) -> Stage:
+    """Encode every split once (cached on disk), then let the Trainer fit the head on the pooled vectors."""
+    arch = architecture_of(model, name)
+    pooling = resolve_pooling(pooling, arch)
+
+    def build() -> StageInputs:
+        started = time.perf_counter()
+        device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else None
+        if device is not None:
+            model.to(device)
+        fingerprint = encoder_fingerprint(model.base_model)
+        splits, hits = {}, {}
+        for split_name, split in context.prepared.splits.items():
+            splits[split_name], hits[split_name] = extract_features(
+                model.base_model,
+                split,
+                context.tokenizer,
+                pooling=pooling,
+                layer=layer,
+                encoder_fingerprint=fingerprint,
+            )
+        head = {n: get_module(model, n) for n in head_module_names(model, arch)}
+        spec = context.train.model_copy(update={"learning_rate": learning_rate, "epochs": epochs})
+        return StageInputs(
+            model=HeadOnFeatures(model, arch, head),
+            splits=splits,
+            train=spec,
+            collator=default_data_collator,
+            info={
+                "feature_seconds": round(time.perf_counter() - started, 2),
+                "feature_cache_hits": sorted(k for k, hit in hits.items() if hit),
+            },
+        )
+
+    return Stage(name, build)
+
+
+class Probe:
+    def __init__(self, config: ProbeMethod) -> None:
+        self.config = config
+
+    def prepare(self, model: nn.Module, task: Any) -> nn.Module:
+        arch = architecture_of(model, "probe")
+        freeze_encoder(model, arch, "probe")
+        self.pooling = resolve_pooling(self.config.pooling, arch)
+        self.layer = check_layer(model, arch, self.config.layer)
+        self.cached = self.config.cache_features and getattr(task, "pooled_features", False)
+        if self.pooling == arch.native_pooling and self.layer == -1:
+            return model  # exactly what the model's own head reads: a plain transformers model
+        return PooledClassifier(model, arch, self.pooling, self.layer)
+
+    def stages(self, model: nn.Module, context: StageContext) -> list[Stage]:
+        learning_rate = self.config.learning_rate or context.train.learning_rate
+        if not self.cached:
+            return [train_stage(model, context, learning_rate, name="probe")]
+        task_model = model.model if isinstance(model, PooledClassifier) else model
+        return [
+            features_stage(
+                task_model,
+                context,
+                pooling=self.pooling,
+                layer=self.layer,
+                learning_rate=learning_rate,
+                epochs=context.train.epochs,
+                name="probe",
+            )
+        ]
+
+    @staticmethod
+    def save(model: nn.Module, run_dir: Path, **context: Any) -> None:
+        if isinstance(model, PooledClassifier):
+            save_model_folder(model.model, run_dir, **context)
+            pooling = {"pooling": model.pooling, "layer": model.layer}
+            (run_dir / PROBE_FILE).write_text(json.dumps(pooling, indent=2) + "\n", encoding="utf-8")
+        else:
+            save_model_folder(model, run_dir, **context)
+
+    @staticmethod
+    def load(run_dir: Path, task: Any) -> nn.Module:
+        model = load_model_folder(run_dir, task)
+        if not (run_dir / PROBE_FILE).is_file():
+            return model
+        pooling = json.loads((run_dir / PROBE_FILE).read_text(encoding="utf-8"))
+        return PooledClassifier(model, architecture_of(model, "probe"), pooling["pooling"], int(pooling["layer"]))

@@ -1,0 +1,69 @@
+"""Probe, then fine-tune (LP-FT): fit the head on the frozen encoder first, then train everything (or the top N
+layers) at the recipe's learning rate. Starting the second stage from a trained head instead of a random one keeps
+the first updates from wrecking the pre-trained features.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from nlp_transfer.architectures import architecture_of, blocks
+from nlp_transfer.errors import UserError
+from nlp_transfer.methods.base import (
+    Stage,
+    StageContext,
+    StageInputs,
+    load_model_folder,
+    save_model_folder,
+)
+from nlp_transfer.methods.probe import features_stage, freeze_encoder
+from nlp_transfer.methods.unfreeze import unfreeze_top_layers
+from nlp_transfer.recipe import ProbeThenFinetuneMethod
+
+
+class ProbeThenFinetune:
+    def __init__(self, config: ProbeThenFinetuneMethod) -> None:
+        self.config = config
+
+    def prepare(self, model: nn.Module, task: Any) -> nn.Module:
+        arch = architecture_of(model, "probe_then_finetune")
+        if not getattr(task, "pooled_features", False):
+            raise UserError("method probe_then_finetune: this task does not pool one vector per example; use lora/full")
+        layers = len(blocks(model, arch))
+        if self.config.unfreeze_last is not None and self.config.unfreeze_last > layers:
+            raise UserError(
+                f"method.unfreeze_last: {self.config.unfreeze_last}, but the model has {layers} layers; "
+                f"choose 1 to {layers} (or leave it out to train every layer)"
+            )
+        freeze_encoder(model, arch, "probe_then_finetune")
+        return model
+
+    def stages(self, model: nn.Module, context: StageContext) -> list[Stage]:
+        probe = features_stage(
+            model,
+            context,
+            pooling="native",  # the head must read what the model's own forward gives it in stage 2
+            layer=-1,
+            learning_rate=self.config.probe_learning_rate,
+            epochs=self.config.probe_epochs,
+            name="probe",
+        )
+
+        def finetune() -> StageInputs:
+            if self.config.unfreeze_last is None:
+                model.requires_grad_(True)
+            else:
+                unfreeze_top_layers(model, self.config.unfreeze_last, "method.unfreeze_last")
+            return StageInputs(model=model, splits=context.prepared.splits, train=context.train)
+
+        return [probe, Stage("finetune", finetune)]
+
+    def save(self, model: nn.Module, run_dir: Path, **context: Any) -> None:
+        save_model_folder(model, run_dir, **context)
+
+    @staticmethod
+    def load(run_dir: Path, task: Any) -> nn.Module:
+        return load_model_folder(run_dir, task)

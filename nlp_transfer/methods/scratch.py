@@ -1,0 +1,31 @@
+"""From scratch: the same architecture and tokenizer with random weights, the baseline that shows what transfer buys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from nlp_transfer.methods.base import Stage, StageContext, load_model_folder, save_model_folder, train_stage
+from nlp_transfer.recipe import ScratchMethod
+
+
+class FromScratch:
+    def __init__(self, config: ScratchMethod) -> None:
+        self.config = config
+
+    def prepare(self, model: nn.Module, task: Any) -> nn.Module:
+        # A fresh model from the same config (labels, pad token, sizes); the caller has seeded the generator.
+        fresh: nn.Module = task.auto_model_class.from_config(model.config)
+        return fresh.requires_grad_(True)
+
+    def stages(self, model: nn.Module, context: StageContext) -> list[Stage]:
+        return [train_stage(model, context, self.config.learning_rate)]
+
+    def save(self, model: nn.Module, run_dir: Path, **context: Any) -> None:
+        save_model_folder(model, run_dir, **context)
+
+    @staticmethod
+    def load(run_dir: Path, task: Any) -> nn.Module:
+        return load_model_folder(run_dir, task)
