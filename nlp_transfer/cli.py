@@ -96,6 +96,58 @@ def run(
     print_summary(result)
 
 
+@app.command()
+@reports_errors
+def probe(
+    recipe: RecipeArg,
+    override: OverrideOpt = None,
+    freeze_encoder: Annotated[
+        bool,
+        typer.Option(
+            "--freeze-encoder/--no-freeze-encoder",
+            help="a probe trains only the head on the frozen encoder (always on)",
+        ),
+    ] = True,
+    pooling: Annotated[str, typer.Option(help="native (the model's own), cls, mean or last (GPT-2's own)")] = "native",
+    layer: Annotated[int, typer.Option(help="hidden layer to pool: -1 = last, 0 = embeddings")] = -1,
+    cache_features: Annotated[
+        bool,
+        typer.Option("--cache-features/--no-cache-features", help="encode each example once and train on the cache"),
+    ] = True,
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", help="run folder (default from the recipe)")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="replace a run folder that already holds a run")
+    ] = False,
+) -> None:
+    """Run any recipe as a frozen-encoder probe: only the task head trains (replaces the recipe's method)."""
+    if not freeze_encoder:
+        raise UserError("probe --no-freeze-encoder: a probe freezes the encoder; use `run` with method full or lora")
+    method = {"name": "probe", "pooling": pooling, "layer": layer, "cache_features": cache_features}
+    run_with_method(recipe, override, method, output_dir, overwrite, suffix="-probe")
+
+
+def run_with_method(
+    recipe: Path,
+    override: list[str] | None,
+    method: dict[str, Any],
+    output_dir: Path | None,
+    overwrite: bool,
+    suffix: str,
+) -> None:
+    """`run`, with the recipe's method section replaced (the run folder name says so)."""
+    from nlp_transfer.pipeline import RunOptions
+    from nlp_transfer.pipeline import run as run_pipeline
+    from nlp_transfer.recipe import load_recipe, replace_method
+    from nlp_transfer.summary import print_summary
+
+    loaded = replace_method(load_recipe(recipe, override), method, suffix)
+    signal.signal(signal.SIGTERM, _interrupt)
+    result = run_pipeline(loaded, RunOptions(output_dir=output_dir, overwrite=overwrite))
+    print_summary(result)
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 

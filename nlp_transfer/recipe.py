@@ -258,6 +258,17 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> LoadedR
     return LoadedRecipe(recipe=recipe, path=path, name=path.stem)
 
 
+def replace_method(loaded: LoadedRecipe, method: dict[str, Any], suffix: str = "") -> LoadedRecipe:
+    """The same recipe with another method section (validated like one written in the file)."""
+    raw = loaded.recipe.model_dump(mode="json")
+    raw["method"] = method
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as err:
+        raise UserError(f"{loaded.path}: {describe_validation_error(err)}") from err
+    return LoadedRecipe(recipe=recipe, path=loaded.path, name=loaded.name + suffix)
+
+
 def apply_override(raw: dict[str, Any], override: str, path: Path) -> None:
     """`train.learning_rate=3e-5` sets raw['train']['learning_rate'] = 3e-05 (the value is parsed as YAML)."""
     key, sep, value = override.partition("=")
