@@ -20,6 +20,7 @@ import transformers
 from torch import nn
 from transformers import PreTrainedTokenizerBase, set_seed
 
+from nlp_transfer import distributed
 from nlp_transfer.assets import Asset, default_data_root, resolve_model
 from nlp_transfer.cards import model_card
 from nlp_transfer.data import LoadedData, load_data
@@ -27,7 +28,7 @@ from nlp_transfer.methods import METHODS, Method, StageContext, parameter_counts
 from nlp_transfer.models import load_model, load_tokenizer
 from nlp_transfer.recipe import LoadedRecipe
 from nlp_transfer.record import environment_record
-from nlp_transfer.runfolder import RunFolder, check_run_target, default_run_dir, open_run_folder
+from nlp_transfer.runfolder import RunFolder, check_run_target, default_run_dir, open_run_folder, worker_folder
 from nlp_transfer.tasks import TASKS, PreparedTask, Task
 from nlp_transfer.training import build_trainer, training_arguments
 
@@ -66,11 +67,15 @@ class PreparedRun:
 
 def run(loaded: LoadedRecipe, options: RunOptions) -> RunResult:
     recipe = loaded.recipe
+    distributed.setup()  # under accelerate launch / torchrun: join the other processes first
     run_dir = options.output_dir or (Path(recipe.output.dir) if recipe.output.dir else None)
-    run_dir = run_dir or default_run_dir(recipe.output.root, loaded.name)
-    check_run_target(run_dir, options.overwrite)  # refuse early, before minutes of preparation
-    setup = prepare_run(loaded, options)
-    with open_run_folder(run_dir, options.overwrite) as folder, _logging_to(run_dir / "run.log"):
+    run_dir = distributed.agree(run_dir or default_run_dir(recipe.output.root, loaded.name))
+    if distributed.is_main():
+        check_run_target(run_dir, options.overwrite)  # refuse early, before minutes of preparation
+    with distributed.main_first():  # the main process fills the tokenization cache; the others read it
+        setup = prepare_run(loaded, options)
+    opened = open_run_folder(run_dir, options.overwrite) if distributed.is_main() else worker_folder(run_dir)
+    with opened as folder, _logging_to(run_dir / "run.log", enabled=folder.writer):
         folder.write_text("recipe.resolved.yaml", loaded.to_yaml())
         folder.write_json("environment.json", environment_record(recipe.train.seed, setup.model_asset, setup.data))
         for note in setup.notes:
@@ -157,16 +162,17 @@ def train_and_save(setup: PreparedRun, folder: RunFolder) -> RunResult:
     if len(stages) > 1:
         metrics["stages"] = stages
 
-    setup.method.save(
-        setup.model,
-        folder.path,
-        tokenizer=setup.tokenizer,
-        base_model=setup.model_asset.hub_id or setup.model_asset.location,
-    )
+    if folder.writer:
+        setup.method.save(
+            setup.model,
+            folder.path,
+            tokenizer=setup.tokenizer,
+            base_model=setup.model_asset.hub_id or setup.model_asset.location,
+        )
     folder.write_json("trainer_state.json", {"log_history": history})
     folder.write_json("metrics.json", metrics)
     folder.write_text("README.md", _card(setup, metrics))
-    if not recipe.output.keep_checkpoints:
+    if folder.writer and not recipe.output.keep_checkpoints:
         shutil.rmtree(folder.path / "checkpoints", ignore_errors=True)
     folder.mark("complete")
     return RunResult(run_dir=folder.path, metrics=metrics, notes=setup.notes)
@@ -189,8 +195,11 @@ def _card(setup: PreparedRun, metrics: dict[str, dict[str, Any]]) -> str:
 
 
 @contextmanager
-def _logging_to(path: Path) -> Iterator[None]:
+def _logging_to(path: Path, enabled: bool) -> Iterator[None]:
     """Our log lines and transformers' warnings go to run.log in the run folder as well as the console."""
+    if not enabled:
+        yield
+        return
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     loggers = (logging.getLogger("nlp_transfer"), transformers.logging.get_logger())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from importlib import metadata
@@ -24,6 +25,7 @@ def environment_record(seed: int, model: Asset, data: LoadedData) -> dict[str, A
         "libraries": {name: _version(name) for name in LIBRARIES},
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "torch_threads": torch.get_num_threads(),
+        "processes": int(os.environ.get("WORLD_SIZE", "1")),  # > 1 under accelerate launch / torchrun
         "seed": seed,
         "data_order_seed": seed,
         "model": {"reference": model.reference, "location": model.location, "source": model.source},

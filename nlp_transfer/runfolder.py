@@ -26,6 +26,7 @@ STATUS_FILE = "run_status.json"
 @dataclass
 class RunFolder:
     path: Path
+    writer: bool = True  # False in the extra processes of a multi-process run: only the main one writes
 
     @property
     def state(self) -> str | None:
@@ -37,12 +38,16 @@ class RunFolder:
     def write_text(self, name: str, text: str) -> Path:
         """Write through a temporary file and rename: a crash never leaves a half-written file."""
         target = self.path / name
+        if not self.writer:
+            return target
         staging = target.with_name(f".{target.name}.tmp")
         staging.write_text(text, encoding="utf-8")
         os.replace(staging, target)
         return target
 
     def mark(self, state: str, **info: Any) -> None:
+        if not self.writer:
+            return
         status = {**read_status(self.path), "state": state, f"{state}_at": _now(), **info}
         self.write_json(STATUS_FILE, status)
 
@@ -88,6 +93,12 @@ def open_run_folder(path: Path, overwrite: bool) -> Iterator[RunFolder]:
         raise
     if replaced is not None:
         shutil.rmtree(replaced, ignore_errors=True)
+
+
+@contextmanager
+def worker_folder(path: Path) -> Iterator[RunFolder]:
+    """The run folder as an extra process of a multi-process run sees it: the main process owns and writes it."""
+    yield RunFolder(path, writer=False)
 
 
 def check_run_target(path: Path, overwrite: bool) -> bool:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from transformers import default_data_collator
 
+from nlp_transfer import distributed
 from nlp_transfer.architectures import (
     Architecture,
     architecture_of,
@@ -79,15 +80,16 @@ def features_stage(
             model.to(device)
         fingerprint = encoder_fingerprint(model.base_model)
         splits, hits = {}, {}
-        for split_name, split in context.prepared.splits.items():
-            splits[split_name], hits[split_name] = extract_features(
-                model.base_model,
-                split,
-                context.tokenizer,
-                pooling=pooling,
-                layer=layer,
-                encoder_fingerprint=fingerprint,
-            )
+        with distributed.main_first():  # in a multi-process run the others read the main process's cache
+            for split_name, split in context.prepared.splits.items():
+                splits[split_name], hits[split_name] = extract_features(
+                    model.base_model,
+                    split,
+                    context.tokenizer,
+                    pooling=pooling,
+                    layer=layer,
+                    encoder_fingerprint=fingerprint,
+                )
         head = {n: get_module(model, n) for n in head_module_names(model, arch)}
         spec = context.train.model_copy(update={"learning_rate": learning_rate, "epochs": epochs})
         return StageInputs(

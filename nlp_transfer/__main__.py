@@ -1,0 +1,5 @@
+"""`python -m nlp_transfer ...` (and `accelerate launch -m nlp_transfer run RECIPE`) run the CLI."""
+
+from nlp_transfer.cli import app
+
+app()
