@@ -74,6 +74,8 @@ def head_module_names(model: nn.Module, arch: Architecture, with_parameters_only
     Parameter-free modules (the head's dropout) are included unless asked otherwise: they must switch between train
     and eval mode with the head.
     """
+    if _base(model) is model:
+        return []  # a bare encoder (BertModel, GPT2Model): no head at all
     base_name = getattr(model, "base_model_prefix", "")
     names = [name for name, _ in model.named_children() if name != base_name]
     names += [f"{base_name}.{name}" for name in arch.head_in_base if _has_module(_base(model), name)]

@@ -19,6 +19,8 @@ def model_card(
     parameters: dict[str, int],
     data_notes: list[str],
     data_sources: dict[str, list[str]],
+    layout: str = "plain",
+    auto_class: str = "AutoModelForSequenceClassification",
 ) -> str:
     header: dict[str, Any] = {
         "library_name": "transformers",
@@ -52,6 +54,13 @@ def model_card(
         "## Training",
         f"- method: {recipe['method']['name']}",
         f"- trainable parameters: {parameters['trainable_parameters']:,} of {parameters['total_parameters']:,}",
+        f"- train time: {metrics['train'].get('train_wall_seconds', 0):.0f} s (all stages, features included)",
+        *[
+            f"- stage {name}: {stage['train'].get('trainable_parameters', 0):,} trainable parameters, "
+            f"{stage['train'].get('epoch', 0):g} epochs, eval {headline_metrics[0]} "
+            f"{_fmt(stage['eval'].get(f'eval_{headline_metrics[0]}'))}"
+            for name, stage in metrics.get("stages", {}).items()
+        ],
         f"- epochs: {train['epochs']}, learning rate: {train['learning_rate']}, batch size: {train['batch_size']}, "
         f"weight decay: {train['weight_decay']}, warmup ratio: {train['warmup_ratio']}, seed: {train['seed']}",
         f"- max length: {recipe['task'].get('max_length')}, padding: {train['padding']}, "
@@ -63,15 +72,11 @@ def model_card(
         *[
             f"| {split} | " + " | ".join(_fmt(values.get(f"{split}_{name}")) for name in headline_metrics) + " |"
             for split, values in metrics.items()
-            if split != "train"
+            if split in ("eval", "test")
         ],
         "",
         "## How to use",
-        "```python",
-        "from transformers import pipeline",
-        f'classifier = pipeline("{pipeline_tag}", model="path/to/this/folder")',
-        'classifier("a gripping, beautifully acted film")',
-        "```",
+        *USAGE[layout](pipeline_tag, auto_class, base_model_hub_id or base_model),
         "",
         "## Limitations",
         "Metrics above come from the eval/test data named here; accuracy on text from other domains (other topics,",
@@ -81,6 +86,42 @@ def model_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def _plain_usage(pipeline_tag: str, auto_class: str, base: str) -> list[str]:
+    return [
+        "```python",
+        "from transformers import pipeline",
+        f'classifier = pipeline("{pipeline_tag}", model="path/to/this/folder")',
+        'classifier("a gripping, beautifully acted film")',
+        "```",
+        'Or: `nlp-transfer predict path/to/this/folder "a gripping, beautifully acted film"`.',
+    ]
+
+
+def _adapter_usage(pipeline_tag: str, auto_class: str, base: str) -> list[str]:
+    return [
+        "A LoRA adapter (with the trained task head) for the base model; base_model_config.json holds the labels.",
+        "```python",
+        "from peft import PeftModel",
+        f"from transformers import AutoConfig, {auto_class}",
+        'config = AutoConfig.from_pretrained("path/to/this/folder/base_model_config.json")',
+        f'base = {auto_class}.from_pretrained("{base}", config=config)',
+        'model = PeftModel.from_pretrained(base, "path/to/this/folder")',
+        "```",
+        'Or: `nlp-transfer predict path/to/this/folder "your text"`.',
+    ]
+
+
+def _probe_usage(pipeline_tag: str, auto_class: str, base: str) -> list[str]:
+    return [
+        "A probe whose head reads a pooling or layer other than the model's own (see probe.json), so a plain",
+        'transformers pipeline would pool differently. Use: `nlp-transfer predict path/to/this/folder "your text"`.',
+    ]
+
+
+# The run folder's layout (decided by what the method saved) -> how to load it.
+USAGE = {"plain": _plain_usage, "adapter": _adapter_usage, "probe": _probe_usage}
 
 
 def _fmt(value: Any) -> str:

@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from nlp_transfer import distributed
 from nlp_transfer.assets import DATA_ROOT_ENV
 from nlp_transfer.errors import UserError
 
@@ -93,7 +94,8 @@ def run(
     loaded = load_recipe(recipe, override)
     signal.signal(signal.SIGTERM, _interrupt)  # a killed job (SIGTERM) is marked interrupted, like Ctrl-C
     result = run_pipeline(loaded, RunOptions(output_dir=output_dir, overwrite=overwrite))
-    print_summary(result)
+    if distributed.is_main():  # one summary, not one per process
+        print_summary(result)
 
 
 @app.command()
@@ -110,6 +112,10 @@ def probe(
     ] = True,
     pooling: Annotated[str, typer.Option(help="native (the model's own), cls, mean or last (GPT-2's own)")] = "native",
     layer: Annotated[int, typer.Option(help="hidden layer to pool: -1 = last, 0 = embeddings")] = -1,
+    learning_rate: Annotated[
+        float,
+        typer.Option(help="the head's learning rate (a head on frozen features wants larger steps than fine-tuning)"),
+    ] = 1e-3,
     cache_features: Annotated[
         bool,
         typer.Option("--cache-features/--no-cache-features", help="encode each example once and train on the cache"),
@@ -124,8 +130,51 @@ def probe(
     """Run any recipe as a frozen-encoder probe: only the task head trains (replaces the recipe's method)."""
     if not freeze_encoder:
         raise UserError("probe --no-freeze-encoder: a probe freezes the encoder; use `run` with method full or lora")
-    method = {"name": "probe", "pooling": pooling, "layer": layer, "cache_features": cache_features}
+    method = {
+        "name": "probe",
+        "pooling": pooling,
+        "layer": layer,
+        "cache_features": cache_features,
+        "learning_rate": learning_rate,
+    }
     run_with_method(recipe, override, method, output_dir, overwrite, suffix="-probe")
+
+
+@app.command()
+@reports_errors
+def compare(
+    recipe: RecipeArg,
+    methods: Annotated[
+        str, typer.Option("--methods", help="methods to compare, comma-separated: scratch,probe,lora,full")
+    ] = "scratch,probe,lora,full",
+    train_sizes: Annotated[
+        str | None,
+        typer.Option("--train-sizes", help="labelled training examples per run, e.g. 100,1000,10000 (default: all)"),
+    ] = None,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="runs per cell: seeds train.seed, +1, ...")] = 1,
+    override: OverrideOpt = None,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option("--output-dir", help="compare folder (default <output.root>/compare-<recipe>-<time>); resumable"),
+    ] = None,
+    keep_runs: Annotated[
+        bool, typer.Option("--keep-runs", help="keep every run folder (each holds a model; they fill the disk)")
+    ] = False,
+) -> None:
+    """Methods x training-set sizes x seeds on one recipe: a markdown table and a learning-curve PNG."""
+    from nlp_transfer.compare import CompareOptions, parse_methods, parse_train_sizes, run_compare
+    from nlp_transfer.recipe import load_recipe
+
+    options = CompareOptions(
+        methods=parse_methods(methods),
+        train_sizes=parse_train_sizes(train_sizes),
+        seeds=seeds,
+        output_dir=output_dir,
+        keep_runs=keep_runs,
+    )
+    loaded = load_recipe(recipe, override)
+    signal.signal(signal.SIGTERM, _interrupt)  # a killed compare keeps its finished cells, like Ctrl-C
+    run_compare(loaded, options)
 
 
 def run_with_method(
@@ -145,7 +194,8 @@ def run_with_method(
     loaded = replace_method(load_recipe(recipe, override), method, suffix)
     signal.signal(signal.SIGTERM, _interrupt)
     result = run_pipeline(loaded, RunOptions(output_dir=output_dir, overwrite=overwrite))
-    print_summary(result)
+    if distributed.is_main():  # one summary, not one per process
+        print_summary(result)
 
 
 def _interrupt(signum: int, frame: Any) -> None:

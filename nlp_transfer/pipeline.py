@@ -171,14 +171,14 @@ def train_and_save(setup: PreparedRun, folder: RunFolder) -> RunResult:
         )
     folder.write_json("trainer_state.json", {"log_history": history})
     folder.write_json("metrics.json", metrics)
-    folder.write_text("README.md", _card(setup, metrics))
+    folder.write_text("README.md", _card(setup, metrics, folder.path))
     if folder.writer and not recipe.output.keep_checkpoints:
         shutil.rmtree(folder.path / "checkpoints", ignore_errors=True)
     folder.mark("complete")
     return RunResult(run_dir=folder.path, metrics=metrics, notes=setup.notes)
 
 
-def _card(setup: PreparedRun, metrics: dict[str, dict[str, Any]]) -> str:
+def _card(setup: PreparedRun, metrics: dict[str, dict[str, Any]], run_dir: Path) -> str:
     recipe = setup.loaded.recipe
     return model_card(
         recipe=recipe.model_dump(mode="json"),
@@ -191,7 +191,16 @@ def _card(setup: PreparedRun, metrics: dict[str, dict[str, Any]]) -> str:
         parameters={k: metrics["train"][k] for k in ("trainable_parameters", "total_parameters")},
         data_notes=setup.notes,
         data_sources=setup.data.sources,
+        layout=_layout(run_dir),
+        auto_class=setup.task.auto_model_class.__name__,
     )
+
+
+def _layout(run_dir: Path) -> str:
+    """What the method saved, read from the files: the card's loading instructions follow it."""
+    if (run_dir / "adapter_config.json").is_file():
+        return "adapter"
+    return "probe" if (run_dir / "probe.json").is_file() else "plain"
 
 
 @contextmanager

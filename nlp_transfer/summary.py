@@ -33,13 +33,19 @@ def print_summary(result: RunResult, console: Console | None = None) -> None:
     train = result.metrics["train"]
     console.print(
         f"trained {train.get('trainable_parameters', 0):,} of {train.get('total_parameters', 0):,} parameters "
-        f"({train.get('method')}) in {train.get('train_runtime', 0):.1f}s, "
-        f"{train.get('train_samples_per_second', 0):.1f} samples/s"
+        f"({train.get('method')}) in {train.get('train_wall_seconds', 0):.1f}s"
+        + (f", features {train['feature_seconds']:.1f}s" if "feature_seconds" in train else "")
     )
+    for name, stage in result.metrics.get("stages", {}).items():
+        accuracy = stage["eval"].get("eval_accuracy")
+        console.print(
+            f"  stage {name}: {stage['train'].get('trainable_parameters', 0):,} trainable, "
+            f"{stage['train'].get('stage_wall_seconds', 0):.1f}s, eval accuracy {_fmt(accuracy)}"
+        )
     for note in result.notes:
         console.print(f"note: {note}")
     run_dir = result.run_dir
-    console.print(f"run folder: {run_dir}  (model, tokenizer, README.md card, metrics.json, trainer_log.jsonl)")
+    console.print(f"run folder: {run_dir}  (model or adapter, tokenizer, README.md card, metrics.json, logs)")
     console.print(f'predict:    nlp-transfer predict {run_dir} "your text here"')
 
 

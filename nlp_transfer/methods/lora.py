@@ -31,10 +31,13 @@ MERGED_DIR = "merged"
 
 
 def adaptable_module_names(model: nn.Module) -> list[str]:
-    """Last name components of the linear layers LoRA can adapt (what target_modules may list)."""
-    return sorted(
-        {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, nn.Linear | Conv1D)}
-    )
+    """Names of the linear layers LoRA can adapt, in full (`bert.encoder.layer.0.attention.self.query`)."""
+    return [name for name, module in model.named_modules() if isinstance(module, nn.Linear | Conv1D)]
+
+
+def matches(name: str, target: str) -> bool:
+    """peft's rule: a target names a module by its full name or by a dotted suffix of it."""
+    return name == target or name.endswith("." + target)
 
 
 class Lora:
@@ -45,23 +48,32 @@ class Lora:
         arch = architecture_of(model, "lora")
         head = head_module_names(model, arch, with_parameters_only=True)
         targets = self.config.target_modules or list(arch.lora_targets)
-        body = model.base_model  # the head is trained in full, never adapted
-        known = [n for n in adaptable_module_names(body) if n not in {h.rsplit(".", 1)[-1] for h in head}]
-        missing = [t for t in targets if t not in known]
+        # The head trains in full (modules_to_save), so it is never adapted as well.
+        known = [
+            n for n in adaptable_module_names(model) if not any(matches(n, h) or n.startswith(h + ".") for h in head)
+        ]
+        missing = [t for t in targets if not any(matches(n, t) for n in known)]
         if missing:
-            hint = did_you_mean(missing[0], known)
+            short = sorted({n.rsplit(".", 1)[-1] for n in known})
+            hint = did_you_mean(missing[0].rsplit(".", 1)[-1], short)
             raise UserError(
                 f"method.target_modules: {', '.join(repr(m) for m in missing)} not found in the "
-                f"{model.config.model_type} model{hint}; its linear layers are: {', '.join(known)}"
+                f"{model.config.model_type} model's body{hint}; its linear layers are named: {', '.join(short)} "
+                "(a dotted suffix such as attention.output.dense picks fewer)"
             )
+        # peft matches by suffix: `dense` would also name the head's layers (BERT's pooler), so exclude those.
+        in_head = [n for n in adaptable_module_names(model) if n not in known]
         config = LoraConfig(
             task_type=task.peft_task_type,  # SEQ_CLS / QUESTION_ANS: peft keeps the head trainable and saved
             r=self.config.r,
             lora_alpha=self.config.alpha,  # type: ignore[arg-type]  # peft annotates int; floats work
             lora_dropout=self.config.dropout,
             target_modules=targets,
+            exclude_modules=in_head or None,
             modules_to_save=head,  # the whole head, e.g. BERT's pooler and DistilBERT's pre_classifier too
-            fan_in_fan_out=isinstance(_first(body, targets[0]), Conv1D),  # GPT-2 stores weights transposed
+            fan_in_fan_out=isinstance(
+                model.get_submodule(next(n for n in known if matches(n, targets[0]))), Conv1D
+            ),  # GPT-2 stores weights transposed
         )
         peft_model: nn.Module = get_peft_model(model, config)
         return peft_model
@@ -71,9 +83,11 @@ class Lora:
 
     def save(self, model: nn.Module, run_dir: Path, *, tokenizer: PreTrainedTokenizerBase, base_model: str) -> None:
         assert isinstance(model, PeftModel)
-        model.peft_config["default"].base_model_name_or_path = base_model  # a hub id when one is known
         tokenizer.save_pretrained(run_dir)
         model.save_pretrained(str(run_dir))
+        adapter_config = json.loads((run_dir / ADAPTER_CONFIG_FILE).read_text(encoding="utf-8"))
+        adapter_config["base_model_name_or_path"] = base_model  # its hub id when one is known, not a local copy
+        (run_dir / ADAPTER_CONFIG_FILE).write_text(json.dumps(adapter_config, indent=2) + "\n", encoding="utf-8")
         (run_dir / "README.md").unlink(missing_ok=True)  # peft's stub card; the run writes the real one
         base_config = model.get_base_model().config.to_dict()  # type: ignore[union-attr,operator]
         (run_dir / BASE_CONFIG_FILE).write_text(json.dumps(base_config, indent=2) + "\n", encoding="utf-8")
@@ -96,7 +110,3 @@ class Lora:
         base = task.auto_model_class.from_pretrained(asset.location, config=config, use_safetensors=True)
         model: nn.Module = PeftModel.from_pretrained(base, run_dir)
         return model
-
-
-def _first(model: nn.Module, suffix: str) -> nn.Module:
-    return next(m for name, m in model.named_modules() if name.rsplit(".", 1)[-1] == suffix)

@@ -20,6 +20,9 @@ OFFLINE = {
     "sst2_minilm_full.yaml": ["negative", "positive"],
     "agnews_minilm.yaml": ["Business", "Sci/Tech", "Sports", "World"],
     "rt_polarity_minilm.yaml": ["negative", "positive"],
+    "sst2_minilm_lora.yaml": ["negative", "positive"],
+    "sst2_minilm_probe.yaml": ["negative", "positive"],
+    "sst2_minilm_lpft.yaml": ["negative", "positive"],
 }
 
 
