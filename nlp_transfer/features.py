@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.utils.logging import tqdm  # follows transformers' progress-bar switch
 
 from nlp_transfer.architectures import Architecture
 from nlp_transfer.cache import cache_root
@@ -137,6 +138,7 @@ def _run_encoder(
     order = sorted(range(len(lengths)), key=lengths.__getitem__)  # similar lengths together: almost no padding
     collate = DataCollatorWithPadding(tokenizer, return_tensors="pt")
     pooled = torch.empty(0)
+    progress = tqdm(total=len(order), desc="Encoding features", unit="examples")
     for start in range(0, len(order), EXTRACTION_BATCH):
         index = order[start : start + EXTRACTION_BATCH]
         examples = [{c: rows[c][i] for c in columns} for i in index]
@@ -145,6 +147,8 @@ def _run_encoder(
         if pooled.numel() == 0:
             pooled = torch.empty(len(order), vectors.shape[1])
         pooled[torch.tensor(index)] = vectors
+        progress.update(len(index))
+    progress.close()
     base_model.train(was_training)
     return pooled
 
