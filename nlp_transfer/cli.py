@@ -86,12 +86,17 @@ def run(
     ] = False,
 ) -> None:
     """Train, evaluate and save: everything the recipe says, into one run folder."""
+    from nlp_transfer.recipe import load_recipe
+
+    run_loaded(load_recipe(recipe, override), output_dir, overwrite)
+
+
+def run_loaded(loaded: Any, output_dir: Path | None, overwrite: bool) -> None:
+    """Run a loaded recipe and print the summary (what `run` and `probe` share)."""
     from nlp_transfer.pipeline import RunOptions
     from nlp_transfer.pipeline import run as run_pipeline
-    from nlp_transfer.recipe import load_recipe
     from nlp_transfer.summary import print_summary
 
-    loaded = load_recipe(recipe, override)
     signal.signal(signal.SIGTERM, _interrupt)  # a killed job (SIGTERM) is marked interrupted, like Ctrl-C
     result = run_pipeline(loaded, RunOptions(output_dir=output_dir, overwrite=overwrite))
     if distributed.is_main():  # one summary, not one per process
@@ -186,16 +191,9 @@ def run_with_method(
     suffix: str,
 ) -> None:
     """`run`, with the recipe's method section replaced (the run folder name says so)."""
-    from nlp_transfer.pipeline import RunOptions
-    from nlp_transfer.pipeline import run as run_pipeline
     from nlp_transfer.recipe import load_recipe, replace_method
-    from nlp_transfer.summary import print_summary
 
-    loaded = replace_method(load_recipe(recipe, override), method, suffix)
-    signal.signal(signal.SIGTERM, _interrupt)
-    result = run_pipeline(loaded, RunOptions(output_dir=output_dir, overwrite=overwrite))
-    if distributed.is_main():  # one summary, not one per process
-        print_summary(result)
+    run_loaded(replace_method(load_recipe(recipe, override), method, suffix), output_dir, overwrite)
 
 
 def _interrupt(signum: int, frame: Any) -> None:
