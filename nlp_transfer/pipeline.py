@@ -61,7 +61,6 @@ class PreparedRun:
     prepared: PreparedTask
     method: Method
     model: nn.Module
-    parameters: dict[str, int]
     notes: list[str]
 
 
@@ -120,7 +119,6 @@ def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
         prepared=prepared,
         method=method,
         model=model,
-        parameters=parameter_counts(model),
         notes=data.notes + prepared.notes,
     )
 
