@@ -37,6 +37,8 @@ OverrideOpt = Annotated[
     list[str] | None,
     typer.Option("--override", "-o", help="override a recipe field: -o train.learning_rate=3e-5 (repeatable)"),
 ]
+OutputDirOpt = Annotated[Path | None, typer.Option("--output-dir", help="run folder (default from the recipe)")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace a run folder that already holds a run")]
 
 
 @app.callback()
@@ -78,12 +80,8 @@ def reports_errors(command: F) -> F:
 def run(
     recipe: RecipeArg,
     override: OverrideOpt = None,
-    output_dir: Annotated[
-        Path | None, typer.Option("--output-dir", help="run folder (default from the recipe)")
-    ] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="replace a run folder that already holds a run")
-    ] = False,
+    output_dir: OutputDirOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Train, evaluate and save: everything the recipe says, into one run folder."""
     from nlp_transfer.recipe import load_recipe
@@ -125,12 +123,8 @@ def probe(
         bool,
         typer.Option("--cache-features/--no-cache-features", help="encode each example once and train on the cache"),
     ] = True,
-    output_dir: Annotated[
-        Path | None, typer.Option("--output-dir", help="run folder (default from the recipe)")
-    ] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="replace a run folder that already holds a run")
-    ] = False,
+    output_dir: OutputDirOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Run any recipe as a frozen-encoder probe: only the task head trains (replaces the recipe's method)."""
     if not freeze_encoder:
