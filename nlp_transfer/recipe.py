@@ -34,6 +34,7 @@ class ClassificationTask(Strict):
     """Single-sentence or sentence-pair classification (sentiment, topics, NLI-style pairs)."""
 
     metric_names: ClassVar[tuple[str, ...]] = ("accuracy", "macro_f1", "loss")
+    main_metric: ClassVar[str] = "accuracy"  # picks the best checkpoint unless train.metric_for_best says otherwise
 
     name: Literal["classification"]
     text: str = Field("text", description="column holding the text")
@@ -46,7 +47,42 @@ class ClassificationTask(Strict):
     max_length: int = Field(128, ge=8, le=8192, description="tokens per example after truncation")
 
 
-TaskSpec = Annotated[ClassificationTask, Field(discriminator="name")]
+class QuestionAnsweringTask(Strict):
+    """Extractive question answering (SQuAD-style): the answer is a span of the context."""
+
+    metric_names: ClassVar[tuple[str, ...]] = ("exact_match", "f1", "loss")
+    main_metric: ClassVar[str] = "f1"
+
+    name: Literal["qa"]
+    question: str = Field("question", description="column holding the question")
+    context: str = Field("context", description="column holding the passage the answer is taken from")
+    answers: str = Field(
+        "answers", description="column holding the answers: {text: [...], answer_start: [...]} (character offsets)"
+    )
+    id: str = Field("id", description="column holding a question id (optional; row numbers otherwise)")
+    max_length: int = Field(384, ge=16, le=8192, description="tokens per window (question + part of the context)")
+    stride: int = Field(128, ge=0, description="tokens shared by consecutive windows of a long context")
+    max_answer_length: int = Field(30, gt=0, description="longest answer considered, in tokens")
+    n_best: int = Field(20, gt=0, description="start and end candidates kept per window")
+    unanswerable: Literal["auto"] | bool = Field(
+        "auto",
+        description="questions may have no answer (SQuAD v2); auto: when the training data has such questions",
+    )
+    null_threshold: float = Field(
+        0.0, description="answer null when the no-answer score beats the best span's score by more than this"
+    )
+
+    @model_validator(mode="after")
+    def _stride_fits(self) -> QuestionAnsweringTask:
+        if self.stride >= self.max_length // 2:
+            raise ValueError(
+                f"task.stride {self.stride} must be less than half of task.max_length {self.max_length} "
+                "(windows overlap by stride tokens); lower task.stride or raise task.max_length"
+            )
+        return self
+
+
+TaskSpec = Annotated[ClassificationTask | QuestionAnsweringTask, Field(discriminator="name")]
 
 
 # ---- methods: how much of the pre-trained model trains; a discriminated union on `name` -----------------------
@@ -174,7 +210,9 @@ class TrainSpec(Strict):
     eval_strategy: Literal["epoch", "steps", "no"] = "epoch"
     eval_steps: int | None = Field(None, gt=0)
     logging_steps: int = Field(50, gt=0)
-    metric_for_best: str = Field("accuracy", description="eval metric that picks the best checkpoint")
+    metric_for_best: str | None = Field(
+        None, description="eval metric that picks the best checkpoint (default: the task's main metric)"
+    )
     early_stopping_patience: int | None = Field(None, gt=0, description="evaluations without improvement to stop")
     trainer: dict[str, Any] = Field(
         default_factory=dict, description="any other transformers.TrainingArguments field, passed through"
@@ -211,6 +249,8 @@ class Recipe(Strict):
     @model_validator(mode="after")
     def _metric_known_to_task(self) -> Recipe:
         names = self.task.metric_names
+        if self.train.metric_for_best is None:
+            self.train.metric_for_best = self.task.main_metric
         if self.train.metric_for_best not in names:
             hint = did_you_mean(self.train.metric_for_best, names)
             raise ValueError(
