@@ -51,12 +51,15 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
 
 def cached_map(
     dataset: datasets.Dataset,
-    transform: Callable[[dict[str, list[Any]]], dict[str, list[Any]]],
+    transform: Callable[..., dict[str, list[Any]]],
     *,
     key: dict[str, Any],
     description: str,
+    with_indices: bool = False,
 ) -> tuple[datasets.Dataset, bool]:
-    """Apply a batched transform (dropping the original columns), reusing a cached result. Returns (data, hit)."""
+    """Apply a batched transform (dropping the original columns), reusing a cached result. Returns (data, hit).
+
+    With with_indices the transform is called as transform(batch, row_indices)."""
     digest = hashlib.sha256(
         json.dumps({"data": dataset._fingerprint, **key}, sort_keys=True, default=str).encode()
     ).hexdigest()[:32]
@@ -66,6 +69,7 @@ def cached_map(
     mapped = dataset.map(
         transform,
         batched=True,
+        with_indices=with_indices,
         remove_columns=dataset.column_names,
         desc=description,
         load_from_cache_file=False,

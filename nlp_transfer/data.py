@@ -1,4 +1,4 @@
-"""Load csv / tsv / json / jsonl / parquet / plain text / hub datasets into one DatasetDict (train, eval, test).
+"""Load csv / tsv / json / jsonl / parquet / plain text / SQuAD JSON / hub datasets into one DatasetDict.
 
 Column meaning (text, label) is the task's business; this module only reads rows, carves an eval split when none is
 given, takes seeded subsets, and records a hash of every local file it read.
@@ -7,6 +7,7 @@ given, takes seeded subsets, and records a hash of every local file it read.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -115,6 +116,8 @@ def _load_local(path: Path, spec: DataSpec, split: str) -> datasets.Dataset:
         if len(list(islice((line for line in text.splitlines() if line.strip()), header_rows + 1))) <= header_rows:
             what = "has a header row but no data rows" if header_rows else "is empty"
             raise UserError(f"data.{split}: {path} {what}; point data.{split} at a file with rows")
+        if fmt == "json" and (squad := read_squad_json(text, path, split)) is not None:
+            return squad
     builder, options = BUILDERS[fmt]
     options = dict(options)
     if fmt in TEXT_FORMATS:
@@ -130,6 +133,57 @@ def _load_local(path: Path, spec: DataSpec, split: str) -> datasets.Dataset:
         raise UserError(
             f"data.{split}: could not read {path} as {fmt} ({reason}); check the file or set data.format"
         ) from err
+
+
+SQUAD_FEATURES = datasets.Features(
+    {
+        "id": datasets.Value("string"),
+        "title": datasets.Value("string"),
+        "context": datasets.Value("string"),
+        "question": datasets.Value("string"),
+        "answers": {
+            "text": datasets.Sequence(datasets.Value("string")),
+            "answer_start": datasets.Sequence(datasets.Value("int32")),
+        },
+    }
+)
+
+
+def read_squad_json(text: str, path: Path, split: str) -> datasets.Dataset | None:
+    """SQuAD's nested JSON (data -> paragraphs -> qas) as one row per question, in the hub `squad` layout.
+
+    None when the file is not SQuAD-shaped (a flat JSON list, or JSON lines), so the plain json reader takes it.
+    SQuAD v2's unanswerable questions (is_impossible) get an empty answers list.
+    """
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return None  # JSON lines or not JSON at all: the json builder reports it
+    if not isinstance(document, dict) or not isinstance(document.get("data"), list):
+        return None
+    rows: dict[str, list[Any]] = {name: [] for name in SQUAD_FEATURES}
+    try:
+        for article in document["data"]:
+            for paragraph in article["paragraphs"]:
+                for qa in paragraph["qas"]:
+                    answers = [] if qa.get("is_impossible") else qa.get("answers", [])
+                    rows["id"].append(str(qa.get("id", len(rows["id"]))))
+                    rows["title"].append(str(article.get("title", "")))
+                    rows["context"].append(paragraph["context"])
+                    rows["question"].append(qa["question"])
+                    rows["answers"].append(
+                        {
+                            "text": [a["text"] for a in answers],
+                            "answer_start": [int(a["answer_start"]) for a in answers],
+                        }
+                    )
+    except (KeyError, TypeError, ValueError) as err:
+        where = f"question {len(rows['id']) + 1}"
+        raise UserError(
+            f"data.{split}: {path} looks like SQuAD JSON (data -> paragraphs -> qas) but {where} is malformed "
+            f"({type(err).__name__}: {err}); each qa needs question, id and answers [{{text, answer_start}}]"
+        ) from err
+    return datasets.Dataset.from_dict(rows, features=SQUAD_FEATURES)
 
 
 def _load_hub(asset: Asset, hub_split: str, config: str | None, split: str) -> datasets.Dataset:
