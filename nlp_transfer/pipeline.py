@@ -134,7 +134,7 @@ def train_and_save(setup: PreparedRun, folder: RunFolder) -> RunResult:
         log.info("stage %s", stage.name)
         stage_started = time.perf_counter()
         inputs = stage.build()  # e.g. extracts probe features, or unfreezes the encoder after the probe stage
-        trainer = build_trainer(inputs, setup.tokenizer, setup.prepared.compute_metrics, folder.path, stage.name)
+        trainer = build_trainer(inputs, setup.tokenizer, setup.prepared, folder.path, stage.name)
         train_output = trainer.train()
         stages[stage.name] = {
             "train": {

@@ -12,7 +12,6 @@ import torch
 from transformers import (
     DataCollatorWithPadding,
     EarlyStoppingCallback,
-    EvalPrediction,
     PreTrainedTokenizerBase,
     Trainer,
     TrainerCallback,
@@ -23,6 +22,7 @@ from nlp_transfer.errors import UserError, did_you_mean
 from nlp_transfer.methods import StageInputs
 from nlp_transfer.recipe import TrainSpec
 from nlp_transfer.sampling import ShuffledLengthBuckets
+from nlp_transfer.tasks.base import PreparedTask
 
 TRAINING_ARGUMENT_FIELDS = {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
 # TrainingArguments fields that a differently named train field sets (the others share their name).
@@ -55,7 +55,7 @@ def training_arguments(spec: TrainSpec, output_dir: Path) -> TrainingArguments:
         "warmup_steps": spec.warmup_ratio,  # a float in [0, 1) is a fraction of all steps in transformers 5
         "seed": spec.seed,
         "data_seed": spec.seed,
-        # Length grouping is ours (BucketedTrainer below); the Trainer's own sampler stays plain random.
+        # Length grouping is ours (TaskTrainer below); the Trainer's own sampler stays plain random.
         "train_sampling_strategy": "random",
         "eval_strategy": spec.eval_strategy,
         "eval_steps": spec.eval_steps,
@@ -107,16 +107,33 @@ class JsonlLogger(TrainerCallback):
                 )
 
 
-class BucketedTrainer(Trainer):
-    """The Trainer, with batches of similar length in shuffled order when train.group_by_length is on.
+class TaskTrainer(Trainer):
+    """The Trainer, with two additions:
 
-    With dynamic padding each batch is padded only to its own longest example, so grouping by length removes most
-    padding; see sampling.py for why we do not use the Trainer's own length-grouped sampler.
+    - batches of similar length in shuffled order when train.group_by_length is on. With dynamic padding each batch
+      is padded only to its own longest example, so grouping by length removes most padding; see sampling.py for why
+      we do not use the Trainer's own length-grouped sampler.
+    - metrics computed batch by batch when the task asks (batch_metrics_for): every evaluation gets a fresh metric
+      for the split it evaluates, and no logits accumulate.
     """
 
-    def __init__(self, *args: Any, group_by_length: bool, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        group_by_length: bool,
+        batch_metrics_for: Callable[[Any], Callable[..., dict[str, float]]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.group_by_length = group_by_length
+        self.batch_metrics_for = batch_metrics_for
+        self.args.batch_eval_metrics = batch_metrics_for is not None
+
+    def evaluate(self, eval_dataset: Any = None, *args: Any, **kwargs: Any) -> dict[str, float]:
+        if self.batch_metrics_for is not None:
+            dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+            self.compute_metrics = self.batch_metrics_for(dataset)
+        return super().evaluate(eval_dataset, *args, **kwargs)
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         dataset: Any = train_dataset if train_dataset is not None else self.train_dataset
@@ -130,25 +147,22 @@ class BucketedTrainer(Trainer):
 
 
 def build_trainer(
-    inputs: StageInputs,
-    tokenizer: PreTrainedTokenizerBase,
-    compute_metrics: Callable[[EvalPrediction], dict[str, float]],
-    run_dir: Path,
-    stage: str,
+    inputs: StageInputs, tokenizer: PreTrainedTokenizerBase, prepared: PreparedTask, run_dir: Path, stage: str
 ) -> Trainer:
     """A Trainer for one stage of a method; its checkpoints go to checkpoints/<stage>, its log lines name it."""
     spec = inputs.train
     callbacks: list[TrainerCallback] = [JsonlLogger(run_dir / "trainer_log.jsonl", stage)]
     if spec.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=spec.early_stopping_patience))
-    return BucketedTrainer(
+    return TaskTrainer(
         group_by_length=spec.group_by_length,
+        batch_metrics_for=prepared.batch_metrics_for,
         model=inputs.model,
         args=training_arguments(spec, run_dir / "checkpoints" / stage),
         train_dataset=inputs.splits["train"],
         eval_dataset=inputs.splits["eval"],
         processing_class=tokenizer,
         data_collator=inputs.collator or DataCollatorWithPadding(tokenizer),
-        compute_metrics=compute_metrics,
+        compute_metrics=prepared.compute_metrics,
         callbacks=callbacks,
     )

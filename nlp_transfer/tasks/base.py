@@ -16,10 +16,14 @@ from nlp_transfer.data import LoadedData
 class PreparedTask:
     splits: datasets.DatasetDict  # tokenized model inputs plus "labels"
     model_kwargs: dict[str, Any]  # passed to from_pretrained (e.g. num_labels, id2label, label2id)
-    compute_metrics: Callable[[EvalPrediction], dict[str, float]]
+    # Metrics of one evaluation, from every prediction at once (classification) ...
+    compute_metrics: Callable[[EvalPrediction], dict[str, float]] | None
     label_names: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # counted skips and other things the user should know
     cache_hits: dict[str, bool] = field(default_factory=dict)  # split -> tokenization came from the cache
+    # ... or batch by batch (QA: logits of a large eval set would not fit in memory): given the split evaluated, a
+    # compute_metrics(EvalPrediction, compute_result) that returns the metrics when compute_result is True.
+    batch_metrics_for: Callable[[datasets.Dataset], Callable[..., dict[str, float]]] | None = None
 
 
 class Task(Protocol):
