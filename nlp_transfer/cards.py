@@ -44,9 +44,7 @@ def model_card(
         f"- reference in the recipe: `{recipe['model']['name']}`",
         f"- loaded from: `{base_model}`" + ("" if base_model == base_model_hub_id else " (a local copy)"),
         "",
-        "## Labels",
-        *[f"- {i}: {name}" for i, name in enumerate(label_names)],
-        "",
+        *(["## Labels", *[f"- {i}: {name}" for i, name in enumerate(label_names)], ""] if label_names else []),
         "## Data",
         *[f"- {split}: " + ", ".join(f"`{s}`" for s in sources) for split, sources in data_sources.items()],
         *[f"- {note}" for note in data_notes],
@@ -88,14 +86,25 @@ def model_card(
     return "\n".join(lines)
 
 
+# pipeline tag -> (a call of the transformers pipeline, the same input as `nlp-transfer predict` arguments)
+EXAMPLES = {
+    "text-classification": ('("a gripping, beautifully acted film")', '"a gripping, beautifully acted film"'),
+    "question-answering": (
+        '(question="Who directed it?", context="The film was directed by Jane Campion.")',
+        '--question "Who directed it?" --context "The film was directed by Jane Campion."',
+    ),
+}
+
+
 def _plain_usage(pipeline_tag: str, auto_class: str, base: str) -> list[str]:
+    call, arguments = EXAMPLES[pipeline_tag]
     return [
         "```python",
         "from transformers import pipeline",
-        f'classifier = pipeline("{pipeline_tag}", model="path/to/this/folder")',
-        'classifier("a gripping, beautifully acted film")',
+        f'model = pipeline("{pipeline_tag}", model="path/to/this/folder")',
+        f"model{call}",
         "```",
-        'Or: `nlp-transfer predict path/to/this/folder "a gripping, beautifully acted film"`.',
+        f"Or: `nlp-transfer predict path/to/this/folder {arguments}`.",
     ]
 
 
@@ -109,14 +118,15 @@ def _adapter_usage(pipeline_tag: str, auto_class: str, base: str) -> list[str]:
         f'base = {auto_class}.from_pretrained("{base}", config=config)',
         'model = PeftModel.from_pretrained(base, "path/to/this/folder")',
         "```",
-        'Or: `nlp-transfer predict path/to/this/folder "your text"`.',
+        f"Or: `nlp-transfer predict path/to/this/folder {EXAMPLES[pipeline_tag][1]}`.",
     ]
 
 
 def _probe_usage(pipeline_tag: str, auto_class: str, base: str) -> list[str]:
     return [
         "A probe whose head reads a pooling or layer other than the model's own (see probe.json), so a plain",
-        'transformers pipeline would pool differently. Use: `nlp-transfer predict path/to/this/folder "your text"`.',
+        "transformers pipeline would pool differently. "
+        f"Use: `nlp-transfer predict path/to/this/folder {EXAMPLES[pipeline_tag][1]}`.",
     ]
 
 

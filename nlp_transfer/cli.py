@@ -222,17 +222,22 @@ def show(recipe: RecipeArg, override: OverrideOpt = None) -> None:
 def predict(
     run_dir: Annotated[Path, typer.Argument(help="a complete run folder")],
     texts: Annotated[list[str] | None, typer.Argument(help="texts to classify")] = None,
-    file: Annotated[Path | None, typer.Option("--file", help=".txt (one text per line) or .jsonl with 'text'")] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file", help=".txt (one text per line) or .jsonl with 'text'; for QA .jsonl with question, context"
+        ),
+    ] = None,
+    question: Annotated[str | None, typer.Option("--question", help="QA: the question")] = None,
+    context: Annotated[str | None, typer.Option("--context", help="QA: the passage that holds the answer")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="write JSONL here instead of stdout")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
 ) -> None:
-    """Label and probability for each text, as JSON lines."""
-    from nlp_transfer.predict import Predictor, read_texts
+    """Predictions as JSON lines: label and probability for each text, or answer, score and offsets (QA)."""
+    from nlp_transfer.predict import PredictInputs, open_predictor
 
-    inputs = list(texts or []) + (read_texts(file) if file else [])
-    if not inputs:
-        raise UserError("predict: give texts as arguments or --file FILE")
-    predictor = Predictor(run_dir, batch_size=batch_size)
+    predictor = open_predictor(run_dir, batch_size=batch_size)
+    inputs = predictor.read(PredictInputs(list(texts or []), file, question, context))
     lines = (json.dumps(row, ensure_ascii=False) for row in predictor.predict(inputs))
     if out is None:
         for line in lines:

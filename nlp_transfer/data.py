@@ -167,16 +167,18 @@ def read_squad_json(text: str, path: Path, split: str) -> datasets.Dataset | Non
             for paragraph in article["paragraphs"]:
                 for qa in paragraph["qas"]:
                     answers = [] if qa.get("is_impossible") else qa.get("answers", [])
-                    rows["id"].append(str(qa.get("id", len(rows["id"]))))
-                    rows["title"].append(str(article.get("title", "")))
-                    rows["context"].append(paragraph["context"])
-                    rows["question"].append(qa["question"])
-                    rows["answers"].append(
-                        {
+                    row = {
+                        "id": str(qa.get("id", len(rows["id"]))),
+                        "title": str(article.get("title", "")),
+                        "context": paragraph["context"],
+                        "question": qa["question"],
+                        "answers": {
                             "text": [a["text"] for a in answers],
                             "answer_start": [int(a["answer_start"]) for a in answers],
-                        }
-                    )
+                        },
+                    }
+                    for name, value in row.items():  # appended only once the whole row reads
+                        rows[name].append(value)
     except (KeyError, TypeError, ValueError) as err:
         where = f"question {len(rows['id']) + 1}"
         raise UserError(

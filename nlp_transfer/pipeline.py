@@ -47,6 +47,7 @@ class RunResult:
     run_dir: Path
     metrics: dict[str, dict[str, Any]]
     notes: list[str] = field(default_factory=list)
+    predict_example: str = '"your text here"'  # arguments of `nlp-transfer predict` for this task
 
 
 @dataclass
@@ -173,7 +174,9 @@ def train_and_save(setup: PreparedRun, folder: RunFolder) -> RunResult:
     if folder.writer and not recipe.output.keep_checkpoints:
         shutil.rmtree(folder.path / "checkpoints", ignore_errors=True)
     folder.mark("complete")
-    return RunResult(run_dir=folder.path, metrics=metrics, notes=setup.notes)
+    return RunResult(
+        run_dir=folder.path, metrics=metrics, notes=setup.notes, predict_example=setup.task.predict_example
+    )
 
 
 def _card(setup: PreparedRun, metrics: dict[str, dict[str, Any]], run_dir: Path) -> str:

@@ -1,11 +1,13 @@
-"""Predict with a finished run folder: label and probability for each text."""
+"""Predict with a finished run folder: a label for each text (classification), an answer span for each question
+(QA). PREDICTORS picks the predictor from the task the run was trained on."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import yaml
@@ -15,6 +17,7 @@ from transformers import AutoTokenizer
 from nlp_transfer.errors import UserError
 from nlp_transfer.methods import METHODS
 from nlp_transfer.runfolder import require_complete
+from nlp_transfer.spans import AnswerMerger, as_numpy, best_spans, context_room, null_score, question_lengths, windows
 from nlp_transfer.tasks import TASKS
 
 
@@ -37,15 +40,68 @@ def read_texts(path: Path, field: str = "text") -> list[str]:
     return texts
 
 
-class Predictor:
-    def __init__(self, run_dir: Path, batch_size: int = 32) -> None:
-        require_complete(run_dir)
-        recipe = yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text(encoding="utf-8"))
+def read_pairs(path: Path, question_field: str, context_field: str) -> list[dict[str, Any]]:
+    """A .jsonl file of {question, context} objects (other fields, such as an id, are passed through)."""
+    if not path.is_file():
+        raise UserError(f"--file {path}: not found; pass a .jsonl file with '{question_field}' and '{context_field}'")
+    try:
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError as err:
+        raise UserError(f"--file {path}: not valid utf-8; convert it to utf-8") from err
+    pairs = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            row = json.loads(line)
+            pairs.append(row | {"question": str(row[question_field]), "context": str(row[context_field])})
+        except (ValueError, KeyError, TypeError) as err:
+            raise UserError(
+                f"--file {path} line {number}: expected a JSON object with '{question_field}' and '{context_field}'"
+            ) from err
+    return pairs
+
+
+@dataclass
+class PredictInputs:
+    """What the user passed to `nlp-transfer predict`; each task's predictor takes what it reads."""
+
+    texts: list[str]
+    file: Path | None
+    question: str | None
+    context: str | None
+
+
+class Predictor(Protocol):
+    def __init__(self, run_dir: Path, recipe: dict[str, Any], batch_size: int) -> None: ...
+
+    def read(self, given: PredictInputs) -> list[Any]: ...
+
+    def predict(self, inputs: list[Any]) -> Iterator[dict[str, Any]]: ...
+
+
+def open_predictor(run_dir: Path, batch_size: int = 32) -> Predictor:
+    """The predictor for the task the run was trained on (PREDICTORS below)."""
+    require_complete(run_dir)
+    recipe = yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text(encoding="utf-8"))
+    return PREDICTORS[recipe["task"]["name"]](run_dir, recipe, batch_size)
+
+
+class LabelPredictor:
+    """Classification: label and probabilities for each text."""
+
+    def __init__(self, run_dir: Path, recipe: dict[str, Any], batch_size: int = 32) -> None:
         self.tokenizer = AutoTokenizer.from_pretrained(run_dir)
         self.model = load_trained(run_dir, recipe)
         self.batch_size = batch_size
         self.max_length = int(recipe["task"]["max_length"])  # truncate as training did
         self.id2label = _config_of(self.model).id2label
+
+    def read(self, given: PredictInputs) -> list[Any]:
+        if given.question is not None or given.context is not None:
+            raise UserError("predict: --question/--context are for question answering runs; this run classifies texts")
+        texts = given.texts + (read_texts(given.file) if given.file else [])
+        if not texts:
+            raise UserError("predict: give texts as arguments or --file FILE")
+        return texts
 
     def predict(self, texts: list[str]) -> Iterator[dict[str, Any]]:
         id2label = self.id2label
@@ -64,6 +120,87 @@ class Predictor:
                     "probability": round(row[best], 6),
                     "probabilities": {id2label[i]: round(p, 6) for i, p in enumerate(row)},
                 }
+
+
+class AnswerPredictor:
+    """Extractive QA: the answer span of each (question, context) pair, with its score and character offsets.
+
+    Long contexts are windowed exactly as in training and the windows of a pair merged (spans.py)."""
+
+    def __init__(self, run_dir: Path, recipe: dict[str, Any], batch_size: int = 32) -> None:
+        self.tokenizer = AutoTokenizer.from_pretrained(run_dir)
+        self.model = load_trained(run_dir, recipe)
+        self.batch_size = batch_size
+        self.task = recipe["task"]
+
+    def read(self, given: PredictInputs) -> list[Any]:
+        if given.texts:
+            raise UserError('predict: this run answers questions; use --question "..." --context "..." or --file')
+        if (given.question is None) != (given.context is None):
+            raise UserError("predict: give both --question and --context")
+        pairs = [{"question": given.question, "context": given.context}] if given.question is not None else []
+        if given.file:
+            pairs += read_pairs(given.file, self.task["question"], self.task["context"])
+        if not pairs:
+            raise UserError('predict: give --question "..." --context "..." or --file PAIRS.jsonl')
+        for number, pair in enumerate(pairs, start=1):
+            self._check(pair, number)
+        return pairs
+
+    def _check(self, pair: dict[str, Any], number: int) -> None:
+        where = f"pair {number}" if len(pair) > 2 or number > 1 else "--question/--context"
+        if not pair["question"].strip() or not pair["context"].strip():
+            raise UserError(f"predict: {where}: the question and the context must not be empty")
+        length = question_lengths(self.tokenizer, [pair["question"].lstrip()])[0]
+        if context_room(self.tokenizer, length, self.task["max_length"]) <= self.task["stride"]:
+            raise UserError(
+                f"predict: {where}: the question ({length} tokens) leaves no room for the context in the "
+                f"{self.task['max_length']}-token windows this model was trained with; shorten the question"
+            )
+
+    def predict(self, pairs: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        task = self.task
+        for begin in range(0, len(pairs), self.batch_size):
+            batch = pairs[begin : begin + self.batch_size]
+            found = windows(
+                self.tokenizer,
+                [p["question"] for p in batch],
+                [p["context"] for p in batch],
+                max_length=task["max_length"],
+                stride=task["stride"],
+            )
+            merger = AnswerMerger(
+                n_best=task["n_best"], allow_null=task["unanswerable"] is True, null_threshold=task["null_threshold"]
+            )
+            for start in range(0, len(found), self.batch_size):
+                chunk = found[start : start + self.batch_size]
+                inputs = self.tokenizer.pad([w.encoding for w in chunk], return_tensors="pt")
+                with torch.inference_mode():
+                    output = self.model(**inputs)
+                start_logits, end_logits = as_numpy(output.start_logits), as_numpy(output.end_logits)  # (B, T)
+                for b, window in enumerate(chunk):
+                    spans = best_spans(
+                        start_logits[b],
+                        end_logits[b],
+                        window.offsets,
+                        n_best=task["n_best"],
+                        max_answer_length=task["max_answer_length"],
+                    )
+                    context = batch[window.example]["context"]
+                    merger.add(window.example, context, spans, null_score(start_logits[b], end_logits[b]))
+            answers = merger.answers()
+            for index, pair in enumerate(batch):
+                answer = answers[index]
+                yield {
+                    **{k: v for k, v in pair.items() if k != "context"},
+                    "answer": answer.text,
+                    "score": round(answer.score, 6),
+                    "start": answer.start,
+                    "end": answer.end,
+                }
+
+
+PREDICTORS: dict[str, type[Predictor]] = {"classification": LabelPredictor, "qa": AnswerPredictor}
 
 
 def load_trained(run_dir: Path, recipe: dict[str, Any]) -> nn.Module:

@@ -59,12 +59,11 @@ class QuestionAnsweringTask(Strict):
     answers: str = Field(
         "answers", description="column holding the answers: {text: [...], answer_start: [...]} (character offsets)"
     )
-    id: str = Field("id", description="column holding a question id (optional; row numbers otherwise)")
     max_length: int = Field(384, ge=16, le=8192, description="tokens per window (question + part of the context)")
     stride: int = Field(128, ge=0, description="tokens shared by consecutive windows of a long context")
     max_answer_length: int = Field(30, gt=0, description="longest answer considered, in tokens")
     n_best: int = Field(20, gt=0, description="start and end candidates kept per window")
-    unanswerable: Literal["auto"] | bool = Field(
+    unanswerable: Literal["auto", True, False] = Field(
         "auto",
         description="questions may have no answer (SQuAD v2); auto: when the training data has such questions",
     )

@@ -8,7 +8,7 @@ from rich.table import Table
 from nlp_transfer.pipeline import RunResult
 
 # Shown first, in this order, when present; per-class metrics follow for small label sets.
-HEADLINE = ("accuracy", "macro_f1", "loss", "runtime", "samples_per_second")
+HEADLINE = ("accuracy", "macro_f1", "exact_match", "f1", "loss", "runtime", "samples_per_second")
 
 
 def print_summary(result: RunResult, console: Console | None = None) -> None:
@@ -37,16 +37,16 @@ def print_summary(result: RunResult, console: Console | None = None) -> None:
         + (f", features {train['feature_seconds']:.1f}s" if "feature_seconds" in train else "")
     )
     for name, stage in result.metrics.get("stages", {}).items():
-        accuracy = stage["eval"].get("eval_accuracy")
+        main = next((n for n in HEADLINE if f"eval_{n}" in stage["eval"]), "loss")
         console.print(
             f"  stage {name}: {stage['train'].get('trainable_parameters', 0):,} trainable, "
-            f"{stage['train'].get('stage_wall_seconds', 0):.1f}s, eval accuracy {_fmt(accuracy)}"
+            f"{stage['train'].get('stage_wall_seconds', 0):.1f}s, eval {main} {_fmt(stage['eval'].get(f'eval_{main}'))}"
         )
     for note in result.notes:
         console.print(f"note: {note}")
     run_dir = result.run_dir
     console.print(f"run folder: {run_dir}  (model or adapter, tokenizer, README.md card, metrics.json, logs)")
-    console.print(f'predict:    nlp-transfer predict {run_dir} "your text here"')
+    console.print(f"predict:    nlp-transfer predict {run_dir} {result.predict_example}")
 
 
 def _fmt(value: object) -> str:

@@ -115,9 +115,15 @@ class Probe:
         freeze_encoder(model, arch, "probe")
         self.pooling = resolve_pooling(self.config.pooling, arch)
         self.layer = check_layer(model, arch, self.config.layer)
-        self.cached = self.config.cache_features and getattr(task, "pooled_features", False)
+        pooled = getattr(task, "pooled_features", False)
+        self.cached = self.config.cache_features and pooled
         if self.pooling == arch.native_pooling and self.layer == -1:
             return model  # exactly what the model's own head reads: a plain transformers model
+        if not pooled:
+            raise UserError(
+                "method.pooling / method.layer: this task's head reads every token, not one pooled vector; "
+                "remove method.pooling and method.layer (the probe trains the head on the last layer's tokens)"
+            )
         return PooledClassifier(model, arch, self.pooling, self.layer)
 
     def stages(self, model: nn.Module, context: StageContext) -> list[Stage]:

@@ -31,6 +31,7 @@ class Task(Protocol):
     peft_task_type: ClassVar[str]  # peft TaskType name: keeps the head trainable and saved
     pipeline_tag: ClassVar[str]  # Hub pipeline tag for model cards
     pooled_features: ClassVar[bool]  # one pooled vector per example decides the output (probes can cache it)
+    predict_example: ClassVar[str]  # arguments of `nlp-transfer predict RUN_DIR ...`, for the end-of-run summary
 
     def __init__(self, config: Any) -> None: ...
 

@@ -24,6 +24,7 @@ class Classification:
     peft_task_type: ClassVar[str] = "SEQ_CLS"
     pipeline_tag: ClassVar[str] = "text-classification"
     pooled_features: ClassVar[bool] = True
+    predict_example: ClassVar[str] = '"your text here"'
 
     def __init__(self, config: ClassificationTask) -> None:
         self.config = config

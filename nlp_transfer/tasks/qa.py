@@ -63,6 +63,7 @@ class QuestionAnswering:
     peft_task_type: ClassVar[str] = "QUESTION_ANS"
     pipeline_tag: ClassVar[str] = "question-answering"
     pooled_features: ClassVar[bool] = False  # every token's logits matter: nothing to pool and cache
+    predict_example: ClassVar[str] = '--question "..." --context "..."'
 
     def __init__(self, config: QuestionAnsweringTask) -> None:
         self.config = config
@@ -77,6 +78,8 @@ class QuestionAnswering:
         for name, split in data.splits.items():
             self._check_columns(split, name, data)
         allow_null = self._allow_null(data, notes)
+        # "auto" becomes what the data said, so recipe.resolved.yaml (and predict) know whether "no answer" is allowed.
+        config.unanswerable = allow_null
         for name, split in data.splits.items():
             self._count_problems(split, name, data, tokenizer, allow_null, notes)
 
@@ -149,7 +152,7 @@ class QuestionAnswering:
         if not (isinstance(question, str) and question.strip() and isinstance(context, str) and context.strip()):
             return Question(str(question or ""), str(context or ""), [], [], EMPTY)
         given = _answer_pairs(row[config.answers])
-        answers = [(text, start) for text, start in given if context[start : start + len(text)] == text and text]
+        answers = [(t, start) for t, start in given if t and start >= 0 and context[start : start + len(t)] == t]
         problem = None
         if given and not answers:
             problem = NO_VALID_ANSWER
@@ -204,7 +207,7 @@ class QuestionAnswering:
         every question it can (SCORED_AS), a too-long question as one window without context tokens."""
         config = self.config
         questions = self._questions(batch, tokenizer, allow_null)
-        windowed = [i for i, q in enumerate(questions) if q.problem is None or (not training and q.problem in SCORED)]
+        windowed = [i for i, q in enumerate(questions) if q.problem is None or (not training and q.problem in WINDOWED)]
         found = windows(
             tokenizer,
             [questions[i].question for i in windowed],
@@ -251,7 +254,10 @@ SCORED_AS = {
     NO_ANSWER: "scored as unanswerable",
     LONG_QUESTION: "scored as unanswered",
 }
-SCORED = {NO_VALID_ANSWER, NO_ANSWER, LONG_QUESTION}
+WINDOWED = {
+    NO_VALID_ANSWER,
+    NO_ANSWER,
+}  # evaluated on windows like any question; LONG_QUESTION gets one without context
 
 FIXES = {
     EMPTY: "fill the question and context columns",

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from nlp_transfer.cli import app
 from nlp_transfer.pipeline import PreparedRun, RunOptions, prepare_run, train_and_save
-from nlp_transfer.predict import Predictor
+from nlp_transfer.predict import open_predictor
 from nlp_transfer.recipe import load_recipe
 from nlp_transfer.runfolder import open_run_folder
 from tests.conftest import write_recipe
@@ -149,7 +149,7 @@ def test_lora_run_folder_and_predict_give_the_trained_models_predictions(
 
     # What predict loads gives exactly the logits of the model that was trained.
     trained = logits_of(setup.model, setup.tokenizer)
-    predictor = Predictor(run_dir)
+    predictor = open_predictor(run_dir)
     reloaded = logits_of(predictor.model, predictor.tokenizer)
     torch.testing.assert_close(reloaded, trained, rtol=0, atol=1e-6)
     rows = list(predictor.predict(TEXTS))
@@ -229,7 +229,7 @@ def test_probe_with_native_pooling_saves_a_plain_model_with_only_the_head_traine
     loss, accuracy = eval_loss_and_accuracy(plain, setup)
     assert loss == pytest.approx(metrics["eval"]["eval_loss"], abs=1e-4)
     assert accuracy == pytest.approx(metrics["eval"]["eval_accuracy"], abs=1e-6)
-    predictor = Predictor(run_dir)
+    predictor = open_predictor(run_dir)
     torch.testing.assert_close(logits_of(predictor.model, predictor.tokenizer), logits_of(plain, predictor.tokenizer))
 
 
@@ -276,7 +276,7 @@ def test_probe_with_other_pooling_or_layer_predicts_through_that_pooling(
     assert json.loads((run_dir / "probe.json").read_text()) == probe_file
     assert_probe_trained_only_the_head(architecture, tiny_models[architecture], run_dir)
 
-    predictor = Predictor(run_dir)
+    predictor = open_predictor(run_dir)
     predicted = logits_of(predictor.model, predictor.tokenizer)
     by_hand = pooled_logits(run_dir, architecture, probe_file["pooling"], probe_file["layer"])
     torch.testing.assert_close(predicted, by_hand, rtol=0, atol=1e-5)
