@@ -24,6 +24,7 @@ OFFLINE = {
     "sst2_minilm_probe.yaml": ["negative", "positive"],
     "sst2_minilm_lpft.yaml": ["negative", "positive"],
     "squad_mini_minilm.yaml": [],  # extractive QA: no labels
+    "squad_mini_minilm_lora.yaml": [],
 }
 
 

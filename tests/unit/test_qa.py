@@ -258,3 +258,17 @@ def test_predict_on_a_qa_run_rejects_classification_inputs(tmp_path: Path, tiny_
         result = CliRunner().invoke(app, [str(a) for a in args])
         assert result.exit_code == 2, result.output
         assert message in result.output and "Traceback" not in result.output
+
+
+def test_compare_grids_qa_methods_on_f1(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    recipe = write_qa_recipe(tmp_path, tiny_models["bert"], METHODS["full"], max_length=64, stride=16)
+    out = tmp_path / "cmp"
+    command = ["compare", recipe, "--methods", "scratch,lora", "--train-sizes", "12", "--seeds", "1"]
+    run_cli(*command, "--output-dir", out)
+    record = json.loads((out / "compare.json").read_text(encoding="utf-8"))
+    assert record["info"]["metric"] == "f1"  # the QA task's main metric picks the best checkpoint and the table
+    assert {c["method"] for c in record["cells"]} == {"scratch", "lora"}
+    for cell in record["cells"]:
+        assert cell["value"] == cell["eval"]["eval_f1"] and 0.0 <= cell["value"] <= 100.0
+        assert cell["train_size"] == 12
+    assert "eval f1" in (out / "compare.md").read_text(encoding="utf-8")
