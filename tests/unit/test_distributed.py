@@ -41,3 +41,44 @@ def test_two_processes_write_one_complete_run(
     loss_steps = [entry["step"] for entry in logged if "loss" in entry]
     assert loss_steps and len(loss_steps) == len(set(loss_steps)), "each loss line written once (main process only)"
     assert json.loads((run_dir / "metrics.json").read_text())["train"]["method"] == method
+
+
+def test_two_processes_score_qa_like_one(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    """QA metrics are computed batch by batch from windows gathered across processes: the order and the count must
+    survive the gathering, so the run's EM/F1 equal those of predicting the same questions in one process."""
+    import yaml
+
+    from nlp_transfer.data import read_squad_json
+    from nlp_transfer.metrics import squad_metrics
+    from nlp_transfer.predict import open_predictor
+    from tests.conftest import DATA_ROOT
+
+    dev = DATA_ROOT / "squad_mini" / "dev.json"
+    rows = list(read_squad_json(dev.read_text(encoding="utf-8"), dev, "eval") or [])[:13]  # 13: uneven batches
+    eval_file = tmp_path / "eval.jsonl"
+    eval_file.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"name": str(tiny_models["bert"])},
+                "task": {"name": "qa", "max_length": 96, "stride": 24},
+                "data": {"train": "squad_mini/train.json", "eval": str(eval_file), "max_train_samples": 24},
+                "train": {"epochs": 1, "batch_size": 4, "eval_batch_size": 3, "learning_rate": 1e-3, "seed": 0},
+                "output": {"dir": str(tmp_path / "run")},
+            }
+        ),
+        encoding="utf-8",
+    )
+    command = [str(ACCELERATE), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+    command += ["--mixed_precision", "no", "--dynamo_backend", "no", "-m", "nlp_transfer", "run", str(recipe)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(29600 + os.getpid() % 1000)}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    reported = json.loads((tmp_path / "run" / "metrics.json").read_text())["eval"]
+    assert reported["eval_total"] == 13  # every question once: no window lost or duplicated by the gathering
+    answers = list(open_predictor(tmp_path / "run").predict(rows))
+    alone = squad_metrics([a["answer"] or "" for a in answers], [r["answers"]["text"] for r in rows])
+    assert reported["eval_f1"] == pytest.approx(alone["f1"]) and alone["f1"] > 0
+    assert reported["eval_exact_match"] == pytest.approx(alone["exact_match"])
