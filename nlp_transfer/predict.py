@@ -138,17 +138,21 @@ class AnswerPredictor:
             raise UserError('predict: this run answers questions; use --question "..." --context "..." or --file')
         if (given.question is None) != (given.context is None):
             raise UserError("predict: give both --question and --context")
-        pairs = [{"question": given.question, "context": given.context}] if given.question is not None else []
+        pairs, places = [], []
+        if given.question is not None:
+            pairs.append({"question": given.question, "context": given.context})
+            places.append("--question/--context")
         if given.file:
-            pairs += read_pairs(given.file, self.task["question"], self.task["context"])
+            from_file = read_pairs(given.file, self.task["question"], self.task["context"])
+            pairs += from_file
+            places += [f"--file {given.file} pair {number}" for number in range(1, len(from_file) + 1)]
         if not pairs:
             raise UserError('predict: give --question "..." --context "..." or --file PAIRS.jsonl')
-        for number, pair in enumerate(pairs, start=1):
-            self._check(pair, number)
+        for pair, place in zip(pairs, places, strict=True):
+            self._check(pair, place)
         return pairs
 
-    def _check(self, pair: dict[str, Any], number: int) -> None:
-        where = f"pair {number}" if len(pair) > 2 or number > 1 else "--question/--context"
+    def _check(self, pair: dict[str, Any], where: str) -> None:
         if not pair["question"].strip() or not pair["context"].strip():
             raise UserError(f"predict: {where}: the question and the context must not be empty")
         length = question_lengths(self.tokenizer, [pair["question"].lstrip()])[0]

@@ -254,6 +254,10 @@ def test_predict_on_a_qa_run_rejects_classification_inputs(tmp_path: Path, tiny_
         ("predict", run_dir, "--question", " ", "--context", "x"): "must not be empty",
         ("predict", run_dir, "--question", "why " * 80, "--context", "x"): "leaves no room for the context",
     }
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text('{"question": "Who?", "context": "Ann."}\n{"question": "Who?", "context": ""}\n', encoding="utf-8")
+    cases[("predict", run_dir, "--file", pairs)] = f"--file {pairs} pair 2: the question and the context must not"
+    cases[("predict", run_dir, "--file", tmp_path / "none.jsonl")] = "not found"
     for args, message in cases.items():
         result = CliRunner().invoke(app, [str(a) for a in args])
         assert result.exit_code == 2, result.output
