@@ -110,7 +110,8 @@ def _plain_usage(pipeline_tag: str, auto_class: str, base: str) -> list[str]:
 
 def _adapter_usage(pipeline_tag: str, auto_class: str, base: str) -> list[str]:
     return [
-        "A LoRA adapter (with the trained task head) for the base model; base_model_config.json holds the labels.",
+        "A LoRA adapter (with the trained task head) for the base model; base_model_config.json holds the base",
+        "model's configuration for this task (labels, pad token).",
         "```python",
         "from peft import PeftModel",
         f"from transformers import AutoConfig, {auto_class}",
