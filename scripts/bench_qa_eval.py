@@ -6,7 +6,10 @@ them at once; on a large eval set that is what runs out of memory. nlp-transfer'
 TrainingArguments.batch_eval_metrics and reduces each batch to its n best spans at once (tasks/qa.py SpanMetrics).
 
 This script evaluates the same tiny QA model on the same windows both ways, each in a fresh process, and prints the
-peak resident memory of each, the size of the logits the usual way holds, and the EM/F1 of both (they must agree).
+most logit memory handed to the metric at once (one batch vs. the whole set), the peak resident memory of the
+process, and the EM/F1 of both (they must agree). On CPU the Trainer's copies of the logits are one part of the
+process's memory among many; on a GPU the Trainer keeps the collected logits in GPU memory, which is where
+evaluation runs out of memory.
 The eval set is squad_mini dev repeated --copies times (real questions and contexts; the model is random, so the
 scores are near zero: this measures memory, not accuracy).
 
@@ -23,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,15 +93,28 @@ def evaluate(folder: Path, mode: str, max_length: int) -> dict[str, float]:
         output_dir=str(folder / "out"), per_device_eval_batch_size=64, report_to="none", disable_tqdm=True
     )
 
+    held = {"logits_bytes": 0}  # the most logit bytes handed to the metric at once
+
     def all_at_once(prediction: EvalPrediction) -> dict[str, float]:
         """The logits of every window arrive together; post-processing then reads the windows 64 at a time, so
         what differs from `batched` is only the logits the Trainer collected."""
         metric = SpanMetrics(features, config, allow_null=False)
         start_logits, end_logits = prediction.predictions[:2]
+        held["logits_bytes"] = start_logits.nbytes + end_logits.nbytes
         for begin in range(0, len(start_logits), 64):
             chunk = (start_logits[begin : begin + 64], end_logits[begin : begin + 64])
             result = metric(EvalPrediction(chunk, prediction.label_ids), begin + 64 >= len(start_logits))
         return result
+
+    def batch_by_batch(dataset: object) -> Callable[..., dict[str, float]]:
+        metric = SpanMetrics(features, config, allow_null=False)
+
+        def measured(prediction: EvalPrediction, compute_result: bool) -> dict[str, float]:
+            size = sum(x.element_size() * x.nelement() for x in prediction.predictions[:2])
+            held["logits_bytes"] = max(held["logits_bytes"], size)
+            return metric(prediction, compute_result)
+
+        return measured
 
     trainer = TaskTrainer(
         model=model,
@@ -105,7 +122,7 @@ def evaluate(folder: Path, mode: str, max_length: int) -> dict[str, float]:
         eval_dataset=features,
         data_collator=DataCollatorWithPadding(tokenizer),
         group_by_length=False,
-        batch_metrics_for=prepared.batch_metrics_for if mode == "batched" else None,
+        batch_metrics_for=batch_by_batch if mode == "batched" else None,
         compute_metrics=None if mode == "batched" else all_at_once,
     )
     rss_before = _rss_mb()
@@ -119,6 +136,7 @@ def evaluate(folder: Path, mode: str, max_length: int) -> dict[str, float]:
         "seconds": round(time.perf_counter() - started, 1),
         "rss_before_mb": rss_before,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "logits_held_mb": held["logits_bytes"] / 2**20,
     }
 
 
@@ -153,12 +171,13 @@ def main() -> None:
     questions, windows = batched["questions"], batched["windows"]
     print(f"eval set: {questions:.0f} questions, {windows} windows of <= {args.max_length} tokens")
     print(f"start+end logits of every window (float32, padded to {args.max_length}): {logits_mb:.0f} MB")
-    print(f"{'mode':34} {'peak RSS MB':>12} {'growth MB':>10} {'seconds':>8} {'EM':>8} {'F1':>8}")
+    columns = ("logits held MB", "peak RSS MB", "growth MB", "seconds", "EM", "F1")
+    print(f"{'mode':34} " + " ".join(f"{c:>{w}}" for c, w in zip(columns, (14, 12, 10, 8, 7, 7), strict=True)))
     for name, result in (("batch by batch (nlp-transfer)", batched), ("all logits at the end (usual)", accumulated)):
         growth = result["peak_rss_mb"] - result["rss_before_mb"]
         print(
-            f"{name:34} {result['peak_rss_mb']:12.0f} {growth:10.0f} {result['seconds']:8.1f} "
-            f"{result['exact_match']:8.3f} {result['f1']:8.3f}"
+            f"{name:34} {result['logits_held_mb']:14.2f} {result['peak_rss_mb']:12.0f} {growth:10.0f} "
+            f"{result['seconds']:8.1f} {result['exact_match']:7.3f} {result['f1']:7.3f}"
         )
     same = (batched["exact_match"], batched["f1"]) == (accumulated["exact_match"], accumulated["f1"])
     print("same EM/F1 both ways:", same)
