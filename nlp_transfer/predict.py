@@ -23,12 +23,7 @@ from nlp_transfer.tasks import TASKS
 
 def read_texts(path: Path, field: str = "text") -> list[str]:
     """A .jsonl file (one object per line, text in `field`) or a plain file with one text per line."""
-    if not path.is_file():
-        raise UserError(f"--file {path}: not found; pass a .txt (one text per line) or .jsonl file")
-    try:
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except UnicodeDecodeError as err:
-        raise UserError(f"--file {path}: not valid utf-8; convert it to utf-8") from err
+    lines = _nonempty_lines(path, "a .txt (one text per line) or .jsonl file")
     if path.suffix.lower() != ".jsonl":
         return lines
     texts = []
@@ -42,22 +37,24 @@ def read_texts(path: Path, field: str = "text") -> list[str]:
 
 def read_pairs(path: Path, question_field: str, context_field: str) -> list[dict[str, Any]]:
     """A .jsonl file of {question, context} objects (other fields, such as an id, are passed through)."""
-    if not path.is_file():
-        raise UserError(f"--file {path}: not found; pass a .jsonl file with '{question_field}' and '{context_field}'")
-    try:
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except UnicodeDecodeError as err:
-        raise UserError(f"--file {path}: not valid utf-8; convert it to utf-8") from err
+    fields = f"'{question_field}' and '{context_field}'"
     pairs = []
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(_nonempty_lines(path, f"a .jsonl file with {fields}"), start=1):
         try:
             row = json.loads(line)
             pairs.append(row | {"question": str(row[question_field]), "context": str(row[context_field])})
         except (ValueError, KeyError, TypeError) as err:
-            raise UserError(
-                f"--file {path} line {number}: expected a JSON object with '{question_field}' and '{context_field}'"
-            ) from err
+            raise UserError(f"--file {path} line {number}: expected a JSON object with {fields}") from err
     return pairs
+
+
+def _nonempty_lines(path: Path, expected: str) -> list[str]:
+    if not path.is_file():
+        raise UserError(f"--file {path}: not found; pass {expected}")
+    try:
+        return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError as err:
+        raise UserError(f"--file {path}: not valid utf-8; convert it to utf-8") from err
 
 
 @dataclass
