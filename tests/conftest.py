@@ -8,6 +8,7 @@ import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -194,3 +195,25 @@ def write_recipe(folder: Path, model: Path | str, train_data: Path | str, /, **s
     path = folder / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
     return path
+
+
+def invoke(*args: object) -> Any:
+    """Run the CLI as a user would (typer's CliRunner); returns click's Result."""
+    from typer.testing import CliRunner
+
+    from nlp_transfer.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def user_error(result: Any, *fragments: str) -> str:
+    """The one error line; asserts exit code 2, no traceback, and that it contains every fragment."""
+    assert result.exit_code == 2, f"exit {result.exit_code}: {result.output}\n{result.exception!r}"
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    assert lines[-1] == errors[0], f"the error is not the last line on stderr:\n{result.stderr}"
+    for fragment in fragments:
+        assert fragment in errors[0], f"{fragment!r} not in {errors[0]!r}"
+    return errors[0]

@@ -12,19 +12,12 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import Result
-from typer.testing import CliRunner
 
-from nlp_transfer.cli import app
 from nlp_transfer.runfolder import STATUS_FILE, read_status
-from tests.conftest import write_recipe
+from tests.conftest import invoke, user_error, write_recipe
 
 # Real runs stop after two optimizer steps: enough to write a complete run folder in a few seconds on a CPU.
 QUICK = ["-o", "train.max_steps=2"]
-
-
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 def recipe(folder: Path, model: Path | str, train_file: Path | str, /, **sections: dict[str, Any]) -> Path:
@@ -36,19 +29,6 @@ def recipe(folder: Path, model: Path | str, train_file: Path | str, /, **section
         raw[name] = {**raw.get(name, {}), **values}
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")
     return path
-
-
-def user_error(result: Result, *fragments: str) -> str:
-    """The one error line; asserts exit code 2, no traceback, and that it contains every fragment."""
-    assert result.exit_code == 2, f"exit {result.exit_code}: {result.output}\n{result.exception!r}"
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error: ")]
-    assert len(errors) == 1, result.stderr
-    assert lines[-1] == errors[0], f"the error is not the last line on stderr:\n{result.stderr}"
-    for fragment in fragments:
-        assert fragment in errors[0], f"{fragment!r} not in {errors[0]!r}"
-    return errors[0]
 
 
 def assert_not_started(run: Path) -> None:

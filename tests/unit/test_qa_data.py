@@ -10,16 +10,13 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import Result
-from typer.testing import CliRunner
 
-from nlp_transfer.cli import app
 from nlp_transfer.data import SQUAD_FEATURES, load_data
 from nlp_transfer.errors import UserError
 from nlp_transfer.pipeline import PreparedRun, RunOptions, prepare_run
 from nlp_transfer.recipe import DataSpec, load_recipe
 from nlp_transfer.runfolder import read_status
-from tests.conftest import DATA_ROOT
+from tests.conftest import DATA_ROOT, invoke, user_error
 
 SQUAD_TRAIN = DATA_ROOT / "squad_mini" / "train.json"
 SQUAD_DEV = DATA_ROOT / "squad_mini" / "dev.json"
@@ -53,23 +50,6 @@ def qa_recipe(
 
 def prepare(path: Path) -> PreparedRun:
     return prepare_run(load_recipe(path), RunOptions())
-
-
-def invoke(*args: str | Path) -> Result:
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def user_error(result: Result, *fragments: str) -> str:
-    """The one error line; asserts exit code 2, no traceback, and that it contains every fragment."""
-    assert result.exit_code == 2, f"exit {result.exit_code}: {result.output}\n{result.exception!r}"
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error: ")]
-    assert len(errors) == 1, result.stderr
-    assert lines[-1] == errors[0], f"the error is not the last line on stderr:\n{result.stderr}"
-    for fragment in fragments:
-        assert fragment in errors[0], f"{fragment!r} not in {errors[0]!r}"
-    return errors[0]
 
 
 COLORS = ["crimson", "teal", "amber", "violet", "olive", "indigo"]
