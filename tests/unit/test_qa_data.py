@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from nlp_transfer.data import SQUAD_FEATURES, load_data
+from nlp_transfer.data import SQUAD_FEATURES, LoadedData, load_data
 from nlp_transfer.errors import UserError
 from nlp_transfer.pipeline import PreparedRun, RunOptions, prepare_run
 from nlp_transfer.recipe import DataSpec, load_recipe
@@ -46,6 +46,11 @@ def qa_recipe(
     path = folder / "qa.yaml"
     path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
     return path
+
+
+def read(spec: dict[str, Any]) -> LoadedData:
+    """load_data on a data section holding absolute paths (no data root, no recipe folder)."""
+    return load_data(DataSpec.model_validate(spec), label_column="label", seed=0, data_root=None, base_dir=None)
 
 
 def prepare(path: Path) -> PreparedRun:
@@ -96,13 +101,7 @@ LONG_QUESTION = "What, " + "after all of those very many long and winding years,
 
 
 def test_squad_mini_train_reads_as_one_row_per_question_in_the_hub_layout(tmp_path: Path) -> None:
-    loaded = load_data(
-        DataSpec.model_validate({"train": str(SQUAD_TRAIN), "eval": str(SQUAD_DEV)}),
-        label_column="label",
-        seed=0,
-        data_root=None,
-        base_dir=tmp_path,
-    )
+    loaded = read({"train": str(SQUAD_TRAIN), "eval": str(SQUAD_DEV)})
     train, dev = loaded.splits["train"], loaded.splits["eval"]
     assert (len(train), len(dev)) == (1190, 440)
     assert train.column_names == HUB_COLUMNS
@@ -143,13 +142,7 @@ def test_squad_v2_impossible_question_gets_empty_answers(tmp_path: Path) -> None
             }
         ],
     )
-    loaded = load_data(
-        DataSpec.model_validate({"train": str(path), "eval": str(path)}),
-        label_column="label",
-        seed=0,
-        data_root=None,
-        base_dir=tmp_path,
-    )
+    loaded = read({"train": str(path), "eval": str(path)})
     train = loaded.splits["train"]
     assert train["id"] == ["a", "b"]
     assert train["answers"] == [{"text": ["teal"], "answer_start": [24]}, {"text": [], "answer_start": []}]
@@ -180,13 +173,7 @@ def test_flat_jsonl_answers_in_either_layout_prepare(tmp_path: Path, tiny_models
 def test_flat_json_list_goes_to_the_plain_json_reader(tmp_path: Path) -> None:
     path = tmp_path / "boxes.json"
     path.write_text(json.dumps(qa_rows(5)), encoding="utf-8")
-    loaded = load_data(
-        DataSpec.model_validate({"train": str(path), "eval": str(path)}),
-        label_column="label",
-        seed=0,
-        data_root=None,
-        base_dir=tmp_path,
-    )
+    loaded = read({"train": str(path), "eval": str(path)})
     train = loaded.splits["train"]
     assert len(train) == 5 and set(train.column_names) == {"id", "question", "context", "answers"}
     assert train[0]["answers"] == qa_rows(1)[0]["answers"]
@@ -200,9 +187,7 @@ def test_malformed_nested_squad_file_is_a_one_line_error_naming_the_file(
         [{"context": "Box 1 is teal.", "qas": [{"id": "a", "answers": [{"text": "teal", "answer_start": 9}]}]}],
     )
     with pytest.raises(UserError) as caught:
-        load_data(
-            DataSpec.model_validate({"train": str(path)}), label_column="label", seed=0, data_root=None, base_dir=None
-        )
+        read({"train": str(path)})
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith(f"data.train: {path} looks like SQuAD JSON")
@@ -219,9 +204,7 @@ def test_malformed_nested_squad_file_names_the_right_question(tmp_path: Path) ->
     ]
     path = squad_json(tmp_path / "broken.json", [{"context": "Box 1 is teal.", "qas": qas}])
     with pytest.raises(UserError, match="question 2 is malformed"):
-        load_data(
-            DataSpec.model_validate({"train": str(path)}), label_column="label", seed=0, data_root=None, base_dir=None
-        )
+        read({"train": str(path)})
 
 
 # ---- 2. windows and labels on real SQuAD questions ------------------------------------------------------------
