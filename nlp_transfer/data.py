@@ -17,7 +17,8 @@ import datasets
 
 from nlp_transfer.assets import Asset, hub_offline, resolve_data_file
 from nlp_transfer.errors import UserError
-from nlp_transfer.recipe import DataFile, DataSpec, SplitSpec
+from nlp_transfer.recipe import DataSpec
+from nlp_transfer.schema import DataFile, SplitSpec
 
 # Recipe split name -> default split name of a hub dataset.
 HUB_SPLITS = {"train": "train", "eval": "validation", "test": "test"}
@@ -53,10 +54,7 @@ def load_data(
         split_spec: SplitSpec | None = getattr(spec, split)
         if split_spec is None:
             continue
-        parts = [_load_file(f, split, spec, label_column, data_root, base_dir, loaded) for f in _as_files(split_spec)]
-        loaded.splits[split] = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
-        if len(loaded.splits[split]) == 0:
-            raise UserError(f"data.{split} ({', '.join(loaded.sources[split])}): no rows; point it at a file with data")
+        _load_split(split_spec, split, f"data.{split}", spec, label_column, data_root, base_dir, loaded)
 
     if "eval" not in loaded.splits:
         held_out = loaded.splits["train"].train_test_split(test_size=spec.eval_fraction, seed=seed)
@@ -73,6 +71,34 @@ def load_data(
     return loaded
 
 
+def load_extra_split(
+    split_spec: SplitSpec, *, split: str, field: str, data_root: Path | None, base_dir: Path | None
+) -> LoadedData:
+    """A split named outside `data:` (adapt.target.corpus, adapt.target.test), read like data.<split> is; errors
+    name `field`. The split name picks the hub dataset's default split."""
+    loaded = LoadedData(splits=datasets.DatasetDict(), sources={})
+    _load_split(split_spec, split, field, DataSpec(train=split_spec), "label", data_root, base_dir, loaded)
+    return loaded
+
+
+def _load_split(
+    split_spec: SplitSpec,
+    split: str,
+    field: str,
+    spec: DataSpec,
+    label_column: str,
+    data_root: Path | None,
+    base_dir: Path | None,
+    loaded: LoadedData,
+) -> None:
+    parts = [
+        _load_file(f, split, spec, label_column, data_root, base_dir, loaded, field) for f in _as_files(split_spec)
+    ]
+    loaded.splits[split] = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+    if len(loaded.splits[split]) == 0:
+        raise UserError(f"{field} ({', '.join(loaded.sources[split])}): no rows; point it at a file with data")
+
+
 def _as_files(split_spec: SplitSpec) -> list[DataFile]:
     items = split_spec if isinstance(split_spec, list) else [split_spec]
     return [DataFile(path=item) if isinstance(item, str) else item for item in items]
@@ -86,17 +112,18 @@ def _load_file(
     data_root: Path | None,
     base_dir: Path | None,
     loaded: LoadedData,
+    field: str,
 ) -> datasets.Dataset:
     asset = (
-        resolve_data_file(data_file.path, data_root, base_dir, field=f"data.{split}")
+        resolve_data_file(data_file.path, data_root, base_dir, field=field)
         if spec.format != "hub"
         else Asset(data_file.path, data_file.path, "hub", data_file.path)
     )
     loaded.sources.setdefault(split, []).append(asset.location)
     if asset.source == "hub":
-        dataset = _load_hub(asset, data_file.split or HUB_SPLITS[split], spec.hub_config, split)
+        dataset = _load_hub(asset, data_file.split or HUB_SPLITS[split], spec.hub_config, field)
     else:
-        dataset = _load_local(Path(asset.location), spec, split)
+        dataset = _load_local(Path(asset.location), spec, field)
         loaded.file_hashes[asset.location] = sha256_file(Path(asset.location))
     if data_file.label is not None:
         if label_column in dataset.column_names:
@@ -105,18 +132,18 @@ def _load_file(
     return dataset
 
 
-def _load_local(path: Path, spec: DataSpec, split: str) -> datasets.Dataset:
+def _load_local(path: Path, spec: DataSpec, field: str) -> datasets.Dataset:
     if path.is_dir():
-        raise UserError(f"data.{split}: {path} is a folder; name the data file inside it (e.g. {path}/train.csv)")
+        raise UserError(f"{field}: {path} is a folder; name the data file inside it (e.g. {path}/train.csv)")
     fmt = spec.format if spec.format != "auto" else SUFFIX_FORMATS.get(path.suffix.lower(), "text")
     if fmt in TEXT_FORMATS:
-        text = check_encoding(path, spec.encoding, split)
+        text = check_encoding(path, spec.encoding, field)
         # datasets fails on a file without rows with a message that names neither the file nor the fix.
         header_rows = 1 if fmt in {"csv", "tsv"} and spec.columns is None else 0
         if len(list(islice((line for line in text.splitlines() if line.strip()), header_rows + 1))) <= header_rows:
             what = "has a header row but no data rows" if header_rows else "is empty"
-            raise UserError(f"data.{split}: {path} {what}; point data.{split} at a file with rows")
-        if fmt == "json" and (squad := read_squad_json(text, path, split)) is not None:
+            raise UserError(f"{field}: {path} {what}; point {field} at a file with rows")
+        if fmt == "json" and (squad := read_squad_json(text, path, field)) is not None:
             return squad
     builder, options = BUILDERS[fmt]
     options = dict(options)
@@ -131,7 +158,7 @@ def _load_local(path: Path, spec: DataSpec, split: str) -> datasets.Dataset:
     except Exception as err:  # datasets/pyarrow/pandas raise many types for a malformed file
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(
-            f"data.{split}: could not read {path} as {fmt} ({reason}); check the file or set data.format"
+            f"{field}: could not read {path} as {fmt} ({reason}); check the file or set data.format"
         ) from err
 
 
@@ -149,7 +176,7 @@ SQUAD_FEATURES = datasets.Features(
 )
 
 
-def read_squad_json(text: str, path: Path, split: str) -> datasets.Dataset | None:
+def read_squad_json(text: str, path: Path, field: str) -> datasets.Dataset | None:
     """SQuAD's nested JSON (data -> paragraphs -> qas) as one row per question, in the hub `squad` layout.
 
     None when the file is not SQuAD-shaped (a flat JSON list, or JSON lines), so the plain json reader takes it.
@@ -182,27 +209,27 @@ def read_squad_json(text: str, path: Path, split: str) -> datasets.Dataset | Non
     except (KeyError, TypeError, ValueError) as err:
         where = f"question {len(rows['id']) + 1}"
         raise UserError(
-            f"data.{split}: {path} looks like SQuAD JSON (data -> paragraphs -> qas) but {where} is malformed "
+            f"{field}: {path} looks like SQuAD JSON (data -> paragraphs -> qas) but {where} is malformed "
             f"({type(err).__name__}: {err}); each qa needs question, id and answers [{{text, answer_start}}]"
         ) from err
     return datasets.Dataset.from_dict(rows, features=SQUAD_FEATURES)
 
 
-def _load_hub(asset: Asset, hub_split: str, config: str | None, split: str) -> datasets.Dataset:
+def _load_hub(asset: Asset, hub_split: str, config: str | None, field: str) -> datasets.Dataset:
     try:
         dataset = datasets.load_dataset(asset.location, config, split=hub_split)
     except Exception as err:  # offline, unknown id, unknown split or config: all surface as different types
         mode = "offline mode (HF_HUB_OFFLINE=1) is on and it is not cached" if hub_offline() else str(err)
         raise UserError(
-            f"data.{split}: hub dataset '{asset.location}' (split '{hub_split}') could not be loaded: "
+            f"{field}: hub dataset '{asset.location}' (split '{hub_split}') could not be loaded: "
             f"{mode.splitlines()[0] if mode else type(err).__name__}. Fix: use a local file, or go online"
         ) from err
     if not isinstance(dataset, datasets.Dataset):
-        raise UserError(f"data.{split}: hub dataset '{asset.location}' did not give one split; set split")
+        raise UserError(f"{field}: hub dataset '{asset.location}' did not give one split; set split")
     return dataset
 
 
-def check_encoding(path: Path, encoding: str, split: str) -> str:
+def check_encoding(path: Path, encoding: str, field: str) -> str:
     """The file's text; fails with the line number instead of a decoder traceback from inside pandas or pyarrow."""
     raw = path.read_bytes()
     try:
@@ -212,7 +239,7 @@ def check_encoding(path: Path, encoding: str, split: str) -> str:
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
         raise UserError(
-            f"data.{split}: {path} line {line} is not valid {encoding} (byte 0x{raw[err.start]:02x}); "
+            f"{field}: {path} line {line} is not valid {encoding} (byte 0x{raw[err.start]:02x}); "
             "set data.encoding to the file's encoding (e.g. latin-1)"
         ) from err
 

@@ -11,13 +11,11 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from nlp_transfer.adapt.spec import AdaptSpec
 from nlp_transfer.errors import UserError, did_you_mean
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from nlp_transfer.schema import SplitSpec, Strict
 
 
 class ModelSpec(Strict):
@@ -164,17 +162,6 @@ MethodSpec = Annotated[
 DataFormat = Literal["auto", "csv", "tsv", "json", "jsonl", "parquet", "text", "hub"]
 
 
-class DataFile(Strict):
-    path: str = Field(description="file, name under the data root, or hub dataset id")
-    label: str | int | None = Field(
-        None, description="one label for every row (e.g. plain-text files with one class per file)"
-    )
-    split: str | None = Field(None, description="split of a hub dataset (default: train / validation / test)")
-
-
-SplitSpec = str | DataFile | list[str | DataFile]
-
-
 class DataSpec(Strict):
     train: SplitSpec
     eval: SplitSpec | None = Field(None, description="when absent, eval_fraction of train is held out (seeded)")
@@ -244,6 +231,9 @@ class Recipe(Strict):
     data: DataSpec
     train: TrainSpec = Field(default_factory=TrainSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
+    adapt: AdaptSpec | None = Field(
+        None, description="unlabelled domain adaptation: a target corpus and stages (see recipes/movies_to_products)"
+    )
 
     @model_validator(mode="after")
     def _metric_known_to_task(self) -> Recipe:
@@ -309,22 +299,30 @@ def replace_method(loaded: LoadedRecipe, method: dict[str, Any], suffix: str = "
 
 
 def apply_override(raw: dict[str, Any], override: str, path: Path) -> None:
-    """`train.learning_rate=3e-5` sets raw['train']['learning_rate'] = 3e-05 (the value is parsed as YAML)."""
+    """`train.learning_rate=3e-5` sets raw['train']['learning_rate'] = 3e-05 (the value is parsed as YAML); a number
+    picks a list item: `adapt.stages.0.epochs=2`."""
     key, sep, value = override.partition("=")
     if not sep or not key.strip():
         raise UserError(f"override '{override}': expected key.sub=value, e.g. -o train.learning_rate=3e-5")
     parts = key.strip().split(".")
-    node = raw
-    for depth, part in enumerate(parts[:-1]):
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            where = ".".join(parts[: depth + 1])
-            raise UserError(f"override '{override}': {path}: '{where}' is a value, not a section")
-        node = child
-    try:
-        node[parts[-1]] = yaml.safe_load(value)
-    except yaml.YAMLError as err:
-        raise UserError(f"override '{override}': the value is not valid YAML; quote it") from err
+    node: Any = raw
+    for depth, part in enumerate(parts):
+        where = ".".join(parts[: depth + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise UserError(f"override '{override}': {path}: '{where}': the list has items 0..{len(node) - 1}")
+            index: Any = int(part)
+        elif isinstance(node, dict):
+            index = part
+        else:
+            raise UserError(f"override '{override}': {path}: '{where}' is inside a value, not a section")
+        if depth == len(parts) - 1:
+            try:
+                node[index] = yaml.safe_load(value)
+            except yaml.YAMLError as err:
+                raise UserError(f"override '{override}': the value is not valid YAML; quote it") from err
+            return
+        node = node.setdefault(part, {}) if isinstance(node, dict) else node[index]
 
 
 def describe_validation_error(err: ValidationError) -> str:
@@ -362,6 +360,7 @@ def _union_noise() -> set[str]:
     noise = {"str", "DataFile", "list[union[str,DataFile]]"}
     for field in ("task", "method"):
         noise.update(str(_tag_of(model)) for model in _models_in(Recipe, field))
+    noise.update(str(_tag_of(model)) for model in _models_in(AdaptSpec, "stages"))
     return noise
 
 

@@ -33,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
 
     text = args.data.read_text(encoding="utf-8")
-    rows = read_squad_json(text, args.data, "eval")
+    rows = read_squad_json(text, args.data, "data.eval")
     assert rows is not None, f"{args.data} is not SQuAD JSON"
     predictor = open_predictor(args.run_dir, batch_size=64)
     started = time.perf_counter()

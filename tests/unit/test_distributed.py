@@ -54,7 +54,7 @@ def test_two_processes_score_qa_like_one(tiny_models: dict[str, Path], tmp_path:
     from tests.conftest import DATA_ROOT
 
     dev = DATA_ROOT / "squad_mini" / "dev.json"
-    rows = list(read_squad_json(dev.read_text(encoding="utf-8"), dev, "eval") or [])[:13]  # 13: uneven batches
+    rows = list(read_squad_json(dev.read_text(encoding="utf-8"), dev, "data.eval") or [])[:13]  # 13: uneven batches
     eval_file = tmp_path / "eval.jsonl"
     eval_file.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     recipe = tmp_path / "recipe.yaml"

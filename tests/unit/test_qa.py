@@ -27,7 +27,7 @@ SQUAD_DEV = DATA_ROOT / "squad_mini" / "dev.json"
 
 
 def squad_rows(limit: int | None = None, longest: bool = False) -> list[dict]:
-    dataset = read_squad_json(SQUAD_DEV.read_text(encoding="utf-8"), SQUAD_DEV, "eval")
+    dataset = read_squad_json(SQUAD_DEV.read_text(encoding="utf-8"), SQUAD_DEV, "data.eval")
     rows = list(dataset)
     if longest:
         rows.sort(key=lambda r: -len(r["context"]))
