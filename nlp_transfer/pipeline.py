@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import datasets
 import transformers
 from torch import nn
 from transformers import PreTrainedTokenizerBase, set_seed
@@ -30,6 +31,7 @@ from nlp_transfer.recipe import LoadedRecipe
 from nlp_transfer.record import environment_record
 from nlp_transfer.runfolder import RunFolder, check_run_target, default_run_dir, open_run_folder, worker_folder
 from nlp_transfer.tasks import TASKS, PreparedTask, Task
+from nlp_transfer.tasks.classification import normalise_label
 from nlp_transfer.training import build_trainer, training_arguments
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,17 @@ class RunOptions:
     output_dir: Path | None = None  # overrides output.dir
     overwrite: bool = False
     data_root: Path | None = None  # overrides $NLP_TRANSFER_DATA and ../shared/data
+    extra_train: ExtraRows | None = None  # labelled rows added to data.train (self-training's pseudo-labels)
+
+
+@dataclass
+class ExtraRows:
+    """Texts with class ids (0..K-1 in `label_names` order), added to the training split after it is read."""
+
+    texts: list[str]
+    labels: list[int]
+    label_names: list[str]
+    description: str  # for the run's notes, e.g. "pseudo-labelled target texts"
 
 
 @dataclass
@@ -107,6 +120,8 @@ def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
         data_root=options.data_root or default_data_root(),
         base_dir=base_dir,
     )
+    if options.extra_train is not None:
+        add_rows(data, options.extra_train, recipe.task)
     prepared = task.prepare(data, tokenizer, pad_to_max_length=recipe.train.padding == "max_length")
 
     pretrained = load_model(task.auto_model_class, model_asset, recipe.model, tokenizer, **prepared.model_kwargs)
@@ -122,6 +137,25 @@ def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
         model=model,
         notes=data.notes + prepared.notes,
     )
+
+
+def add_rows(data: LoadedData, extra: ExtraRows, task: Any) -> None:
+    """Append rows to data.train in its own label representation (int ids, or names), keeping only the text and
+    label columns (the extra rows have no others)."""
+    train = data.splits["train"].select_columns([task.text, task.label])
+    int_labels = str(getattr(train.features[task.label], "dtype", "")).startswith("int")
+    declared = task.labels is not None
+
+    def value(label: int) -> Any:
+        if declared:
+            return label if int_labels else extra.label_names[label]
+        return normalise_label(extra.label_names[label])
+
+    rows = datasets.Dataset.from_dict(
+        {task.text: extra.texts, task.label: [value(label) for label in extra.labels]}
+    ).cast(train.features)
+    data.splits["train"] = datasets.concatenate_datasets([train, rows])
+    data.notes.append(f"train: + {len(rows)} {extra.description}")
 
 
 def train_and_save(setup: PreparedRun, folder: RunFolder) -> RunResult:

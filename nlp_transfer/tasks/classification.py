@@ -48,7 +48,7 @@ class Classification:
                 max_length=config.max_length,
                 padding="max_length" if pad_to_max_length else False,
             )
-            encoded["labels"] = [label_ids[_normalise(batch[config.label][i])] for i in rows]
+            encoded["labels"] = [label_ids[normalise_label(batch[config.label][i])] for i in rows]
             return dict(encoded)
 
         key = {
@@ -108,7 +108,7 @@ class Classification:
         labels = {
             name: [v for v in split[column] if v is not None and str(v).strip()] for name, split in data.splits.items()
         }
-        train_counts = Counter(_normalise(v) for v in labels["train"])
+        train_counts = Counter(normalise_label(v) for v in labels["train"])
         declared = self.config.labels
         if declared is not None and all(isinstance(v, int) for v in train_counts):
             mapping: dict[LabelValue, int] = {i: i for i in range(len(declared))}
@@ -122,7 +122,7 @@ class Classification:
                 "at least two. Check task.label, or list every class in task.labels"
             )
         for name, values in labels.items():
-            unknown = Counter(v for v in map(_normalise, values) if v not in mapping)
+            unknown = Counter(v for v in map(normalise_label, values) if v not in mapping)
             if unknown:
                 seen = ", ".join(f"{v!r} ({n} rows)" for v, n in unknown.most_common(5))
                 known = ", ".join(repr(v) for v in mapping)
@@ -143,7 +143,7 @@ def _where(split: str, data: LoadedData) -> str:
     return f"data.{split} ({', '.join(data.sources.get(split, ['held out from train']))})"
 
 
-def _normalise(value: Any) -> LabelValue:
+def normalise_label(value: Any) -> LabelValue:
     """1, 1.0, True and ' 1 ' are the same label 1; other strings are labels as written (stripped)."""
     if isinstance(value, bool):
         return int(value)
