@@ -86,7 +86,47 @@ def run(
     """Train, evaluate and save: everything the recipe says, into one run folder."""
     from nlp_transfer.recipe import load_recipe
 
-    run_loaded(load_recipe(recipe, override), output_dir, overwrite)
+    loaded = load_recipe(recipe, override)
+    if loaded.recipe.adapt is not None:  # a multi-stage recipe: its own chain of stages, one table row
+        run_adaptation(loaded, output_dir, overwrite, all_rows=False)
+        return
+    run_loaded(loaded, output_dir, overwrite)
+
+
+@app.command()
+@reports_errors
+def adapt(
+    recipe: RecipeArg,
+    override: OverrideOpt = None,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option("--output-dir", help="adapt folder (default <output.root>/<recipe>); finished stages are reused"),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="train every stage again, even those finished with the same inputs")
+    ] = False,
+) -> None:
+    """Domain adaptation table: source-only, +continued pre-training, +self-training, both (as the recipe allows)."""
+    from nlp_transfer.recipe import load_recipe
+
+    run_adaptation(load_recipe(recipe, override), output_dir, overwrite, all_rows=True)
+
+
+def run_adaptation(loaded: Any, output_dir: Path | None, overwrite: bool, all_rows: bool) -> None:
+    from nlp_transfer.adapt.chain import AdaptOptions, chain_rows, run_rows
+    from nlp_transfer.adapt.chain import output_dir as adapt_dir
+    from nlp_transfer.adapt.table import save_table
+
+    if loaded.recipe.adapt is None:
+        raise UserError(f"{loaded.path}: no adapt section; add adapt: {{target: ..., stages: [...]}} (see recipes/)")
+    signal.signal(signal.SIGTERM, _interrupt)  # a killed chain keeps its finished stages
+    options = AdaptOptions(output_dir=output_dir, overwrite=overwrite)
+    rows = run_rows(loaded, chain_rows(loaded.recipe.adapt, all_rows), options)
+    out = adapt_dir(loaded, options)
+    table = save_table(out, rows, [])
+    typer.echo("\n" + table)
+    typer.echo(f"saved {out / 'adapt_table.md'} and adapt_table.json; models: {out / 'stages'}")
+    typer.echo(f'predict with the last row\'s model: nlp-transfer predict {rows[-1]["model"]} "your text here"')
 
 
 def run_loaded(loaded: Any, output_dir: Path | None, overwrite: bool) -> None:
@@ -247,6 +287,50 @@ def predict(
     staging.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     staging.replace(out)
     typer.echo(f"wrote {len(inputs)} predictions to {out}", err=True)
+
+
+@app.command()
+@reports_errors
+def cluster(
+    model: Annotated[str, typer.Argument(help="encoder: hub id, model folder, or a complete run folder")],
+    data: Annotated[str, typer.Argument(help="csv/tsv/jsonl/json/txt file, or a name under the data root")],
+    k: Annotated[int | None, typer.Option("--k", help="number of clusters (default: distinct --label values)")] = None,
+    text: Annotated[str, typer.Option("--text", help="column holding the text")] = "text",
+    label: Annotated[
+        str | None, typer.Option("--label", help="column of true labels: scores the clusters (never used to fit)")
+    ] = None,
+    columns: Annotated[
+        str | None, typer.Option("--columns", help="names for a header-less csv/tsv, e.g. text,label (AG News)")
+    ] = None,
+    max_samples: Annotated[int | None, typer.Option("--max-samples", min=1, help="seeded random subset")] = None,
+    max_length: Annotated[int, typer.Option("--max-length", min=1, help="truncate texts to this many tokens")] = 128,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
+    examples: Annotated[int, typer.Option("--examples", min=1, help="texts closest to each centroid to show")] = 5,
+    seed: Annotated[int, typer.Option("--seed", help="fixes the subset, k-means and the silhouette sample")] = 42,
+    out: Annotated[Path | None, typer.Option("--out", help="folder (default runs/cluster-<data>-<time>)")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="write into a non-empty --out")] = False,
+) -> None:
+    """Embed a corpus with an encoder (mean pooling) and cluster it with k-means; with --label, score the clusters."""
+    from nlp_transfer.cluster import ClusterOptions, run_cluster, summary_line
+
+    names = [name.strip() for name in columns.split(",")] if columns else None
+    options = ClusterOptions(
+        model=model,
+        data=data,
+        k=k,
+        text=text,
+        label=label,
+        columns=names,
+        max_samples=max_samples,
+        max_length=max_length,
+        batch_size=batch_size,
+        examples=examples,
+        seed=seed,
+        out=out,
+        overwrite=overwrite,
+    )
+    folder, metrics = run_cluster(options)
+    typer.echo(f"{summary_line(metrics)} -> {folder}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,280 @@
+"""Domain adaptation on tiny models: stage order, the unlabelled corpus, packing, the masked-positions loss,
+pseudo-label selection, the chain (reuse, labels never reaching training) and the bad inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from transformers import AutoConfig, AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
+
+from nlp_transfer.adapt.corpus import load_corpus, pack_blocks
+from nlp_transfer.adapt.pretrain import MLM_HEADS, MaskedPositionsTrainer, pick_objective
+from nlp_transfer.adapt.selftrain import select_pseudo_labels
+from nlp_transfer.adapt.spec import TargetDomain
+from nlp_transfer.errors import UserError
+from tests.conftest import DATA_ROOT, invoke, user_error
+
+ELECTRONICS = DATA_ROOT / "amazon_mds" / "electronics"
+
+
+def _rows(path: Path, n: int) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()[:n]]
+
+
+def _jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _adapt_recipe(tmp: Path, model: Path, source: Path, corpus: Path, stages: list[dict], **adapt: object) -> Path:
+    test = _jsonl(tmp / "target_test.jsonl", _rows(ELECTRONICS / "test.jsonl", 30))
+    recipe = {
+        "model": {"name": str(model)},
+        "task": {"name": "classification", "labels": ["negative", "positive"], "max_length": 32},
+        "data": {"train": str(source)},
+        "train": {"epochs": 1, "batch_size": 16, "learning_rate": 1e-3, "seed": 0, "logging_steps": 5},
+        "adapt": {"target": {"corpus": str(corpus), "test": str(test), **adapt}, "stages": stages},
+    }
+    path = tmp / "adapt.yaml"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    return path
+
+
+# ---- recipe -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stages", "fragment"),
+    [
+        ([{"name": "finetune"}, {"name": "pretrain"}], "'pretrain' comes after 'finetune'"),
+        ([{"name": "self_train"}], "add {name: finetune} before it"),
+        ([{"name": "finetune"}, {"name": "finetune"}], "'finetune' appears 2 times"),
+        ([{"name": "pretrain", "blocksize": 64}, {"name": "finetune"}], "did you mean 'block_size'"),
+    ],
+)
+def test_stage_list_errors_name_the_fix(tmp_path: Path, sentiment_csv: Path, stages: list, fragment: str) -> None:
+    recipe = _adapt_recipe(tmp_path, Path("unused"), sentiment_csv, tmp_path / "corpus.jsonl", stages)
+    user_error(invoke("validate", recipe), "adapt.stages", fragment)
+
+
+def test_overrides_reach_list_items(tmp_path: Path, sentiment_csv: Path) -> None:
+    recipe = _adapt_recipe(tmp_path, Path("unused"), sentiment_csv, tmp_path / "c.jsonl", [{"name": "pretrain"}])
+    shown = yaml.safe_load(invoke("show", recipe, "-o", "adapt.stages.0.block_size=64").stdout)
+    assert shown["adapt"]["stages"][0]["block_size"] == 64
+    user_error(invoke("show", recipe, "-o", "adapt.stages.3.epochs=2"), "list has items 0..0")
+
+
+# ---- the target corpus ------------------------------------------------------------------------------------------
+
+
+def test_corpus_loader_keeps_only_text(tmp_path: Path) -> None:
+    corpus = load_corpus(
+        TargetDomain(corpus=str(ELECTRONICS / "train.jsonl"), max_corpus_samples=50),
+        seed=0,
+        data_root=None,
+        base_dir=None,
+    )
+    assert len(corpus.texts) == 50 and corpus.labels is None
+    assert all(isinstance(t, str) and t for t in corpus.texts)
+    assert corpus.notes == ["corpus: random subset of 50 of 1600 texts (seed 0)"]
+
+
+def test_pack_blocks_fills_every_block(tiny_models: dict[str, Path]) -> None:
+    texts = [row["text"] for row in _rows(ELECTRONICS / "train.jsonl", 20)]
+    bert = AutoTokenizer.from_pretrained(tiny_models["bert"])
+    blocks = pack_blocks(bert, texts, 64)
+    assert len(blocks) > 10 and {len(b) for b in blocks} == {64}
+    assert all(b[0] == bert.cls_token_id and b[-1] == bert.sep_token_id for b in blocks)
+    gpt2 = AutoTokenizer.from_pretrained(tiny_models["gpt2"])
+    assert {len(b) for b in pack_blocks(gpt2, texts, 64)} == {64}  # no special tokens around GPT-2 blocks
+    with pytest.raises(UserError, match="too few to fill one block of 64"):
+        pack_blocks(bert, ["too short"], 64)
+
+
+# ---- continued pre-training -------------------------------------------------------------------------------------
+
+
+def test_objective_follows_the_architecture(tiny_models: dict[str, Path]) -> None:
+    def pick(name: str, requested: str = "auto") -> str:
+        folder = tiny_models[name]
+        config = AutoConfig.from_pretrained(folder)
+        return pick_objective(config, requested, AutoTokenizer.from_pretrained(folder), name)
+
+    assert [pick(n) for n in ("bert", "distilbert", "roberta", "gpt2")] == ["mlm", "mlm", "mlm", "clm"]
+    with pytest.raises(UserError, match=r"objective 'mlm' is not possible .* set objective to clm"):
+        pick("gpt2", "mlm")
+    with pytest.raises(UserError, match="no masked-LM or causal-LM head"):
+        pick_objective(AutoConfig.for_model("vit"), "auto", AutoTokenizer.from_pretrained(tiny_models["bert"]), "vit")
+
+
+@pytest.mark.parametrize("architecture", sorted(MLM_HEADS))
+def test_masked_positions_loss_equals_the_models_own(tiny_models: dict[str, Path], architecture: str) -> None:
+    """The speed lever must not change the objective: same loss as the model's forward over every position."""
+    torch.manual_seed(0)
+    model = AutoModelForMaskedLM.from_pretrained(tiny_models[architecture]).eval()
+    input_ids = torch.randint(5, 100, (3, 16))
+    labels = torch.full_like(input_ids, -100)
+    labels[:, ::4] = input_ids[:, ::4]
+    inputs = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+    expected = model(**inputs, labels=labels).loss
+    trainer = MaskedPositionsTrainer.__new__(MaskedPositionsTrainer)
+    trainer.score_masked = MLM_HEADS[architecture]
+    got = trainer.compute_loss(model, {**inputs, "labels": labels})
+    assert torch.allclose(got, expected, atol=1e-6)
+
+
+# ---- pseudo-labels ----------------------------------------------------------------------------------------------
+
+
+def test_balanced_pseudo_labels_correct_a_shifted_prior() -> None:
+    # The model calls 8 of 10 texts negative, but texts 6-9 are its most positive: balanced takes 2 per class.
+    positive = np.array([0.1, 0.2, 0.05, 0.3, 0.15, 0.25, 0.45, 0.48, 0.6, 0.9])
+    probabilities = np.stack([1 - positive, positive], axis=1)
+    chosen = select_pseudo_labels(probabilities, 4, balanced=True, min_confidence=0.0)
+    assert [(p.index, p.label) for p in chosen] == [(0, 0), (2, 0), (8, 1), (9, 1)]
+    by_argmax = select_pseudo_labels(probabilities, 4, balanced=False, min_confidence=0.0)
+    assert [(p.index, p.label) for p in by_argmax] == [(0, 0), (2, 0), (4, 0), (9, 1)]
+    confident = select_pseudo_labels(probabilities, 4, balanced=True, min_confidence=0.85)
+    assert [(p.index, p.label) for p in confident] == [(0, 0), (2, 0), (9, 1)]
+
+
+def test_balanced_pseudo_labels_never_give_a_text_two_labels() -> None:
+    rng = np.random.default_rng(0)
+    probabilities = rng.dirichlet(np.ones(3), size=50)
+    chosen = select_pseudo_labels(probabilities, 30, balanced=True, min_confidence=0.0)
+    assert len({p.index for p in chosen}) == len(chosen) == 30
+    assert np.bincount([p.label for p in chosen]).tolist() == [10, 10, 10]
+
+
+# ---- the chain --------------------------------------------------------------------------------------------------
+
+
+def _stage_record(out: Path, chain: str) -> dict:
+    return json.loads((out / "stages" / chain / "stage.json").read_text(encoding="utf-8"))
+
+
+def test_adapt_table_and_reuse(tmp_path: Path, tiny_models: dict[str, Path], sentiment_csv: Path) -> None:
+    corpus = _jsonl(tmp_path / "corpus.jsonl", _rows(ELECTRONICS / "train.jsonl", 40))
+    stages = [
+        {"name": "pretrain", "block_size": 32, "max_steps": 2, "batch_size": 8},
+        {"name": "finetune"},
+        {"name": "self_train", "rounds": 2, "keep_fraction": 0.5},
+    ]
+    recipe = _adapt_recipe(tmp_path, tiny_models["bert"], sentiment_csv, corpus, stages)
+    out = tmp_path / "out"
+    result = invoke("adapt", recipe, "--output-dir", out)
+    assert result.exit_code == 0, result.output
+    table = json.loads((out / "adapt_table.json").read_text(encoding="utf-8"))["rows"]
+    assert [r["row"] for r in table] == ["source-only", "+continued pre-training", "+self-training", "both"]
+    for row in table:
+        assert 0 <= row["target_accuracy"] <= 1 and 0 <= row["source_accuracy"] <= 1
+        assert 0 <= row["target_entropy"] <= 1 and abs(sum(row["target_predicted_shares"].values()) - 1) < 1e-3
+    assert "| source-only |" in (out / "adapt_table.md").read_text(encoding="utf-8")
+    # Chains share their common stages: five stage folders for four rows (finetune serves two of them).
+    assert sorted(p.name for p in (out / "stages").iterdir()) == [
+        "finetune",
+        "finetune+self_train",
+        "pretrain",
+        "pretrain+finetune",
+        "pretrain+finetune+self_train",
+    ]
+    assert all(row["reused"] == [] for row in table)
+    rounds = _stage_record(out, "finetune+self_train")["metrics"]["rounds"]
+    assert [r["pseudo_labels"] for r in rounds] == [10, 20]  # keep_fraction 0.5 of 40: 1/2 of it, then all of it
+    assert all(set(r["pseudo_label_shares"].values()) == {0.5} for r in rounds)  # balanced
+    # The adapted encoder loads as a classifier, and BERT's pooler kept the checkpoint's weights.
+    adapted = AutoModelForSequenceClassification.from_pretrained(out / "stages" / "pretrain")
+    original = AutoModelForSequenceClassification.from_pretrained(tiny_models["bert"])
+    assert torch.equal(adapted.bert.pooler.dense.weight, original.bert.pooler.dense.weight)
+    assert not torch.equal(
+        adapted.bert.encoder.layer[0].attention.self.query.weight,
+        original.bert.encoder.layer[0].attention.self.query.weight,
+    )
+
+    # Again: nothing retrains. With another self_train setting: only the self_train stages do.
+    before = {c: _stage_record(out, c) for c in ("pretrain", "finetune", "pretrain+finetune")}
+    again = invoke("adapt", recipe, "--output-dir", out, "-o", "adapt.stages.2.rounds=1")
+    assert again.exit_code == 0, again.output
+    table = json.loads((out / "adapt_table.json").read_text(encoding="utf-8"))["rows"]
+    assert table[3]["reused"] == ["pretrain", "finetune"] and table[0]["reused"] == ["finetune"]
+    assert {c: _stage_record(out, c) for c in before} == before
+    assert len(_stage_record(out, "finetune+self_train")["metrics"]["rounds"]) == 1
+
+
+def test_target_labels_never_reach_training(tmp_path: Path, tiny_models: dict[str, Path], sentiment_csv: Path) -> None:
+    """The same corpus with its true labels, with every label flipped, and with no label column: identical
+    pseudo-labels and identical models."""
+    rows = _rows(ELECTRONICS / "train.jsonl", 40)
+    variants = {
+        "true": rows,
+        "flipped": [{**r, "label": 1 - r["label"], "rating": 0} for r in rows],
+        "none": [{"text": r["text"]} for r in rows],
+    }
+    stages = [{"name": "finetune"}, {"name": "self_train", "rounds": 1, "keep_fraction": 0.5}]
+    outputs = {}
+    for name, corpus_rows in variants.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        corpus = _jsonl(folder / "corpus.jsonl", corpus_rows)
+        recipe = _adapt_recipe(folder, tiny_models["bert"], sentiment_csv, corpus, stages)
+        result = invoke("run", recipe, "--output-dir", folder / "out")
+        assert result.exit_code == 0, result.output
+        stage = folder / "out" / "stages" / "finetune+self_train"
+        outputs[name] = (
+            (stage / "pseudo_labels-round1.jsonl").read_text(encoding="utf-8"),
+            (stage / "round1" / "model.safetensors").read_bytes(),
+        )
+    assert outputs["true"] == outputs["flipped"] == outputs["none"]
+
+
+def test_gpt2_and_lora_pretraining(tmp_path: Path, tiny_models: dict[str, Path], sentiment_csv: Path) -> None:
+    corpus = _jsonl(tmp_path / "corpus.jsonl", _rows(ELECTRONICS / "train.jsonl", 20))
+    for model, method in (("gpt2", "full"), ("roberta", "lora")):
+        stages = [{"name": "pretrain", "block_size": 32, "max_steps": 2, "batch_size": 4, "method": method}]
+        recipe = _adapt_recipe(tmp_path, tiny_models[model], sentiment_csv, corpus, stages)
+        out = tmp_path / f"out-{model}"
+        result = invoke("run", recipe, "--output-dir", out)
+        assert result.exit_code == 0, result.output
+        metrics = _stage_record(out, "pretrain")["metrics"]
+        assert metrics["objective"] == {"gpt2": "clm", "roberta": "mlm"}[model]
+        assert metrics["lm_eval_loss_after"] < metrics["lm_eval_loss_before"] + 1.0
+        AutoModelForSequenceClassification.from_pretrained(out / "stages" / "pretrain")  # a plain model folder
+
+
+# ---- bad input --------------------------------------------------------------------------------------------------
+
+
+def test_bad_corpora_and_models(tmp_path: Path, tiny_models: dict[str, Path], sentiment_csv: Path) -> None:
+    pretrain = [{"name": "pretrain", "block_size": 512}, {"name": "finetune"}]
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    recipe = _adapt_recipe(tmp_path, tiny_models["bert"], sentiment_csv, empty, pretrain)
+    user_error(invoke("run", recipe, "--output-dir", tmp_path / "o1"), "adapt.target.corpus", "is empty")
+    short = _jsonl(tmp_path / "short.jsonl", [{"text": "great kettle"}, {"text": "broke in a week"}])
+    recipe = _adapt_recipe(tmp_path, tiny_models["bert"], sentiment_csv, short, pretrain)
+    user_error(invoke("run", recipe, "--output-dir", tmp_path / "o2"), "too few to fill one block of 512", "block_size")
+    unnamed = _jsonl(tmp_path / "review.jsonl", [{"review": "fine"}])
+    recipe = _adapt_recipe(tmp_path, tiny_models["bert"], sentiment_csv, unnamed, pretrain)
+    user_error(invoke("run", recipe, "--output-dir", tmp_path / "o3"), "column 'text' (adapt.target.text) not found")
+
+    # A model type with no masked-LM or causal-LM head in transformers (a vision model's config).
+    vit = tmp_path / "vit"
+    vit.mkdir()
+    AutoConfig.for_model("vit").save_pretrained(vit)
+    AutoTokenizer.from_pretrained(tiny_models["bert"]).save_pretrained(vit)
+    recipe = _adapt_recipe(
+        tmp_path, vit, sentiment_csv, _jsonl(tmp_path / "c.jsonl", _rows(ELECTRONICS / "train.jsonl", 5)), pretrain
+    )
+    user_error(invoke("run", recipe, "--output-dir", tmp_path / "o4"), "no masked-LM or causal-LM head")
+
+    # Never written into a folder that is not ours.
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine", encoding="utf-8")
+    user_error(invoke("adapt", recipe, "--output-dir", foreign), "not an nlp-transfer adapt folder")
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
