@@ -7,7 +7,6 @@ given, never touches the clustering; it only scores it (NMI, ARI, purity) and de
 
 from __future__ import annotations
 
-import csv
 import inspect
 import json
 import time
@@ -21,11 +20,11 @@ import torch
 import yaml
 from torch import nn
 
-from nlp_transfer.assets import Asset, default_data_root, resolve_data_file, resolve_model
+from nlp_transfer.assets import Asset, default_data_root, resolve_model
+from nlp_transfer.data import SUFFIX_FORMATS, load_extra_split
 from nlp_transfer.errors import UserError, did_you_mean
 from nlp_transfer.runfolder import STATUS_FILE, RunFolder, default_run_dir, require_complete
 
-FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "json"}  # anything else: one text per line
 SILHOUETTE_SAMPLE = 5_000  # silhouette costs O(n^2); a seeded sample of this size estimates it closely
 N_INIT = 10  # k-means restarts from seeded initial centroids; the lowest-inertia solution is kept
 
@@ -33,7 +32,7 @@ N_INIT = 10  # k-means restarts from seeded initial centroids; the lowest-inerti
 @dataclass
 class ClusterOptions:
     model: str  # hub id, model folder, or a complete run folder
-    data: str  # file path or name under the data root
+    data: str  # file path, name under the data root, or hub dataset id (its train split)
     k: int | None = None
     text: str = "text"
     label: str | None = None
@@ -85,68 +84,47 @@ def run_cluster(options: ClusterOptions) -> tuple[Path, dict[str, Any]]:
 
 
 def read_corpus(options: ClusterOptions) -> Corpus:
-    asset = resolve_data_file(options.data, default_data_root(), field="DATA")
-    path = Path(asset.location)
-    if asset.source == "hub" or not path.is_file():
-        raise UserError(f"DATA '{options.data}' is not a file; cluster reads a .csv, .tsv, .jsonl, .json or .txt file")
-    rows = read_rows(path, options.columns, options.text)
-    if not rows:
-        raise UserError(f"DATA {path} has no rows; point it at a file with texts")
-    found = list(rows[0])
-    hint = " (a header-less file needs --columns, e.g. --columns text,label)" if path.suffix in {".csv", ".tsv"} else ""
+    """The texts (and labels) of DATA's rows, read as a recipe's data.train is: csv/tsv (header row, or --columns),
+    jsonl, a JSON list, or any other file as one text per line (a column named `text`; blank lines skipped)."""
+    fmt = SUFFIX_FORMATS.get(Path(options.data).suffix.lower(), "text")
+    if options.columns is not None and fmt not in {"csv", "tsv"}:
+        raise UserError(
+            f"--columns names the columns of a header-less csv/tsv, but {options.data} is {fmt}; drop --columns"
+        )
+    loaded = load_extra_split(
+        options.data, split="train", field="DATA", data_root=default_data_root(), base_dir=None, columns=options.columns
+    )
+    dataset, [source] = loaded.splits["train"], loaded.sources["train"]
+    found = [name for name in dataset.column_names if not name.startswith("__index_level_")]
+    if len(found) < len(dataset.column_names):  # pandas turns the leading fields a row has too many into an index
+        given, fields = "--columns" if options.columns is not None else "the header row", len(dataset.column_names)
+        raise UserError(
+            f"DATA {source} rows have {fields} fields but {given} names {len(found)} ({', '.join(found)}); "
+            f"give {given} {fields} names"
+        )
+    hint = " (a header-less file needs --columns, e.g. --columns text,label)" if fmt in {"csv", "tsv"} else ""
     for flag, name in (("--text", options.text), ("--label", options.label)):
         if name is not None and name not in found:
             raise UserError(
-                f"{flag} '{name}' is not a column of {path}{did_you_mean(name, found)}; "
+                f"{flag} '{name}' is not a column of {source}{did_you_mean(name, found)}; "
                 f"columns found: {', '.join(found)}{hint}"
             )
+    blank_lines = fmt == "text" and source in loaded.file_hashes  # the text builder keeps them as empty rows
+    column = {name: dataset[name] for name in (options.text, options.label) if name}
     texts, labels = [], []
-    for number, row in enumerate(rows, start=1):
-        if missing := [name for name in (options.text, options.label) if name and row.get(name) is None]:
-            raise UserError(f"DATA {path} row {number} has no '{missing[0]}'; fill it in or drop the row")
+    for number, values in enumerate(zip(*column.values(), strict=True), start=1):
+        row = dict(zip(column, values, strict=True))
+        if missing := [name for name, value in row.items() if value is None]:
+            raise UserError(f"DATA {source} row {number} has no '{missing[0]}'; fill it in or drop the row")
+        if blank_lines and not str(row[options.text]).strip():
+            continue
         texts.append(str(row[options.text]))
         labels.append(str(row[options.label]) if options.label else "")
     chosen = list(range(len(texts)))
     if options.max_samples is not None and options.max_samples < len(texts):
         rng = np.random.default_rng(options.seed)
         chosen = sorted(rng.choice(len(texts), size=options.max_samples, replace=False).tolist())  # file order
-    return Corpus([texts[i] for i in chosen], [labels[i] for i in chosen] if options.label else None, chosen, str(path))
-
-
-def read_rows(path: Path, columns: list[str] | None, text_column: str) -> list[dict[str, Any]]:
-    """The file's rows as dicts: csv/tsv (header row, or --columns), jsonl, a JSON list, or one text per line."""
-    fmt = FORMATS.get(path.suffix.lower(), "txt")
-    if columns is not None and fmt not in {"csv", "tsv"}:
-        raise UserError(f"--columns names the columns of a header-less csv/tsv, but {path} is {fmt}; drop --columns")
-    raw = path.read_bytes()
-    try:
-        content = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise UserError(f"DATA {path} line {line} is not valid utf-8; convert the file to utf-8") from err
-    lines = [line for line in content.splitlines() if line.strip()]
-    if fmt == "txt":
-        return [{text_column: line} for line in lines]
-    if fmt in {"csv", "tsv"}:
-        # TSV without quote handling, as data.py reads it: AG News and GLUE TSVs hold bare quote characters.
-        dialect = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {}
-        table = list(csv.reader(lines, **dialect))  # type: ignore[arg-type]
-        header, body = (columns, table) if columns is not None else (table[0] if table else [], table[1:])
-        for number, fields in enumerate(body, start=1):
-            if len(fields) != len(header):
-                raise UserError(
-                    f"DATA {path} row {number} has {len(fields)} fields, expected {len(header)} ({', '.join(header)})"
-                )
-        return [dict(zip(header, fields, strict=True)) for fields in body]
-    try:
-        rows = [json.loads(line) for line in lines] if fmt == "jsonl" else (json.loads(content) if lines else [])
-    except ValueError as err:
-        raise UserError(f"DATA {path} is not valid {fmt} ({err}); check the file") from err
-    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-        raise UserError(
-            f"DATA {path}: expected JSON objects with named fields (one per line in .jsonl, a list in .json)"
-        )
-    return rows
+    return Corpus([texts[i] for i in chosen], [labels[i] for i in chosen] if options.label else None, chosen, source)
 
 
 def choose_k(k: int | None, corpus: Corpus, label: str | None) -> int:

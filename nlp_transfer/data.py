@@ -72,12 +72,20 @@ def load_data(
 
 
 def load_extra_split(
-    split_spec: SplitSpec, *, split: str, field: str, data_root: Path | None, base_dir: Path | None
+    split_spec: SplitSpec,
+    *,
+    split: str,
+    field: str,
+    data_root: Path | None,
+    base_dir: Path | None,
+    columns: list[str] | None = None,
 ) -> LoadedData:
-    """A split named outside `data:` (adapt.target.corpus, adapt.target.test), read like data.<split> is; errors
-    name `field`. The split name picks the hub dataset's default split."""
+    """A split named outside `data:` (adapt.target.corpus, adapt.target.test, the cluster corpus), read like
+    data.<split> is; errors name `field`. The split name picks the hub dataset's default split; `columns` names the
+    columns of a header-less csv/tsv."""
     loaded = LoadedData(splits=datasets.DatasetDict(), sources={})
-    _load_split(split_spec, split, field, DataSpec(train=split_spec), "label", data_root, base_dir, loaded)
+    spec = DataSpec(train=split_spec, columns=columns)
+    _load_split(split_spec, split, field, spec, "label", data_root, base_dir, loaded)
     return loaded
 
 

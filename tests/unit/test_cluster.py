@@ -193,7 +193,7 @@ def test_empty_corpus(bert: Path, tmp_path: Path) -> None:
     for name, content in (("empty.txt", "\n\n"), ("header_only.csv", "text,label\n"), ("empty.jsonl", "")):
         data = tmp_path / name
         data.write_text(content, encoding="utf-8")
-        user_error(invoke("cluster", bert, data, "--k", "2", "--out", tmp_path / "out"), str(data), "no rows")
+        user_error(invoke("cluster", bert, data, "--k", "2", "--out", tmp_path / "out"), str(data), "a file with rows")
     assert not (tmp_path / "out").exists()
 
 
@@ -215,7 +215,9 @@ def test_header_less_tsv_without_columns(bert: Path, tmp_path: Path) -> None:
     data = tmp_path / "dev.tsv"
     data.write_text("good news\tWorld\nbad news\tSports\nmore news\tWorld\n", encoding="utf-8")
     user_error(invoke("cluster", bert, data, "--label", "label"), "--text 'text'", "--columns text,label")
-    user_error(invoke("cluster", bert, data, "--columns", "text", "--k", "2"), "row 1 has 2 fields, expected 1")
+    user_error(
+        invoke("cluster", bert, data, "--columns", "text", "--k", "2"), "rows have 2 fields", "give --columns 2 names"
+    )
 
 
 def test_bad_rows_and_files(bert: Path, tmp_path: Path) -> None:
