@@ -20,8 +20,12 @@ def class_probabilities(run_dir: Path, texts: Sequence[str], batch_size: int = 6
     """(N, K) class probabilities of a complete classification run for each text, and the K label names."""
     predictor: Any = open_predictor(run_dir, batch_size=batch_size)
     names = [predictor.id2label[i] for i in range(len(predictor.id2label))]
-    rows = [[row["probabilities"][name] for name in names] for row in predictor.predict(list(texts))]
-    return np.asarray(rows, dtype=np.float64).reshape(len(texts), len(names)), names
+    # Longest first, so each batch pads to texts of about its own length (reviews range from a line to pages).
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    rows = [[row["probabilities"][name] for name in names] for row in predictor.predict([texts[i] for i in order])]
+    probabilities = np.empty((len(texts), len(names)), dtype=np.float64)
+    probabilities[order] = np.asarray(rows, dtype=np.float64).reshape(len(texts), len(names))
+    return probabilities, names
 
 
 def label_free_signals(probabilities: np.ndarray, names: list[str]) -> dict[str, Any]:
