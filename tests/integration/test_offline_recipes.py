@@ -8,6 +8,7 @@ import pytest
 
 from nlp_transfer.pipeline import RunOptions, prepare_run
 from nlp_transfer.recipe import load_recipe
+from tests.conftest import DATA_ROOT
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = ["data.max_train_samples=64", "data.max_eval_samples=64", "data.max_test_samples=64"]
@@ -25,6 +26,7 @@ OFFLINE = {
     "sst2_minilm_lpft.yaml": ["negative", "positive"],
     "squad_mini_minilm.yaml": [],  # extractive QA: no labels
     "squad_mini_minilm_lora.yaml": [],
+    "movies_to_products_minilm.yaml": ["negative", "positive"],  # the source; the target test uses the same
 }
 
 
@@ -45,3 +47,18 @@ def test_offline_recipe_prepares_real_data(name: str, minilm: Path) -> None:
         questions = len(set(split["question_index"])) if "question_index" in split.column_names else len(split)
         assert 0 < questions <= 64 and len(split) >= questions
         assert max(len(ids) for ids in split["input_ids"]) <= setup.loaded.recipe.task.max_length
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(OFFLINE) if load_recipe(REPO / "recipes" / n).recipe.adapt])
+def test_adapt_recipe_reads_its_target_domain(name: str) -> None:
+    from nlp_transfer.adapt.corpus import load_corpus, load_target_test
+    from nlp_transfer.adapt.signals import gold_ids
+
+    recipe = load_recipe(REPO / "recipes" / name).recipe
+    assert recipe.adapt is not None
+    corpus = load_corpus(recipe.adapt.target, seed=0, data_root=DATA_ROOT, base_dir=REPO / "recipes")
+    test = load_target_test(recipe.adapt.target, seed=0, data_root=DATA_ROOT, base_dir=REPO / "recipes")
+    assert len(corpus.texts) == 1600 and corpus.labels is None
+    assert test is not None and test.labels is not None and len(test.texts) == 400
+    ids = gold_ids(test.labels, OFFLINE[name], declared=True, where="test")
+    assert set(ids.tolist()) == {0, 1}
