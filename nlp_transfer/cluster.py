@@ -95,13 +95,7 @@ def read_corpus(options: ClusterOptions) -> Corpus:
         options.data, split="train", field="DATA", data_root=default_data_root(), base_dir=None, columns=options.columns
     )
     dataset, [source] = loaded.splits["train"], loaded.sources["train"]
-    found = [name for name in dataset.column_names if not name.startswith("__index_level_")]
-    if len(found) < len(dataset.column_names):  # pandas turns the leading fields a row has too many into an index
-        given, fields = "--columns" if options.columns is not None else "the header row", len(dataset.column_names)
-        raise UserError(
-            f"DATA {source} rows have {fields} fields but {given} names {len(found)} ({', '.join(found)}); "
-            f"give {given} {fields} names"
-        )
+    found = dataset.column_names
     hint = " (a header-less file needs --columns, e.g. --columns text,label)" if fmt in {"csv", "tsv"} else ""
     for flag, name in (("--text", options.text), ("--label", options.label)):
         if name is not None and name not in found:

@@ -162,12 +162,21 @@ def _load_local(path: Path, spec: DataSpec, field: str) -> datasets.Dataset:
             raise UserError(f"data.columns names csv/tsv header columns, but {path} is {fmt}; remove data.columns")
         options["column_names"] = spec.columns
     try:
-        return datasets.load_dataset(builder, data_files={"rows": str(path)}, split="rows", **options)
+        dataset = datasets.load_dataset(builder, data_files={"rows": str(path)}, split="rows", **options)
     except Exception as err:  # datasets/pyarrow/pandas raise many types for a malformed file
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(
             f"{field}: could not read {path} as {fmt} ({reason}); check the file or set data.format"
         ) from err
+    named = [name for name in dataset.column_names if not name.startswith("__index_level_")]
+    if len(named) < len(dataset.column_names):
+        # pandas takes the surplus leading fields as an index and shifts every column: refuse, never misread.
+        given = "data.columns" if spec.columns is not None else "the header row"
+        raise UserError(
+            f"{field}: {path} rows have {len(dataset.column_names)} fields but {given} names {len(named)} "
+            f"({', '.join(named)}); name all {len(dataset.column_names)} columns"
+        )
+    return dataset
 
 
 SQUAD_FEATURES = datasets.Features(

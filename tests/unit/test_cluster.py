@@ -216,7 +216,7 @@ def test_header_less_tsv_without_columns(bert: Path, tmp_path: Path) -> None:
     data.write_text("good news\tWorld\nbad news\tSports\nmore news\tWorld\n", encoding="utf-8")
     user_error(invoke("cluster", bert, data, "--label", "label"), "--text 'text'", "--columns text,label")
     user_error(
-        invoke("cluster", bert, data, "--columns", "text", "--k", "2"), "rows have 2 fields", "give --columns 2 names"
+        invoke("cluster", bert, data, "--columns", "text", "--k", "2"), "rows have 2 fields", "name all 2 columns"
     )
 
 

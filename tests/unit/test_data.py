@@ -53,6 +53,13 @@ def test_headerless_tsv_with_column_names_and_bare_quotes(tmp_path: Path) -> Non
     assert loaded.splits["train"]["text"] == ['He said "hello', 'stocks "rally" again']  # type: ignore[attr-defined]
 
 
+def test_fewer_column_names_than_fields_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "news.tsv"
+    path.write_text("stocks rally again\tBusiness\nteam wins\tSports\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"rows have 2 fields but data.columns names 1 \(text\); name all 2 columns"):
+        _load(tmp_path, train=str(path), eval=str(path), columns=["text"])
+
+
 def test_plain_text_files_with_one_label_per_file(tmp_path: Path) -> None:
     (tmp_path / "good.txt").write_text("fine film\ngreat cast\n", encoding="utf-8")
     (tmp_path / "bad.txt").write_text("dull plot\n", encoding="utf-8")
