@@ -278,3 +278,18 @@ def test_bad_corpora_and_models(tmp_path: Path, tiny_models: dict[str, Path], se
     (foreign / "notes.txt").write_text("mine", encoding="utf-8")
     user_error(invoke("adapt", recipe, "--output-dir", foreign), "not an nlp-transfer adapt folder")
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+
+
+def test_self_training_with_a_lora_method(tmp_path: Path, tiny_models: dict[str, Path], sentiment_csv: Path) -> None:
+    """Any method trains the classifier stages; the LoRA rounds pseudo-label with the adapter on its base."""
+    corpus = _jsonl(tmp_path / "corpus.jsonl", _rows(ELECTRONICS / "train.jsonl", 30))
+    stages = [{"name": "finetune"}, {"name": "self_train", "rounds": 2, "keep_fraction": 0.4}]
+    recipe = _adapt_recipe(tmp_path, tiny_models["bert"], sentiment_csv, corpus, stages)
+    out = tmp_path / "out"
+    result = invoke("run", recipe, "--output-dir", out, "-o", "method.name=lora", "-o", "method.r=4")
+    assert result.exit_code == 0, result.output
+    final = out / "stages" / "finetune+self_train" / "round2"
+    assert (final / "adapter_config.json").is_file() and not (final / "config.json").exists()
+    assert "finetune -> self_train" in result.stdout and str(final) in result.stdout
+    rounds = _stage_record(out, "finetune+self_train")["metrics"]["rounds"]
+    assert [r["pseudo_labels"] for r in rounds] == [6, 12]
