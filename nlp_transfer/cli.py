@@ -86,11 +86,7 @@ def run(
     """Train, evaluate and save: everything the recipe says, into one run folder."""
     from nlp_transfer.recipe import load_recipe
 
-    loaded = load_recipe(recipe, override)
-    if loaded.recipe.adapt is not None:  # a multi-stage recipe: its own chain of stages, one table row
-        run_adaptation(loaded, output_dir, overwrite, all_rows=False)
-        return
-    run_loaded(loaded, output_dir, overwrite)
+    run_loaded(load_recipe(recipe, override), output_dir, overwrite)
 
 
 @app.command()
@@ -131,6 +127,9 @@ def run_adaptation(loaded: Any, output_dir: Path | None, overwrite: bool, all_ro
 
 def run_loaded(loaded: Any, output_dir: Path | None, overwrite: bool) -> None:
     """Run a loaded recipe and print the summary (what `run` and `probe` share)."""
+    if loaded.recipe.adapt is not None:  # a multi-stage recipe: its own chain of stages, one table row
+        run_adaptation(loaded, output_dir, overwrite, all_rows=False)
+        return
     from nlp_transfer.pipeline import RunOptions
     from nlp_transfer.pipeline import run as run_pipeline
     from nlp_transfer.summary import print_summary

@@ -160,7 +160,8 @@ def _stage(adaptation: Adaptation, chain: tuple[str, ...], done: dict[tuple[str,
     folder = adaptation.out_dir / "stages" / "+".join(chain)
     inputs = _inputs_hash(adaptation.loaded.recipe, chain, adaptation.spec)
     record = _read_record(folder)
-    if record.get("inputs_hash") == inputs and not adaptation.options.overwrite:
+    finished = record.get("inputs_hash") == inputs and Path(record.get("model_dir", "")).is_dir()
+    if finished and not adaptation.options.overwrite:
         log.info("stage %s: complete with the same inputs, skipped", "+".join(chain))
         outcome = Outcome(
             name,
