@@ -32,7 +32,6 @@ QUICK = [
     "adapt.target.max_corpus_samples=200",
     "adapt.target.max_test_samples=200",
     "adapt.stages.0.max_steps=3",
-    "adapt.stages.2.rounds=1",
 ]
 
 
