@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from nlp_transfer.adapt.corpus import TargetTexts, load_corpus, load_target_test
 from nlp_transfer.adapt.pretrain import continue_pretraining
@@ -315,8 +316,8 @@ def supervised_recipe(
             raw["method"]["learning_rate"] = learning_rate
     try:
         recipe = Recipe.model_validate(raw)
-    except Exception as err:
-        raise UserError(f"{loaded.path}: {describe_validation_error(err)}") from err  # type: ignore[arg-type]
+    except ValidationError as err:
+        raise UserError(f"{loaded.path}: {describe_validation_error(err)}") from err
     return LoadedRecipe(recipe=recipe, path=loaded.path, name=loaded.name)
 
 
