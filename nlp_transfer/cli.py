@@ -119,7 +119,7 @@ def run_adaptation(loaded: Any, output_dir: Path | None, overwrite: bool, all_ro
     options = AdaptOptions(output_dir=output_dir, overwrite=overwrite)
     rows = run_rows(loaded, chain_rows(loaded.recipe.adapt, all_rows), options)
     out = adapt_dir(loaded, options)
-    table = save_table(out, rows, [])
+    table = save_table(out, rows)
     typer.echo("\n" + table)
     typer.echo(f"saved {out / 'adapt_table.md'} and adapt_table.json; models: {out / 'stages'}")
     typer.echo(f'predict with the last row\'s model: nlp-transfer predict {rows[-1]["model"]} "your text here"')

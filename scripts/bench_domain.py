@@ -69,7 +69,7 @@ def main() -> None:
                 rows = {name: rows[name] for name in args.rows.split(",")}
             folder = out / f"{domain}-s{seed}"
             table = run_rows(loaded, rows, AdaptOptions(output_dir=folder))
-            print(f"\n## {domain}, seed {seed}\n" + save_table(folder, table, []), flush=True)
+            print(f"\n## {domain}, seed {seed}\n" + save_table(folder, table), flush=True)
             results += [{"domain": domain, "seed": seed, **row} for row in table]
     summary = summarise(results, domains)
     (out / "summary.json").write_text(json.dumps({"runs": results, "summary": summary}, indent=2) + "\n")

@@ -37,7 +37,7 @@ def _show(value: Any, how: str) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def save_table(out_dir: Path, rows: list[dict[str, Any]], notes: list[str]) -> str:
+def save_table(out_dir: Path, rows: list[dict[str, Any]]) -> str:
     """adapt_table.md (the table, what each column means) and adapt_table.json; returns the markdown table."""
     table = markdown_table(rows)
     explained = (
@@ -48,9 +48,6 @@ def save_table(out_dir: Path, rows: list[dict[str, Any]], notes: list[str]) -> s
         "suggests is suspect). Time: wall seconds to build the row's model from scratch, shared stages included.\n"
     )
     folder = RunFolder(out_dir)
-    folder.write_text(
-        "adapt_table.md",
-        "# Domain adaptation\n\n" + table + "\n" + explained + "".join(f"\n- {note}" for note in notes),
-    )
-    folder.write_json("adapt_table.json", {"rows": rows, "notes": notes})
+    folder.write_text("adapt_table.md", "# Domain adaptation\n\n" + table + "\n" + explained)
+    folder.write_json("adapt_table.json", {"rows": rows})
     return table
