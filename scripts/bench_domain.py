@@ -27,7 +27,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "movies_to_products_minilm.yaml"
 QUICK = [
-    "data.max_train_samples=400",
+    "data.max_train_samples=1000",
+    "train.epochs=2",
     "data.max_eval_samples=200",
     "adapt.target.max_corpus_samples=200",
     "adapt.target.max_test_samples=200",

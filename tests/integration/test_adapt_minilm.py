@@ -25,7 +25,7 @@ def test_bench_domain_quick(tmp_path: Path, minilm: Path) -> None:
     runs = json.loads((tmp_path / "quick" / "summary.json").read_text())["runs"]
     assert [r["row"] for r in runs] == ["source-only", "+continued pre-training", "+self-training", "both"]
     for row in runs:
-        assert row["source_accuracy"] > 0.6  # 400 SST-2 sentences already teach MiniLM sentiment
+        assert row["source_accuracy"] > 0.6  # 1,000 SST-2 sentences, 2 epochs, already teach MiniLM sentiment
         assert row["target_accuracy"] > 0.55
     pretrain = json.loads((tmp_path / "quick" / "electronics-s0" / "stages" / "pretrain" / "stage.json").read_text())
     assert pretrain["metrics"]["masked_positions_only"]
