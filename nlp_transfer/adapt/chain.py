@@ -22,8 +22,9 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,6 @@ class Outcome:
     """What a stage left: where its model is, what it started from, its metrics and time."""
 
     stage: str
-    folder: Path
     model_dir: Path  # what the next stage reads (adapted encoder, or a classifier run folder)
     start_model: str | None  # the weights supervised training started from (None: the recipe's model)
     metrics: dict[str, Any]
@@ -82,28 +82,20 @@ class Adaptation:
     spec: AdaptSpec
     out_dir: Path
     options: AdaptOptions
-    _corpus: TargetTexts | None = field(default=None, repr=False)
-    _test: TargetTexts | None = field(default=None, repr=False)
 
     @property
     def data_root(self) -> Path | None:
         return self.options.data_root or default_data_root()
 
-    @property
-    def corpus(self) -> TargetTexts:
-        if self._corpus is None:
-            self._corpus = load_corpus(
-                self.spec.target, seed=self.seed, data_root=self.data_root, base_dir=self.loaded.path.parent
-            )
-        return self._corpus
+    @cached_property
+    def corpus(self) -> TargetTexts:  # read when a stage first needs it, then kept
+        return load_corpus(self.spec.target, seed=self.seed, data_root=self.data_root, base_dir=self.loaded.path.parent)
 
-    @property
+    @cached_property
     def test(self) -> TargetTexts | None:
-        if self._test is None and self.spec.target.test is not None:
-            self._test = load_target_test(
-                self.spec.target, seed=self.seed, data_root=self.data_root, base_dir=self.loaded.path.parent
-            )
-        return self._test
+        return load_target_test(
+            self.spec.target, seed=self.seed, data_root=self.data_root, base_dir=self.loaded.path.parent
+        )
 
     @property
     def seed(self) -> int:
@@ -166,7 +158,6 @@ def _stage(adaptation: Adaptation, chain: tuple[str, ...], done: dict[tuple[str,
         log.info("stage %s: complete with the same inputs, skipped", "+".join(chain))
         outcome = Outcome(
             name,
-            folder,
             Path(record["model_dir"]),
             record["start_model"],
             record["metrics"],
@@ -229,14 +220,14 @@ def _pretrain(adaptation: Adaptation, config: Any, folder: Path, previous: Outco
     )
     shutil.rmtree(folder / "checkpoints", ignore_errors=True)
     metrics = {**result.metrics, "corpus_texts": len(adaptation.corpus.texts), "notes": adaptation.corpus.notes}
-    return Outcome("pretrain", folder, folder, None, metrics, 0.0)
+    return Outcome("pretrain", folder, None, metrics, 0.0)
 
 
 def _finetune(adaptation: Adaptation, config: Any, folder: Path, previous: Outcome | None) -> Outcome:
     start = str(previous.model_dir.resolve()) if previous is not None else None
     _train_classifier(adaptation, supervised_recipe(adaptation.loaded, start), folder)
     metrics = _evaluate_domains(adaptation, folder)
-    return Outcome("finetune", folder, folder, start, metrics, 0.0)
+    return Outcome("finetune", folder, start, metrics, 0.0)
 
 
 def _self_train(adaptation: Adaptation, config: Any, folder: Path, previous: Outcome | None) -> Outcome:
@@ -289,7 +280,7 @@ def _self_train(adaptation: Adaptation, config: Any, folder: Path, previous: Out
         )
         log.info("self-training round %d: %d pseudo-labels -> %s", round_number, len(chosen), evaluation)
         teacher = round_dir
-    return Outcome("self_train", folder, round_dir, previous.start_model, {**rounds[-1], "rounds": rounds}, 0.0)
+    return Outcome("self_train", round_dir, previous.start_model, {**rounds[-1], "rounds": rounds}, 0.0)
 
 
 RUNNERS: dict[str, Callable[[Adaptation, Any, Path, Outcome | None], Outcome]] = {

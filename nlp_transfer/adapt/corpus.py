@@ -29,7 +29,8 @@ def load_corpus(target: TargetDomain, *, seed: int, data_root: Path | None, base
     column in the file (amazon_mds train.jsonl has one) cannot reach pseudo-labelling or training."""
     where = "adapt.target.corpus"
     loaded = load_extra_split(target.corpus, split="train", field=where, data_root=data_root, base_dir=base_dir)
-    rows = _column(loaded, "train", target.text, where, "text").select_columns([target.text])
+    _require_column(loaded, "train", target.text, where, "text")
+    rows = loaded.splits["train"].select_columns([target.text])
     texts, notes = _nonempty(rows[target.text], where)
     if target.max_corpus_samples is not None and len(texts) > target.max_corpus_samples:
         rows = datasets.Dataset.from_dict({"text": texts}).shuffle(seed=seed).select(range(target.max_corpus_samples))
@@ -46,9 +47,9 @@ def load_target_test(
         return None
     where = "adapt.target.test"
     loaded = load_extra_split(target.test, split="test", field=where, data_root=data_root, base_dir=base_dir)
-    rows = _column(loaded, "test", target.text, where, "text")
-    rows = _column(loaded, "test", target.label, where, "label")
-    rows = rows.filter(lambda row: isinstance(row[target.text], str) and row[target.text].strip())
+    _require_column(loaded, "test", target.text, where, "text")
+    _require_column(loaded, "test", target.label, where, "label")
+    rows = loaded.splits["test"].filter(lambda row: isinstance(row[target.text], str) and row[target.text].strip())
     if len(rows) == 0:
         raise UserError(f"{where}: no non-empty texts in column '{target.text}'; point it at a file with texts")
     if target.max_test_samples is not None and len(rows) > target.max_test_samples:
@@ -56,7 +57,7 @@ def load_target_test(
     return TargetTexts(list(rows[target.text]), list(rows[target.label]), loaded.sources["test"], loaded.file_hashes)
 
 
-def _column(loaded: LoadedData, split: str, column: str, where: str, field_name: str) -> datasets.Dataset:
+def _require_column(loaded: LoadedData, split: str, column: str, where: str, field_name: str) -> None:
     rows = loaded.splits[split]
     if column not in rows.column_names:
         raise UserError(
@@ -64,7 +65,6 @@ def _column(loaded: LoadedData, split: str, column: str, where: str, field_name:
             f"{did_you_mean(column, rows.column_names)}; columns are: {', '.join(rows.column_names)}. "
             f"Fix adapt.target.{field_name}"
         )
-    return rows
 
 
 def _nonempty(values: list[Any], where: str) -> tuple[list[str], list[str]]:
