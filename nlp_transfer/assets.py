@@ -77,7 +77,7 @@ def resolve_model(reference: str, revision: str | None = None, base_dir: Path | 
             )
     if reference in OFFLINE_MIRRORS and (mirror := OFFLINE_MIRRORS[reference]()) is not None:
         return Asset(reference, str(mirror), "mirror", reference)
-    if _looks_like_hub_id(reference):
+    if looks_like_hub_id(reference):
         cached = _hub_cache_snapshot(reference, revision)
         if cached is not None:
             return Asset(reference, str(cached), "hub-cache", reference)
@@ -108,7 +108,7 @@ def resolve_data_file(
         if path.exists():
             source: Source = "data-root" if data_root is not None and path == data_root / reference else "local"
             return Asset(reference, str(path), source, None)
-    if Path(reference).suffix.lower() in FILE_SUFFIXES or not _looks_like_hub_id(reference):
+    if Path(reference).suffix.lower() in FILE_SUFFIXES or not looks_like_hub_id(reference):
         where = ", ".join(str(p) for p in candidates)
         root_hint = (
             f"data root is {data_root}"
@@ -129,7 +129,7 @@ def _local_candidates(reference: str, base_dir: Path | None) -> list[Path]:
     return found
 
 
-def _looks_like_hub_id(reference: str) -> bool:
+def looks_like_hub_id(reference: str) -> bool:
     """Hub ids are `name` or `owner/name` made of letters, digits, '-', '_' and '.'."""
     parts = reference.split("/")
     allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
@@ -181,9 +181,14 @@ def _hub_cache_snapshot(repo_id: str, revision: str | None) -> Path | None:
 
 
 def _hub_id_from_local(path: Path) -> str | None:
-    """The hub id a local folder mirrors, when it is one of our known mirrors (model cards name the original)."""
+    """The hub id a local folder holds a copy of, when that can be known: one of our offline mirrors, or a snapshot
+    in a Hugging Face cache (…/models--owner--name/snapshots/<commit>). Model cards and adapters name it."""
     for hub_id, find in OFFLINE_MIRRORS.items():
         mirror = find()
         if mirror is not None and mirror.resolve() == path.resolve():
             return hub_id
+    parts = path.resolve().parts
+    for index, part in enumerate(parts[:-2]):
+        if part.startswith("models--") and parts[index + 1] == "snapshots":
+            return part.removeprefix("models--").replace("--", "/")
     return None

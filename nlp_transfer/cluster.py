@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
 from nlp_transfer.assets import Asset, default_data_root, resolve_model
 from nlp_transfer.data import SUFFIX_FORMATS, load_extra_split
 from nlp_transfer.errors import UserError, did_you_mean
-from nlp_transfer.runfolder import STATUS_FILE, RunFolder, default_run_dir, require_complete
+from nlp_transfer.runfolder import STATUS_FILE, RunFolder, default_run_dir
+from nlp_transfer.trained import RECIPE_FILE, open_trained
 
 SILHOUETTE_SAMPLE = 5_000  # silhouette costs O(n^2); a seeded sample of this size estimates it closely
 N_INIT = 10  # k-means restarts from seeded initial centroids; the lowest-inertia solution is kept
@@ -146,15 +146,12 @@ def load_encoder(reference: str) -> tuple[nn.Module, Any, str]:
 
     spec = ModelSpec(name=reference)
     path = Path(reference).expanduser()
-    if (path / STATUS_FILE).is_file():
-        from nlp_transfer.predict import load_trained
-
-        require_complete(path)
-        recipe = yaml.safe_load((path / "recipe.resolved.yaml").read_text(encoding="utf-8"))
+    if (path / STATUS_FILE).is_file() or (path / RECIPE_FILE).is_file():  # a run folder or a copy of one
+        trained = open_trained(path)
         tokenizer = load_tokenizer(Asset(reference, str(path), "local", None), spec)
-        model = load_trained(path, recipe)
+        recipe = trained.recipe
         name = f"run {path} ({recipe['method']['name']} on {recipe['model']['name']})"
-        return task_encoder(model), tokenizer, name
+        return task_encoder(trained.load()), tokenizer, name
     asset = resolve_model(reference)
     tokenizer = load_tokenizer(asset, spec)
     return load_model(AutoModel, asset, spec, tokenizer).eval(), tokenizer, f"{reference} ({asset.source})"

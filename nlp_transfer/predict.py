@@ -1,5 +1,6 @@
-"""Predict with a finished run folder: a label for each text (classification), an answer span for each question
-(QA). PREDICTORS picks the predictor from the task the run was trained on."""
+"""Predict with a trained model (a run folder, a copy of one, or a pushed Hub repo; trained.py finds it): a label for
+each text (classification), an answer span for each question (QA). PREDICTORS picks the predictor from the task the
+model was trained on."""
 
 from __future__ import annotations
 
@@ -10,15 +11,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-import yaml
 from torch import nn
 from transformers import AutoTokenizer
 
 from nlp_transfer.errors import UserError
-from nlp_transfer.methods import METHODS
-from nlp_transfer.runfolder import require_complete
 from nlp_transfer.spans import AnswerMerger, as_numpy, best_spans, context_room, null_score, question_lengths, windows
-from nlp_transfer.tasks import TASKS
+from nlp_transfer.trained import Trained, open_trained
 
 
 def read_texts(path: Path, field: str = "text") -> list[str]:
@@ -68,28 +66,28 @@ class PredictInputs:
 
 
 class Predictor(Protocol):
-    def __init__(self, run_dir: Path, recipe: dict[str, Any], batch_size: int) -> None: ...
+    def __init__(self, trained: Trained, batch_size: int) -> None: ...
 
     def read(self, given: PredictInputs) -> list[Any]: ...
 
     def predict(self, inputs: list[Any]) -> Iterator[dict[str, Any]]: ...
 
 
-def open_predictor(run_dir: Path, batch_size: int = 32) -> Predictor:
-    """The predictor for the task the run was trained on (PREDICTORS below)."""
-    require_complete(run_dir)
-    recipe = yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text(encoding="utf-8"))
-    return PREDICTORS[recipe["task"]["name"]](run_dir, recipe, batch_size)
+def open_predictor(reference: str | Path, batch_size: int = 32, revision: str | None = None) -> Predictor:
+    """The predictor for the task the model was trained on (PREDICTORS below)."""
+    trained = open_trained(reference, revision)
+    return PREDICTORS[trained.recipe["task"]["name"]](trained, batch_size)
 
 
 class LabelPredictor:
     """Classification: label and probabilities for each text."""
 
-    def __init__(self, run_dir: Path, recipe: dict[str, Any], batch_size: int = 32) -> None:
-        self.tokenizer = AutoTokenizer.from_pretrained(run_dir)
-        self.model = load_trained(run_dir, recipe)
+    def __init__(self, trained: Trained, batch_size: int = 32) -> None:
+        self.tokenizer = AutoTokenizer.from_pretrained(trained.folder)
+        self.model = trained.load()
         self.batch_size = batch_size
-        self.max_length = int(recipe["task"]["max_length"])  # truncate as training did
+        self.task = trained.recipe["task"]
+        self.max_length = int(self.task["max_length"])  # truncate as training did
         self.id2label = _config_of(self.model).id2label
 
     def read(self, given: PredictInputs) -> list[Any]:
@@ -100,16 +98,22 @@ class LabelPredictor:
             raise UserError("predict: give texts as arguments or --file FILE")
         return texts
 
-    def predict(self, texts: list[str]) -> Iterator[dict[str, Any]]:
-        id2label = self.id2label
+    def logits(self, texts: list[str], pairs: list[str] | None = None) -> Iterator[torch.Tensor]:
+        """(batch, num_labels) logits, batch by batch; `pairs` are the second texts of a text-pair task."""
         for start in range(0, len(texts), self.batch_size):
             batch = texts[start : start + self.batch_size]
+            second = pairs[start : start + self.batch_size] if pairs is not None else None
             inputs = self.tokenizer(
-                batch, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
+                batch, second, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
             )
             with torch.inference_mode():
-                probabilities = self.model(**inputs).logits.softmax(dim=-1)  # (batch, num_labels)
-            for text, row in zip(batch, probabilities.tolist(), strict=True):
+                yield self.model(**inputs).logits
+
+    def predict(self, texts: list[str]) -> Iterator[dict[str, Any]]:
+        id2label = self.id2label
+        batches = (texts[start : start + self.batch_size] for start in range(0, len(texts), self.batch_size))
+        for batch, logits in zip(batches, self.logits(texts), strict=True):
+            for text, row in zip(batch, logits.softmax(dim=-1).tolist(), strict=True):
                 best = max(range(len(row)), key=row.__getitem__)
                 yield {
                     "text": text,
@@ -124,11 +128,11 @@ class AnswerPredictor:
 
     Long contexts are windowed exactly as in training and the windows of a pair merged (spans.py)."""
 
-    def __init__(self, run_dir: Path, recipe: dict[str, Any], batch_size: int = 32) -> None:
-        self.tokenizer = AutoTokenizer.from_pretrained(run_dir)
-        self.model = load_trained(run_dir, recipe)
+    def __init__(self, trained: Trained, batch_size: int = 32) -> None:
+        self.tokenizer = AutoTokenizer.from_pretrained(trained.folder)
+        self.model = trained.load()
         self.batch_size = batch_size
-        self.task = recipe["task"]
+        self.task = trained.recipe["task"]
 
     def read(self, given: PredictInputs) -> list[Any]:
         if given.texts:
@@ -202,13 +206,6 @@ class AnswerPredictor:
 
 
 PREDICTORS: dict[str, type[Predictor]] = {"classification": LabelPredictor, "qa": AnswerPredictor}
-
-
-def load_trained(run_dir: Path, recipe: dict[str, Any]) -> nn.Module:
-    """The trained model as its method saved it (plain folder, probe pooling, or LoRA adapter on its base)."""
-    method = METHODS[recipe["method"]["name"]]
-    model: nn.Module = method.load(run_dir, TASKS[recipe["task"]["name"]])
-    return model.eval()
 
 
 def _config_of(model: nn.Module) -> Any:

@@ -38,11 +38,8 @@ class RunFolder:
     def write_text(self, name: str, text: str) -> Path:
         """Write through a temporary file and rename: a crash never leaves a half-written file."""
         target = self.path / name
-        if not self.writer:
-            return target
-        staging = target.with_name(f".{target.name}.tmp")
-        staging.write_text(text, encoding="utf-8")
-        os.replace(staging, target)
+        if self.writer:
+            write_atomically(target, text)
         return target
 
     def mark(self, state: str, **info: Any) -> None:
@@ -50,6 +47,13 @@ class RunFolder:
             return
         status = {**read_status(self.path), "state": state, f"{state}_at": _now(), **info}
         self.write_json(STATUS_FILE, status)
+
+
+def write_atomically(target: Path, text: str) -> None:
+    """Write through a temporary file beside the target and rename: a crash never leaves a half-written file."""
+    staging = target.with_name(f".{target.name}.tmp")
+    staging.write_text(text, encoding="utf-8")
+    os.replace(staging, target)
 
 
 def read_status(path: Path) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from nlp_transfer.runfolder import STATUS_FILE, read_status
+from nlp_transfer.runfolder import read_status
 from tests.conftest import invoke, user_error, write_recipe
 
 # Real runs stop after two optimizer steps: enough to write a complete run folder in a few seconds on a CPU.
@@ -300,8 +300,10 @@ def test_predict_on_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     folder = tmp_path / "downloads"
     folder.mkdir()
     (folder / "notes.txt").write_text("hello", encoding="utf-8")
-    user_error(invoke("predict", folder, "great movie"), str(folder), "not an nlp-transfer run folder", STATUS_FILE)
-    user_error(invoke("predict", tmp_path / "nowhere", "great movie"), str(tmp_path / "nowhere"), "not found")
+    user_error(
+        invoke("predict", folder, "great movie"), str(folder), "not an nlp-transfer model", "recipe.resolved.yaml"
+    )
+    user_error(invoke("predict", tmp_path / "nowhere", "great movie"), str(tmp_path / "nowhere"), "no such folder")
     assert snapshot(folder) == {"notes.txt": b"hello"}
 
 
