@@ -7,6 +7,7 @@ prepare_run(), before the run folder exists, so a typo never leaves a folder beh
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import time
@@ -90,7 +91,9 @@ def run(loaded: LoadedRecipe, options: RunOptions) -> RunResult:
     opened = open_run_folder(run_dir, options.overwrite) if distributed.is_main() else worker_folder(run_dir)
     with opened as folder, _logging_to(run_dir / "run.log", enabled=folder.writer):
         folder.write_text("recipe.resolved.yaml", loaded.to_yaml())
-        folder.write_json("environment.json", environment_record(recipe.train.seed, setup.model_asset, setup.data))
+        folder.write_json(
+            "environment.json", environment_record(recipe.train.seed, setup.model_asset, setup.data, setup.notes)
+        )
         for note in setup.notes:
             log.info("data: %s", note)
         return train_and_save(setup, folder)
@@ -105,6 +108,8 @@ def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
 
     base_dir = loaded.path.parent
     model_asset = resolve_model(recipe.model.name, recipe.model.revision, base_dir=base_dir)
+    if model_asset.hub_id is None and recipe.card.base_model:  # the user says which hub model a local copy is
+        model_asset = dataclasses.replace(model_asset, hub_id=recipe.card.base_model)
     tokenizer_asset = (
         resolve_model(recipe.model.tokenizer, recipe.model.revision, base_dir=base_dir)
         if recipe.model.tokenizer
@@ -204,38 +209,14 @@ def train_and_save(setup: PreparedRun, folder: RunFolder) -> RunResult:
         )
     folder.write_json("trainer_state.json", {"log_history": history})
     folder.write_json("metrics.json", metrics)
-    folder.write_text("README.md", _card(setup, metrics, folder.path))
+    if folder.writer:
+        folder.write_text("README.md", model_card(folder.path))  # from the files just written, as push renders it
     if folder.writer and not recipe.output.keep_checkpoints:
         shutil.rmtree(folder.path / "checkpoints", ignore_errors=True)
     folder.mark("complete")
     return RunResult(
         run_dir=folder.path, metrics=metrics, notes=setup.notes, predict_example=setup.task.predict_example
     )
-
-
-def _card(setup: PreparedRun, metrics: dict[str, dict[str, Any]], run_dir: Path) -> str:
-    recipe = setup.loaded.recipe
-    return model_card(
-        recipe=recipe.model_dump(mode="json"),
-        base_model=setup.model_asset.location,
-        base_model_hub_id=setup.model_asset.hub_id,
-        pipeline_tag=setup.task.pipeline_tag,
-        label_names=setup.prepared.label_names,
-        headline_metrics=recipe.task.metric_names,
-        metrics=metrics,
-        parameters={k: metrics["train"][k] for k in ("trainable_parameters", "total_parameters")},
-        data_notes=setup.notes,
-        data_sources=setup.data.sources,
-        layout=_layout(run_dir),
-        auto_class=setup.task.auto_model_class.__name__,
-    )
-
-
-def _layout(run_dir: Path) -> str:
-    """What the method saved, read from the files: the card's loading instructions follow it."""
-    if (run_dir / "adapter_config.json").is_file():
-        return "adapter"
-    return "probe" if (run_dir / "probe.json").is_file() else "plain"
 
 
 @contextmanager

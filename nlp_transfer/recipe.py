@@ -224,6 +224,21 @@ class OutputSpec(Strict):
     keep_checkpoints: bool = Field(False, description="keep intermediate Trainer checkpoints after success")
 
 
+class CardSpec(Strict):
+    """What the model card says that a run cannot know by itself; every field is optional."""
+
+    datasets: list[str] = Field(
+        default_factory=list,
+        description="Hub dataset ids the training data comes from (e.g. stanfordnlp/sst2); hub data is added itself",
+    )
+    base_model: str | None = Field(
+        None, description="Hub id of the base model when model.name is a local copy of it (e.g. bert-base-uncased)"
+    )
+    language: list[str] = Field(default_factory=list, description="language codes of the text, e.g. [en]")
+    license: str | None = Field(None, description="license id, e.g. apache-2.0 (mind the base model's and data's)")
+    tags: list[str] = Field(default_factory=list, description="extra Hub tags")
+
+
 class Recipe(Strict):
     model: ModelSpec
     task: TaskSpec
@@ -231,6 +246,7 @@ class Recipe(Strict):
     data: DataSpec
     train: TrainSpec = Field(default_factory=TrainSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
+    card: CardSpec = Field(default_factory=CardSpec)
     adapt: AdaptSpec | None = Field(
         None, description="unlabelled domain adaptation: a target corpus and stages (see recipes/movies_to_products)"
     )

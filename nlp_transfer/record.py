@@ -17,7 +17,7 @@ from nlp_transfer.data import LoadedData
 LIBRARIES = ("torch", "transformers", "datasets", "accelerate", "peft", "tokenizers", "pydantic", "numpy")
 
 
-def environment_record(seed: int, model: Asset, data: LoadedData) -> dict[str, Any]:
+def environment_record(seed: int, model: Asset, data: LoadedData, notes: list[str]) -> dict[str, Any]:
     return {
         "nlp_transfer": __version__,
         "python": sys.version.split()[0],
@@ -28,9 +28,15 @@ def environment_record(seed: int, model: Asset, data: LoadedData) -> dict[str, A
         "processes": int(os.environ.get("WORLD_SIZE", "1")),  # > 1 under accelerate launch / torchrun
         "seed": seed,
         "data_order_seed": seed,
-        "model": {"reference": model.reference, "location": model.location, "source": model.source},
+        "model": {
+            "reference": model.reference,
+            "location": model.location,
+            "source": model.source,
+            "hub_id": model.hub_id,  # the hub id a local copy mirrors, when known
+        },
         "data_sources": data.sources,
         "data_file_sha256": data.file_hashes,
+        "data_notes": notes,  # subsets, skipped rows, held-out splits: what the model card reports
     }
 
 
