@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from tests.fakehub import fake_hub  # noqa: F401  # the local Hub server fixture, for push / reload tests
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 DATA_ROOT = SHARED / "data"
