@@ -34,13 +34,14 @@ from pydantic import ValidationError
 from nlp_transfer.adapt.corpus import TargetTexts, load_corpus, load_target_test
 from nlp_transfer.adapt.pretrain import continue_pretraining
 from nlp_transfer.adapt.selftrain import select_pseudo_labels
-from nlp_transfer.adapt.signals import class_probabilities, gold_ids, label_free_signals, target_metrics
+from nlp_transfer.adapt.signals import class_probabilities, label_free_signals, target_metrics
 from nlp_transfer.adapt.spec import AdaptSpec, PretrainStage, SelfTrainStage
 from nlp_transfer.assets import default_data_root, resolve_model
 from nlp_transfer.errors import UserError
 from nlp_transfer.models import load_tokenizer
 from nlp_transfer.recipe import LoadedRecipe, Recipe, describe_validation_error
 from nlp_transfer.runfolder import RunFolder
+from nlp_transfer.tasks.classification import gold_ids
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from nlp_transfer.errors import UserError
 from nlp_transfer.metrics import classification_metrics
 from nlp_transfer.predict import open_predictor
-from nlp_transfer.tasks.classification import normalise_label
 
 
 def class_probabilities(run_dir: Path, texts: Sequence[str], batch_size: int = 64) -> tuple[np.ndarray, list[str]]:
@@ -42,24 +40,6 @@ def label_free_signals(probabilities: np.ndarray, names: list[str]) -> dict[str,
         "target_balance": round(float(-(nonzero * np.log(nonzero)).sum() / math.log(k)), 4),
         "target_mean_confidence": round(float(probabilities.max(axis=1).mean()), 4),
     }
-
-
-def gold_ids(values: Sequence[Any], names: list[str], declared: bool, where: str) -> np.ndarray:
-    """Label values as written in a file -> class ids, by the rules training used (classification.py): int labels
-    are ids when task.labels names them, otherwise a value is a class by its name."""
-    ids = []
-    for value in values:
-        label = normalise_label(value)
-        if declared and isinstance(label, int) and 0 <= label < len(names):
-            ids.append(label)
-        elif str(label) in names:
-            ids.append(names.index(str(label)))
-        else:
-            raise UserError(
-                f"{where}: label {value!r} is not one of the source labels [{', '.join(names)}]; the target test set "
-                "must use the source's labels (fix the file or adapt.target.label)"
-            )
-    return np.asarray(ids)
 
 
 def target_metrics(probabilities: np.ndarray, gold: np.ndarray, names: list[str]) -> dict[str, float]:

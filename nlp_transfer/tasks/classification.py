@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import datasets
@@ -153,6 +154,28 @@ def normalise_label(value: Any) -> LabelValue:
         return value
     text = str(value).strip()
     return int(text) if text.lstrip("-").isdigit() else text
+
+
+def gold_ids(
+    values: Sequence[Any],
+    names: list[str],
+    declared: bool,
+    where: str,
+    fix: str = "the target test set must use the source's labels (fix the file or adapt.target.label)",
+) -> np.ndarray:
+    """Label values as written in a file -> class ids, by the rules training used (_label_ids above): int labels
+    are ids when task.labels names them, otherwise a value is a class by its name. For data read after training
+    (the adapt target test set, `nlp-transfer evaluate`): `fix` says what to change."""
+    ids = []
+    for value in values:
+        label = normalise_label(value)
+        if declared and isinstance(label, int) and 0 <= label < len(names):
+            ids.append(label)
+        elif str(label) in names:
+            ids.append(names.index(str(label)))
+        else:
+            raise UserError(f"{where}: label {value!r} is not one of the model's labels [{', '.join(names)}]; {fix}")
+    return np.asarray(ids)
 
 
 def _metrics(prediction: EvalPrediction, label_names: list[str]) -> dict[str, float]:

@@ -138,7 +138,7 @@ class QuestionAnswering:
     def _allow_null(self, data: LoadedData, notes: list[str]) -> bool:
         if self.config.unanswerable != "auto":
             return bool(self.config.unanswerable)
-        unanswered = sum(not _answer_pairs(a) for a in data.splits["train"][self.config.answers])
+        unanswered = sum(not answer_pairs(a) for a in data.splits["train"][self.config.answers])
         if unanswered:
             notes.append(
                 f"train: {unanswered} questions have no answer: SQuAD v2 style, the model may answer 'no answer' "
@@ -151,7 +151,7 @@ class QuestionAnswering:
         question, context = row[config.question], row[config.context]
         if not (isinstance(question, str) and question.strip() and isinstance(context, str) and context.strip()):
             return Question(str(question or ""), str(context or ""), [], [], EMPTY)
-        given = _answer_pairs(row[config.answers])
+        given = answer_pairs(row[config.answers])
         answers = [(t, start) for t, start in given if t and start >= 0 and context[start : start + len(t)] == t]
         problem = None
         if given and not answers:
@@ -304,7 +304,7 @@ class SpanMetrics:
         return squad_metrics([answers[i].text or "" for i in order], [self.golds[i] for i in order])
 
 
-def _answer_pairs(answers: Any) -> list[tuple[str, int]]:
+def answer_pairs(answers: Any) -> list[tuple[str, int]]:
     """(text, start) pairs from the hub layout {text: [...], answer_start: [...]} or a list of {text, answer_start}."""
     if not answers:
         return []

@@ -52,7 +52,7 @@ def test_offline_recipe_prepares_real_data(name: str, minilm: Path) -> None:
 @pytest.mark.parametrize("name", [n for n in sorted(OFFLINE) if load_recipe(REPO / "recipes" / n).recipe.adapt])
 def test_adapt_recipe_reads_its_target_domain(name: str) -> None:
     from nlp_transfer.adapt.corpus import load_corpus, load_target_test
-    from nlp_transfer.adapt.signals import gold_ids
+    from nlp_transfer.tasks.classification import gold_ids
 
     recipe = load_recipe(REPO / "recipes" / name).recipe
     assert recipe.adapt is not None
