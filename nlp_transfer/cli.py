@@ -39,6 +39,7 @@ OverrideOpt = Annotated[
 ]
 OutputDirOpt = Annotated[Path | None, typer.Option("--output-dir", help="run folder (default from the recipe)")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace a run folder that already holds a run")]
+RevisionOpt = Annotated[str | None, typer.Option("--revision", help="branch, tag or commit of a Hub repo id")]
 
 
 @app.callback()
@@ -259,7 +260,7 @@ def show(recipe: RecipeArg, override: OverrideOpt = None) -> None:
 @app.command()
 @reports_errors
 def predict(
-    run_dir: Annotated[Path, typer.Argument(help="a complete run folder")],
+    model: Annotated[str, typer.Argument(help="a complete run folder, a copy of one (export, download), or a repo id")],
     texts: Annotated[list[str] | None, typer.Argument(help="texts to classify")] = None,
     file: Annotated[
         Path | None,
@@ -271,20 +272,20 @@ def predict(
     context: Annotated[str | None, typer.Option("--context", help="QA: the passage that holds the answer")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="write JSONL here instead of stdout")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    revision: RevisionOpt = None,
 ) -> None:
     """Predictions as JSON lines: label and probability for each text, or answer, score and offsets (QA)."""
     from nlp_transfer.predict import PredictInputs, open_predictor
+    from nlp_transfer.runfolder import write_atomically
 
-    predictor = open_predictor(run_dir, batch_size=batch_size)
+    predictor = open_predictor(model, batch_size=batch_size, revision=revision)
     inputs = predictor.read(PredictInputs(list(texts or []), file, question, context))
     lines = (json.dumps(row, ensure_ascii=False) for row in predictor.predict(inputs))
     if out is None:
         for line in lines:
             sys.stdout.write(line + "\n")
         return
-    staging = out.with_name(f".{out.name}.tmp")
-    staging.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    staging.replace(out)
+    write_atomically(out, "".join(line + "\n" for line in lines))
     typer.echo(f"wrote {len(inputs)} predictions to {out}", err=True)
 
 
@@ -330,6 +331,112 @@ def cluster(
     )
     folder, metrics = run_cluster(options)
     typer.echo(f"{summary_line(metrics)} -> {folder}")
+
+
+@app.command()
+@reports_errors
+def evaluate(
+    model: Annotated[str, typer.Argument(help="a complete run folder, a copy of one (export, download), or a repo id")],
+    data: Annotated[
+        str, typer.Option("--data", help="labelled csv/tsv/jsonl/json (SQuAD json for QA), a name under the data root")
+    ],
+    text: Annotated[str | None, typer.Option("--text", help="text column (default: the one trained on)")] = None,
+    text_pair: Annotated[str | None, typer.Option("--text-pair", help="second text column of a pair task")] = None,
+    label: Annotated[str | None, typer.Option("--label", help="label column (default: the one trained on)")] = None,
+    columns: Annotated[
+        str | None, typer.Option("--columns", help="names for a header-less csv/tsv, e.g. label,sentence")
+    ] = None,
+    max_samples: Annotated[int | None, typer.Option("--max-samples", min=1, help="seeded random subset")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="picks the --max-samples subset")] = 42,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
+    revision: RevisionOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="write the metrics as JSON here as well")] = None,
+) -> None:
+    """The task's metrics for a trained model on a labelled file: JSON on stdout, a summary line on stderr."""
+    from nlp_transfer.evaluation import EvaluateOptions, evaluate_model, summary
+    from nlp_transfer.runfolder import write_atomically
+
+    options = EvaluateOptions(
+        model=model,
+        data=data,
+        revision=revision,
+        columns=[name.strip() for name in columns.split(",")] if columns else None,
+        text=text,
+        text_pair=text_pair,
+        label=label,
+        max_samples=max_samples,
+        seed=seed,
+        batch_size=batch_size,
+    )
+    result = evaluate_model(options)
+    text_out = json.dumps(result, indent=2) + "\n"
+    sys.stdout.write(text_out)
+    if out is not None:
+        write_atomically(out, text_out)
+    typer.echo(summary(result), err=True)
+
+
+@app.command()
+@reports_errors
+def push(
+    run_dir: Annotated[Path, typer.Argument(help="a complete run folder (or an export folder)")],
+    repo_id: Annotated[str, typer.Option("--repo-id", help="Hub repo to push to: owner/name (created if missing)")],
+    private: Annotated[bool, typer.Option("--private", help="create the repo private")] = False,
+    revision: Annotated[
+        str | None, typer.Option("--revision", help="branch to push to (created from main if missing)")
+    ] = None,
+    commit_message: Annotated[str | None, typer.Option("--commit-message", help="the commit's message")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list the files, print the card, upload nothing")] = False,
+) -> None:
+    """Upload a trained model or LoRA adapter, with its model card and recipe, to the Hugging Face Hub."""
+    from nlp_transfer.hub import PushOptions, check_repo_id, describe, plan_push
+    from nlp_transfer.hub import push as push_plan
+
+    check_repo_id(repo_id)
+    plan = plan_push(run_dir, repo_id)
+    for warning in plan.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if dry_run:
+        typer.echo(describe(plan, repo_id))
+        return
+    options = PushOptions(repo_id=repo_id, private=private, revision=revision, commit_message=commit_message)
+    record = push_plan(plan, options)
+    typer.echo(f"pushed {len(record['files'])} files to {repo_id} ({record['revision']}): {record['commit_url']}")
+    if record["deleted"]:
+        typer.echo(f"deleted from the repo (an earlier model's files): {', '.join(record['deleted'])}")
+    typer.echo(f"use it anywhere: nlp-transfer predict {repo_id} {_predict_arguments(plan.trained.recipe)}")
+
+
+def _predict_arguments(recipe: dict[str, Any]) -> str:
+    from nlp_transfer.tasks import TASKS
+
+    return str(TASKS[recipe["task"]["name"]].predict_example)
+
+
+@app.command()
+@reports_errors
+def export(
+    model: Annotated[str, typer.Argument(help="a complete run folder (or a copy of one, or a repo id)")],
+    out: Annotated[Path, typer.Option("--out", help="folder to write (must not hold anything but an earlier export)")],
+    merge: Annotated[
+        bool, typer.Option("--merge", help="LoRA: fold the adapter into the base weights (a plain transformers model)")
+    ] = False,
+    onnx: Annotated[
+        bool, typer.Option("--onnx", help="also write model.onnx, checked against PyTorch (needs nlp-transfer[onnx])")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an earlier export in --out")] = False,
+) -> None:
+    """A self-contained copy of a trained model to ship: the files push uploads, optionally merged or ONNX."""
+    from nlp_transfer.export import ExportOptions
+    from nlp_transfer.export import export as export_model
+
+    result = export_model(model, ExportOptions(out=out, merge=merge, onnx=onnx, overwrite=overwrite))
+    checks = [
+        f"{name}: max |logit difference| {result.record[name]['max_abs_logit_difference']:.1e}"
+        for name in ("merge", "onnx")
+        if name in result.record
+    ]
+    typer.echo(f"exported {model} to {result.folder}" + (f" ({'; '.join(checks)})" if checks else ""))
 
 
 if __name__ == "__main__":
