@@ -142,6 +142,11 @@ def push(plan: PushPlan, options: PushOptions) -> dict[str, Any]:
     step = "creating the repo"
     try:
         api.create_repo(repo, private=options.private, exist_ok=True, repo_type="model")
+        if options.private and not api.model_info(repo).private:  # create_repo leaves an existing repo as it is
+            raise UserError(
+                f"push: {repo} already exists and is public, so --private would not keep this model private; "
+                "nothing was uploaded. Make the repo private in its settings on the Hub, or push without --private"
+            )
         if options.revision:
             step = f"creating branch {options.revision}"
             api.create_branch(repo, branch=options.revision, exist_ok=True)
@@ -158,6 +163,8 @@ def push(plan: PushPlan, options: PushOptions) -> dict[str, Any]:
             commit_message=options.commit_message or _default_message(plan.trained),
             revision=options.revision,
         )
+    except UserError:
+        raise
     except HfHubHTTPError as err:
         sys.stderr.write("\n")  # the client's upload progress bar stops mid-line
         raise UserError(_http_failure(err, repo, step)) from err
@@ -172,7 +179,6 @@ def push(plan: PushPlan, options: PushOptions) -> dict[str, Any]:
         "revision": options.revision or "main",
         "commit": commit.oid,
         "commit_url": commit.commit_url,
-        "private": options.private,
         "files": [u.path_in_repo for u in plan.uploads],
         "deleted": stale,
         "pushed_at": datetime.now(UTC).isoformat(timespec="seconds"),

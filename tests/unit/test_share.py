@@ -177,6 +177,9 @@ def test_push_to_a_branch_of_a_private_repo(
     assert "model.safetensors" in pushed(fake_hub, "fake-user/b", "experiment")
     assert pushed(fake_hub, "fake-user/b", "main") == {}  # main keeps only the repo's initial commit
     assert fake_hub.repos["fake-user/b"].private
+    fake_hub.seed("fake-user/public", {"notes.md": b"hello"})  # an existing public repo: --private cannot hold
+    user_error(invoke("push", run, "--repo-id", "fake-user/public", "--private"), "is public", "nothing was uploaded")
+    assert set(pushed(fake_hub, "fake-user/public")) == {"notes.md"}
     assert torch.allclose(logits_at("fake-user/b", "experiment"), logits(run), atol=1e-6)
 
 
