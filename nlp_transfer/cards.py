@@ -18,19 +18,19 @@ from nlp_transfer.recipe import Recipe
 from nlp_transfer.tasks import TASKS
 from nlp_transfer.trained import RECIPE_FILE, label_names, layout_of
 
+CARD_FILE = "README.md"  # where the Hub (and a run folder) keeps the card
 # The split a run's metrics.json key comes from -> the split name model-index records.
 EVAL_SPLITS = {"eval": "validation", "test": "test"}
 
 
-def model_card(folder: Path, repo_id: str | None = None, layout: str | None = None) -> str:
-    """The card for the model in `folder`; `repo_id` when it is (about to be) on the Hub; `layout` when the copy
-    being described stores the model differently from `folder` (a merged export of an adapter is plain)."""
+def model_card(folder: Path, repo_id: str | None = None) -> str:
+    """The card for the model in `folder`; `repo_id` when it is (about to be) on the Hub."""
     recipe = Recipe.model_validate(yaml.safe_load((folder / RECIPE_FILE).read_text(encoding="utf-8")))
     metrics = _read_json(folder / "metrics.json")
     environment = _read_json(folder / "environment.json")
     exported = _read_json(folder / "export.json")
     found = layout_of(folder)
-    layout = layout or (found.name if found else "plain")
+    layout = found.name if found else "plain"
     task = TASKS[recipe.task.name]
     model_record = environment.get("model", {})
     hub_id = recipe.card.base_model or model_record.get("hub_id")

@@ -313,7 +313,7 @@ def cluster(
     """Embed a corpus with an encoder (mean pooling) and cluster it with k-means; with --label, score the clusters."""
     from nlp_transfer.cluster import ClusterOptions, run_cluster, summary_line
 
-    names = [name.strip() for name in columns.split(",")] if columns else None
+    names = _column_names(columns)
     options = ClusterOptions(
         model=model,
         data=data,
@@ -360,7 +360,7 @@ def evaluate(
         model=model,
         data=data,
         revision=revision,
-        columns=[name.strip() for name in columns.split(",")] if columns else None,
+        columns=_column_names(columns),
         text=text,
         text_pair=text_pair,
         label=label,
@@ -374,6 +374,11 @@ def evaluate(
     if out is not None:
         write_atomically(out, text_out)
     typer.echo(summary(result), err=True)
+
+
+def _column_names(columns: str | None) -> list[str] | None:
+    """--columns text,label -> ["text", "label"]: names for the fields of a csv/tsv without a header row."""
+    return [name.strip() for name in columns.split(",")] if columns else None
 
 
 @app.command()
@@ -404,13 +409,7 @@ def push(
     typer.echo(f"pushed {len(record['files'])} files to {repo_id} ({record['revision']}): {record['commit_url']}")
     if record["deleted"]:
         typer.echo(f"deleted from the repo (an earlier model's files): {', '.join(record['deleted'])}")
-    typer.echo(f"use it anywhere: nlp-transfer predict {repo_id} {_predict_arguments(plan.trained.recipe)}")
-
-
-def _predict_arguments(recipe: dict[str, Any]) -> str:
-    from nlp_transfer.tasks import TASKS
-
-    return str(TASKS[recipe["task"]["name"]].predict_example)
+    typer.echo(f"use it anywhere: nlp-transfer predict {repo_id} {plan.trained.task.predict_example}")
 
 
 @app.command()

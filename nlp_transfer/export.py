@@ -22,14 +22,13 @@ from typing import Any
 import torch
 from transformers import AutoTokenizer
 
-from nlp_transfer.cards import model_card
+from nlp_transfer.cards import CARD_FILE, model_card
 from nlp_transfer.errors import UserError
 from nlp_transfer.methods.base import save_model_folder
 from nlp_transfer.methods.lora import ADAPTER_CONFIG_FILE, BASE_CONFIG_FILE
 from nlp_transfer.trained import Trained, open_trained, shared_files
 
 EXPORT_FILE = "export.json"  # what the folder was exported from and how, and the checks' results
-CARD_FILE = "README.md"
 ADAPTER_FILES = {ADAPTER_CONFIG_FILE, "adapter_model.safetensors", BASE_CONFIG_FILE}
 MAX_LOGIT_DIFFERENCE = 1e-3  # merged vs adapter, ONNX vs PyTorch: float32 rounding is ~1e-6; more is a bug
 
@@ -73,10 +72,9 @@ def export(reference: str | Path, options: ExportOptions) -> ExportResult:
     options.out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{options.out.name}.", dir=options.out.parent))
     try:
-        record: dict[str, Any] = {"exported_from": str(trained.origin), "layout": trained.layout.name}
+        record: dict[str, Any] = {"exported_from": str(trained.origin)}
         if options.merge:
             record["merge"] = _merged(trained, staging)
-            record["layout"] = "plain"
         else:
             _copy(trained, staging, skip=set())
         if options.onnx:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nlp_transfer.assets import hub_offline
-from nlp_transfer.cards import model_card
+from nlp_transfer.cards import CARD_FILE, model_card
 from nlp_transfer.errors import UserError
 from nlp_transfer.runfolder import STATUS_FILE, RunFolder
 from nlp_transfer.trained import Trained, open_trained, shared_files
@@ -49,7 +49,6 @@ MODEL_FILE_PATTERNS = (
     "merges.txt",
 )
 PUSHES_FILE = "pushes.json"  # in the run folder: where it was pushed, which commit (a record, never shared)
-CARD_FILE = "README.md"
 
 # owner/name, as the Hub names model repos: letters, digits, '-', '_', '.'; no '--' or '..'; at most 96 characters.
 REPO_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?/[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
@@ -226,8 +225,9 @@ def _record(folder: Path, record: dict[str, Any]) -> None:
 
 
 def _size(size: int) -> str:
+    value = float(size)
     for unit in ("B", "KB", "MB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024  # type: ignore[assignment]
-    return f"{size:.1f} GB"
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"

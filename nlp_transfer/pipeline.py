@@ -24,7 +24,7 @@ from transformers import PreTrainedTokenizerBase, set_seed
 
 from nlp_transfer import distributed
 from nlp_transfer.assets import Asset, default_data_root, resolve_model
-from nlp_transfer.cards import model_card
+from nlp_transfer.cards import CARD_FILE, model_card
 from nlp_transfer.data import LoadedData, load_data
 from nlp_transfer.methods import METHODS, Method, StageContext, parameter_counts
 from nlp_transfer.models import load_model, load_tokenizer
@@ -210,7 +210,7 @@ def train_and_save(setup: PreparedRun, folder: RunFolder) -> RunResult:
     folder.write_json("trainer_state.json", {"log_history": history})
     folder.write_json("metrics.json", metrics)
     if folder.writer:
-        folder.write_text("README.md", model_card(folder.path))  # from the files just written, as push renders it
+        folder.write_text(CARD_FILE, model_card(folder.path))  # from the files just written, as push renders it
     if folder.writer and not recipe.output.keep_checkpoints:
         shutil.rmtree(folder.path / "checkpoints", ignore_errors=True)
     folder.mark("complete")

@@ -1,10 +1,11 @@
 """The Method protocol: how much of a pre-trained model trains, in which stages, and what the run folder holds.
 
-A method is asked four things, in this order:
+A method is asked three things, in this order:
   prepare(model, task)  freeze, wrap or re-initialise; runs before the run folder exists, so bad settings fail early
   stages(model, context) the training stages, each built only when it starts (stage 2 starts from stage 1's head)
   save(model, run_dir)   write what predict needs: a plain model folder, or an adapter plus what rebuilds the model
-  load(run_dir, task)    read it back (a static method: predict has no recipe method object)
+Reading a model back goes by the files saved, not by the method (trained.LAYOUTS): a merged export of a LoRA run is a
+plain folder whatever its recipe says.
 """
 
 from __future__ import annotations
@@ -53,9 +54,6 @@ class Method(Protocol):
     def stages(self, model: nn.Module, context: StageContext) -> list[Stage]: ...
 
     def save(self, model: nn.Module, run_dir: Path, *, tokenizer: PreTrainedTokenizerBase, base_model: str) -> None: ...
-
-    @staticmethod
-    def load(run_dir: Path, task: Any) -> nn.Module: ...
 
 
 def train_stage(model: nn.Module, context: StageContext, learning_rate: float | None, name: str = "train") -> Stage:

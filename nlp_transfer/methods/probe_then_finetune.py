@@ -16,7 +16,6 @@ from nlp_transfer.methods.base import (
     Stage,
     StageContext,
     StageInputs,
-    load_model_folder,
     save_model_folder,
 )
 from nlp_transfer.methods.probe import features_stage, freeze_encoder
@@ -63,7 +62,3 @@ class ProbeThenFinetune:
 
     def save(self, model: nn.Module, run_dir: Path, **context: Any) -> None:
         save_model_folder(model, run_dir, **context)
-
-    @staticmethod
-    def load(run_dir: Path, task: Any) -> nn.Module:
-        return load_model_folder(run_dir, task)

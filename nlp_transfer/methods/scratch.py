@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from nlp_transfer.methods.base import Stage, StageContext, load_model_folder, save_model_folder, train_stage
+from nlp_transfer.methods.base import Stage, StageContext, save_model_folder, train_stage
 from nlp_transfer.recipe import ScratchMethod
 
 
@@ -25,7 +25,3 @@ class FromScratch:
 
     def save(self, model: nn.Module, run_dir: Path, **context: Any) -> None:
         save_model_folder(model, run_dir, **context)
-
-    @staticmethod
-    def load(run_dir: Path, task: Any) -> nn.Module:
-        return load_model_folder(run_dir, task)

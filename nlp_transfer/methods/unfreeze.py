@@ -9,7 +9,7 @@ from torch import nn
 
 from nlp_transfer.architectures import architecture_of, blocks, head_module_names, set_trainable
 from nlp_transfer.errors import UserError
-from nlp_transfer.methods.base import Stage, StageContext, load_model_folder, save_model_folder, train_stage
+from nlp_transfer.methods.base import Stage, StageContext, save_model_folder, train_stage
 from nlp_transfer.recipe import UnfreezeLastMethod
 
 
@@ -40,7 +40,3 @@ class UnfreezeLast:
 
     def save(self, model: nn.Module, run_dir: Path, **context: Any) -> None:
         save_model_folder(model, run_dir, **context)
-
-    @staticmethod
-    def load(run_dir: Path, task: Any) -> nn.Module:
-        return load_model_folder(run_dir, task)
