@@ -138,8 +138,8 @@ def download(repo_id: str, revision: str | None) -> Path:
     except LocalEntryNotFoundError as err:
         why = "offline mode (HF_HUB_OFFLINE=1)" if hub_offline() else "the Hub could not be reached"
         raise UserError(
-            f"{at}: {why} and the repo is not in the local Hugging Face cache; go online once, or pass a folder "
-            "holding a downloaded copy"
+            f"{at}: no folder of that name here, and as a Hub repo: {why} and it is not in the local Hugging Face "
+            "cache; check the path, go online once, or pass a folder holding a downloaded copy"
         ) from err
     except HfHubHTTPError as err:
         raise UserError(f"{at}: download failed: {str(err).splitlines()[0]}") from err

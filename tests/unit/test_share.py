@@ -391,6 +391,8 @@ def test_evaluate_reads_other_columns_and_rejects_bad_data(runs: dict[str, Path]
     user_error(invoke("evaluate", runs["full"], "--data", unknown), "'neutral' is not one of the model's labels")
     user_error(invoke("evaluate", runs["full"], "--data", tmp_path / "none.csv"), "--data", "not found")
     user_error(invoke("evaluate", tmp_path / "nothing", "--data", renamed), "no such folder")
+    # owner/name that is neither a folder nor cached, offline: both possibilities named
+    user_error(invoke("evaluate", "nobody/nothing", "--data", renamed), "no folder of that name", "HF_HUB_OFFLINE")
 
 
 def test_evaluate_a_qa_run_reproduces_its_eval_scores(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
