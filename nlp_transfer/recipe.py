@@ -200,6 +200,12 @@ class TrainSpec(Strict):
         None, description="eval metric that picks the best checkpoint (default: the task's main metric)"
     )
     early_stopping_patience: int | None = Field(None, gt=0, description="evaluations without improvement to stop")
+    checkpoint_steps: int | None = Field(
+        None, gt=0, description="also save a resumable checkpoint every N optimizer steps (evaluations always do)"
+    )
+    skip_nonfinite_batches: int = Field(
+        0, ge=0, description="batches with a NaN or infinite loss to skip before stopping (0: stop at the first)"
+    )
     trainer: dict[str, Any] = Field(
         default_factory=dict, description="any other transformers.TrainingArguments field, passed through"
     )

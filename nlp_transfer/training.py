@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,11 +20,15 @@ from transformers import (
     TrainingArguments,
 )
 
+from nlp_transfer import checkpoints
 from nlp_transfer.errors import UserError, did_you_mean
+from nlp_transfer.interruption import STOP
 from nlp_transfer.methods import StageInputs
 from nlp_transfer.recipe import TrainSpec
 from nlp_transfer.sampling import ShuffledLengthBuckets
 from nlp_transfer.tasks.base import PreparedTask
+
+logger = logging.getLogger(__name__)
 
 TRAINING_ARGUMENT_FIELDS = {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
 # TrainingArguments fields that a differently named train field sets (the others share their name).
@@ -60,7 +66,7 @@ def training_arguments(spec: TrainSpec, output_dir: Path) -> TrainingArguments:
         "eval_strategy": spec.eval_strategy,
         "eval_steps": spec.eval_steps,
         "save_strategy": spec.eval_strategy,  # checkpoints where evaluations are, so the best one can be kept
-        "save_total_limit": 1,  # the Trainer also keeps the best checkpoint when it is not the latest
+        "save_total_limit": None,  # TaskTrainer rotates, after sealing (checkpoints.py)
         "load_best_model_at_end": evaluating,
         "metric_for_best_model": spec.metric_for_best if evaluating else None,
         "greater_is_better": spec.metric_for_best != "loss",
@@ -107,14 +113,49 @@ class JsonlLogger(TrainerCallback):
                 )
 
 
+class TrainingDiverged(UserError):
+    """A NaN or infinite loss: training on would only spread it through the weights."""
+
+
+class SaveEvery(TrainerCallback):
+    """A resumable checkpoint every `steps` optimizer steps, besides those the evaluations save."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step % self.steps == 0:
+            control.should_save = True
+
+
+class StopOnRequest(TrainerCallback):
+    """Ctrl-C or SIGTERM during training (interruption.py): save a checkpoint after this step, then stop."""
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if STOP.requested:
+            control.should_save = True
+            control.should_training_stop = True
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        # Stopping mid-epoch ends the epoch: its evaluation would score a part-trained model and could make it the
+        # "best" checkpoint, which a resumed run would then load at its end. The step's checkpoint is saved already.
+        if STOP.requested:
+            control.should_evaluate = False
+            control.should_save = False
+
+
 class TaskTrainer(Trainer):
-    """The Trainer, with two additions:
+    """The Trainer, with these additions:
 
     - batches of similar length in shuffled order when train.group_by_length is on. With dynamic padding each batch
       is padded only to its own longest example, so grouping by length removes most padding; see sampling.py for why
       we do not use the Trainer's own length-grouped sampler.
     - metrics computed batch by batch when the task asks (batch_metrics_for): every evaluation gets a fresh metric
       for the split it evaluates, and no logits accumulate.
+    - checkpoints sealed once complete, and rotated only then (checkpoints.py): a killed save never costs the last
+      good checkpoint.
+    - a NaN or infinite loss stops training (TrainingDiverged) before the optimizer step spreads it, or, with
+      train.skip_nonfinite_batches, that batch contributes no gradient (up to that many times).
     """
 
     def __init__(
@@ -122,12 +163,48 @@ class TaskTrainer(Trainer):
         *args: Any,
         group_by_length: bool,
         batch_metrics_for: Callable[[Any], Callable[..., dict[str, float]]] | None = None,
+        skip_nonfinite_batches: int = 0,
+        stage: str = "train",
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.group_by_length = group_by_length
         self.batch_metrics_for = batch_metrics_for
         self.args.batch_eval_metrics = batch_metrics_for is not None
+        self.skip_nonfinite_batches = skip_nonfinite_batches
+        self.skipped_batches: list[int] = []  # optimizer steps whose batch had a non-finite loss
+        self.stage = stage
+
+    def compute_loss(
+        self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None
+    ) -> Any:
+        found: Any = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        loss: torch.Tensor = found[0] if return_outputs else found
+        if torch.isfinite(loss.detach()).all():
+            return found
+        step = self.state.global_step + 1
+        if len(self.skipped_batches) >= self.skip_nonfinite_batches:
+            last = checkpoints.last_usable(Path(str(self.args.output_dir))).checkpoint
+            sys.stderr.write("\n")  # the progress bar stops mid-line
+            raise TrainingDiverged(
+                f"training diverged: the loss is {loss.item()} at step {step} of stage {self.stage}"
+                + (f" ({len(self.skipped_batches)} bad batches skipped before)" if self.skipped_batches else "")
+                + f"; last good checkpoint: {last or 'none yet'}. Lower train.learning_rate (or raise "
+                "train.warmup_ratio), or set train.skip_nonfinite_batches to skip a few bad batches"
+            )
+        self.skipped_batches.append(step)
+        logger.warning("stage %s step %d: loss is %s; batch skipped (no gradient)", self.stage, step, loss.item())
+        nothing = loss.new_zeros((), requires_grad=True)  # backward gives the model's weights no gradient at all
+        return (nothing, found[1]) if return_outputs else nothing
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        super()._save_checkpoint(model, trial)
+        if not self.args.should_save:
+            return
+        stage_dir = Path(self._get_output_dir(trial=trial))
+        checkpoints.seal(stage_dir / f"checkpoint-{self.state.global_step}")
+        best = self.state.best_model_checkpoint
+        checkpoints.rotate(stage_dir, protect=Path(best) if best else None)
 
     def evaluate(self, eval_dataset: Any = None, *args: Any, **kwargs: Any) -> dict[str, float]:
         if self.batch_metrics_for is not None:
@@ -148,15 +225,19 @@ class TaskTrainer(Trainer):
 
 def build_trainer(
     inputs: StageInputs, tokenizer: PreTrainedTokenizerBase, prepared: PreparedTask, run_dir: Path, stage: str
-) -> Trainer:
+) -> TaskTrainer:
     """A Trainer for one stage of a method; its checkpoints go to checkpoints/<stage>, its log lines name it."""
     spec = inputs.train
-    callbacks: list[TrainerCallback] = [JsonlLogger(run_dir / "trainer_log.jsonl", stage)]
+    callbacks: list[TrainerCallback] = [JsonlLogger(run_dir / "trainer_log.jsonl", stage), StopOnRequest()]
     if spec.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=spec.early_stopping_patience))
+    if spec.checkpoint_steps is not None:
+        callbacks.append(SaveEvery(spec.checkpoint_steps))
     return TaskTrainer(
         group_by_length=spec.group_by_length,
         batch_metrics_for=prepared.batch_metrics_for,
+        skip_nonfinite_batches=spec.skip_nonfinite_batches,
+        stage=stage,
         model=inputs.model,
         args=training_arguments(spec, run_dir / "checkpoints" / stage),
         train_dataset=inputs.splits["train"],
