@@ -67,10 +67,16 @@ def reports_errors(command: F) -> F:
                 raise
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as err:
             if STATE["debug"]:
                 raise
-            typer.echo("interrupted: the run folder is marked interrupted; nothing was marked complete", err=True)
+            told = getattr(err, "message", None)  # interruption.RunInterrupted: a checkpoint was saved
+            typer.echo(
+                f"interrupted: {told}"
+                if told
+                else "interrupted: the run folder is marked interrupted; nothing was marked complete",
+                err=True,
+            )
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
@@ -79,15 +85,55 @@ def reports_errors(command: F) -> F:
 @app.command()
 @reports_errors
 def run(
-    recipe: RecipeArg,
+    recipe: Annotated[
+        Path,
+        typer.Argument(help="recipe YAML file; or, with --resume / --reproduce, a run folder (its recorded recipe)"),
+    ],
     override: OverrideOpt = None,
     output_dir: OutputDirOpt = None,
     overwrite: OverwriteOpt = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="continue an unfinished run from its last good checkpoint (the run folder: --output-dir, "
+            "output.dir, or the newest unfinished one of this recipe)",
+        ),
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="--resume even though the recipe changed")] = False,
+    reproduce: Annotated[
+        bool,
+        typer.Option("--reproduce", help="train again from a run folder's recorded recipe and compare the metrics"),
+    ] = False,
 ) -> None:
     """Train, evaluate and save: everything the recipe says, into one run folder."""
     from nlp_transfer.recipe import load_recipe
 
-    run_loaded(load_recipe(recipe, override), output_dir, overwrite)
+    if reproduce:
+        if resume or override:
+            raise UserError("--reproduce re-runs the recorded recipe as it was; drop --resume and -o")
+        run_reproduction(recipe, output_dir)
+        return
+    if resume and overwrite:
+        raise UserError("--resume continues a run and --overwrite starts it again; choose one")
+    if recipe.is_dir():
+        if not resume:
+            raise UserError(f"{recipe} is a folder; pass a recipe YAML file (a run folder only with --resume)")
+        from nlp_transfer.resume import recorded_recipe
+
+        loaded, output_dir = recorded_recipe(recipe), output_dir or recipe
+    else:
+        loaded = load_recipe(recipe, override)
+    run_loaded(loaded, output_dir, overwrite, resume=resume, force=force)
+
+
+def run_reproduction(run_dir: Path, output_dir: Path | None) -> None:
+    from nlp_transfer.reproduce import reproduce
+
+    _handle_signals()
+    result, comparison = reproduce(run_dir, output_dir)
+    typer.echo(f"reproduced {run_dir} in {result.run_dir}")
+    typer.echo("\n".join(comparison))
 
 
 @app.command()
@@ -126,19 +172,33 @@ def run_adaptation(loaded: Any, output_dir: Path | None, overwrite: bool, all_ro
     typer.echo(f'predict with the last row\'s model: nlp-transfer predict {rows[-1]["model"]} "your text here"')
 
 
-def run_loaded(loaded: Any, output_dir: Path | None, overwrite: bool) -> None:
+def run_loaded(
+    loaded: Any, output_dir: Path | None, overwrite: bool, resume: bool = False, force: bool = False
+) -> None:
     """Run a loaded recipe and print the summary (what `run` and `probe` share)."""
     if loaded.recipe.adapt is not None:  # a multi-stage recipe: its own chain of stages, one table row
+        if resume:
+            raise UserError("--resume: an adapt recipe resumes by itself (finished stages are reused); drop --resume")
         run_adaptation(loaded, output_dir, overwrite, all_rows=False)
         return
     from nlp_transfer.pipeline import RunOptions
     from nlp_transfer.pipeline import run as run_pipeline
     from nlp_transfer.summary import print_summary
 
-    signal.signal(signal.SIGTERM, _interrupt)  # a killed job (SIGTERM) is marked interrupted, like Ctrl-C
-    result = run_pipeline(loaded, RunOptions(output_dir=output_dir, overwrite=overwrite))
+    _handle_signals()
+    options = RunOptions(output_dir=output_dir, overwrite=overwrite, resume=resume, force=force)
+    result = run_pipeline(loaded, options)
     if distributed.is_main():  # one summary, not one per process
         print_summary(result)
+
+
+def _handle_signals() -> None:
+    """Ctrl-C and SIGTERM: during training, a checkpoint and a clean stop; elsewhere, stop at once (interruption.py).
+    Either way the run folder is marked interrupted."""
+    from nlp_transfer.interruption import on_signal
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
 
 
 @app.command()

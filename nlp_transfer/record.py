@@ -13,16 +13,21 @@ import torch
 from nlp_transfer import __version__
 from nlp_transfer.assets import Asset
 from nlp_transfer.data import LoadedData
+from nlp_transfer.recipe import LoadedRecipe
 
 LIBRARIES = ("torch", "transformers", "datasets", "accelerate", "peft", "tokenizers", "pydantic", "numpy")
 
 
-def environment_record(seed: int, model: Asset, data: LoadedData, notes: list[str]) -> dict[str, Any]:
+def environment_record(
+    seed: int, model: Asset, data: LoadedData, notes: list[str], loaded: LoadedRecipe
+) -> dict[str, Any]:
     return {
+        # Where the recipe came from: relative data paths resolve there when the run is resumed or reproduced.
+        "recipe": {"file": str(loaded.path.resolve()), "name": loaded.name},
         "nlp_transfer": __version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "libraries": {name: _version(name) for name in LIBRARIES},
+        "libraries": {name: library_version(name) for name in LIBRARIES},
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "torch_threads": torch.get_num_threads(),
         "processes": int(os.environ.get("WORLD_SIZE", "1")),  # > 1 under accelerate launch / torchrun
@@ -40,7 +45,7 @@ def environment_record(seed: int, model: Asset, data: LoadedData, notes: list[st
     }
 
 
-def _version(name: str) -> str | None:
+def library_version(name: str) -> str | None:
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:

@@ -85,18 +85,33 @@ def open_run_folder(path: Path, overwrite: bool) -> Iterator[RunFolder]:
     path.mkdir(parents=True, exist_ok=True)
     folder = RunFolder(path)
     folder.mark("running", pid=os.getpid())
-    try:
+    with _marked_on_failure(folder, replaced):
         yield folder
+    if replaced is not None:
+        shutil.rmtree(replaced, ignore_errors=True)
+
+
+@contextmanager
+def reopen_run_folder(path: Path) -> Iterator[RunFolder]:
+    """An unfinished run folder, resumed in place (resume.check_resumable said it may be)."""
+    folder = RunFolder(path)
+    folder.mark("running", pid=os.getpid(), resumed_at=_now())
+    with _marked_on_failure(folder, None):
+        yield folder
+
+
+@contextmanager
+def _marked_on_failure(folder: RunFolder, replaced: Path | None) -> Iterator[None]:
+    try:
+        yield
     except KeyboardInterrupt:
         folder.mark("interrupted")
-        _restore(replaced, path)
+        _restore(replaced, folder.path)
         raise
     except BaseException as err:
         folder.mark("failed", error=f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
-        _restore(replaced, path)
+        _restore(replaced, folder.path)
         raise
-    if replaced is not None:
-        shutil.rmtree(replaced, ignore_errors=True)
 
 
 @contextmanager
