@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from nlp_transfer.checkpoints import SEAL_FILE, by_step
+from nlp_transfer.checkpoints import SEAL_FILE, by_step, last_usable, rotate, seal
 from tests.conftest import invoke, user_error, write_recipe
 
 METHODS: dict[str, dict[str, Any]] = {
@@ -55,8 +56,10 @@ def ok(*args: object) -> Any:
     return result
 
 
-def start_and_stop(recipe: Path, stage: str, how: signal.Signals) -> subprocess.CompletedProcess[str]:
-    """`nlp-transfer run` in a fresh process, sent `how` as soon as `stage` has sealed its first checkpoint."""
+def start_and_stop(
+    recipe: Path, stage: str, how: signal.Signals, at_step: int = CHECKPOINT_STEPS
+) -> subprocess.CompletedProcess[str]:
+    """`nlp-transfer run` in a fresh process, sent `how` as soon as `stage` has sealed its checkpoint at `at_step`."""
     run = Path(yaml.safe_load(recipe.read_text(encoding="utf-8"))["output"]["dir"])
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
@@ -66,7 +69,7 @@ def start_and_stop(recipe: Path, stage: str, how: signal.Signals) -> subprocess.
         text=True,
         env=env,
     )
-    first = run / "checkpoints" / stage / f"checkpoint-{CHECKPOINT_STEPS}" / SEAL_FILE
+    first = run / "checkpoints" / stage / f"checkpoint-{at_step}" / SEAL_FILE
     deadline = time.monotonic() + 240
     while not first.is_file() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -141,17 +144,21 @@ def test_resume_skips_damaged_checkpoints_and_says_when_none_is_usable(
     tmp_path: Path, tiny_models: dict[str, Path], uninterrupted: dict[str, Any]
 ) -> None:
     recipe = recipe_for(tmp_path, tiny_models["bert"], _sentiment_file(tmp_path), "full")
-    start_and_stop(recipe, "train", signal.SIGKILL)
+    start_and_stop(recipe, "train", signal.SIGKILL, at_step=2 * CHECKPOINT_STEPS)  # two sealed checkpoints
     stage_dir = tmp_path / "run" / "checkpoints" / "train"
     sealed = [c for c in by_step(stage_dir) if (c / SEAL_FILE).is_file()]
+    assert len(sealed) >= 2
     newest = sealed[0]
     weights = newest / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # a disk error, a half-copied file
-    if len(sealed) > 1:
-        ok("run", recipe, "--resume")
-        log = (tmp_path / "run" / "run.log").read_text(encoding="utf-8")
-        assert f"{newest.name}: model.safetensors is damaged" in log
-        assert metrics_of(tmp_path / "run") == uninterrupted["full"]  # the older checkpoint leads to the same end
+    killed_save = stage_dir / "checkpoint-999"  # a save killed half way: newer than all, never sealed
+    shutil.copytree(newest, killed_save, ignore=shutil.ignore_patterns(SEAL_FILE, "optimizer.pt"))
+    ok("run", recipe, "--resume")
+    log = (tmp_path / "run" / "run.log").read_text(encoding="utf-8")
+    assert "checkpoint-999: not sealed (the save did not finish)" in log
+    assert f"{newest.name}: model.safetensors is damaged" in log
+    assert f"resume: from {sealed[1]}" in log
+    assert metrics_of(tmp_path / "run") == uninterrupted["full"]  # the older checkpoint leads to the same end
     # Every checkpoint damaged: said clearly, nothing trained.
     start_and_stop(
         recipe_for(tmp_path / "b", tiny_models["bert"], _sentiment_file(tmp_path), "full"), "train", signal.SIGKILL
@@ -160,6 +167,27 @@ def test_resume_skips_damaged_checkpoints_and_says_when_none_is_usable(
         (checkpoint / "optimizer.pt").unlink(missing_ok=True)
     error = user_error(invoke("run", tmp_path / "b" / "recipe.yaml", "--resume"), "no usable checkpoint", "--overwrite")
     assert "optimizer.pt is missing" in error or "not sealed" in error
+
+
+def test_rotation_keeps_the_two_newest_sealed_checkpoints_the_best_and_a_save_in_progress(tmp_path: Path) -> None:
+    for step in (1, 2, 3, 4, 5, 6):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(bytes([step]) * 100)
+        if step in (1, 2, 4, 5):
+            seal(folder)
+    rotate(tmp_path, protect=tmp_path / "checkpoint-1")  # checkpoint-1 is the best so far
+    # 6: unsealed and newest (a save in progress); 5, 4: the newest sealed; 3: debris of a killed save; 2: old.
+    kept = sorted(int(p.name.split("-")[1]) for p in tmp_path.iterdir())
+    assert kept == [1, 4, 5, 6]
+    assert last_usable(tmp_path).checkpoint == tmp_path / "checkpoint-5"
+    (tmp_path / "checkpoint-5" / "model.safetensors").write_bytes(b"\0" * 100)  # same size, other bytes
+    found = last_usable(tmp_path)
+    assert found.checkpoint == tmp_path / "checkpoint-4"
+    assert found.skipped == [
+        "checkpoint-6: not sealed (the save did not finish)",
+        "checkpoint-5: model.safetensors is damaged (size or sha256 differs from the seal)",
+    ]
 
 
 def test_resume_refuses_a_changed_recipe_unless_forced_and_foreign_or_finished_folders(
