@@ -290,3 +290,29 @@ def _sha256(path: Path) -> str:
     import hashlib
 
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_pickled_weights_are_never_loaded_and_remote_code_runs_only_when_asked(
+    tmp_path: Path, tiny_models: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    import torch as torch_module
+    from safetensors.torch import load_file as read_safetensors
+
+    pickled = tmp_path / "pickled-model"
+    shutil.copytree(tiny_models["bert"], pickled)
+    torch_module.save(read_safetensors(pickled / "model.safetensors"), pickled / "pytorch_model.bin")
+    (pickled / "model.safetensors").unlink()  # only a pickle left: loading it could run arbitrary code
+    recipe = recipe_for(tmp_path / "pickle", pickled, _sentiment_file(tmp_path), "full", max_steps=2)
+    user_error(invoke("run", recipe), "no file named model.safetensors", "safetensors weights")
+
+    data = _sentiment_file(tmp_path)
+    asked = write_recipe(
+        tmp_path / "asked", tiny_models["bert"], data, model={"trust_remote_code": True}, train={"max_steps": 2}
+    )
+    ok("run", asked)
+    assert "trust_remote_code is on" in caplog.text  # a warning while the model loads
+    caplog.clear()
+    plain = write_recipe(tmp_path / "plain", tiny_models["bert"], data, train={"max_steps": 2})
+    ok("run", plain)
+    assert "trust_remote_code" not in caplog.text
+    assert yaml.safe_load(plain.read_text(encoding="utf-8"))["model"].get("trust_remote_code") is None  # default off
