@@ -177,8 +177,7 @@ def run_loaded(
 ) -> None:
     """Run a loaded recipe and print the summary (what `run` and `probe` share)."""
     if loaded.recipe.adapt is not None:  # a multi-stage recipe: its own chain of stages, one table row
-        if resume:
-            raise UserError("--resume: an adapt recipe resumes by itself (finished stages are reused); drop --resume")
+        # Resuming is what a chain does anyway: finished stages are reused, a cut-short one continues.
         run_adaptation(loaded, output_dir, overwrite, all_rows=False)
         return
     from nlp_transfer.pipeline import RunOptions

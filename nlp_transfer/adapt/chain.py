@@ -40,13 +40,14 @@ from nlp_transfer.assets import default_data_root, resolve_model
 from nlp_transfer.errors import UserError
 from nlp_transfer.models import load_tokenizer
 from nlp_transfer.recipe import LoadedRecipe, Recipe, describe_validation_error
-from nlp_transfer.runfolder import RunFolder
+from nlp_transfer.runfolder import RunFolder, read_status
 from nlp_transfer.tasks.classification import gold_ids
 
 log = logging.getLogger(__name__)
 
 MARKER = "adapt_run.json"  # says a folder is an adapt output folder (never write into anyone else's)
 STAGE_RECORD = "stage.json"
+STARTED = "stages_started.json"  # chain -> inputs hash each stage folder was started with (resume only on a match)
 CORPUS_PROBABILITIES = "corpus_probabilities.npy"  # (N, K) of the stage's classifier on the target corpus
 
 # The rows of `nlp-transfer adapt`: name -> the stages of its chain. Rows whose stages the recipe lacks are left out.
@@ -166,13 +167,20 @@ def _stage(adaptation: Adaptation, chain: tuple[str, ...], done: dict[tuple[str,
             skipped=True,
         )
     else:
-        if folder.exists():
-            log.info("stage %s: inputs changed or unfinished; training it again", "+".join(chain))
+        # A stage cut short with the same inputs continues (its runs resume from their checkpoints); otherwise it
+        # starts again. What each stage started with is kept outside its folder: a run folder must start empty.
+        started = _read_json(adaptation.out_dir / STARTED)
+        same_inputs = started.get("+".join(chain)) == inputs and not adaptation.options.overwrite
+        if folder.exists() and not same_inputs:
+            log.info("stage %s: inputs changed; training it again", "+".join(chain))
             shutil.rmtree(folder)
-        folder.mkdir(parents=True)
-        started = time.perf_counter()
+        elif folder.exists():
+            log.info("stage %s: unfinished with the same inputs; resuming it", "+".join(chain))
+        folder.mkdir(parents=True, exist_ok=True)
+        RunFolder(adaptation.out_dir).write_json(STARTED, {**started, "+".join(chain): inputs})
+        clock = time.perf_counter()
         outcome = RUNNERS[name](adaptation, config, folder, previous)
-        outcome.seconds = round(time.perf_counter() - started, 1)
+        outcome.seconds = round(time.perf_counter() - clock, 1)
         RunFolder(folder).write_json(
             STAGE_RECORD,
             {
@@ -196,8 +204,12 @@ def _inputs_hash(recipe: Recipe, chain: tuple[str, ...], spec: AdaptSpec) -> str
 
 
 def _read_record(folder: Path) -> dict[str, Any]:
+    return _read_json(folder / STAGE_RECORD)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
     try:
-        return dict(json.loads((folder / STAGE_RECORD).read_text(encoding="utf-8")))
+        return dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError):
         return {}
 
@@ -314,9 +326,21 @@ def supervised_recipe(
 
 
 def _train_classifier(adaptation: Adaptation, loaded: LoadedRecipe, run_dir: Path, extra: Any = None) -> None:
+    """Train (or, for a run an interruption cut short, resume) one classifier of the chain."""
     from nlp_transfer.pipeline import RunOptions, run
 
-    options = RunOptions(output_dir=run_dir, overwrite=True, data_root=adaptation.options.data_root, extra_train=extra)
+    state = read_status(run_dir).get("state")
+    if state == "complete" and not adaptation.options.overwrite:  # the stage was cut short after this run
+        log.info("%s: complete with the same inputs, not trained again", run_dir)
+        return
+    resume = state in ("running", "interrupted", "failed") and not adaptation.options.overwrite
+    options = RunOptions(
+        output_dir=run_dir,
+        overwrite=not resume,
+        resume=resume,
+        data_root=adaptation.options.data_root,
+        extra_train=extra,
+    )
     run(loaded, options)
 
 

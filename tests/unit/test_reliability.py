@@ -316,3 +316,37 @@ def test_pickled_weights_are_never_loaded_and_remote_code_runs_only_when_asked(
     ok("run", plain)
     assert "trust_remote_code" not in caplog.text
     assert yaml.safe_load(plain.read_text(encoding="utf-8"))["model"].get("trust_remote_code") is None  # default off
+
+
+def test_an_adapt_chain_killed_in_a_stage_resumes_that_stage(
+    tmp_path: Path, tiny_models: dict[str, Path], sentiment_csv: Path
+) -> None:
+    """A multi-stage (adapt) recipe: the finetune stage is killed mid-training; running the recipe again resumes it
+    from its checkpoint and ends with the metrics of a chain nothing stopped."""
+    from tests.unit.test_adapt import ELECTRONICS, _adapt_recipe, _jsonl, _rows
+
+    corpus = _jsonl(tmp_path / "corpus.jsonl", [{"text": r["text"]} for r in _rows(ELECTRONICS / "test.jsonl", 40)])
+    recipe = _adapt_recipe(tmp_path, tiny_models["bert"], sentiment_csv, corpus, [{"name": "finetune"}])
+    raw = yaml.safe_load(recipe.read_text(encoding="utf-8"))
+    raw["train"].update(max_steps=STEPS, checkpoint_steps=CHECKPOINT_STEPS)
+    recipe.write_text(yaml.safe_dump(raw), encoding="utf-8")
+
+    ok("run", recipe, "--output-dir", tmp_path / "straight")
+    stopped = tmp_path / "stopped"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nlp_transfer", "run", str(recipe), "--output-dir", str(stopped)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    run = stopped / "stages" / "finetune"
+    sealed = run / "checkpoints" / "train" / f"checkpoint-{CHECKPOINT_STEPS}" / SEAL_FILE
+    deadline = time.monotonic() + 240
+    while not sealed.is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.kill()
+    process.wait(timeout=60)
+    assert json.loads((run / "run_status.json").read_text(encoding="utf-8"))["state"] == "running"  # died
+
+    ok("run", recipe, "--resume", "--output-dir", stopped)
+    assert "resuming" in (run / "run.log").read_text(encoding="utf-8")
+    assert metrics_of(run) == metrics_of(tmp_path / "straight" / "stages" / "finetune")
