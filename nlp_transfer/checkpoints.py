@@ -9,13 +9,14 @@ after a seal, and keeps the newest KEEP sealed checkpoints plus the best one (wh
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+from nlp_transfer.data import sha256_file
 
 SEAL_FILE = "checkpoint_complete.json"
 KEEP = 2  # sealed checkpoints kept: the newest, and one to fall back to if the newest is damaged
@@ -24,7 +25,7 @@ STEP = re.compile(r"^checkpoint-(\d+)$")
 
 def seal(checkpoint: Path) -> None:
     files = {
-        path.relative_to(checkpoint).as_posix(): {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+        path.relative_to(checkpoint).as_posix(): {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
         for path in sorted(checkpoint.rglob("*"))
         if path.is_file() and path.name != SEAL_FILE
     }
@@ -43,7 +44,7 @@ def problem(checkpoint: Path) -> str | None:
         path = checkpoint / name
         if not path.is_file():
             return f"{name} is missing"
-        if path.stat().st_size != expected["bytes"] or _sha256(path) != expected["sha256"]:
+        if path.stat().st_size != expected["bytes"] or sha256_file(path) != expected["sha256"]:
             return f"{name} is damaged (size or sha256 differs from the seal)"
     return None
 
@@ -82,11 +83,3 @@ def rotate(stage_dir: Path, protect: Path | None) -> None:
         if (is_sealed and sealed <= KEEP) or (protect is not None and checkpoint.resolve() == protect.resolve()):
             continue
         shutil.rmtree(checkpoint, ignore_errors=True)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -168,13 +168,17 @@ def _isolated_caches(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
 
 @pytest.fixture
 def sentiment_csv(tmp_path: Path) -> Path:
-    """A small two-class CSV (text,label) in which the words decide the label, so even a tiny model can learn."""
+    return write_sentiment_csv(tmp_path / "sentiment.csv")
+
+
+def write_sentiment_csv(path: Path, copies: int = 8) -> Path:
+    """A small two-class CSV (text,label) in which the words decide the label, so even a tiny model can learn:
+    12 phrases, each numbered `copies` times (96 rows by default)."""
     positive = ["great movie", "wonderful acting", "a delight", "loved it", "superb and moving", "brilliant fun"]
     negative = ["terrible movie", "awful acting", "a bore", "hated it", "dull and lifeless", "painful mess"]
     rows = ["text,label"]
-    for i in range(8):
+    for i in range(copies):
         rows += [f"{text} {i},positive" for text in positive] + [f"{text} {i},negative" for text in negative]
-    path = tmp_path / "sentiment.csv"
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     return path
 

@@ -22,7 +22,8 @@ import yaml
 from safetensors.torch import load_file
 
 from nlp_transfer.checkpoints import SEAL_FILE, by_step, last_usable, rotate, seal
-from tests.conftest import invoke, user_error, write_recipe
+from nlp_transfer.data import sha256_file
+from tests.conftest import invoke, user_error, write_recipe, write_sentiment_csv
 
 METHODS: dict[str, dict[str, Any]] = {
     "full": {"name": "full"},
@@ -93,14 +94,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[st
 
 
 def _sentiment_file(folder: Path) -> Path:
-    positive = ["great movie", "wonderful acting", "a delight", "loved it", "superb and moving", "brilliant fun"]
-    negative = ["terrible movie", "awful acting", "a bore", "hated it", "dull and lifeless", "painful mess"]
-    rows = ["text,label"]
-    for i in range(8):
-        rows += [f"{t} {i},positive" for t in positive] + [f"{t} {i},negative" for t in negative]
-    path = folder / "sentiment.csv"
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return path
+    return write_sentiment_csv(folder / "sentiment.csv")
 
 
 @pytest.mark.parametrize(
@@ -257,7 +251,7 @@ def test_same_recipe_and_seed_give_identical_metrics_and_reproduce_says_so(
     assert metrics_of(tmp_path / "a" / "run") == metrics_of(tmp_path / "b" / "run")
     environment = json.loads((tmp_path / "a" / "run" / "environment.json").read_text(encoding="utf-8"))
     assert environment["seed"] == 0 and environment["data_order_seed"] == 0
-    assert environment["data_file_sha256"] == {str(data): _sha256(data)}
+    assert environment["data_file_sha256"] == {str(data): sha256_file(data)}
     assert environment["libraries"]["torch"] and environment["recipe"]["file"] == str(first.resolve())
 
     again = tmp_path / "again"
@@ -284,12 +278,6 @@ def test_the_output_folder_and_free_space_are_checked_before_training(
     monkeypatch.setattr(nlp_transfer.disk.shutil, "disk_usage", lambda path: Full())
     user_error(invoke("run", recipe), "will write about", "10.0 MB free", "output.dir")
     assert not (tmp_path / "run").exists()  # refused before the run folder was made
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_pickled_weights_are_never_loaded_and_remote_code_runs_only_when_asked(

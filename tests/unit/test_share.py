@@ -22,7 +22,7 @@ from huggingface_hub import metadata_load, snapshot_download
 from nlp_transfer.cards import model_card
 from nlp_transfer.predict import open_predictor
 from nlp_transfer.trained import shared_files
-from tests.conftest import invoke, user_error, write_recipe
+from tests.conftest import invoke, user_error, write_recipe, write_sentiment_csv
 from tests.fakehub import DEFAULT_GITATTRIBUTES, FakeHub
 
 # huggingface_hub's LFS PUT passes a file object as `data=`, which httpx2 deprecates: the client's business.
@@ -47,13 +47,8 @@ MODEL_FILES = {
 def runs(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path]) -> dict[str, Path]:
     """Complete runs of tiny BERT on a small sentiment file with its own eval file: full, lora and a mean probe."""
     root = tmp_path_factory.mktemp("share")
-    positive = ["great movie", "wonderful acting", "a delight", "loved it", "superb and moving", "brilliant fun"]
-    negative = ["terrible movie", "awful acting", "a bore", "hated it", "dull and lifeless", "painful mess"]
-    for split, count in (("train", 8), ("eval", 3)):
-        rows = ["text,label"]
-        for i in range(count):
-            rows += [f"{t} {i},positive" for t in positive] + [f"{t} {i},negative" for t in negative]
-        (root / f"{split}.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    write_sentiment_csv(root / "train.csv")
+    write_sentiment_csv(root / "eval.csv", copies=3)
     methods: dict[str, dict[str, Any]] = {"full": {"name": "full"}, "lora": {"name": "lora", "r": 4}}
     methods["probe"] = {"name": "probe", "pooling": "mean"}
     found = {}
