@@ -338,3 +338,12 @@ def test_an_adapt_chain_killed_in_a_stage_resumes_that_stage(
     ok("run", recipe, "--resume", "--output-dir", stopped)
     assert "resuming" in (run / "run.log").read_text(encoding="utf-8")
     assert metrics_of(run) == metrics_of(tmp_path / "straight" / "stages" / "finetune")
+
+
+def test_a_recipe_cannot_run_code_through_yaml_tags(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    recipe = tmp_path / "evil.yaml"
+    recipe.write_text(f'model: !!python/object/apply:os.system ["touch {marker}"]\n', encoding="utf-8")
+    user_error(invoke("validate", recipe), str(recipe), "not valid YAML")
+    user_error(invoke("run", recipe), "not valid YAML")
+    assert not marker.exists()  # yaml.safe_load refused the tag; nothing ran
