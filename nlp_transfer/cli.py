@@ -121,7 +121,7 @@ def run(
             raise UserError(f"{recipe} is a folder; pass a recipe YAML file (a run folder only with --resume)")
         from nlp_transfer.resume import recorded_recipe
 
-        loaded, output_dir = recorded_recipe(recipe), output_dir or recipe
+        loaded, output_dir = recorded_recipe(recipe, override), output_dir or recipe
     else:
         loaded = load_recipe(recipe, override)
     run_loaded(loaded, output_dir, overwrite, resume=resume, force=force)

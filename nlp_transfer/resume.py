@@ -39,8 +39,8 @@ def resume_target(loaded: LoadedRecipe, output_dir: Path | None) -> Path:
 def check_resumable(run_dir: Path, loaded: LoadedRecipe, force: bool) -> None:
     if not run_dir.is_dir():
         raise UserError(f"--resume: {run_dir} does not exist; there is nothing to resume (run without --resume)")
-    status = read_status(run_dir)
-    if not (run_dir / STATUS_FILE).is_file() or "state" not in status:
+    status = read_status(run_dir)  # {} when there is none, or it is unreadable
+    if "state" not in status:
         raise UserError(
             f"--resume: {run_dir} is not an nlp-transfer run folder (no {STATUS_FILE}); it is never written into"
         )
@@ -73,11 +73,12 @@ def recipe_changes(before: dict[str, Any], after: dict[str, Any], prefix: str = 
     return changes
 
 
-def recorded_recipe(run_dir: Path) -> LoadedRecipe:
-    """The recipe a run folder recorded, resolving relative data paths where the original recipe file was."""
+def recorded_recipe(run_dir: Path, overrides: list[str] | None = None) -> LoadedRecipe:
+    """The recipe a run folder recorded (with `overrides`: check_resumable then lists them as changes), resolving
+    relative data paths where the original recipe file was."""
     if not (run_dir / RECIPE_FILE).is_file():
         raise UserError(f"{run_dir}: no {RECIPE_FILE}; pass a run folder written by nlp-transfer run")
-    loaded = load_recipe(run_dir / RECIPE_FILE)
+    loaded = load_recipe(run_dir / RECIPE_FILE, overrides)
     environment = json.loads((run_dir / "environment.json").read_text(encoding="utf-8"))
     origin = environment.get("recipe", {})
     return dataclasses.replace(
