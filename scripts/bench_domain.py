@@ -46,9 +46,9 @@ def main() -> None:
     parser.add_argument("-o", "--override", action="append", default=[], help="recipe override, as in the CLI")
     args = parser.parse_args()
 
-    from nlp_transfer.adapt.chain import AdaptOptions, chain_rows, run_rows
-    from nlp_transfer.adapt.table import save_table
     from nlp_transfer.recipe import load_recipe
+    from nlp_transfer.studies.adapt.chain import AdaptOptions, chain_rows, run_rows
+    from nlp_transfer.studies.adapt.table import save_table
 
     domains = ["electronics"] if args.quick else args.domains.split(",")
     seeds = 1 if args.quick else args.seeds

@@ -1,5 +1,5 @@
 """Continued masked-LM pre-training step time: every position scored (what transformers' MLM models do) against
-the masked positions only (nlp_transfer.adapt.pretrain.MaskedPositionsTrainer).
+the masked positions only (nlp_transfer.studies.adapt.pretrain.masked_positions_loss).
 
 What it measures
     all-MiniLM-L6-v2 (offline copy) with a new MLM head (tied to the embeddings), on blocks of --block-size tokens
@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling
 
-from nlp_transfer.adapt.corpus import pack_blocks
-from nlp_transfer.adapt.pretrain import MLM_HEADS, MaskedPositionsTrainer
+from nlp_transfer.studies.adapt.corpus import pack_blocks
+from nlp_transfer.studies.adapt.pretrain import MLM_HEADS, masked_positions_loss
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "data" / "amazon_mds" / "electronics" / "train.jsonl"
@@ -50,12 +50,11 @@ def main() -> None:
         collator([{"input_ids": b} for b in blocks[i : i + args.batch_size]])
         for i in range(0, (args.steps + 1) * args.batch_size, args.batch_size)
     ]
-    scorer = MaskedPositionsTrainer.__new__(MaskedPositionsTrainer)  # only its compute_loss is used
-    scorer.score_masked = MLM_HEADS["bert"]
+    masked_loss = masked_positions_loss(MLM_HEADS["bert"])
 
     ways = {
         "every position (transformers)": lambda model, batch: model(**batch).loss,
-        "masked positions only (ours)": lambda model, batch: scorer.compute_loss(model, dict(batch)),
+        "masked positions only (ours)": lambda model, batch: masked_loss(model, dict(batch), False),
     }
     models = {}
     for name in ways:

@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench_resume")
     args = parser.parse_args()
 
-    from nlp_transfer.checkpoints import SEAL_FILE, by_step, problem
+    from nlp_transfer.run.checkpoints import SEAL_FILE, by_step, problem
 
     env = os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
 

@@ -36,8 +36,8 @@ def main() -> None:
     from typer.testing import CliRunner
 
     from nlp_transfer.cli import app
-    from nlp_transfer.data import load_extra_split
-    from nlp_transfer.predict import open_predictor
+    from nlp_transfer.data.loading import load_extra_split
+    from nlp_transfer.share.predict import open_predictor
     from tests.conftest import DATA_ROOT
     from tests.fakehub import FakeHub, patch_client
 

@@ -5,7 +5,7 @@ What it measures
     training rows with the same hyperparameters (1 epoch, lr 1e-4, batch 32, warmup ratio 0.06, weight decay
     0.01, seed 42, max_length 128) two ways, then evaluates both on the same dev sentences:
 
-    (a) nlp-transfer: recipes/quickstart.yaml with overrides, run through nlp_transfer.pipeline.run
+    (a) nlp-transfer: recipes/quickstart.yaml with overrides, run through nlp_transfer.run.pipeline.run
         (dynamic padding + length-grouped batches);
     (b) padded: the transformers text-classification example's defaults, written inline: every sentence padded
         to max_length, random sampler, default_data_collator.
@@ -60,11 +60,11 @@ from transformers import (
     set_seed,
 )
 
-from nlp_transfer.assets import default_data_root, resolve_model
-from nlp_transfer.cache import CACHE_ENV
-from nlp_transfer.data import load_data
-from nlp_transfer.pipeline import RunOptions, run
+from nlp_transfer.data.assets import default_data_root, resolve_model
+from nlp_transfer.data.cache import CACHE_ENV
+from nlp_transfer.data.loading import load_data
 from nlp_transfer.recipe import LoadedRecipe, load_recipe
+from nlp_transfer.run.pipeline import RunOptions, run
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "quickstart.yaml"

@@ -19,9 +19,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from nlp_transfer.data import read_squad_json  # noqa: E402
-from nlp_transfer.metrics import squad_metrics  # noqa: E402
-from nlp_transfer.predict import open_predictor  # noqa: E402
+from nlp_transfer.data.readers import read_squad_json  # noqa: E402
+from nlp_transfer.share.predict import open_predictor  # noqa: E402
+from nlp_transfer.tasks.metrics import squad_metrics  # noqa: E402
 from tests.unit.squad_v1_official import evaluate as official_evaluate  # noqa: E402
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nlp_transfer.methods.base import Method, Stage, StageContext, StageInputs, parameter_counts
+from nlp_transfer.methods.base import Method, Phase, PhaseContext, PhaseInputs, parameter_counts
 from nlp_transfer.methods.full import FullFineTuning
 from nlp_transfer.methods.lora import Lora
 from nlp_transfer.methods.probe import Probe
@@ -19,4 +19,4 @@ METHODS: dict[str, type[Method]] = {
     "scratch": FromScratch,
 }
 
-__all__ = ["METHODS", "Method", "Stage", "StageContext", "StageInputs", "parameter_counts"]
+__all__ = ["METHODS", "Method", "Phase", "PhaseContext", "PhaseInputs", "parameter_counts"]

@@ -1,8 +1,8 @@
-"""The Method protocol: how much of a pre-trained model trains, in which stages, and what the run folder holds.
+"""The Method protocol: how much of a pre-trained model trains, in which phases, and what the run folder holds.
 
 A method is asked three things, in this order:
   prepare(model, task)  freeze, wrap or re-initialise; runs before the run folder exists, so bad settings fail early
-  stages(model, context) the training stages, each built only when it starts (stage 2 starts from stage 1's head)
+  phases(model, context) the training phases, each built only when it starts (phase 2 starts from phase 1's head)
   save(model, run_dir)   write what predict needs: a plain model folder, or an adapter plus what rebuilds the model
 Reading a model back goes by the files saved, not by the method (trained.LAYOUTS): a merged export of a LoRA run is a
 plain folder whatever its recipe says.
@@ -11,6 +11,7 @@ plain folder whatever its recipe says.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,27 +24,30 @@ from nlp_transfer.tasks.base import PreparedTask
 
 
 @dataclass
-class StageContext:
-    """What every stage may read: the tokenized task data, the tokenizer and the recipe's train settings."""
+class PhaseContext:
+    """What every phase may read: the tokenized task data, the tokenizer and the recipe's train settings."""
 
     prepared: PreparedTask
     tokenizer: PreTrainedTokenizerBase
     train: TrainSpec
+    # Several processes: the main one runs the block first (filling a cache), the others then read it. The run
+    # supplies it (run.distributed); methods know nothing of processes.
+    main_first: Callable[[], AbstractContextManager[Any]] = nullcontext
 
 
 @dataclass
-class StageInputs:
+class PhaseInputs:
     model: nn.Module  # what the Trainer trains
     splits: Mapping[str, Any]  # train, eval and (when the recipe has one) test, in the form `model` reads
-    train: TrainSpec  # this stage's hyperparameters
+    train: TrainSpec  # this phase's hyperparameters
     collator: Any = None  # None: token ids padded per batch (DataCollatorWithPadding)
-    info: dict[str, Any] = field(default_factory=dict)  # recorded in the stage's metrics (e.g. feature seconds)
+    info: dict[str, Any] = field(default_factory=dict)  # recorded in the phase's metrics (e.g. feature seconds)
 
 
 @dataclass
-class Stage:
+class Phase:
     name: str
-    build: Callable[[], StageInputs]
+    build: Callable[[], PhaseInputs]
 
 
 class Method(Protocol):
@@ -51,15 +55,15 @@ class Method(Protocol):
 
     def prepare(self, model: nn.Module, task: Any) -> nn.Module: ...
 
-    def stages(self, model: nn.Module, context: StageContext) -> list[Stage]: ...
+    def phases(self, model: nn.Module, context: PhaseContext) -> list[Phase]: ...
 
     def save(self, model: nn.Module, run_dir: Path, *, tokenizer: PreTrainedTokenizerBase, base_model: str) -> None: ...
 
 
-def train_stage(model: nn.Module, context: StageContext, learning_rate: float | None, name: str = "train") -> Stage:
-    """The common single stage: the Trainer trains `model` on the tokenized data."""
+def train_phase(model: nn.Module, context: PhaseContext, learning_rate: float | None, name: str = "train") -> Phase:
+    """The common single phase: the Trainer trains `model` on the tokenized data."""
     spec = context.train.model_copy(update={"learning_rate": learning_rate or context.train.learning_rate})
-    return Stage(name, lambda: StageInputs(model=model, splits=context.prepared.splits, train=spec))
+    return Phase(name, lambda: PhaseInputs(model=model, splits=context.prepared.splits, train=spec))
 
 
 def save_model_folder(model: nn.Module, run_dir: Path, *, tokenizer: PreTrainedTokenizerBase, base_model: str) -> None:

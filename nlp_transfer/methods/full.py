@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from nlp_transfer.methods.base import Stage, StageContext, save_model_folder, train_stage
+from nlp_transfer.methods.base import Phase, PhaseContext, save_model_folder, train_phase
 from nlp_transfer.recipe import FullMethod
 
 
@@ -18,8 +18,8 @@ class FullFineTuning:
     def prepare(self, model: nn.Module, task: Any) -> nn.Module:
         return model.requires_grad_(True)
 
-    def stages(self, model: nn.Module, context: StageContext) -> list[Stage]:
-        return [train_stage(model, context, self.config.learning_rate)]
+    def phases(self, model: nn.Module, context: PhaseContext) -> list[Phase]:
+        return [train_phase(model, context, self.config.learning_rate)]
 
     def save(self, model: nn.Module, run_dir: Path, **context: Any) -> None:
         save_model_folder(model, run_dir, **context)

@@ -19,10 +19,10 @@ from torch import nn
 from transformers import AutoConfig, PreTrainedTokenizerBase
 from transformers.pytorch_utils import Conv1D
 
-from nlp_transfer.architectures import architecture_of, head_module_names
-from nlp_transfer.assets import resolve_model
-from nlp_transfer.errors import UserError, did_you_mean
-from nlp_transfer.methods.base import Stage, StageContext, save_model_folder, train_stage
+from nlp_transfer.core.errors import UserError, did_you_mean
+from nlp_transfer.data.assets import resolve_model
+from nlp_transfer.methods.architectures import architecture_of, head_module_names
+from nlp_transfer.methods.base import Phase, PhaseContext, save_model_folder, train_phase
 from nlp_transfer.recipe import LoraMethod
 
 BASE_CONFIG_FILE = "base_model_config.json"
@@ -40,54 +40,79 @@ def matches(name: str, target: str) -> bool:
     return name == target or name.endswith("." + target)
 
 
+def lora_config(
+    model: nn.Module,
+    *,
+    targets: list[str] | None,
+    field: str,
+    r: int,
+    alpha: float,
+    dropout: float,
+    task_type: str | None,
+) -> LoraConfig:
+    """The one way LoRA is set up (the lora method, and continued pre-training with method lora): `targets` (default:
+    the architecture's) are checked against the linear layers of the model's body, and the head's layers are kept
+    out of them; the head itself (every module outside the body) trains in full when `task_type` says to save it."""
+    arch = architecture_of(model, "lora")
+    head = head_module_names(model, arch, with_parameters_only=True)
+    targets = targets or list(arch.lora_targets)
+    # The head trains in full (modules_to_save), so it is never adapted as well.
+    known = [n for n in adaptable_module_names(model) if not any(matches(n, h) or n.startswith(h + ".") for h in head)]
+    missing = [t for t in targets if not any(matches(n, t) for n in known)]
+    if missing:
+        short = sorted({n.rsplit(".", 1)[-1] for n in known})
+        hint = did_you_mean(missing[0].rsplit(".", 1)[-1], short)
+        raise UserError(
+            f"{field}: {', '.join(repr(m) for m in missing)} not found in the {arch_name(model)} model's body{hint}; "
+            f"its linear layers are named: {', '.join(short)} (a dotted suffix such as attention.output.dense picks "
+            "fewer)"
+        )
+    # peft matches by suffix: `dense` would also name the head's layers (BERT's pooler), so exclude those.
+    in_head = [n for n in adaptable_module_names(model) if n not in known]
+    return LoraConfig(
+        task_type=task_type,  # SEQ_CLS / QUESTION_ANS: peft keeps the head trainable and saved
+        r=r,
+        lora_alpha=alpha,  # type: ignore[arg-type]  # peft annotates int; floats work
+        lora_dropout=dropout,
+        target_modules=targets,
+        exclude_modules=in_head or None,
+        modules_to_save=head if task_type is not None else None,  # e.g. BERT's pooler, DistilBERT's pre_classifier
+        fan_in_fan_out=isinstance(
+            model.get_submodule(next(n for n in known if matches(n, targets[0]))), Conv1D
+        ),  # GPT-2 stores weights transposed
+    )
+
+
+def arch_name(model: nn.Module) -> str:
+    return str(getattr(getattr(model, "config", None), "model_type", type(model).__name__))
+
+
 class Lora:
     def __init__(self, config: LoraMethod) -> None:
         self.config = config
 
     def prepare(self, model: Any, task: Any) -> nn.Module:
-        arch = architecture_of(model, "lora")
-        head = head_module_names(model, arch, with_parameters_only=True)
-        targets = self.config.target_modules or list(arch.lora_targets)
-        # The head trains in full (modules_to_save), so it is never adapted as well.
-        known = [
-            n for n in adaptable_module_names(model) if not any(matches(n, h) or n.startswith(h + ".") for h in head)
-        ]
-        missing = [t for t in targets if not any(matches(n, t) for n in known)]
-        if missing:
-            short = sorted({n.rsplit(".", 1)[-1] for n in known})
-            hint = did_you_mean(missing[0].rsplit(".", 1)[-1], short)
-            raise UserError(
-                f"method.target_modules: {', '.join(repr(m) for m in missing)} not found in the "
-                f"{model.config.model_type} model's body{hint}; its linear layers are named: {', '.join(short)} "
-                "(a dotted suffix such as attention.output.dense picks fewer)"
-            )
-        # peft matches by suffix: `dense` would also name the head's layers (BERT's pooler), so exclude those.
-        in_head = [n for n in adaptable_module_names(model) if n not in known]
-        config = LoraConfig(
-            task_type=task.peft_task_type,  # SEQ_CLS / QUESTION_ANS: peft keeps the head trainable and saved
+        config = lora_config(
+            model,
+            targets=self.config.target_modules,
+            field="method.target_modules",
             r=self.config.r,
-            lora_alpha=self.config.alpha,  # type: ignore[arg-type]  # peft annotates int; floats work
-            lora_dropout=self.config.dropout,
-            target_modules=targets,
-            exclude_modules=in_head or None,
-            modules_to_save=head,  # the whole head, e.g. BERT's pooler and DistilBERT's pre_classifier too
-            fan_in_fan_out=isinstance(
-                model.get_submodule(next(n for n in known if matches(n, targets[0]))), Conv1D
-            ),  # GPT-2 stores weights transposed
+            alpha=self.config.alpha,
+            dropout=self.config.dropout,
+            task_type=task.peft_task_type,
         )
         peft_model: nn.Module = get_peft_model(model, config)
         return peft_model
 
-    def stages(self, model: nn.Module, context: StageContext) -> list[Stage]:
-        return [train_stage(model, context, self.config.learning_rate)]
+    def phases(self, model: nn.Module, context: PhaseContext) -> list[Phase]:
+        return [train_phase(model, context, self.config.learning_rate)]
 
     def save(self, model: nn.Module, run_dir: Path, *, tokenizer: PreTrainedTokenizerBase, base_model: str) -> None:
         assert isinstance(model, PeftModel)
         tokenizer.save_pretrained(run_dir)
+        # adapter_config.json names the base model: its hub id when one is known, not the local copy loaded here.
+        model.peft_config[model.active_adapter].base_model_name_or_path = base_model
         model.save_pretrained(str(run_dir))
-        adapter_config = json.loads((run_dir / ADAPTER_CONFIG_FILE).read_text(encoding="utf-8"))
-        adapter_config["base_model_name_or_path"] = base_model  # its hub id when one is known, not a local copy
-        (run_dir / ADAPTER_CONFIG_FILE).write_text(json.dumps(adapter_config, indent=2) + "\n", encoding="utf-8")
         (run_dir / "README.md").unlink(missing_ok=True)  # peft's stub card; the run writes the real one
         base_config = model.get_base_model().config.to_dict()  # type: ignore[union-attr,operator]
         (run_dir / BASE_CONFIG_FILE).write_text(json.dumps(base_config, indent=2) + "\n", encoding="utf-8")

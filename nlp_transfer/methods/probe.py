@@ -18,30 +18,30 @@ import torch
 from torch import nn
 from transformers import default_data_collator
 
-from nlp_transfer import distributed
-from nlp_transfer.architectures import (
+from nlp_transfer.core.errors import UserError
+from nlp_transfer.data.cache import content_key
+from nlp_transfer.methods.architectures import (
     Architecture,
     architecture_of,
     blocks,
-    get_module,
     head_module_names,
+    head_modules,
     set_trainable,
 )
-from nlp_transfer.errors import UserError
-from nlp_transfer.features import (
+from nlp_transfer.methods.base import (
+    Phase,
+    PhaseContext,
+    PhaseInputs,
+    load_model_folder,
+    save_model_folder,
+    train_phase,
+)
+from nlp_transfer.methods.features import (
     HeadOnFeatures,
     PooledClassifier,
     encoder_fingerprint,
     extract_features,
     resolve_pooling,
-)
-from nlp_transfer.methods.base import (
-    Stage,
-    StageContext,
-    StageInputs,
-    load_model_folder,
-    save_model_folder,
-    train_stage,
 )
 from nlp_transfer.recipe import ProbeMethod
 
@@ -66,21 +66,21 @@ def check_layer(model: nn.Module, arch: Architecture, layer: int) -> int:
     return -1 if layer == count else layer
 
 
-def features_stage(
-    model: Any, context: StageContext, *, pooling: str, layer: int, learning_rate: float, epochs: float, name: str
-) -> Stage:
+def features_phase(
+    model: Any, context: PhaseContext, *, pooling: str, layer: int, learning_rate: float, epochs: float, name: str
+) -> Phase:
     """Encode every split once (cached on disk), then let the Trainer fit the head on the pooled vectors."""
     arch = architecture_of(model, name)
     pooling = resolve_pooling(pooling, arch)
 
-    def build() -> StageInputs:
+    def build() -> PhaseInputs:
         started = time.perf_counter()
         device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else None
         if device is not None:
             model.to(device)
         fingerprint = encoder_fingerprint(model.base_model)
         splits, hits = {}, {}
-        with distributed.main_first():  # in a multi-process run the others read the main process's cache
+        with context.main_first():  # in a multi-process run the others read the main process's cache
             for split_name, split in context.prepared.splits.items():
                 splits[split_name], hits[split_name] = extract_features(
                     model.base_model,
@@ -89,11 +89,11 @@ def features_stage(
                     pooling=pooling,
                     layer=layer,
                     encoder_fingerprint=fingerprint,
+                    data_key=context.prepared.keys.get(split_name) or content_key(split),
                 )
-        head = {n: get_module(model, n) for n in head_module_names(model, arch)}
         spec = context.train.model_copy(update={"learning_rate": learning_rate, "epochs": epochs})
-        return StageInputs(
-            model=HeadOnFeatures(model, arch, head),
+        return PhaseInputs(
+            model=HeadOnFeatures(arch, head_modules(model, arch)),
             splits=splits,
             train=spec,
             collator=default_data_collator,
@@ -103,7 +103,7 @@ def features_stage(
             },
         )
 
-    return Stage(name, build)
+    return Phase(name, build)
 
 
 class Probe:
@@ -126,13 +126,13 @@ class Probe:
             )
         return PooledClassifier(model, arch, self.pooling, self.layer)
 
-    def stages(self, model: nn.Module, context: StageContext) -> list[Stage]:
+    def phases(self, model: nn.Module, context: PhaseContext) -> list[Phase]:
         learning_rate = self.config.learning_rate or context.train.learning_rate
         if not self.cached:
-            return [train_stage(model, context, learning_rate, name="probe")]
+            return [train_phase(model, context, learning_rate, name="probe")]
         task_model = model.model if isinstance(model, PooledClassifier) else model
         return [
-            features_stage(
+            features_phase(
                 task_model,
                 context,
                 pooling=self.pooling,

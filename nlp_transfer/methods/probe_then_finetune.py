@@ -1,5 +1,5 @@
 """Probe, then fine-tune (LP-FT): fit the head on the frozen encoder first, then train everything (or the top N
-layers) at the recipe's learning rate. Starting the second stage from a trained head instead of a random one keeps
+layers) at the recipe's learning rate. Starting the second phase from a trained head instead of a random one keeps
 the first updates from wrecking the pre-trained features.
 """
 
@@ -10,15 +10,15 @@ from typing import Any
 
 from torch import nn
 
-from nlp_transfer.architectures import architecture_of, blocks
-from nlp_transfer.errors import UserError
+from nlp_transfer.core.errors import UserError
+from nlp_transfer.methods.architectures import architecture_of, blocks
 from nlp_transfer.methods.base import (
-    Stage,
-    StageContext,
-    StageInputs,
+    Phase,
+    PhaseContext,
+    PhaseInputs,
     save_model_folder,
 )
-from nlp_transfer.methods.probe import features_stage, freeze_encoder
+from nlp_transfer.methods.probe import features_phase, freeze_encoder
 from nlp_transfer.methods.unfreeze import unfreeze_top_layers
 from nlp_transfer.recipe import ProbeThenFinetuneMethod
 
@@ -40,25 +40,25 @@ class ProbeThenFinetune:
         freeze_encoder(model, arch, "probe_then_finetune")
         return model
 
-    def stages(self, model: nn.Module, context: StageContext) -> list[Stage]:
-        probe = features_stage(
+    def phases(self, model: nn.Module, context: PhaseContext) -> list[Phase]:
+        probe = features_phase(
             model,
             context,
-            pooling="native",  # the head must read what the model's own forward gives it in stage 2
+            pooling="native",  # the head must read what the model's own forward gives it in phase 2
             layer=-1,
             learning_rate=self.config.probe_learning_rate,
             epochs=self.config.probe_epochs,
             name="probe",
         )
 
-        def finetune() -> StageInputs:
+        def finetune() -> PhaseInputs:
             if self.config.unfreeze_last is None:
                 model.requires_grad_(True)
             else:
                 unfreeze_top_layers(model, self.config.unfreeze_last, "method.unfreeze_last")
-            return StageInputs(model=model, splits=context.prepared.splits, train=context.train)
+            return PhaseInputs(model=model, splits=context.prepared.splits, train=context.train)
 
-        return [probe, Stage("finetune", finetune)]
+        return [probe, Phase("finetune", finetune)]
 
     def save(self, model: nn.Module, run_dir: Path, **context: Any) -> None:
         save_model_folder(model, run_dir, **context)

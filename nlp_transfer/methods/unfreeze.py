@@ -7,9 +7,9 @@ from typing import Any
 
 from torch import nn
 
-from nlp_transfer.architectures import architecture_of, blocks, head_module_names, set_trainable
-from nlp_transfer.errors import UserError
-from nlp_transfer.methods.base import Stage, StageContext, save_model_folder, train_stage
+from nlp_transfer.core.errors import UserError
+from nlp_transfer.methods.architectures import architecture_of, blocks, head_module_names, set_trainable
+from nlp_transfer.methods.base import Phase, PhaseContext, save_model_folder, train_phase
 from nlp_transfer.recipe import UnfreezeLastMethod
 
 
@@ -35,8 +35,8 @@ class UnfreezeLast:
         unfreeze_top_layers(model, self.config.layers, "method.layers")
         return model
 
-    def stages(self, model: nn.Module, context: StageContext) -> list[Stage]:
-        return [train_stage(model, context, self.config.learning_rate)]
+    def phases(self, model: nn.Module, context: PhaseContext) -> list[Phase]:
+        return [train_phase(model, context, self.config.learning_rate)]
 
     def save(self, model: nn.Module, run_dir: Path, **context: Any) -> None:
         save_model_folder(model, run_dir, **context)

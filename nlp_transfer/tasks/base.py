@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Protocol
 import datasets
 from transformers import EvalPrediction, PreTrainedTokenizerBase
 
-from nlp_transfer.data import LoadedData
+from nlp_transfer.data.loading import LoadedData
 
 
 @dataclass
@@ -21,9 +21,13 @@ class PreparedTask:
     label_names: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # counted skips and other things the user should know
     cache_hits: dict[str, bool] = field(default_factory=dict)  # split -> tokenization came from the cache
+    keys: dict[str, str] = field(default_factory=dict)  # split -> key of the tokenized rows (equal keys: equal rows)
     # ... or batch by batch (QA: logits of a large eval set would not fit in memory): given the split evaluated, a
     # compute_metrics(EvalPrediction, compute_result) that returns the metrics when compute_result is True.
     batch_metrics_for: Callable[[datasets.Dataset], Callable[..., dict[str, float]]] | None = None
+    # What the task decided from the data rather than the recipe (QA: whether "no answer" is allowed). The recipe is
+    # frozen; these values are saved beside it in the run folder (task.json), where predict and the card read them.
+    resolved: dict[str, Any] = field(default_factory=dict)
 
 
 class Task(Protocol):

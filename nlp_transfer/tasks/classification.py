@@ -10,12 +10,12 @@ import datasets
 import numpy as np
 from transformers import AutoModelForSequenceClassification, EvalPrediction, PreTrainedTokenizerBase
 
-from nlp_transfer.cache import cached_map, tokenizer_fingerprint
-from nlp_transfer.data import LoadedData
-from nlp_transfer.errors import UserError, did_you_mean
-from nlp_transfer.metrics import classification_metrics
+from nlp_transfer.core.errors import UserError, did_you_mean
+from nlp_transfer.data.cache import cache_key, cached_map, split_key, tokenizer_fingerprint
+from nlp_transfer.data.loading import LoadedData
 from nlp_transfer.recipe import ClassificationTask
 from nlp_transfer.tasks.base import PreparedTask
+from nlp_transfer.tasks.metrics import classification_metrics
 
 LabelValue = int | str
 
@@ -61,9 +61,10 @@ class Classification:
             "tokenizer": tokenizer_fingerprint(tokenizer),
         }
         tokenized = datasets.DatasetDict()
-        hits = {}
+        hits, keys = {}, {}
         for name, split in data.splits.items():
-            tokenized[name], hits[name] = cached_map(split, tokenize, key=key, description=f"Tokenizing {name}")
+            keys[name] = cache_key(split_key(data, name), key)
+            tokenized[name], hits[name] = cached_map(split, tokenize, key=keys[name], description=f"Tokenizing {name}")
         return PreparedTask(
             splits=tokenized,
             model_kwargs={
@@ -75,6 +76,7 @@ class Classification:
             label_names=names,
             notes=notes,
             cache_hits=hits,
+            keys=keys,
         )
 
     def _usable(self, batch: dict[str, list[Any]], i: int) -> bool:

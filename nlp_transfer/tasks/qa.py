@@ -15,12 +15,13 @@ from typing import Any, ClassVar
 import datasets
 from transformers import AutoModelForQuestionAnswering, EvalPrediction, PreTrainedTokenizerBase
 
-from nlp_transfer.cache import cached_map, tokenizer_fingerprint
-from nlp_transfer.data import LoadedData
-from nlp_transfer.errors import UserError, did_you_mean
-from nlp_transfer.metrics import squad_metrics
+from nlp_transfer.core.errors import UserError, did_you_mean
+from nlp_transfer.data.cache import cache_key, cached_map, split_key, tokenizer_fingerprint
+from nlp_transfer.data.loading import LoadedData
 from nlp_transfer.recipe import QuestionAnsweringTask
-from nlp_transfer.spans import (
+from nlp_transfer.tasks.base import PreparedTask
+from nlp_transfer.tasks.metrics import squad_metrics
+from nlp_transfer.tasks.spans import (
     NO_OFFSET,
     NULL_INDEX,
     AnswerMerger,
@@ -32,7 +33,6 @@ from nlp_transfer.spans import (
     question_lengths,
     windows,
 )
-from nlp_transfer.tasks.base import PreparedTask
 
 # Why a question cannot train. Counted per split and reported; an eval question skipped for a long question still
 # counts, as unanswered (the model could not read it), so the scores stay comparable with the official script.
@@ -78,8 +78,6 @@ class QuestionAnswering:
         for name, split in data.splits.items():
             self._check_columns(split, name, data)
         allow_null = self._allow_null(data, notes)
-        # "auto" becomes what the data said, so recipe.resolved.yaml (and predict) know whether "no answer" is allowed.
-        config.unanswerable = allow_null
         for name, split in data.splits.items():
             self._count_problems(split, name, data, tokenizer, allow_null, notes)
 
@@ -94,17 +92,18 @@ class QuestionAnswering:
             "layout": 1,  # bump when the window columns change
         }
         tokenized = datasets.DatasetDict()
-        hits = {}
+        hits, keys = {}, {}
         for name, split in data.splits.items():
             training = name == "train"
 
             def tokenize(batch: dict[str, list[Any]], indices: list[int], training: bool = training) -> dict[str, Any]:
                 return self._windows(batch, indices, tokenizer, allow_null, pad_to_max_length, training)
 
+            keys[name] = cache_key(split_key(data, name), {**key, "training": training})
             tokenized[name], hits[name] = cached_map(
                 split,
                 tokenize,
-                key={**key, "training": training},
+                key=keys[name],
                 description=f"Windowing {name}",
                 with_indices=True,
             )
@@ -121,6 +120,9 @@ class QuestionAnswering:
             batch_metrics_for=metrics_for,
             notes=notes,
             cache_hits=hits,
+            keys=keys,
+            # "auto" resolved from the data: predict must know whether "no answer" is allowed (run.folder.TASK_FILE)
+            resolved={"unanswerable": allow_null},
         )
 
     # ---- checking rows --------------------------------------------------------------------------------------

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from nlp_transfer.pipeline import RunOptions, prepare_run
 from nlp_transfer.recipe import load_recipe
+from nlp_transfer.run.pipeline import RunOptions, prepare_run
 from tests.conftest import DATA_ROOT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,7 +51,7 @@ def test_offline_recipe_prepares_real_data(name: str, minilm: Path) -> None:
 
 @pytest.mark.parametrize("name", [n for n in sorted(OFFLINE) if load_recipe(REPO / "recipes" / n).recipe.adapt])
 def test_adapt_recipe_reads_its_target_domain(name: str) -> None:
-    from nlp_transfer.adapt.corpus import load_corpus, load_target_test
+    from nlp_transfer.studies.adapt.corpus import load_corpus, load_target_test
     from nlp_transfer.tasks.classification import gold_ids
 
     recipe = load_recipe(REPO / "recipes" / name).recipe

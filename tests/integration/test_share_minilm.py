@@ -12,8 +12,8 @@ import pytest
 import torch
 from huggingface_hub import metadata_load
 
-from nlp_transfer.data import load_extra_split
-from nlp_transfer.predict import open_predictor
+from nlp_transfer.data.loading import load_extra_split
+from nlp_transfer.share.predict import open_predictor
 from tests.conftest import DATA_ROOT, invoke
 from tests.fakehub import FakeHub
 

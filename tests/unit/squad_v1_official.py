@@ -3,7 +3,7 @@
 # deeppavlov/stand_squad_en (evaluate-v1.1.py, commit ac074edecd13f62510a1292f1e53a4e39a734a31). Only the argparse
 # `if __name__ == '__main__':` block and the imports it alone used (argparse, json) are left out; every function is
 # unchanged, so scores are the official ones. It is the reference that tests/unit/test_qa_metrics.py compares
-# nlp_transfer.metrics (normalize_answer, exact_match, token_f1, squad_metrics) against. Not part of the package.
+# nlp_transfer.tasks.metrics (normalize_answer, exact_match, token_f1, squad_metrics) against. Not part of the package.
 # Kept byte-for-byte, hence no formatting and the lint codes the 2016-era code trips are silenced, not fixed.
 # fmt: off
 # ruff: noqa: I001, UP010

@@ -12,11 +12,11 @@ import torch
 import yaml
 from transformers import AutoConfig, AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from nlp_transfer.adapt.corpus import load_corpus, pack_blocks
-from nlp_transfer.adapt.pretrain import MLM_HEADS, MaskedPositionsTrainer, pick_objective
-from nlp_transfer.adapt.selftrain import select_pseudo_labels
-from nlp_transfer.adapt.spec import TargetDomain
-from nlp_transfer.errors import UserError
+from nlp_transfer.core.errors import UserError
+from nlp_transfer.recipe import TargetDomain
+from nlp_transfer.studies.adapt.corpus import load_corpus, pack_blocks
+from nlp_transfer.studies.adapt.pretrain import MLM_HEADS, masked_positions_loss, pick_objective
+from nlp_transfer.studies.adapt.selftrain import select_pseudo_labels
 from tests.conftest import DATA_ROOT, invoke, user_error
 
 ELECTRONICS = DATA_ROOT / "amazon_mds" / "electronics"
@@ -122,9 +122,7 @@ def test_masked_positions_loss_equals_the_models_own(tiny_models: dict[str, Path
     labels[:, ::4] = input_ids[:, ::4]
     inputs = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
     expected = model(**inputs, labels=labels).loss
-    trainer = MaskedPositionsTrainer.__new__(MaskedPositionsTrainer)
-    trainer.score_masked = MLM_HEADS[architecture]
-    got = trainer.compute_loss(model, {**inputs, "labels": labels})
+    got = masked_positions_loss(MLM_HEADS[architecture])(model, {**inputs, "labels": labels}, False)
     assert torch.allclose(got, expected, atol=1e-6)
 
 

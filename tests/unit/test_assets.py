@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from huggingface_hub import errors as hub_errors
 
-from nlp_transfer import assets
-from nlp_transfer.assets import resolve_data_file, resolve_model
-from nlp_transfer.errors import UserError
+from nlp_transfer.core.errors import UserError
+from nlp_transfer.data import assets
+from nlp_transfer.data.assets import resolve_data_file, resolve_model
 
 
 def test_installed_mirror_resolves_the_hub_id_offline(minilm: Path) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from nlp_transfer.runfolder import read_status
+from nlp_transfer.run.folder import read_status
 from tests.conftest import invoke, user_error, write_recipe
 
 # Real runs stop after two optimizer steps: enough to write a complete run folder in a few seconds on a CPU.
@@ -54,6 +54,7 @@ def test_missing_recipe_file(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.subprocess
 def test_missing_recipe_file_in_a_real_process(tmp_path: Path) -> None:
     """The installed CLI as a process: exit code 2 and exactly one line on stderr."""
     done = subprocess.run(
@@ -319,12 +320,12 @@ def test_a_run_that_dies_in_training_never_looks_complete(
     state: str,
     code: int,
 ) -> None:
-    import nlp_transfer.pipeline
+    import nlp_transfer.run.phases
 
     def dies(*args: object, **kwargs: object) -> None:
         raise fault
 
-    monkeypatch.setattr(nlp_transfer.pipeline, "build_trainer", dies)
+    monkeypatch.setattr(nlp_transfer.run.phases, "build_trainer", dies)
     run = tmp_path / "run"
     result = invoke("run", recipe(tmp_path, tiny_models["bert"], sentiment_csv))
     assert result.exit_code == code
@@ -339,6 +340,7 @@ def test_a_run_that_dies_in_training_never_looks_complete(
 # ---- --debug ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.subprocess
 def test_debug_shows_the_traceback(tmp_path: Path, sentiment_csv: Path) -> None:
     path = recipe(tmp_path, "unused-model", sentiment_csv, train={"learnin_rate": 1e-3})
 
@@ -360,5 +362,5 @@ def test_debug_shows_the_traceback(tmp_path: Path, sentiment_csv: Path) -> None:
     debug = cli("--debug")
     assert debug.returncode == 1
     assert "Traceback (most recent call last)" in debug.stderr
-    assert "nlp_transfer.errors.UserError" in debug.stderr
+    assert "nlp_transfer.core.errors.UserError" in debug.stderr
     assert "did you mean 'learning_rate'?" in debug.stderr.splitlines()[-1]

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nlp_transfer.cli import app
-from nlp_transfer.compare import aggregate, markdown_table, verdicts
+from nlp_transfer.studies.compare import aggregate, markdown_table, verdicts
 from tests.conftest import write_recipe
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

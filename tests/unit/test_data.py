@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from transformers import AutoTokenizer
 
-from nlp_transfer.data import load_data
-from nlp_transfer.errors import UserError
+from nlp_transfer.core.errors import UserError
+from nlp_transfer.data.loading import load_data
 from nlp_transfer.recipe import ClassificationTask, DataSpec
 from nlp_transfer.tasks.classification import Classification
 

@@ -12,6 +12,8 @@ import pytest
 
 from tests.conftest import write_recipe
 
+pytestmark = pytest.mark.subprocess
+
 ACCELERATE = Path(sys.executable).with_name("accelerate")
 
 
@@ -48,9 +50,9 @@ def test_two_processes_score_qa_like_one(tiny_models: dict[str, Path], tmp_path:
     survive the gathering, so the run's EM/F1 equal those of predicting the same questions in one process."""
     import yaml
 
-    from nlp_transfer.data import read_squad_json
-    from nlp_transfer.metrics import squad_metrics
-    from nlp_transfer.predict import open_predictor
+    from nlp_transfer.data.readers import read_squad_json
+    from nlp_transfer.share.predict import open_predictor
+    from nlp_transfer.tasks.metrics import squad_metrics
     from tests.conftest import DATA_ROOT
 
     dev = DATA_ROOT / "squad_mini" / "dev.json"

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from nlp_transfer.cli import app
-from nlp_transfer.errors import UserError
+from nlp_transfer.core.errors import UserError
 from tests.conftest import write_recipe
 
 
@@ -195,7 +195,7 @@ def _headless(architecture: str) -> Any:
 
 @pytest.mark.parametrize("architecture", ["bert", "gpt2"])
 def test_probe_on_a_model_with_no_head_says_so(architecture: str) -> None:
-    from nlp_transfer.architectures import ARCHITECTURES
+    from nlp_transfer.methods.architectures import ARCHITECTURES
     from nlp_transfer.methods.probe import freeze_encoder
 
     model = _headless(architecture)

@@ -16,16 +16,16 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from typer.testing import CliRunner
 
 from nlp_transfer.cli import app
-from nlp_transfer.pipeline import PreparedRun, RunOptions, prepare_run, train_and_save
-from nlp_transfer.predict import open_predictor
 from nlp_transfer.recipe import load_recipe
-from nlp_transfer.runfolder import open_run_folder
+from nlp_transfer.run.folder import open_run_folder
+from nlp_transfer.run.pipeline import PreparedRun, RunOptions, prepare_run, train_and_save
+from nlp_transfer.share.predict import open_predictor
 from tests.conftest import write_recipe
 
 TEXTS = ["great movie", "awful acting and a dull, lifeless plot that never ends", "a delight 3", "hated it"]
 MAX_LENGTH = 32  # write_recipe's task.max_length
 
-# State-dict key prefixes, written out here rather than read from nlp_transfer.architectures so that the table is
+# State-dict key prefixes, written out here rather than read from methods.architectures so that the table is
 # checked, not trusted.
 EMBEDDINGS = {
     "bert": ("bert.embeddings.",),
@@ -221,7 +221,7 @@ def test_probe_with_native_pooling_saves_a_plain_model_with_only_the_head_traine
     assert train["method"] == "probe"
     assert 0 < train["trainable_parameters"] < train["total_parameters"]
     assert train["train_wall_seconds"] > 0 and train["feature_seconds"] >= 0
-    assert "stages" not in metrics
+    assert "phases" not in metrics
 
     # The head trained on cached features is the head of the saved model: plain transformers, reading token ids,
     # reproduces the eval loss and accuracy the run reported.
@@ -353,7 +353,7 @@ def test_unfreeze_last_trains_only_the_top_layer_and_the_head(
 # ---- 4. probe_then_finetune -------------------------------------------------------------------------------------
 
 
-def test_probe_then_finetune_runs_two_stages_and_then_trains_the_encoder(
+def test_probe_then_finetune_runs_two_phases_and_then_trains_the_encoder(
     tiny_models: dict[str, Path], sentiment_csv: Path, tmp_path: Path
 ) -> None:
     recipe = write_recipe(
@@ -366,26 +366,26 @@ def test_probe_then_finetune_runs_two_stages_and_then_trains_the_encoder(
     run_dir = run_cli(recipe)
     metrics = metrics_of(run_dir)
 
-    stages = metrics["stages"]
-    assert list(stages) == ["probe", "finetune"]
-    for stage in stages.values():
-        assert {"train_loss", "train_runtime", "trainable_parameters"} <= set(stage["train"])
-        assert {"eval_loss", "eval_accuracy"} <= set(stage["eval"])
+    phases = metrics["phases"]
+    assert list(phases) == ["probe", "finetune"]
+    for phase in phases.values():
+        assert {"train_loss", "train_runtime", "trainable_parameters"} <= set(phase["train"])
+        assert {"eval_loss", "eval_accuracy"} <= set(phase["eval"])
     after = weights(run_dir)
-    probe, finetune = stages["probe"]["train"], stages["finetune"]["train"]
+    probe, finetune = phases["probe"]["train"], phases["finetune"]["train"]
     assert probe["trainable_parameters"] == size(after, HEAD["bert"])
     assert probe["trainable_parameters"] < finetune["trainable_parameters"] == finetune["total_parameters"]
     assert probe["epoch"] == pytest.approx(2) and finetune["epoch"] == pytest.approx(1)
     assert "feature_cache_hits" in probe and "feature_cache_hits" not in finetune
-    # The run's headline metrics are the last stage's.
-    assert metrics["eval"] == stages["finetune"]["eval"]
+    # The run's headline metrics are the last phase's.
+    assert metrics["eval"] == phases["finetune"]["eval"]
     assert metrics["train"]["method"] == "probe_then_finetune"
 
     log = [json.loads(line) for line in (run_dir / "trainer_log.jsonl").read_text().splitlines()]
-    assert {row["stage"] for row in log} == {"probe", "finetune"}
-    first_finetune = next(i for i, row in enumerate(log) if row["stage"] == "finetune")
-    assert all(row["stage"] == "probe" for row in log[:first_finetune]), "stages are logged in order"
-    assert all(row["stage"] == "finetune" for row in log[first_finetune:])
+    assert {row["phase"] for row in log} == {"probe", "finetune"}
+    first_finetune = next(i for i, row in enumerate(log) if row["phase"] == "finetune")
+    assert all(row["phase"] == "probe" for row in log[:first_finetune]), "phases are logged in order"
+    assert all(row["phase"] == "finetune" for row in log[first_finetune:])
 
     before = weights(tiny_models["bert"])
     changed(before, after, "bert.embeddings.")

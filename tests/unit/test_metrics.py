@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nlp_transfer.metrics import classification_metrics
+from nlp_transfer.tasks.metrics import classification_metrics
 
 
 def test_binary_metrics_by_hand() -> None:

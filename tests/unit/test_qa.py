@@ -14,12 +14,12 @@ from transformers import AutoTokenizer
 from typer.testing import CliRunner
 
 from nlp_transfer.cli import app
-from nlp_transfer.data import read_squad_json
-from nlp_transfer.metrics import squad_metrics
-from nlp_transfer.predict import open_predictor
+from nlp_transfer.data.readers import read_squad_json
 from nlp_transfer.recipe import QuestionAnsweringTask
-from nlp_transfer.spans import NULL_INDEX, AnswerMerger, Span, answer_tokens, best_spans, windows
+from nlp_transfer.share.predict import open_predictor
+from nlp_transfer.tasks.metrics import squad_metrics
 from nlp_transfer.tasks.qa import SpanMetrics
+from nlp_transfer.tasks.spans import NULL_INDEX, AnswerMerger, Span, answer_tokens, best_spans, windows
 from tests.conftest import DATA_ROOT
 
 ARCHITECTURES = ("bert", "distilbert", "roberta", "gpt2")
@@ -123,7 +123,7 @@ def test_metrics_batch_by_batch_equal_metrics_of_the_whole_set(tiny_models: dict
     import datasets
     from transformers import EvalPrediction
 
-    from nlp_transfer.data import LoadedData
+    from nlp_transfer.data.loading import LoadedData
     from nlp_transfer.tasks.qa import QuestionAnswering
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_models["bert"])

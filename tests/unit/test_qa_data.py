@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 import yaml
 
-from nlp_transfer.data import SQUAD_FEATURES, LoadedData, load_data
-from nlp_transfer.errors import UserError
-from nlp_transfer.pipeline import PreparedRun, RunOptions, prepare_run
+from nlp_transfer.core.errors import UserError
+from nlp_transfer.data.loading import LoadedData, load_data
+from nlp_transfer.data.readers import SQUAD_FEATURES
 from nlp_transfer.recipe import DataSpec, load_recipe
-from nlp_transfer.runfolder import read_status
+from nlp_transfer.run.folder import read_status
+from nlp_transfer.run.pipeline import PreparedRun, RunOptions, prepare_run
 from tests.conftest import DATA_ROOT, invoke, user_error
 
 SQUAD_TRAIN = DATA_ROOT / "squad_mini" / "train.json"
@@ -255,7 +256,7 @@ def test_real_squad_prepares_without_skips(squad_windows: PreparedRun) -> None:
         note(notes, "windows of 64 tokens")
         == f"windows of 64 tokens (stride 16): train {len(train):,}, eval {len(dev):,}"
     )
-    assert squad_windows.loaded.recipe.task.unanswerable is False  # auto: SQuAD v1.1 has no unanswerable question
+    assert squad_windows.prepared.resolved == {"unanswerable": False}  # auto: SQuAD v1.1 has none
 
 
 # ---- 3. bad input -------------------------------------------------------------------------------------------
@@ -434,7 +435,7 @@ def test_unanswerable_auto_detects_squad_v2_and_trains(tmp_path: Path, tiny_mode
         "train: 4 questions have no answer: SQuAD v2 style, the model may answer 'no answer' "
         "(task.unanswerable: false skips them instead)"
     )
-    assert setup.loaded.recipe.task.unanswerable is True
+    assert setup.prepared.resolved == {"unanswerable": True}
     assert not any("skipped" in n for n in setup.notes), setup.notes
     train = setup.prepared.splits["train"]
     assert sorted(train["question_index"]) == list(range(16))  # unanswerable questions train, labelled [CLS]
@@ -445,7 +446,8 @@ def test_unanswerable_auto_detects_squad_v2_and_trains(tmp_path: Path, tiny_mode
     run = tmp_path / "run"
     assert read_status(run)["state"] == "complete"
     resolved = yaml.safe_load((run / "recipe.resolved.yaml").read_text(encoding="utf-8"))
-    assert resolved["task"]["unanswerable"] is True
+    assert resolved["task"]["unanswerable"] == "auto"  # the recipe as written; what the data said is in task.json
+    assert json.loads((run / "task.json").read_text(encoding="utf-8")) == {"name": "qa", "unanswerable": True}
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     for name in ("eval_exact_match", "eval_f1"):
         assert 0 <= metrics["eval"][name] <= 100
@@ -463,7 +465,7 @@ def test_unanswerable_false_skips_questions_without_answers(tmp_path: Path, tiny
         "task.unanswerable)"
     )
     assert not any("SQuAD v2" in n for n in setup.notes)
-    assert setup.loaded.recipe.task.unanswerable is False
+    assert setup.prepared.resolved == {"unanswerable": False}
     assert sorted(set(setup.prepared.splits["train"]["question_index"])) == [i for i in range(16) if i % 4]
 
 

@@ -1,4 +1,4 @@
-"""SQuAD metrics (nlp_transfer.metrics): hand-computed cases, SQuAD v2 unanswerable questions, and agreement with the
+"""SQuAD metrics (tasks.metrics): hand-computed cases, SQuAD v2 unanswerable questions, and agreement with the
 official SQuAD v1.1 evaluation script (tests/unit/squad_v1_official.py) on the real squad_mini dev set.
 """
 
@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from nlp_transfer.metrics import exact_match, normalize_answer, squad_metrics, token_f1
+from nlp_transfer.tasks.metrics import exact_match, normalize_answer, squad_metrics, token_f1
 from tests.conftest import DATA_ROOT
 from tests.unit import squad_v1_official as official
 

@@ -9,7 +9,7 @@ import yaml
 from typer.testing import CliRunner
 
 from nlp_transfer.cli import app
-from nlp_transfer.errors import UserError
+from nlp_transfer.core.errors import UserError
 from nlp_transfer.methods import METHODS
 from nlp_transfer.recipe import Recipe, load_recipe
 from nlp_transfer.tasks import TASKS
@@ -19,7 +19,7 @@ SHIPPED = sorted((REPO / "recipes").glob("*.yaml"))
 
 
 def _tags(field: str) -> set[str | None]:
-    from nlp_transfer.recipe import _models_in, _tag_of
+    from nlp_transfer.recipe.messages import _models_in, _tag_of
 
     return {_tag_of(model) for model in _models_in(Recipe, field)}
 

@@ -21,8 +21,8 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from nlp_transfer.checkpoints import SEAL_FILE, by_step, last_usable, rotate, seal
-from nlp_transfer.data import sha256_file
+from nlp_transfer.core.files import sha256_file
+from nlp_transfer.run.checkpoints import SEAL_FILE, by_step, last_usable, rotate, seal
 from tests.conftest import invoke, user_error, write_recipe, write_sentiment_csv
 
 METHODS: dict[str, dict[str, Any]] = {
@@ -97,6 +97,7 @@ def _sentiment_file(folder: Path) -> Path:
     return write_sentiment_csv(folder / "sentiment.csv")
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize(
     ("method", "stage", "how"),
     [
@@ -121,7 +122,7 @@ def test_a_stopped_run_resumes_to_the_metrics_of_an_uninterrupted_one(
         assert "checkpoint saved" in stopped.stderr and "--resume" in stopped.stderr
         assert json.loads((run / "run_status.json").read_text(encoding="utf-8"))["state"] == "interrupted"
     if stage == "finetune":
-        assert (run / "checkpoints" / "probe" / "stage_finished.json").is_file()
+        assert (run / "checkpoints" / "probe" / "phase_finished.json").is_file()
     resumed = ok("run", recipe, "--resume")
     assert "resuming" in (run / "run.log").read_text(encoding="utf-8")
     assert metrics_of(run) == uninterrupted[method]
@@ -130,10 +131,11 @@ def test_a_stopped_run_resumes_to_the_metrics_of_an_uninterrupted_one(
     assert "predict" in resumed.stdout
     if stage == "finetune":  # the probe stage's log lines are from the first process only: it was not redone
         log = [json.loads(line) for line in (run / "trainer_log.jsonl").read_text(encoding="utf-8").splitlines()]
-        probe_train_ends = [row for row in log if row["stage"] == "probe" and "train_runtime" in row]
+        probe_train_ends = [row for row in log if row["phase"] == "probe" and "train_runtime" in row]
         assert len(probe_train_ends) == 1
 
 
+@pytest.mark.subprocess
 def test_resume_skips_damaged_checkpoints_and_says_when_none_is_usable(
     tmp_path: Path, tiny_models: dict[str, Path], uninterrupted: dict[str, Any]
 ) -> None:
@@ -270,12 +272,12 @@ def test_the_output_folder_and_free_space_are_checked_before_training(
     blocker.write_text("not a folder", encoding="utf-8")
     user_error(invoke("run", recipe, "--output-dir", blocker / "run"), "cannot be written", "output.dir")
 
-    import nlp_transfer.disk
+    import nlp_transfer.run.disk
 
     class Full:
         free = 10_000_000  # 10 MB: less than a tiny model with its checkpoints
 
-    monkeypatch.setattr(nlp_transfer.disk.shutil, "disk_usage", lambda path: Full())
+    monkeypatch.setattr(nlp_transfer.run.disk.shutil, "disk_usage", lambda path: Full())
     user_error(invoke("run", recipe), "will write about", "10.0 MB free", "output.dir")
     assert not (tmp_path / "run").exists()  # refused before the run folder was made
 
@@ -306,6 +308,7 @@ def test_pickled_weights_are_never_loaded_and_remote_code_runs_only_when_asked(
     assert yaml.safe_load(plain.read_text(encoding="utf-8"))["model"].get("trust_remote_code") is None  # default off
 
 
+@pytest.mark.subprocess
 def test_an_adapt_chain_killed_in_a_stage_resumes_that_stage(
     tmp_path: Path, tiny_models: dict[str, Path], sentiment_csv: Path
 ) -> None:

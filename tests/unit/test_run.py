@@ -137,6 +137,7 @@ def test_early_stopping_and_best_checkpoint_on_chosen_metric(
     assert final == pytest.approx(min(losses), rel=1e-4)  # the best checkpoint was kept, not the last
 
 
+@pytest.mark.subprocess
 def test_sigterm_mid_training_marks_the_run_interrupted(
     tiny_models: dict[str, Path], sentiment_csv: Path, tmp_path: Path
 ) -> None:

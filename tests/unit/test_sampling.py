@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 
-from nlp_transfer.sampling import ShuffledLengthBuckets
+from nlp_transfer.run.sampling import ShuffledLengthBuckets
 
 BATCH = 8
 

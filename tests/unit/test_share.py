@@ -19,9 +19,9 @@ import torch
 import yaml
 from huggingface_hub import metadata_load, snapshot_download
 
-from nlp_transfer.cards import model_card
-from nlp_transfer.predict import open_predictor
-from nlp_transfer.trained import shared_files
+from nlp_transfer.run.card import model_card
+from nlp_transfer.share.predict import open_predictor
+from nlp_transfer.share.trained import shared_files
 from tests.conftest import invoke, user_error, write_recipe, write_sentiment_csv
 from tests.fakehub import DEFAULT_GITATTRIBUTES, FakeHub
 
@@ -34,6 +34,7 @@ SHARED = {
     "environment.json",
     "metrics.json",
     "recipe.resolved.yaml",
+    "task.json",
     "tokenizer.json",
     "tokenizer_config.json",
 }
@@ -119,6 +120,7 @@ def test_push_uploads_the_model_card_and_recipe_byte_for_byte_in_one_commit(
     assert all(fake_hub.token.encode() not in content for content in files.values())
 
 
+@pytest.mark.subprocess
 def test_push_in_a_fresh_process_finds_the_hub_through_hf_endpoint(
     fake_hub: FakeHub, runs: dict[str, Path], tmp_path: Path
 ) -> None:

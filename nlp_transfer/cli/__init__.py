@@ -1,0 +1,51 @@
+"""The nlp-transfer command line: parse, delegate, report. No training logic lives here.
+
+Bad input raises UserError; every command prints it as one line on stderr and exits with code 2 (--debug shows the
+traceback). Ctrl-C exits with 130 and leaves the run folder marked interrupted. The commands are in
+train_commands.py (recipes -> runs and studies) and model_commands.py (trained models -> predictions, copies).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nlp_transfer.cli import model_commands, train_commands
+from nlp_transfer.cli.app import STATE, app
+from nlp_transfer.data.assets import DATA_ROOT_ENV
+
+
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for errors")] = False,
+    data_root: Annotated[
+        Path | None,
+        typer.Option("--data-root", help=f"folder for data names (default ${DATA_ROOT_ENV} or ../shared/data)"),
+    ] = None,
+) -> None:
+    STATE["debug"] = debug
+    if data_root is not None:
+        os.environ[DATA_ROOT_ENV] = str(data_root)
+
+
+# The command table is the CLI: `nlp-transfer --help` lists the commands in this order.
+COMMANDS = (
+    train_commands.run,
+    train_commands.probe,
+    train_commands.compare,
+    train_commands.adapt,
+    train_commands.validate,
+    train_commands.show,
+    model_commands.predict,
+    model_commands.evaluate,
+    model_commands.export,
+    model_commands.push,
+    model_commands.cluster,
+)
+for command in COMMANDS:
+    app.command()(command)
+
+__all__ = ["COMMANDS", "app"]

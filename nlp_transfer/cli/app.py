@@ -1,0 +1,67 @@
+"""The typer app, the option types commands share, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from nlp_transfer.core.errors import UserError
+
+app = typer.Typer(
+    name="nlp-transfer",
+    help="Transfer learning for NLP from one YAML recipe: fine-tune, evaluate, save, predict.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+STATE: dict[str, Any] = {"debug": False}
+F = TypeVar("F", bound=Callable[..., Any])
+
+RecipeArg = Annotated[Path, typer.Argument(help="recipe YAML file, e.g. recipes/quickstart.yaml")]
+OverrideOpt = Annotated[
+    list[str] | None,
+    typer.Option("--override", "-o", help="override a recipe field: -o train.learning_rate=3e-5 (repeatable)"),
+]
+OutputDirOpt = Annotated[Path | None, typer.Option("--output-dir", help="run folder (default from the recipe)")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace a run folder that already holds a run")]
+RevisionOpt = Annotated[str | None, typer.Option("--revision", help="branch, tag or commit of a Hub repo id")]
+ColumnsOpt = Annotated[
+    str | None, typer.Option("--columns", help="names for a header-less csv/tsv, e.g. text,label (AG News)")
+]
+
+
+def reports_errors(command: F) -> F:
+    """UserError -> one line on stderr, exit 2; Ctrl-C -> exit 130. --debug re-raises for the traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except UserError as err:
+            if STATE["debug"]:
+                raise
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt as err:
+            if STATE["debug"]:
+                raise
+            told = getattr(err, "message", None)  # interruption.RunInterrupted: a checkpoint was saved
+            typer.echo(
+                f"interrupted: {told}"
+                if told
+                else "interrupted: the run folder is marked interrupted; nothing was marked complete",
+                err=True,
+            )
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def column_names(columns: str | None) -> list[str] | None:
+    """--columns text,label -> ["text", "label"]: names for the fields of a csv/tsv without a header row."""
+    return [name.strip() for name in columns.split(",")] if columns else None

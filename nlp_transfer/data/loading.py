@@ -1,0 +1,215 @@
+"""The recipe's `data:` section -> one DatasetDict: every split read (readers.py), an eval split carved from train
+when none is given, seeded subsets taken, and a record of what was read.
+
+Column meaning (text, label) is the task's business; this module only reads rows. It records the sha256 of every
+local file, and a provenance key per split (what was read, how, and which subset): equal keys mean equal rows, so
+the tokenization and feature caches key on it without reading datasets' private fingerprints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from nlp_transfer.core.errors import UserError
+from nlp_transfer.core.files import sha256_file
+from nlp_transfer.data.assets import Asset, resolve_data_file
+from nlp_transfer.data.readers import ReadOptions, file_format, read_hub, read_local
+from nlp_transfer.recipe import DataFile, DataSpec, SplitSpec
+
+# Recipe split name -> default split name of a hub dataset.
+HUB_SPLITS = {"train": "train", "eval": "validation", "test": "test"}
+
+
+@dataclass
+class LoadedData:
+    splits: datasets.DatasetDict
+    sources: dict[str, list[str]]  # split -> the files or hub ids it came from
+    file_hashes: dict[str, str] = field(default_factory=dict)  # local file -> sha256
+    notes: list[str] = field(default_factory=list)  # what was done to the data, for the log and the card
+    keys: dict[str, str] = field(default_factory=dict)  # split -> provenance key (equal keys: equal rows)
+
+
+@dataclass
+class _Part:
+    """One file of a split, read, with its provenance."""
+
+    rows: datasets.Dataset
+    key: dict[str, Any]
+    own_limit: bool  # the file sets max_samples: it is subset alone, not with the split
+
+
+def load_data(
+    spec: DataSpec, *, label_column: str, seed: int, data_root: Path | None, base_dir: Path | None
+) -> LoadedData:
+    """Read every split the recipe names; hold out an eval split from train when none is given."""
+    loaded = LoadedData(splits=datasets.DatasetDict(), sources={})
+    parts: dict[str, list[_Part]] = {}
+    for split in ("train", "eval", "test"):
+        split_spec: SplitSpec | None = getattr(spec, split)
+        if split_spec is not None:
+            parts[split] = _read_parts(
+                split_spec, split, f"data.{split}", spec, label_column, data_root, base_dir, loaded, seed
+            )
+
+    # Splits are assembled from the files that do not set their own max_samples (held out and subset together),
+    # then the files that do, each already subset alone (self-training's pseudo-labels are such a file).
+    shared = {split: [p for p in found if not p.own_limit] for split, found in parts.items()}
+    own = {split: [p for p in found if p.own_limit] for split, found in parts.items()}
+    rows = {split: _joined([p.rows for p in found], f"data.{split}") for split, found in shared.items() if found}
+    keys = {split: [p.key for p in found] for split, found in shared.items()}
+    if "eval" not in parts:
+        if "train" not in rows:
+            raise UserError("data.train: every train file sets max_samples, so none is left to hold eval rows out of")
+        held_out = rows["train"].train_test_split(test_size=spec.eval_fraction, seed=seed)
+        rows["train"], rows["eval"] = held_out["train"], held_out["test"]
+        keys["eval"] = [*keys["train"], {"held_out_eval": spec.eval_fraction, "seed": seed}]
+        keys["train"] = [*keys["train"], {"held_out_train": spec.eval_fraction, "seed": seed}]
+        own["eval"] = []
+        loaded.notes.append(
+            f"no data.eval: held out {len(held_out['test'])} training rows ({spec.eval_fraction:.0%}, seed {seed})"
+        )
+    limits = {"train": spec.max_train_samples, "eval": spec.max_eval_samples, "test": spec.max_test_samples}
+    for split, limit in limits.items():
+        if limit is not None and split in rows and len(rows[split]) > limit:
+            total = len(rows[split])
+            rows[split] = rows[split].shuffle(seed=seed).select(range(limit))
+            keys[split] = [*keys[split], {"subset": limit, "seed": seed}]
+            loaded.notes.append(f"{split}: random subset of {limit} of {total} rows (seed {seed})")
+    for split in parts if "eval" in parts else [*parts, "eval"]:
+        joined = [rows[split]] if split in rows else []
+        joined += [p.rows for p in own[split]]
+        loaded.splits[split] = _joined(joined, f"data.{split}")
+        loaded.keys[split] = _digest([*keys.get(split, []), *[p.key for p in own[split]]])
+    return loaded
+
+
+def load_extra_split(
+    split_spec: SplitSpec,
+    *,
+    split: str,
+    field: str,
+    data_root: Path | None,
+    base_dir: Path | None,
+    columns: list[str] | None = None,
+) -> LoadedData:
+    """A split named outside `data:` (adapt.target.corpus, adapt.target.test, the cluster corpus), read like
+    data.<split> is; errors name `field`. The split name picks the hub dataset's default split; `columns` names the
+    columns of a header-less csv/tsv."""
+    loaded = LoadedData(splits=datasets.DatasetDict(), sources={})
+    spec = DataSpec(train=split_spec, columns=columns)
+    found = _read_parts(split_spec, split, field, spec, "label", data_root, base_dir, loaded)
+    loaded.splits[split] = _joined([p.rows for p in found], field)
+    loaded.keys[split] = _digest([p.key for p in found])
+    return loaded
+
+
+def _read_parts(
+    split_spec: SplitSpec,
+    split: str,
+    field: str,
+    spec: DataSpec,
+    label_column: str,
+    data_root: Path | None,
+    base_dir: Path | None,
+    loaded: LoadedData,
+    seed: int = 0,
+) -> list[_Part]:
+    parts = [
+        _read_file(f, split, spec, label_column, data_root, base_dir, loaded, field, seed) for f in as_files(split_spec)
+    ]
+    if sum(len(p.rows) for p in parts) == 0:
+        raise UserError(f"{field} ({', '.join(loaded.sources[split])}): no rows; point it at a file with data")
+    return parts
+
+
+def as_files(split_spec: SplitSpec) -> list[DataFile]:
+    items = split_spec if isinstance(split_spec, list) else [split_spec]
+    return [DataFile(path=item) if isinstance(item, str) else item for item in items]
+
+
+def _read_file(
+    data_file: DataFile,
+    split: str,
+    spec: DataSpec,
+    label_column: str,
+    data_root: Path | None,
+    base_dir: Path | None,
+    loaded: LoadedData,
+    field: str,
+    seed: int,
+) -> _Part:
+    declared = data_file.format or spec.format
+    asset = (
+        resolve_data_file(data_file.path, data_root, base_dir, field=field)
+        if declared != "hub"
+        else Asset(data_file.path, data_file.path, "hub", data_file.path)
+    )
+    loaded.sources.setdefault(split, []).append(asset.location)
+    key: dict[str, Any] = {"label": data_file.label, "max_samples": data_file.max_samples}
+    if asset.source == "hub":
+        hub_split = data_file.split or HUB_SPLITS[split]
+        rows = read_hub(asset, hub_split, spec.hub_config, field)
+        key |= {"hub": asset.location, "config": spec.hub_config, "split": hub_split, "info": _hub_identity(rows)}
+    else:
+        path = Path(asset.location)
+        fmt = file_format(path, declared)
+        if spec.columns is not None and fmt not in {"csv", "tsv"} and data_file.format is None:
+            raise UserError(f"data.columns names csv/tsv header columns, but {path} is {fmt}; remove data.columns")
+        columns = spec.columns if fmt in {"csv", "tsv"} else None
+        rows = read_local(path, ReadOptions(format=fmt, encoding=spec.encoding, columns=columns), field)
+        loaded.file_hashes[asset.location] = sha256_file(path)
+        key |= {"sha256": loaded.file_hashes[asset.location], "format": fmt, "columns": columns}
+    if data_file.label is not None:
+        if label_column in rows.column_names:
+            rows = rows.remove_columns(label_column)
+        rows = rows.add_column(label_column, [data_file.label] * len(rows))
+    if data_file.max_samples is not None and len(rows) > data_file.max_samples:
+        loaded.notes.append(
+            f"{split}: random subset of {data_file.max_samples} of {len(rows)} rows of {data_file.path} (seed {seed})"
+        )
+        rows = rows.shuffle(seed=seed).select(range(data_file.max_samples))
+        key["seed"] = seed
+    return _Part(rows, key, own_limit=data_file.max_samples is not None)
+
+
+def _joined(parts: list[datasets.Dataset], field: str) -> datasets.Dataset:
+    """One dataset from a split's files. Files with different columns keep the columns they share (cast to the
+    first file's types), which are the only ones a task could read from every file."""
+    if len(parts) == 1:
+        return parts[0]
+    shared = [c for c in parts[0].column_names if all(c in p.column_names for p in parts[1:])]
+    if not shared:
+        raise UserError(f"{field}: its files share no column name; give every file the same text and label columns")
+    first = parts[0].select_columns(shared)
+    aligned = [first]
+    for part in parts[1:]:
+        part = part.select_columns(shared)
+        try:
+            aligned.append(part.cast(first.features))
+        except (ValueError, TypeError) as err:
+            raise UserError(
+                f"{field}: a file's columns ({', '.join(shared)}) hold other kinds of values than the first file's "
+                f"({err}); make the label columns agree (all class names, or all integer ids)"
+            ) from err
+    return datasets.concatenate_datasets(aligned)
+
+
+def _hub_identity(rows: datasets.Dataset) -> Any:
+    """What identifies a hub dataset split without private fingerprints: its recorded sizes and checksums."""
+    info = rows.info
+    return {
+        "version": str(info.version) if info.version else None,
+        "checksums": info.download_checksums,
+        "splits": {name: (s.num_examples, s.num_bytes) for name, s in (info.splits or {}).items()},
+        "rows": len(rows),
+    }
+
+
+def _digest(parts: list[Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]

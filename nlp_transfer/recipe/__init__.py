@@ -1,0 +1,50 @@
+"""What a run is: the recipe schema (pydantic, strict and frozen), loading it from YAML with -o overrides, and
+error messages that name the field and the fix. Imports nothing of the rooms above it."""
+
+from nlp_transfer.recipe.adapt_spec import AdaptSpec, PretrainStage, SelfTrainStage, TargetDomain
+from nlp_transfer.recipe.base import DataFile, SplitSpec, Strict
+from nlp_transfer.recipe.loading import LoadedRecipe, apply_override, dump_yaml, load_recipe, replace_method
+from nlp_transfer.recipe.messages import describe_validation_error
+from nlp_transfer.recipe.method_specs import (
+    FullMethod,
+    LoraMethod,
+    MethodSpec,
+    ProbeMethod,
+    ProbeThenFinetuneMethod,
+    ScratchMethod,
+    UnfreezeLastMethod,
+)
+from nlp_transfer.recipe.schema import CardSpec, DataSpec, ModelSpec, OutputSpec, Recipe, TrainSpec
+from nlp_transfer.recipe.task_specs import ClassificationTask, QuestionAnsweringTask, TaskSpec
+
+__all__ = [
+    "AdaptSpec",
+    "CardSpec",
+    "ClassificationTask",
+    "DataFile",
+    "DataSpec",
+    "FullMethod",
+    "LoadedRecipe",
+    "LoraMethod",
+    "MethodSpec",
+    "ModelSpec",
+    "OutputSpec",
+    "PretrainStage",
+    "ProbeMethod",
+    "ProbeThenFinetuneMethod",
+    "QuestionAnsweringTask",
+    "Recipe",
+    "ScratchMethod",
+    "SelfTrainStage",
+    "SplitSpec",
+    "Strict",
+    "TargetDomain",
+    "TaskSpec",
+    "TrainSpec",
+    "UnfreezeLastMethod",
+    "apply_override",
+    "describe_validation_error",
+    "dump_yaml",
+    "load_recipe",
+    "replace_method",
+]

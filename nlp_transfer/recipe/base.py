@@ -1,0 +1,33 @@
+"""Schema pieces every recipe section uses: strict, frozen models and the way a data split is named."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DataFormat = Literal["auto", "csv", "tsv", "json", "jsonl", "parquet", "text", "hub"]
+
+
+class Strict(BaseModel):
+    """Unknown fields are errors (a typo is caught, not ignored), and a validated recipe never changes: what a task
+    resolves from the data travels in the prepared task, not back into the recipe (a resumed run compares them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataFile(Strict):
+    path: str = Field(description="file, name under the data root, or hub dataset id")
+    label: str | int | None = Field(
+        None, description="one label for every row (e.g. plain-text files with one class per file)"
+    )
+    split: str | None = Field(None, description="split of a hub dataset (default: train / validation / test)")
+    format: DataFormat | None = Field(None, description="this file's format (default: data.format)")
+    max_samples: int | None = Field(
+        None,
+        gt=0,
+        description="seeded random subset of this file; a file that sets it is left out of data.max_<split>_samples",
+    )
+
+
+SplitSpec = str | DataFile | list[str | DataFile]

@@ -1,0 +1,81 @@
+"""The recipe's `method:` section: how much of the pre-trained model trains; a discriminated union on `name`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from nlp_transfer.recipe.base import Strict
+
+
+class FullMethod(Strict):
+    """Every weight trains."""
+
+    name: Literal["full"]
+    learning_rate: float | None = Field(None, gt=0, description="defaults to train.learning_rate")
+
+
+Pooling = Literal["native", "cls", "mean", "last"]
+
+
+class ProbeMethod(Strict):
+    """The encoder is frozen; only the task head trains (a probe of what the pre-trained features already know)."""
+
+    name: Literal["probe"]
+    pooling: Pooling = Field(
+        "native",
+        description="how one vector is taken from the token states: native = what the model's own head uses "
+        "(first token for BERT/RoBERTa/DistilBERT, last token for GPT-2), cls, mean, last",
+    )
+    layer: int = Field(-1, description="hidden layer whose states are pooled: -1 = last, 0 = embeddings, 1..L")
+    cache_features: bool = Field(
+        True, description="compute the frozen encoder's features once and train the head on them (fast)"
+    )
+    learning_rate: float | None = Field(None, gt=0, description="defaults to train.learning_rate")
+
+
+class UnfreezeLastMethod(Strict):
+    """Embeddings and lower layers frozen; the top `layers` encoder layers and the head train."""
+
+    name: Literal["unfreeze_last"]
+    layers: int = Field(2, ge=1, description="how many of the top encoder layers train")
+    learning_rate: float | None = Field(None, gt=0, description="defaults to train.learning_rate")
+
+
+class LoraMethod(Strict):
+    """Low-rank adapters (peft LoRA) in the attention layers; the pre-trained weights stay frozen, the head trains."""
+
+    name: Literal["lora"]
+    r: int = Field(8, gt=0, description="rank of the update matrices")
+    alpha: float = Field(16, gt=0, description="scaling numerator, usually 2 x r")
+    dropout: float = Field(0.1, ge=0, lt=1)
+    target_modules: list[str] | None = Field(
+        None, description="module names to adapt; default per architecture (BERT query/value, GPT-2 c_attn, ...)"
+    )
+    learning_rate: float | None = Field(None, gt=0, description="defaults to train.learning_rate")
+    save_merged: bool = Field(False, description="also write the merged full model to <run>/merged")
+
+
+class ProbeThenFinetuneMethod(Strict):
+    """Two stages: train the head on the frozen encoder (cached features), then everything with train.* settings."""
+
+    name: Literal["probe_then_finetune"]
+    probe_epochs: float = Field(5, gt=0, description="epochs of the head-only stage")
+    probe_learning_rate: float = Field(1e-3, gt=0, description="learning rate of the head-only stage")
+    unfreeze_last: int | None = Field(
+        None, ge=1, description="second stage trains only the top N layers and the head (default: every weight)"
+    )
+
+
+class ScratchMethod(Strict):
+    """The same architecture, randomly initialised: the baseline that shows what pre-training buys."""
+
+    name: Literal["scratch"]
+    learning_rate: float | None = Field(None, gt=0, description="defaults to train.learning_rate")
+
+
+MethodSpec = Annotated[
+    FullMethod | ProbeMethod | UnfreezeLastMethod | LoraMethod | ProbeThenFinetuneMethod | ScratchMethod,
+    Field(discriminator="name"),
+]

@@ -1,0 +1,141 @@
+"""The recipe: pydantic v2 models (extra="forbid", frozen). The task, method and adapt sections have modules of
+their own (task_specs, method_specs, adapt_spec); this one holds the rest and the Recipe that joins them.
+
+Only the fields the pipeline uses are typed; any other TrainingArguments field goes through `train.trainer`
+and is checked when TrainingArguments is built (see run/trainer.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, ModelWrapValidatorHandler, field_validator, model_validator
+
+from nlp_transfer.core.errors import did_you_mean
+from nlp_transfer.recipe.adapt_spec import AdaptSpec
+from nlp_transfer.recipe.base import DataFormat, SplitSpec, Strict
+from nlp_transfer.recipe.method_specs import FullMethod, MethodSpec
+from nlp_transfer.recipe.task_specs import TaskSpec
+
+
+class ModelSpec(Strict):
+    name: str = Field(description="hub id (e.g. distilbert-base-uncased) or a local model folder")
+    revision: str | None = Field(None, description="hub branch, tag or commit")
+    tokenizer: str | None = Field(None, description="tokenizer hub id or folder; defaults to model.name")
+    trust_remote_code: bool = Field(False, description="run code shipped with the model; off unless you trust it")
+
+
+# ---- data -----------------------------------------------------------------------------------------------------
+
+
+class DataSpec(Strict):
+    train: SplitSpec
+    eval: SplitSpec | None = Field(None, description="when absent, eval_fraction of train is held out (seeded)")
+    test: SplitSpec | None = None
+    format: DataFormat = Field("auto", description="auto: from the file extension; hub: a hub dataset id")
+    columns: list[str] | None = Field(None, description="column names for csv/tsv files without a header row")
+    encoding: str = Field("utf-8", description="text encoding of csv/tsv/json/text files (e.g. latin-1)")
+    hub_config: str | None = Field(None, description="configuration name of a hub dataset (e.g. glue's sst2)")
+    eval_fraction: float = Field(0.1, gt=0, lt=1)
+    max_train_samples: int | None = Field(None, gt=0, description="seeded random subset of train")
+    max_eval_samples: int | None = Field(None, gt=0)
+    max_test_samples: int | None = Field(None, gt=0)
+
+
+# ---- training -------------------------------------------------------------------------------------------------
+
+
+class TrainSpec(Strict):
+    epochs: float = Field(3.0, gt=0)
+    max_steps: int | None = Field(None, gt=0, description="stop after this many optimizer steps (overrides epochs)")
+    learning_rate: float = Field(5e-5, gt=0)
+    batch_size: int = Field(32, gt=0)
+    eval_batch_size: int | None = Field(None, gt=0)
+    gradient_accumulation_steps: int = Field(1, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.06, ge=0, lt=1, description="fraction of steps with a linear learning-rate warmup")
+    seed: int = Field(42, description="fixes initialisation, data order and the eval split")
+    padding: Literal["dynamic", "max_length"] = Field(
+        "dynamic", description="dynamic: pad each batch to its longest example (fast); max_length: pad everything"
+    )
+    group_by_length: bool = Field(True, description="batch examples of similar length together (less padding)")
+    eval_strategy: Literal["epoch", "steps", "no"] = "epoch"
+    eval_steps: int | None = Field(None, gt=0)
+    logging_steps: int = Field(50, gt=0)
+    metric_for_best: str | None = Field(
+        None, description="eval metric that picks the best checkpoint (default: the task's main metric)"
+    )
+    early_stopping_patience: int | None = Field(None, gt=0, description="evaluations without improvement to stop")
+    checkpoint_steps: int | None = Field(
+        None, gt=0, description="also save a resumable checkpoint every N optimizer steps (evaluations always do)"
+    )
+    skip_nonfinite_batches: int = Field(
+        0, ge=0, description="batches with a NaN or infinite loss to skip before stopping (0: stop at the first)"
+    )
+    trainer: dict[str, Any] = Field(
+        default_factory=dict, description="any other transformers.TrainingArguments field, passed through"
+    )
+
+    @field_validator("eval_strategy", mode="before")
+    @classmethod
+    def _yaml_no_is_a_strategy(cls, value: Any) -> Any:
+        return "no" if value is False else value  # YAML 1.1 reads a bare `no` as false
+
+    @model_validator(mode="after")
+    def _eval_fields_agree(self) -> TrainSpec:
+        if self.eval_strategy == "steps" and self.eval_steps is None:
+            raise ValueError("train.eval_strategy is 'steps' but train.eval_steps is not set; set both or use 'epoch'")
+        if self.eval_strategy == "no" and self.early_stopping_patience is not None:
+            raise ValueError("train.early_stopping_patience needs evaluation; set train.eval_strategy to epoch/steps")
+        return self
+
+
+class OutputSpec(Strict):
+    dir: str | None = Field(None, description="run folder; default <root>/<recipe name>-<timestamp>")
+    root: str = Field("runs", description="where default run folders go")
+    keep_checkpoints: bool = Field(False, description="keep intermediate Trainer checkpoints after success")
+
+
+class CardSpec(Strict):
+    """What the model card says that a run cannot know by itself; every field is optional."""
+
+    datasets: list[str] = Field(
+        default_factory=list,
+        description="Hub dataset ids the training data comes from (e.g. stanfordnlp/sst2); hub data is added itself",
+    )
+    base_model: str | None = Field(
+        None, description="Hub id of the base model when model.name is a local copy of it (e.g. bert-base-uncased)"
+    )
+    language: list[str] = Field(default_factory=list, description="language codes of the text, e.g. [en]")
+    license: str | None = Field(None, description="license id, e.g. apache-2.0 (mind the base model's and data's)")
+    tags: list[str] = Field(default_factory=list, description="extra Hub tags")
+
+
+class Recipe(Strict):
+    model: ModelSpec
+    task: TaskSpec
+    method: MethodSpec = Field(default_factory=lambda: FullMethod(name="full"))
+    data: DataSpec
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    output: OutputSpec = Field(default_factory=OutputSpec)
+    card: CardSpec = Field(default_factory=CardSpec)
+    adapt: AdaptSpec | None = Field(
+        None, description="unlabelled domain adaptation: a target corpus and stages (see recipes/movies_to_products)"
+    )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _metric_known_to_task(cls, data: Any, handler: ModelWrapValidatorHandler[Recipe]) -> Recipe:
+        """train.metric_for_best defaults to the task's main metric; the recipe is frozen, so the filled-in value
+        is a copy rather than an assignment."""
+        recipe = handler(data)
+        metric = recipe.train.metric_for_best or recipe.task.default_metric_for_best()
+        names = recipe.task.metric_names
+        if metric not in names:
+            raise ValueError(
+                f"train.metric_for_best '{metric}' is not a {recipe.task.name} metric{did_you_mean(metric, names)}; "
+                f"choose one of {', '.join(names)}"
+            )
+        if recipe.train.metric_for_best is None:
+            recipe = recipe.model_copy(update={"train": recipe.train.model_copy(update={"metric_for_best": metric})})
+        return recipe

@@ -1,0 +1,86 @@
+"""Trainer callbacks: the log file, extra checkpoints, sealing them, and a clean stop on request.
+
+These use the Trainer's public callback events (on_log, on_step_end, on_save, on_epoch_end). Decisions that every
+process of a multi-process run must take together (stopping) go through accelerate's trigger, an all-reduce: one
+rank receiving SIGTERM stops all of them at the same step instead of leaving the others waiting in a collective.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from nlp_transfer.run import checkpoints
+from nlp_transfer.run.interruption import STOP
+
+
+class JsonlLogger(TrainerCallback):
+    """Every Trainer log line (loss, learning rate, eval metrics) as one JSON object per line."""
+
+    def __init__(self, path: Path, phase: str) -> None:
+        self.path = path
+        self.phase = phase
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if logs and state.is_world_process_zero:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(
+                    json.dumps({"phase": self.phase, "step": state.global_step, "epoch": state.epoch, **logs}) + "\n"
+                )
+
+
+class SaveEvery(TrainerCallback):
+    """A resumable checkpoint every `steps` optimizer steps, besides those the evaluations save."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step % self.steps == 0:
+            control.should_save = True
+
+
+class SealCheckpoints(TrainerCallback):
+    """After the Trainer saved checkpoint-<step> (on_save follows every save), seal it and rotate (checkpoints.py):
+    a checkpoint counts only once sealed, and older ones are deleted only after a newer one is."""
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if not args.should_save:  # only the process that writes checkpoints seals them
+            return
+        phase_dir = Path(str(args.output_dir))
+        checkpoints.seal(phase_dir / f"checkpoint-{state.global_step}")
+        best = state.best_model_checkpoint
+        checkpoints.rotate(phase_dir, protect=Path(best) if best else None)
+
+
+class StopOnRequest(TrainerCallback):
+    """Ctrl-C or SIGTERM during training (interruption.py): save a checkpoint after this step, then stop.
+
+    `accelerator` is the Trainer's: set_trigger on the process that was signalled, check_trigger (an all-reduce) on
+    every process, so all stop after the same step and save one checkpoint together."""
+
+    def __init__(self, accelerator: Any) -> None:
+        self.accelerator = accelerator
+        self.stopped = False  # the same on every process: whether this phase stopped on request
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.accelerator.num_processes == 1:
+            stop = STOP.requested  # no all-reduce (and no device sync) per step when there is no one to agree with
+        else:
+            if STOP.requested:
+                self.accelerator.set_trigger()
+            stop = self.accelerator.check_trigger()
+        if stop:
+            self.stopped = True
+            control.should_save = True
+            control.should_training_stop = True
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        # Stopping mid-epoch ends the epoch: its evaluation would score a part-trained model and could make it the
+        # "best" checkpoint, which a resumed run would then load at its end. The step's checkpoint is saved already.
+        if self.stopped:
+            control.should_evaluate = False
+            control.should_save = False

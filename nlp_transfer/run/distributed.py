@@ -1,0 +1,65 @@
+"""Several processes, one run: what changes when a recipe runs under `accelerate launch` / torchrun.
+
+Every process prepares the same data and model and trains its shard of each batch (the Trainer does that part).
+Only the main process (rank 0) creates the run folder and writes files; the others write nothing. The main process
+tokenizes and extracts features first so the others read its cache instead of repeating the work. Rank, the
+main-process-first order and broadcasting are accelerate's (PartialState), the same state the Trainer uses.
+
+On a machine without GPUs torch's gloo backend connects the processes: accelerate uses it only when told the run
+is on CPU, so setup() says so when several processes start without CUDA.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import torch
+
+
+def launched() -> bool:
+    """Started by accelerate launch / torchrun with more than one process."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def setup() -> None:
+    """Start the process group now (before anything is written), so ranks can agree on a run folder."""
+    if not launched():
+        return
+    if not torch.cuda.is_available():
+        os.environ.setdefault("ACCELERATE_USE_CPU", "true")  # MULTI_CPU with gloo
+    _state()
+
+
+def _state() -> Any:
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def is_main() -> bool:
+    # Read from the environment before setup() too: a single process is always the main one.
+    return not launched() or bool(_state().is_main_process)
+
+
+def agree(value: Any) -> Any:
+    """Rank 0's value on every rank (e.g. a timestamped run folder name)."""
+    if not launched():
+        return value
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list([value], from_process=0)[0]
+
+
+def main_first() -> AbstractContextManager[Any]:
+    """The main process runs the block first (filling caches); the others run it after, reading them."""
+    if not launched():
+        return nullcontext()
+    manager: AbstractContextManager[Any] = _state().main_process_first()
+    return manager
+
+
+def barrier() -> None:
+    if launched():
+        _state().wait_for_everyone()

@@ -1,0 +1,152 @@
+"""Train a prepared run's phases in order, evaluate, save what the method says, and mark the folder complete.
+
+A method trains in one or more phases (probe_then_finetune: `probe`, then `finetune`; the others one `train` phase).
+Each phase has its own Trainer and checkpoints (checkpoints/<phase>/). A phase that finished is recorded
+(checkpoints/<phase>/phase_finished.*) so a resumed run does not train it again; the phase that was cut short
+continues from its last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import safetensors.torch
+from torch import nn
+
+from nlp_transfer.core.errors import UserError
+from nlp_transfer.methods import PhaseContext, parameter_counts
+from nlp_transfer.run import checkpoints, distributed, interruption
+from nlp_transfer.run.card import model_card
+from nlp_transfer.run.folder import CARD_FILE, CHECKPOINTS_DIR, METRICS_FILE, TRAINER_STATE, RunFolder
+from nlp_transfer.run.trainer import build_trainer, stopped_on_request
+
+if TYPE_CHECKING:
+    from nlp_transfer.run.pipeline import PreparedRun
+
+log = logging.getLogger(__name__)
+
+PHASE_RECORD = "phase_finished.json"  # in checkpoints/<phase>: its metrics and log, written after its weights
+PHASE_WEIGHTS = "phase_finished.safetensors"  # the whole model as the phase left it (the next phase starts there)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    metrics: dict[str, dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+    predict_example: str = '"your text here"'  # arguments of `nlp-transfer predict` for this task
+
+
+def train_and_save(setup: PreparedRun, folder: RunFolder, resume: bool = False) -> RunResult:
+    """Train the method's phases in order, evaluate the final model, save what the method says, mark complete."""
+    recipe = setup.loaded.recipe
+    context = PhaseContext(
+        prepared=setup.prepared, tokenizer=setup.tokenizer, train=recipe.train, main_first=distributed.main_first
+    )
+    started = time.perf_counter()
+    phases: dict[str, dict[str, Any]] = {}
+    history: list[dict[str, Any]] = []
+    planned = setup.method.phases(setup.model, context)
+    for index, phase in enumerate(planned):
+        log.info("phase %s", phase.name)
+        phase_started = time.perf_counter()
+        phase_dir = folder.path / CHECKPOINTS_DIR / phase.name
+        inputs = phase.build()  # e.g. extracts probe features, or unfreezes the encoder after the probe phase
+        trainer = build_trainer(inputs, setup.tokenizer, setup.prepared, folder.path, phase.name)
+        finished = _finished_phase(phase_dir, setup.model) if resume else None
+        if finished is not None:
+            log.info("phase %s finished before the interruption: not trained again", phase.name)
+            phases[phase.name] = finished["metrics"]
+            history += finished["history"]
+            continue
+        start = _resume_point(phase_dir) if resume else None
+        with interruption.training():
+            train_output = trainer.train(resume_from_checkpoint=str(start) if start else None)
+        if stopped_on_request(trainer):  # on any process: every process stops here together
+            raise interruption.RunInterrupted(_how_to_resume(setup, folder, trainer, phase.name))
+        phases[phase.name] = {
+            "train": {
+                **train_output.metrics,
+                **parameter_counts(setup.model),  # after build: a later phase may train more than the first
+                **inputs.info,
+                "phase_wall_seconds": round(time.perf_counter() - phase_started, 2),
+            },
+            "eval": trainer.evaluate(metric_key_prefix="eval"),  # the phase's best checkpoint, reloaded at its end
+        }
+        phase_history = [{"phase": phase.name, **entry} for entry in trainer.state.log_history]
+        history += phase_history
+        if index < len(planned) - 1 and folder.writer:  # a later phase may be interrupted: keep this one's result
+            _finish_phase(phase_dir, setup.model, phases[phase.name], phase_history)
+    last = phases[phase.name]
+    metrics: dict[str, dict[str, Any]] = {
+        "train": {
+            **last["train"],
+            "method": recipe.method.name,
+            "train_wall_seconds": round(time.perf_counter() - started, 2),  # all phases, feature extraction included
+        },
+        "eval": last["eval"],
+    }
+    if "test" in inputs.splits:
+        metrics["test"] = trainer.evaluate(inputs.splits["test"], metric_key_prefix="test")
+    if len(phases) > 1:
+        metrics["phases"] = phases
+
+    if folder.writer:
+        setup.method.save(
+            setup.model,
+            folder.path,
+            tokenizer=setup.tokenizer,
+            base_model=setup.model_asset.hub_id or setup.model_asset.location,
+        )
+    folder.write_json(TRAINER_STATE, {"log_history": history})
+    folder.write_json(METRICS_FILE, metrics)
+    if folder.writer:
+        folder.write_text(CARD_FILE, model_card(folder.path))  # from the files just written, as push renders it
+    if folder.writer and not recipe.output.keep_checkpoints:
+        shutil.rmtree(folder.path / CHECKPOINTS_DIR, ignore_errors=True)
+    folder.mark("complete")
+    return RunResult(
+        run_dir=folder.path, metrics=metrics, notes=setup.notes, predict_example=setup.task.predict_example
+    )
+
+
+def _finish_phase(phase_dir: Path, model: nn.Module, metrics: dict[str, Any], history: list[dict[str, Any]]) -> None:
+    phase_dir.mkdir(parents=True, exist_ok=True)
+    safetensors.torch.save_model(model, str(phase_dir / PHASE_WEIGHTS))
+    RunFolder(phase_dir).write_json(PHASE_RECORD, {"metrics": metrics, "history": history})
+
+
+def _finished_phase(phase_dir: Path, model: nn.Module) -> dict[str, Any] | None:
+    """The record of a phase that finished before an interruption, with its weights loaded into `model`."""
+    if not (phase_dir / PHASE_RECORD).is_file():
+        return None
+    safetensors.torch.load_model(model, str(phase_dir / PHASE_WEIGHTS))
+    return dict(json.loads((phase_dir / PHASE_RECORD).read_text(encoding="utf-8")))
+
+
+def _resume_point(phase_dir: Path) -> Path | None:
+    """The phase's newest good checkpoint; None when it never saved one (the phase starts over)."""
+    found = checkpoints.last_usable(phase_dir)
+    for skipped in found.skipped:
+        log.warning("resume: %s/%s; falling back to an older checkpoint", phase_dir.name, skipped)
+    if found.checkpoint is None and found.skipped:
+        raise UserError(
+            f"--resume: no usable checkpoint in {phase_dir} ({'; '.join(found.skipped)}); "
+            "start the run again with --overwrite"
+        )
+    log.info("resume: %s", f"from {found.checkpoint}" if found.checkpoint else f"{phase_dir.name} starts over")
+    return found.checkpoint
+
+
+def _how_to_resume(setup: PreparedRun, folder: RunFolder, trainer: Any, phase: str) -> str:
+    saved = checkpoints.last_usable(folder.path / CHECKPOINTS_DIR / phase).checkpoint
+    return (
+        f"stopped at step {trainer.state.global_step} of phase {phase}; checkpoint saved: {saved}. "
+        f"Resume with: nlp-transfer run {setup.loaded.path} --resume --output-dir {folder.path}"
+    )

@@ -1,0 +1,169 @@
+"""One run, top to bottom: recipe -> assets -> data -> tokenized data -> model -> method -> Trainer -> evaluation
+-> run folder. No branching on task or method names: the TASKS and METHODS tables decide.
+
+Everything that can fail on bad input (assets, data, labels, tokenization, model, TrainingArguments) happens in
+prepare_run(), before the run folder exists, so a typo never leaves a folder behind. Training the method's phases
+and saving the result is phases.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import transformers
+from torch import nn
+from transformers import PreTrainedTokenizerBase, set_seed
+
+from nlp_transfer.data.assets import Asset, default_data_root, resolve_model
+from nlp_transfer.data.loading import LoadedData, load_data
+from nlp_transfer.methods import METHODS, Method
+from nlp_transfer.methods.pretrained import load_model, load_tokenizer
+from nlp_transfer.recipe import LoadedRecipe
+from nlp_transfer.run import distributed
+from nlp_transfer.run.disk import bytes_needed, check_room
+from nlp_transfer.run.folder import (
+    ENVIRONMENT_FILE,
+    RECIPE_FILE,
+    RUN_LOG,
+    TASK_FILE,
+    check_run_target,
+    default_run_dir,
+    open_run_folder,
+    reopen_run_folder,
+    worker_folder,
+)
+from nlp_transfer.run.phases import RunResult, train_and_save
+from nlp_transfer.run.record import environment_record
+from nlp_transfer.run.resume import check_resumable, resume_target
+from nlp_transfer.run.trainer import training_arguments
+from nlp_transfer.tasks import TASKS, PreparedTask, Task
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOptions:
+    output_dir: Path | None = None  # overrides output.dir
+    overwrite: bool = False
+    data_root: Path | None = None  # overrides $NLP_TRANSFER_DATA and ../shared/data
+    resume: bool = False  # continue an unfinished run folder from its last good checkpoint (resume.py)
+    force: bool = False  # resume even though the recipe changed
+
+
+@dataclass
+class PreparedRun:
+    """Everything training needs, checked and built; nothing written yet."""
+
+    loaded: LoadedRecipe
+    task: Task
+    model_asset: Asset
+    tokenizer: PreTrainedTokenizerBase
+    data: LoadedData
+    prepared: PreparedTask
+    method: Method
+    model: nn.Module
+    notes: list[str]
+
+
+def run(loaded: LoadedRecipe, options: RunOptions) -> RunResult:
+    recipe = loaded.recipe
+    distributed.setup()  # under accelerate launch / torchrun: join the other processes first
+    if options.resume:
+        run_dir = distributed.agree(resume_target(loaded, options.output_dir))
+        if distributed.is_main():
+            check_resumable(run_dir, loaded, options.force)  # before minutes of preparation
+    else:
+        run_dir = options.output_dir or (Path(recipe.output.dir) if recipe.output.dir else None)
+        run_dir = distributed.agree(run_dir or default_run_dir(recipe.output.root, loaded.name))
+        if distributed.is_main():
+            check_run_target(run_dir, options.overwrite)  # refuse early, before minutes of preparation
+    with distributed.main_first():  # the main process fills the tokenization cache; the others read it
+        setup = prepare_run(loaded, options)
+    if distributed.is_main():  # a full disk or a read-only folder, found before training rather than after
+        check_room(run_dir, bytes_needed(setup.model, saves_trainable_only=hasattr(setup.model, "peft_config")))
+    if not distributed.is_main():
+        opened = worker_folder(run_dir)
+    elif options.resume:
+        opened = reopen_run_folder(run_dir)
+    else:
+        opened = open_run_folder(run_dir, options.overwrite)
+    with opened as folder, _logging_to(run_dir / RUN_LOG, enabled=folder.writer):
+        if options.resume:
+            log.info("resuming %s", run_dir)
+        if not options.resume or options.force:  # --force: the run goes on with the new recipe; record it
+            folder.write_text(RECIPE_FILE, loaded.to_yaml())
+        if not options.resume:
+            record = environment_record(recipe.train.seed, setup.model_asset, setup.data, setup.notes, loaded)
+            folder.write_json(ENVIRONMENT_FILE, record)
+        folder.write_json(TASK_FILE, {"name": recipe.task.name, **setup.prepared.resolved})
+        for note in setup.notes:
+            log.info("data: %s", note)
+        return train_and_save(setup, folder, resume=options.resume)
+
+
+def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
+    recipe = loaded.recipe
+    training_arguments(recipe.train, Path("unused"))  # reject bad train.trainer settings before any work
+    task = TASKS[recipe.task.name](recipe.task)
+    method = METHODS[recipe.method.name](recipe.method)
+    set_seed(recipe.train.seed)  # before the head is initialised
+
+    base_dir = loaded.path.parent
+    model_asset = resolve_model(recipe.model.name, recipe.model.revision, base_dir=base_dir)
+    if model_asset.hub_id is None and recipe.card.base_model:  # the user says which hub model a local copy is
+        model_asset = dataclasses.replace(model_asset, hub_id=recipe.card.base_model)
+    tokenizer_asset = (
+        resolve_model(recipe.model.tokenizer, recipe.model.revision, base_dir=base_dir)
+        if recipe.model.tokenizer
+        else model_asset
+    )
+    log.info("model %s -> %s (%s)", model_asset.reference, model_asset.location, model_asset.source)
+    tokenizer = load_tokenizer(tokenizer_asset, recipe.model)
+
+    data = load_data(
+        recipe.data,
+        label_column=str(getattr(recipe.task, "label", "label")),
+        seed=recipe.train.seed,
+        data_root=options.data_root or default_data_root(),
+        base_dir=base_dir,
+    )
+    prepared = task.prepare(data, tokenizer, pad_to_max_length=recipe.train.padding == "max_length")
+
+    pretrained = load_model(task.auto_model_class, model_asset, recipe.model, tokenizer, **prepared.model_kwargs)
+    model = method.prepare(pretrained, task)
+    return PreparedRun(
+        loaded=loaded,
+        task=task,
+        model_asset=model_asset,
+        tokenizer=tokenizer,
+        data=data,
+        prepared=prepared,
+        method=method,
+        model=model,
+        notes=data.notes + prepared.notes,
+    )
+
+
+@contextmanager
+def _logging_to(path: Path, enabled: bool) -> Iterator[None]:
+    """Our log lines and transformers' warnings go to run.log in the run folder as well as the console."""
+    if not enabled:
+        yield
+        return
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    loggers = (logging.getLogger("nlp_transfer"), transformers.logging.get_logger())
+    for logger in loggers:
+        logger.addHandler(handler)
+    logging.getLogger("nlp_transfer").setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+        handler.close()

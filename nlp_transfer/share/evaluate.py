@@ -1,0 +1,121 @@
+"""`nlp-transfer evaluate`: a trained model (run folder, copy, or pushed repo) on a labelled file it has not seen.
+
+The file is read as a recipe's data is (data.load_extra_split: csv/tsv/jsonl/json/SQuAD json/parquet, a name under
+the data root, or a hub dataset), inputs are truncated as in training, and the task's metrics are those training
+reported: on a run's own eval file they reproduce the run's eval metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nlp_transfer.core.errors import UserError, did_you_mean
+from nlp_transfer.data.assets import default_data_root
+from nlp_transfer.data.loading import load_extra_split
+from nlp_transfer.share.predict import AnswerPredictor, LabelPredictor
+from nlp_transfer.share.trained import Trained, open_trained
+from nlp_transfer.tasks.classification import gold_ids
+from nlp_transfer.tasks.metrics import classification_metrics, squad_metrics
+from nlp_transfer.tasks.qa import answer_pairs
+
+
+@dataclass
+class EvaluateOptions:
+    model: str  # run folder, copy, or repo id
+    data: str  # file, name under the data root, or hub dataset id
+    revision: str | None = None  # of a repo id
+    columns: list[str] | None = None  # names for a header-less csv/tsv
+    text: str | None = None  # column overrides; default: the columns the model was trained on
+    text_pair: str | None = None
+    label: str | None = None
+    max_samples: int | None = None
+    seed: int = 42  # picks the --max-samples subset
+    batch_size: int = 32
+
+
+def evaluate_model(options: EvaluateOptions) -> dict[str, Any]:
+    """{model, data, rows, skipped, metrics} for the model on the file."""
+    trained = open_trained(options.model, options.revision)
+    loaded = load_extra_split(
+        options.data,
+        split="eval",  # a hub dataset's validation split unless the reference names one
+        field="--data",
+        data_root=default_data_root(),
+        base_dir=Path.cwd(),
+        columns=options.columns,
+    )
+    rows = loaded.splits["eval"]
+    if options.max_samples is not None and len(rows) > options.max_samples:
+        rows = rows.shuffle(seed=options.seed).select(range(options.max_samples))
+    where = f"--data {', '.join(loaded.sources['eval'])}"
+    evaluate = EVALUATORS[trained.recipe["task"]["name"]]
+    result = evaluate(trained, rows, options, where)
+    return {"model": trained.origin, "data": options.data, **result}
+
+
+def _column(rows: Any, wanted: str, option: str, where: str) -> str:
+    if wanted not in rows.column_names:
+        raise UserError(
+            f"{where}: no column '{wanted}'{did_you_mean(wanted, rows.column_names)}; the columns are "
+            f"{', '.join(rows.column_names)}. Name the right one with {option} (or --columns for a file without a "
+            "header row)"
+        )
+    return wanted
+
+
+def _classification(trained: Trained, rows: Any, options: EvaluateOptions, where: str) -> dict[str, Any]:
+    task = trained.task_settings
+    text = _column(rows, options.text or task["text"], "--text", where)
+    pair_name = options.text_pair or task.get("text_pair")
+    pair = _column(rows, pair_name, "--text-pair", where) if pair_name else None
+    label = _column(rows, options.label or task["label"], "--label", where)
+    usable = [
+        i
+        for i, row in enumerate(rows)
+        if str(row[text] or "").strip()
+        and (pair is None or str(row[pair] or "").strip())
+        and row[label] is not None
+        and str(row[label]).strip()
+    ]
+    if not usable:
+        raise UserError(f"{where}: no usable rows (every text is empty or every label missing)")
+    skipped = len(rows) - len(usable)
+    rows = rows.select(usable) if skipped else rows
+    predictor = LabelPredictor(trained, batch_size=options.batch_size)
+    names = [predictor.id2label[i] for i in range(len(predictor.id2label))]
+    declared = task.get("labels") is not None
+    gold = gold_ids(rows[label], names, declared, where, fix="fix the file, or name the label column with --label")
+    texts = [str(t) for t in rows[text]]
+    pairs = [str(t) for t in rows[pair]] if pair else None
+    logits = torch.cat(list(predictor.logits(texts, pairs))).float()  # (N, K)
+    loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(gold)).item()
+    metrics = classification_metrics(gold, logits.argmax(dim=-1).numpy(), names) | {"loss": loss}
+    return {"rows": len(rows), "skipped": skipped, "metrics": metrics}
+
+
+def _qa(trained: Trained, rows: Any, options: EvaluateOptions, where: str) -> dict[str, Any]:
+    task = trained.task_settings
+    question = _column(rows, task["question"], "(the model's task.question)", where)
+    context = _column(rows, task["context"], "(the model's task.context)", where)
+    answers = _column(rows, task["answers"], "(the model's task.answers)", where)
+    predictor = AnswerPredictor(trained, batch_size=options.batch_size)
+    pairs = [{"question": str(r[question]).lstrip(), "context": str(r[context])} for r in rows]
+    predicted = [row["answer"] or "" for row in predictor.predict(pairs)]
+    golds = [[text for text, _ in answer_pairs(value)] for value in rows[answers]]
+    return {"rows": len(rows), "skipped": 0, "metrics": squad_metrics(predicted, golds)}
+
+
+EVALUATORS = {"classification": _classification, "qa": _qa}
+
+
+def summary(result: dict[str, Any]) -> str:
+    """One line for people: the headline metrics."""
+    metrics = result["metrics"]
+    shown = [k for k in ("accuracy", "macro_f1", "exact_match", "f1", "loss") if k in metrics]
+    values = ", ".join(f"{k} {metrics[k]:.4f}" for k in shown)
+    skipped = f" ({result['skipped']} skipped: empty text or missing label)" if result["skipped"] else ""
+    return f"{result['model']} on {result['data']}: {values} over {result['rows']} rows{skipped}"

@@ -1,0 +1,269 @@
+"""What each adapt stage does: pretrain (continued pre-training on the target corpus), finetune (the recipe's method
+on the labelled source) and self_train (rounds of pseudo-labelling the target and training again), and how a
+classifier is scored on both domains. chain.py decides which stages run and reuses finished ones.
+
+A self-training round is an ordinary run: its pseudo-labels are a data file in the source's own columns and label
+form (pseudo_labels-round<r>.jsonl), listed in the round's data.train. The round's recorded recipe and data hashes
+therefore describe exactly what it trained on, and `nlp-transfer run ROUND --reproduce` trains it again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from nlp_transfer.core.errors import UserError
+from nlp_transfer.data.assets import resolve_model
+from nlp_transfer.data.loading import as_files
+from nlp_transfer.methods.pretrained import load_tokenizer
+from nlp_transfer.recipe import (
+    AdaptSpec,
+    DataFile,
+    LoadedRecipe,
+    PretrainStage,
+    Recipe,
+    SelfTrainStage,
+    describe_validation_error,
+)
+from nlp_transfer.run.folder import CHECKPOINTS_DIR, METRICS_FILE, RunFolder, read_status
+from nlp_transfer.run.pipeline import RunOptions, prepare_run, run
+from nlp_transfer.studies.adapt.corpus import TargetTexts
+from nlp_transfer.studies.adapt.pretrain import check_pretraining, continue_pretraining
+from nlp_transfer.studies.adapt.selftrain import PseudoLabel, select_pseudo_labels
+from nlp_transfer.studies.adapt.signals import class_probabilities, label_free_signals, target_metrics
+from nlp_transfer.tasks.classification import gold_ids
+
+if TYPE_CHECKING:
+    from nlp_transfer.studies.adapt.chain import Adaptation
+
+log = logging.getLogger(__name__)
+
+CORPUS_PROBABILITIES = "corpus_probabilities.npy"  # (N, K) of the stage's classifier on the target corpus
+STAGE_LABELS = "stage_labels.json"  # the classifier's label names, in id order
+
+
+@dataclass
+class Outcome:
+    """What a stage left: where its model is, what it started from, its metrics and time."""
+
+    stage: str
+    model_dir: Path  # what the next stage reads (adapted encoder, or a classifier run folder)
+    start_model: str | None  # the weights supervised training started from (None: the recipe's model)
+    metrics: dict[str, Any]
+    seconds: float
+    skipped: bool = False
+
+
+@dataclass
+class Source:
+    """What the labelled source data says, read once before any stage trains."""
+
+    label_names: list[str]
+    label_ids_are_values: bool  # the label column holds class ids (ints), not class names
+    declared: bool  # task.labels names the classes
+    file_hashes: dict[str, str] = field(default_factory=dict)
+
+    def value(self, class_id: int) -> Any:
+        """Class id -> the label as the source file writes it (an id, or a name), for the pseudo-label file."""
+        if not self.label_ids_are_values:
+            return self.label_names[class_id]
+        return class_id if self.declared else int(self.label_names[class_id])
+
+
+def check_source(loaded: LoadedRecipe, data_root: Path | None, test: TargetTexts | None) -> Source:
+    """The supervised run prepared without training (data, labels, tokenization, model, method settings), and the
+    target test labels checked against the source's."""
+    setup = prepare_run(supervised_recipe(loaded, None), RunOptions(data_root=data_root))
+    task: Any = loaded.recipe.task
+    train = setup.data.splits["train"]
+    label_type = str(getattr(train.features.get(task.label), "dtype", ""))
+    source = Source(
+        label_names=setup.prepared.label_names,
+        label_ids_are_values=label_type.startswith("int"),
+        declared=task.labels is not None,
+        file_hashes=setup.data.file_hashes,
+    )
+    if test is not None and test.labels is not None:
+        gold_ids(test.labels, source.label_names, source.declared, f"adapt.target.test ({', '.join(test.sources)})")
+    return source
+
+
+def check_stage_inputs(loaded: LoadedRecipe, spec: AdaptSpec, stages: set[str], corpus: TargetTexts) -> None:
+    config = spec.stage("pretrain")
+    if "pretrain" in stages and isinstance(config, PretrainStage):
+        recipe = loaded.recipe
+        asset = resolve_model(recipe.model.name, recipe.model.revision, base_dir=loaded.path.parent)
+        tokenizer = load_tokenizer(asset, recipe.model)
+        check_pretraining(config, model_asset=asset, tokenizer=tokenizer, texts=corpus.texts)
+
+
+def _pretrain(adaptation: Adaptation, config: Any, folder: Path, previous: Outcome | None) -> Outcome:
+    assert isinstance(config, PretrainStage)
+    recipe = adaptation.loaded.recipe
+    asset = resolve_model(recipe.model.name, recipe.model.revision, base_dir=adaptation.loaded.path.parent)
+    tokenizer = load_tokenizer(asset, recipe.model)
+    result = continue_pretraining(
+        config,
+        model_asset=asset,
+        trust_remote_code=recipe.model.trust_remote_code,
+        tokenizer=tokenizer,
+        texts=adaptation.corpus.texts,
+        seed=adaptation.seed,
+        out_dir=folder,
+        resume_hint=adaptation.resume_hint,
+    )
+    shutil.rmtree(folder / CHECKPOINTS_DIR, ignore_errors=True)
+    metrics = {**result.metrics, "corpus_texts": len(adaptation.corpus.texts), "notes": adaptation.corpus.notes}
+    return Outcome("pretrain", folder, None, metrics, 0.0)
+
+
+def _finetune(adaptation: Adaptation, config: Any, folder: Path, previous: Outcome | None) -> Outcome:
+    start = str(previous.model_dir.resolve()) if previous is not None else None
+    _train_classifier(adaptation, supervised_recipe(adaptation.loaded, start), folder)
+    metrics = _evaluate_domains(adaptation, folder)
+    return Outcome("finetune", folder, start, metrics, 0.0)
+
+
+def _self_train(adaptation: Adaptation, config: Any, folder: Path, previous: Outcome | None) -> Outcome:
+    assert isinstance(config, SelfTrainStage) and previous is not None and adaptation.source is not None
+    texts = adaptation.corpus.texts
+    teacher = previous.model_dir
+    names = _label_names(teacher)
+    rounds = []
+    round_dir = teacher
+    base = supervised_recipe(adaptation.loaded, previous.start_model, config.epochs, config.learning_rate)
+    for round_number in range(1, config.rounds + 1):
+        probabilities = np.load(teacher / CORPUS_PROBABILITIES, allow_pickle=False)
+        keep = round(config.keep_fraction * round_number / config.rounds * len(texts))
+        chosen = select_pseudo_labels(
+            probabilities, keep, balanced=config.balanced, min_confidence=config.min_confidence
+        )
+        if not chosen:
+            raise UserError(
+                f"adapt.stages (self_train): round {round_number} kept no pseudo-labels; lower min_confidence "
+                "or raise keep_fraction"
+            )
+        pseudo = _write_pseudo_labels(folder / f"pseudo_labels-round{round_number}.jsonl", adaptation, chosen, texts)
+        round_dir = folder / f"round{round_number}"
+        _train_classifier(adaptation, with_extra_train(base, pseudo, len(chosen)), round_dir)
+        evaluation = _evaluate_domains(adaptation, round_dir)
+        shares = np.bincount([p.label for p in chosen], minlength=len(names)) / len(chosen)
+        rounds.append(
+            {
+                "round": round_number,
+                "pseudo_labels": len(chosen),
+                "pseudo_label_shares": dict(zip(names, shares.round(4).tolist(), strict=True)),
+                "pseudo_label_mean_probability": round(float(np.mean([p.probability for p in chosen])), 4),
+                **evaluation,
+            }
+        )
+        log.info("self-training round %d: %d pseudo-labels -> %s", round_number, len(chosen), evaluation)
+        teacher = round_dir
+    return Outcome("self_train", round_dir, previous.start_model, {**rounds[-1], "rounds": rounds}, 0.0)
+
+
+RUNNERS: dict[str, Callable[[Adaptation, Any, Path, Outcome | None], Outcome]] = {
+    "pretrain": _pretrain,
+    "finetune": _finetune,
+    "self_train": _self_train,
+}
+
+
+def _write_pseudo_labels(path: Path, adaptation: Adaptation, chosen: list[PseudoLabel], texts: list[str]) -> Path:
+    """The chosen target texts as training rows in the source's own text and label columns and label form (ids or
+    names), plus where each came from (corpus index) and the teacher's probability."""
+    assert adaptation.source is not None
+    task: Any = adaptation.loaded.recipe.task
+    rows = [
+        {task.text: texts[p.index], task.label: adaptation.source.value(p.label), "index": p.index, "p": p.probability}
+        for p in chosen
+    ]
+    RunFolder(path.parent).write_text(path.name, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    return path.resolve()
+
+
+def with_extra_train(loaded: LoadedRecipe, path: Path, rows: int) -> LoadedRecipe:
+    """The recipe with one more training file (pseudo-labels), taken whole: its max_samples is its own row count,
+    which also keeps it out of data.max_train_samples, so the source rows are the very ones the source run had."""
+    raw = loaded.recipe.model_dump(mode="json")
+    extra = DataFile(path=str(path), format="jsonl", max_samples=rows).model_dump(mode="json", exclude_none=True)
+    raw["data"]["train"] = [
+        *[f.model_dump(mode="json", exclude_none=True) for f in as_files(loaded.recipe.data.train)],
+        extra,
+    ]
+    return _validated(loaded, raw)
+
+
+def supervised_recipe(
+    loaded: LoadedRecipe, start_model: str | None, epochs: float | None = None, learning_rate: float | None = None
+) -> LoadedRecipe:
+    """The recipe as a plain (single-run) recipe: its method on its source data, from `start_model` when given."""
+    raw = loaded.recipe.model_dump(mode="json")
+    raw["adapt"] = None
+    raw["output"]["dir"] = None
+    if start_model is not None:
+        raw["model"].update(name=start_model, tokenizer=start_model, revision=None)
+    if epochs is not None:
+        raw["train"]["epochs"] = epochs
+    if learning_rate is not None:
+        raw["train"]["learning_rate"] = learning_rate
+        if "learning_rate" in raw["method"]:
+            raw["method"]["learning_rate"] = learning_rate
+    return _validated(loaded, raw)
+
+
+def _validated(loaded: LoadedRecipe, raw: dict[str, Any]) -> LoadedRecipe:
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as err:
+        raise UserError(f"{loaded.path}: {describe_validation_error(err)}") from err
+    return LoadedRecipe(recipe=recipe, path=loaded.path, name=loaded.name)
+
+
+def _train_classifier(adaptation: Adaptation, loaded: LoadedRecipe, run_dir: Path) -> None:
+    """Train (or, for a run an interruption cut short, resume) one classifier of the chain."""
+    state = read_status(run_dir).get("state")
+    if state == "complete" and not adaptation.options.overwrite:  # the stage was cut short after this run
+        log.info("%s: complete with the same inputs, not trained again", run_dir)
+        return
+    resume = state in ("running", "interrupted", "failed") and not adaptation.options.overwrite
+    options = RunOptions(
+        output_dir=run_dir, overwrite=not resume, resume=resume, data_root=adaptation.options.data_root
+    )
+    run(loaded, options)
+
+
+def _label_names(run_dir: Path) -> list[str]:
+    return list(json.loads((run_dir / STAGE_LABELS).read_text(encoding="utf-8")))
+
+
+def _evaluate_domains(adaptation: Adaptation, run_dir: Path) -> dict[str, Any]:
+    """Source dev (from the run's own evaluation), target test (labels read here only), label-free signals on the
+    target corpus. The corpus probabilities are kept for the next self-training round."""
+    started = time.perf_counter()
+    source = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8"))["eval"]
+    probabilities, names = class_probabilities(run_dir, adaptation.corpus.texts)
+    np.save(run_dir / CORPUS_PROBABILITIES, probabilities, allow_pickle=False)
+    RunFolder(run_dir).write_json(STAGE_LABELS, names)
+    result: dict[str, Any] = {
+        "source_accuracy": source["eval_accuracy"],
+        "source_macro_f1": source["eval_macro_f1"],
+        **label_free_signals(probabilities, names),
+    }
+    test = adaptation.test
+    if test is not None and test.labels is not None:
+        test_probabilities, _ = class_probabilities(run_dir, test.texts)
+        declared = adaptation.loaded.recipe.task.labels is not None  # type: ignore[union-attr]
+        gold = gold_ids(test.labels, names, declared, f"adapt.target.test ({', '.join(test.sources)})")
+        result.update(target_metrics(test_probabilities, gold, names))
+    result["eval_seconds"] = round(time.perf_counter() - started, 1)
+    return result
