@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: setup quickstart test test-all lint format bench bench-full clean
+.PHONY: setup quickstart test test-fast test-all lint format bench bench-full clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,12 @@ quickstart: setup
 test: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" -q
 
+# The inner loop: unit tests on tiny models, no processes started, no real-model runs (about 90 s on 2 cores):
+# two pytest workers with one torch thread each (a tiny model's step is too small for two threads to pay).
+test-fast: setup
+	OMP_NUM_THREADS=1 NLP_TRANSFER_FAST_TESTS=1 HF_HUB_OFFLINE=1 \
+		$(BIN)/python -m pytest -m "not slow and not integration and not subprocess" -q -n 2
+
 test-all: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
@@ -33,6 +39,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: setup
 	$(BIN)/ruff format .

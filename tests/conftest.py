@@ -159,6 +159,36 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return folders
 
 
+FAST_ENV = "NLP_TRANSFER_FAST_TESTS"  # set by `make test-fast`: the split below is then enforced, not trusted
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Everything under tests/integration uses the real model and data: marked integration (make test-fast skips)."""
+    for item in items:
+        if "integration" in Path(str(item.fspath)).parts:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True)
+def _fast_tests_start_no_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under make test-fast a test that starts a process fails: it must be marked subprocess (so it is left out)."""
+    if not os.environ.get(FAST_ENV):
+        return
+    import subprocess
+    import sys
+
+    real = subprocess.Popen.__init__
+    launchers = ("python", "accelerate", "torchrun", "nlp-transfer", Path(sys.executable).name)
+
+    def refuse(self: Any, args: Any, *rest: Any, **kwargs: Any) -> Any:
+        program = Path(str(args[0] if isinstance(args, list | tuple) else str(args).split()[0])).name
+        if any(name in program for name in launchers):  # the tool itself, not a helper (platform runs `uname -p`)
+            raise AssertionError("this test starts a process: mark it @pytest.mark.subprocess")
+        return real(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_caches(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tokenization cache per session (tests that check cache hits get their own), data root = ../shared/data."""
