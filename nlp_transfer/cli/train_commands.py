@@ -37,6 +37,11 @@ def run(
     """Train, evaluate and save: everything the recipe says, into one run folder."""
     from nlp_transfer.recipe import load_recipe
 
+    if (resume or reproduce) and not recipe.exists():
+        raise UserError(
+            f"{recipe}: no such run folder or recipe file; pass the run folder to "
+            + ("reproduce (see runs/)" if reproduce else "continue (or the recipe file with --output-dir RUN_DIR)")
+        )
     if reproduce:
         if resume or override:
             raise UserError("--reproduce re-runs the recorded recipe as it was; drop --resume and -o")

@@ -29,6 +29,9 @@ class Architecture:
     lora_targets: tuple[str, ...]  # attention projections LoRA adapts by default
     native_pooling: str  # the token the model's own classification head reads: "cls" (first) or "last"
     classify_pooled: HeadOnPooled  # the model's own classification head applied to a pooled vector
+    # RoBERTa numbers positions from pad_token_id + 1 (create_position_ids_from_input_ids), so that many position
+    # embeddings are never used: 514 of them hold 512 tokens.
+    positions_after_padding: bool = False
 
 
 def _bert_head(head: Any, pooled: torch.Tensor) -> torch.Tensor:
@@ -50,7 +53,9 @@ def _gpt2_head(head: Any, pooled: torch.Tensor) -> torch.Tensor:
 
 ARCHITECTURES: dict[str, Architecture] = {
     "bert": Architecture("encoder.layer", (), ("pooler",), ("query", "value"), "cls", _bert_head),
-    "roberta": Architecture("encoder.layer", (), (), ("query", "value"), "cls", _roberta_head),
+    "roberta": Architecture(
+        "encoder.layer", (), (), ("query", "value"), "cls", _roberta_head, positions_after_padding=True
+    ),
     "distilbert": Architecture("transformer.layer", (), (), ("q_lin", "v_lin"), "cls", _distilbert_head),
     "gpt2": Architecture("h", ("ln_f",), (), ("c_attn",), "last", _gpt2_head),
 }
@@ -64,6 +69,17 @@ def architecture_of(model: nn.Module, method: str) -> Architecture:
             f"{', '.join(ARCHITECTURES)} (method full works with any architecture)"
         )
     return ARCHITECTURES[model_type]
+
+
+def position_limit(config: Any) -> int | None:
+    """The longest input (in tokens) the model's position embeddings allow; None when the config does not say."""
+    positions = getattr(config, "max_position_embeddings", None)  # GPT-2's n_positions answers to this name too
+    if not isinstance(positions, int) or positions <= 0:
+        return None
+    arch = ARCHITECTURES.get(getattr(config, "model_type", ""))
+    if arch is not None and arch.positions_after_padding:
+        positions -= (getattr(config, "pad_token_id", None) or 0) + 1
+    return positions
 
 
 def blocks(model: nn.Module, arch: Architecture) -> nn.ModuleList:

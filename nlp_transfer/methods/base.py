@@ -10,17 +10,23 @@ plain folder whatever its recipe says.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from nlp_transfer.core.errors import UserError
+from nlp_transfer.core.quiet import quiet_libraries
 from nlp_transfer.recipe import TrainSpec
 from nlp_transfer.tasks.base import PreparedTask
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,6 +64,20 @@ class Method(Protocol):
     def phases(self, model: nn.Module, context: PhaseContext) -> list[Phase]: ...
 
     def save(self, model: nn.Module, run_dir: Path, *, tokenizer: PreTrainedTokenizerBase, base_model: str) -> None: ...
+
+
+def check_on_skeleton(method: Method, skeleton: nn.Module, task: Any) -> None:
+    """The method's settings against the model's structure before any weight loads: prepare() runs on the
+    meta-device skeleton (pretrained.skeleton), where freezing, wrapping and finding modules need names and shapes
+    only. Its UserError (unfreeze_last beyond the depth, an unknown LoRA target, a probe layer out of range) is the
+    answer. Anything else a weightless model cannot do is left to the real prepare(), which runs on the loaded one."""
+    try:
+        with torch.device("meta"), quiet_libraries():  # whatever prepare() builds (LoRA layers) is weightless too
+            method.prepare(skeleton, task)
+    except UserError:
+        raise
+    except Exception as err:  # the real prepare() runs on the loaded model and reports it there
+        log.debug("prepare() on the skeleton: %s: %s", type(err).__name__, err)
 
 
 def train_phase(model: nn.Module, context: PhaseContext, learning_rate: float | None, name: str = "train") -> Phase:

@@ -23,10 +23,12 @@ from nlp_transfer.core.errors import UserError, did_you_mean
 from nlp_transfer.data.assets import resolve_model
 from nlp_transfer.methods.architectures import architecture_of, head_module_names
 from nlp_transfer.methods.base import Phase, PhaseContext, save_model_folder, train_phase
+from nlp_transfer.methods.pretrained import check_model_folder
 from nlp_transfer.recipe import LoraMethod
 
 BASE_CONFIG_FILE = "base_model_config.json"
 ADAPTER_CONFIG_FILE = "adapter_config.json"
+ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
 MERGED_DIR = "merged"
 
 
@@ -131,6 +133,10 @@ class Lora:
                 f"{run_dir / ADAPTER_CONFIG_FILE}: the base model of this adapter cannot be found ({err}); "
                 "make it available or fix base_model_name_or_path"
             ) from err
+        try:
+            check_model_folder(asset)
+        except UserError as err:
+            raise UserError(f"{run_dir}: this adapter's base {err}") from err
         config = AutoConfig.from_pretrained(run_dir / BASE_CONFIG_FILE)
         base = task.auto_model_class.from_pretrained(asset.location, config=config, use_safetensors=True)
         model: nn.Module = PeftModel.from_pretrained(base, run_dir)

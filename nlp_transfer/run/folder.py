@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nlp_transfer.core.errors import UserError
-from nlp_transfer.core.files import read_json_or_empty, write_atomically
+from nlp_transfer.core.files import read_json_or_empty, sha256_file, write_atomically
 from nlp_transfer.methods.lora import ADAPTER_CONFIG_FILE, BASE_CONFIG_FILE, MERGED_DIR
 from nlp_transfer.methods.probe import PROBE_FILE
 
@@ -36,6 +36,7 @@ TRAINER_STATE = "trainer_state.json"  # the Trainer's log history, every phase
 PUSHES_FILE = "pushes.json"  # each push: repo, branch, commit (a record of this machine, never shared)
 CHECKPOINTS_DIR = "checkpoints"  # checkpoints/<phase>/checkpoint-<step>
 EXPORT_FILE = "export.json"  # in an export folder: where it came from, the merge and ONNX checks
+TOKENIZER_RECORD = "tokenizer_files.json"  # names and sha256 of the tokenizer's files, checked by everything that loads
 ADAPT_MARKER = "adapt_run.json"  # an adapt folder of stages (several models, not itself one)
 
 # Files of a run folder that describe the training process on this machine, not the model: never shared.
@@ -89,6 +90,37 @@ def label_names(folder: Path) -> list[str]:
             id2label = config.get("id2label") or {}
             return [str(id2label[key]) for key in sorted(id2label, key=int)]
     return []
+
+
+# Files a tokenizer's save_pretrained may write besides its vocabulary files (tokenizer.vocab_files_names).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
+
+
+def tokenizer_record(folder: Path, tokenizer: Any) -> dict[str, Any]:
+    """What the tokenizer saved in `folder` consists of: {"files": {name: sha256}} (TOKENIZER_RECORD's content).
+
+    transformers builds a tokenizer from whatever is left of these files, and from none of them an empty one that
+    turns every word into [UNK]; the record is how a reader knows what must be there."""
+    names = {*TOKENIZER_FILES, *getattr(tokenizer, "vocab_files_names", {}).values()}
+    return {"files": {name: sha256_file(folder / name) for name in sorted(names) if (folder / name).is_file()}}
+
+
+def tokenizer_problem(folder: Path) -> str | None:
+    """None when the folder's tokenizer is the one recorded; else which file is missing, changed or unreadable.
+    A folder written before the record existed must at least hold tokenizer.json (only fast tokenizers are used)."""
+    record = folder / TOKENIZER_RECORD
+    if not record.is_file():
+        return None if (folder / "tokenizer.json").is_file() else f"{folder} has no tokenizer (no tokenizer.json)"
+    files = read_json_or_empty(record).get("files")
+    if not isinstance(files, dict) or not files:
+        return f"{record} is damaged (not the JSON record of the tokenizer's files)"
+    for name, digest in sorted(files.items()):
+        path = folder / str(name)
+        if not path.is_file():
+            return f"{path}, a file of the tokenizer the model was trained with, is missing"
+        if sha256_file(path) != digest:
+            return f"{path} differs from the tokenizer the model was trained with (its sha256 is not the recorded one)"
+    return None
 
 
 def require_complete(path: Path) -> None:

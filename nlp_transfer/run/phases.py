@@ -23,7 +23,15 @@ from nlp_transfer.core.errors import UserError
 from nlp_transfer.methods import PhaseContext, parameter_counts
 from nlp_transfer.run import checkpoints, distributed, interruption
 from nlp_transfer.run.card import model_card
-from nlp_transfer.run.folder import CARD_FILE, CHECKPOINTS_DIR, METRICS_FILE, TRAINER_STATE, RunFolder
+from nlp_transfer.run.folder import (
+    CARD_FILE,
+    CHECKPOINTS_DIR,
+    METRICS_FILE,
+    TOKENIZER_RECORD,
+    TRAINER_STATE,
+    RunFolder,
+    tokenizer_record,
+)
 from nlp_transfer.run.trainer import build_trainer, stopped_on_request
 
 if TYPE_CHECKING:
@@ -104,6 +112,7 @@ def train_and_save(setup: PreparedRun, folder: RunFolder, resume: bool = False) 
             tokenizer=setup.tokenizer,
             base_model=setup.model_asset.hub_id or setup.model_asset.location,
         )
+        folder.write_json(TOKENIZER_RECORD, tokenizer_record(folder.path, setup.tokenizer))
     folder.write_json(TRAINER_STATE, {"log_history": history})
     folder.write_json(METRICS_FILE, metrics)
     if folder.writer:

@@ -2,8 +2,9 @@
 -> run folder. No branching on task or method names: the TASKS and METHODS tables decide.
 
 Everything that can fail on bad input (assets, data, labels, tokenization, model, TrainingArguments) happens in
-prepare_run(), before the run folder exists, so a typo never leaves a folder behind. Training the method's phases
-and saving the result is phases.py.
+prepare_run(), before the run folder exists, so a typo never leaves a folder behind. The cheap checks come first: the
+recipe against the model's config and module names (on a weightless skeleton) before the data is read, and the data
+before the weights load. Training the method's phases and saving the result is phases.py.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ import transformers
 from torch import nn
 from transformers import PreTrainedTokenizerBase, set_seed
 
+from nlp_transfer.core.files import check_output_folder
+from nlp_transfer.core.quiet import held_records
 from nlp_transfer.data.assets import Asset, default_data_root, resolve_model
 from nlp_transfer.data.loading import LoadedData, load_data
 from nlp_transfer.methods import METHODS, Method
-from nlp_transfer.methods.pretrained import load_model, load_tokenizer
+from nlp_transfer.methods.base import check_on_skeleton
+from nlp_transfer.methods.pretrained import check_against_model, load_config, load_model, load_tokenizer, skeleton
 from nlp_transfer.recipe import LoadedRecipe
 from nlp_transfer.run import distributed
 from nlp_transfer.run.disk import bytes_needed, check_room
@@ -82,6 +86,7 @@ def run(loaded: LoadedRecipe, options: RunOptions) -> RunResult:
         run_dir = distributed.agree(run_dir or default_run_dir(recipe.output.root, loaded.name))
         if distributed.is_main():
             check_run_target(run_dir, options.overwrite)  # refuse early, before minutes of preparation
+            check_output_folder(run_dir, "output.dir (or --output-dir)")
     with distributed.main_first():  # the main process fills the tokenization cache; the others read it
         setup = prepare_run(loaded, options)
     if distributed.is_main():  # a full disk or a read-only folder, found before training rather than after
@@ -124,6 +129,10 @@ def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
     )
     log.info("model %s -> %s (%s)", model_asset.reference, model_asset.location, model_asset.source)
     tokenizer = load_tokenizer(tokenizer_asset, recipe.model)
+    # The recipe against the model before the data is read and the weights load: its config and a weightless copy.
+    config = load_config(model_asset, recipe.model, tokenizer)
+    check_against_model(model_asset, config, tokenizer, getattr(recipe.task, "max_length", None), "task.max_length")
+    check_on_skeleton(method, skeleton(task.auto_model_class, model_asset, config), task)
 
     data = load_data(
         recipe.data,
@@ -157,6 +166,8 @@ def _logging_to(path: Path, enabled: bool) -> Iterator[None]:
         return
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for record in held_records():  # what the libraries said while the model and data loaded (core.quiet)
+        handler.handle(record)
     loggers = (logging.getLogger("nlp_transfer"), transformers.logging.get_logger())
     for logger in loggers:
         logger.addHandler(handler)

@@ -6,7 +6,6 @@ and library versions other than those recorded. The comparison lists every eval/
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,17 +15,17 @@ from nlp_transfer.core.files import sha256_file
 from nlp_transfer.run.folder import ENVIRONMENT_FILE, METRICS_FILE, require_complete
 from nlp_transfer.run.pipeline import RunOptions, RunResult, run
 from nlp_transfer.run.record import LIBRARIES, library_version
-from nlp_transfer.run.resume import recorded_recipe
+from nlp_transfer.run.resume import read_record, recorded_recipe
 
 
 def reproduce(run_dir: Path, output_dir: Path | None) -> tuple[RunResult, list[str]]:
     require_complete(run_dir)
-    loaded = recorded_recipe(run_dir)
-    environment = json.loads((run_dir / ENVIRONMENT_FILE).read_text(encoding="utf-8"))
+    loaded = recorded_recipe(run_dir, command="--reproduce")
+    environment = read_record(run_dir, ENVIRONMENT_FILE, "--reproduce")
+    original = read_record(run_dir, METRICS_FILE, "--reproduce")  # read now: a missing one must not cost a training
     versions = differences_before(environment)
     target = output_dir or run_dir.with_name(f"{run_dir.name}-reproduced-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
     result = run(loaded, RunOptions(output_dir=target))
-    original = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8"))
     notes = [f"not as recorded: {', '.join(versions)}", ""] if versions else []
     return result, notes + compare_metrics(original, result.metrics)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from nlp_transfer.core.damage import file_damage
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.recipe import LoadedRecipe, load_recipe
 from nlp_transfer.run.folder import ENVIRONMENT_FILE, RECIPE_FILE, STATUS_FILE, read_status
@@ -72,14 +73,36 @@ def recipe_changes(before: dict[str, Any], after: dict[str, Any], prefix: str = 
     return changes
 
 
-def recorded_recipe(run_dir: Path, overrides: list[str] | None = None) -> LoadedRecipe:
+# What to do when a record a command needs is missing or damaged, by command.
+RECORD_FIXES = {
+    "--resume": "resume with the recipe file instead: nlp-transfer run RECIPE --resume --output-dir {run_dir}",
+    "--reproduce": (
+        "without it the run cannot be reproduced; train its recipe again into a new folder: nlp-transfer run "
+        "{run_dir}/" + RECIPE_FILE + " --output-dir NEW_DIR"
+    ),
+}
+
+
+def read_record(run_dir: Path, name: str, command: str) -> dict[str, Any]:
+    """A JSON record of the run folder (environment.json, metrics.json) that `command` needs; a missing or damaged
+    one is a one-line error saying what to do instead."""
+    path = run_dir / name
+    problem = file_damage(path)
+    if problem is None:
+        found = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(found, dict):
+            return found
+        problem = "is not a JSON object"
+    raise UserError(f"{command}: {path} {problem}; {RECORD_FIXES[command].format(run_dir=run_dir)}")
+
+
+def recorded_recipe(run_dir: Path, overrides: list[str] | None = None, command: str = "--resume") -> LoadedRecipe:
     """The recipe a run folder recorded (with `overrides`: check_resumable then lists them as changes), resolving
     relative data paths where the original recipe file was."""
     if not (run_dir / RECIPE_FILE).is_file():
         raise UserError(f"{run_dir}: no {RECIPE_FILE}; pass a run folder written by nlp-transfer run")
     loaded = load_recipe(run_dir / RECIPE_FILE, overrides)
-    environment = json.loads((run_dir / ENVIRONMENT_FILE).read_text(encoding="utf-8"))
-    origin = environment.get("recipe", {})
+    origin = read_record(run_dir, ENVIRONMENT_FILE, command).get("recipe", {})
     return dataclasses.replace(
         loaded,
         path=Path(origin.get("file") or run_dir / RECIPE_FILE),

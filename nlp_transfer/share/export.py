@@ -19,17 +19,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoTokenizer
-
 from nlp_transfer.core.errors import UserError
+from nlp_transfer.core.files import check_output_folder
+from nlp_transfer.core.quiet import quiet_libraries
 from nlp_transfer.methods.base import save_model_folder
-from nlp_transfer.methods.lora import ADAPTER_CONFIG_FILE, BASE_CONFIG_FILE
+from nlp_transfer.methods.lora import ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, BASE_CONFIG_FILE
 from nlp_transfer.run.card import model_card
-from nlp_transfer.run.folder import CARD_FILE, EXPORT_FILE
+from nlp_transfer.run.folder import CARD_FILE, EXPORT_FILE, TOKENIZER_RECORD, tokenizer_record
 from nlp_transfer.share.samples import MAX_LOGIT_DIFFERENCE, max_difference, sample_outputs
 from nlp_transfer.share.trained import Trained, open_trained, shared_files
 
-ADAPTER_FILES = {ADAPTER_CONFIG_FILE, "adapter_model.safetensors", BASE_CONFIG_FILE}
+ADAPTER_FILES = {ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, BASE_CONFIG_FILE}
 
 
 @dataclass
@@ -47,6 +47,7 @@ class ExportResult:
 
 
 def export(reference: str | Path, options: ExportOptions) -> ExportResult:
+    check_output_folder(options.out, "--out")  # before anything is read: a file in the way, an unwritable place
     trained = open_trained(reference)
     _check_target(options.out, options.overwrite)
     if options.merge and trained.layout.name != "adapter":
@@ -97,12 +98,17 @@ def _copy(trained: Trained, staging: Path, skip: set[str]) -> None:
 def _merged(trained: Trained, staging: Path) -> dict[str, Any]:
     """Fold the LoRA updates into the base weights, save a plain model folder, and check it predicts the same."""
     adapter = trained.load()
-    tokenizer = AutoTokenizer.from_pretrained(trained.folder)
+    tokenizer = trained.tokenizer()
     expected = sample_outputs(adapter, tokenizer, trained.recipe)
     merged = adapter.merge_and_unload()  # type: ignore[operator]
     _copy(trained, staging, skip=ADAPTER_FILES)  # the recipe, metrics and environment records, the tokenizer
-    save_model_folder(merged, staging, tokenizer=tokenizer, base_model="")
-    reloaded = trained.task.auto_model_class.from_pretrained(staging, use_safetensors=True).eval()
+    with quiet_libraries():
+        save_model_folder(merged, staging, tokenizer=tokenizer, base_model="")
+        reloaded = trained.task.auto_model_class.from_pretrained(staging, use_safetensors=True).eval()
+    # The tokenizer was saved again with the merged model: record the files as they now are.
+    (staging / TOKENIZER_RECORD).write_text(
+        json.dumps(tokenizer_record(staging, tokenizer), indent=2) + "\n", encoding="utf-8"
+    )
     difference = max_difference(expected, sample_outputs(reloaded, tokenizer, trained.recipe))
     if difference > MAX_LOGIT_DIFFERENCE:
         raise UserError(

@@ -39,6 +39,7 @@ MODEL_FILE_PATTERNS = (
     "base_model_config.json",
     "probe.json",
     "export.json",
+    "tokenizer_files.json",
     "model.onnx",
     "tokenizer.json",
     "tokenizer_config.json",

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from transformers import AutoTokenizer
 
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.share.samples import MAX_LOGIT_DIFFERENCE, sample_inputs
@@ -57,8 +56,8 @@ def export_onnx(folder: Path, recipe: dict[str, Any]) -> dict[str, Any]:
         import onnxscript  # noqa: F401  # the dynamo exporter needs it; fail here with the install hint
     except ImportError as err:
         raise UserError(f"export --onnx needs onnxruntime and onnxscript: {INSTALL_HINT}") from err
-    model = open_trained(folder).load()
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    trained = open_trained(folder)
+    model, tokenizer = trained.load(), trained.tokenizer()
     inputs = sample_inputs(tokenizer, recipe)
     input_names = [name for name in INPUT_NAMES if name in inputs]
     output_names = ["start_logits", "end_logits"] if recipe["task"]["name"] == "qa" else ["logits"]

@@ -12,7 +12,6 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
-from transformers import AutoTokenizer
 
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.share.trained import Trained, open_trained
@@ -47,12 +46,17 @@ def read_pairs(path: Path, question_field: str, context_field: str) -> list[dict
 
 
 def _nonempty_lines(path: Path, expected: str) -> list[str]:
+    if path.is_dir():
+        raise UserError(f"--file {path}: is a folder; pass {expected}")
     if not path.is_file():
         raise UserError(f"--file {path}: not found; pass {expected}")
     try:
-        return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except UnicodeDecodeError as err:
         raise UserError(f"--file {path}: not valid utf-8; convert it to utf-8") from err
+    if not lines:
+        raise UserError(f"--file {path}: is empty (no line holds text); pass {expected}")
+    return lines
 
 
 @dataclass
@@ -83,7 +87,7 @@ class LabelPredictor:
     """Classification: label and probabilities for each text."""
 
     def __init__(self, trained: Trained, batch_size: int = 32) -> None:
-        self.tokenizer = AutoTokenizer.from_pretrained(trained.folder)
+        self.tokenizer = trained.tokenizer()
         self.model = trained.load()
         self.batch_size = batch_size
         self.task = trained.task_settings
@@ -129,7 +133,7 @@ class AnswerPredictor:
     Long contexts are windowed exactly as in training and the windows of a pair merged (spans.py)."""
 
     def __init__(self, trained: Trained, batch_size: int = 32) -> None:
-        self.tokenizer = AutoTokenizer.from_pretrained(trained.folder)
+        self.tokenizer = trained.tokenizer()
         self.model = trained.load()
         self.batch_size = batch_size
         self.task = trained.task_settings

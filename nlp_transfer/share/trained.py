@@ -4,6 +4,10 @@ opens it here.
 
 What to load is decided by the files (LAYOUTS), not by the recipe's method: a merged export of a LoRA run is a
 plain model folder even though its recipe says lora.
+
+Opening a folder checks, before anything loads, that its model files are whole (none missing, JSON that parses,
+safetensors not cut short) and that its tokenizer is the one recorded at training (run.folder.TOKENIZER_RECORD): a
+damaged folder is refused with the file and what to do, never half-loaded into a confident, meaningless answer.
 """
 
 from __future__ import annotations
@@ -14,39 +18,54 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from safetensors import SafetensorError
 from torch import nn
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from nlp_transfer.core.damage import file_damage
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.files import read_json_or_empty
+from nlp_transfer.core.quiet import quiet_libraries
 from nlp_transfer.data.assets import hub_offline, looks_like_hub_id
 from nlp_transfer.methods.base import load_model_folder
-from nlp_transfer.methods.lora import ADAPTER_CONFIG_FILE, Lora
-from nlp_transfer.methods.probe import Probe
+from nlp_transfer.methods.lora import ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, BASE_CONFIG_FILE, Lora
+from nlp_transfer.methods.pretrained import model_files
+from nlp_transfer.methods.probe import PROBE_FILE, Probe
 from nlp_transfer.run.folder import (
     ADAPT_MARKER,
+    EXPORT_FILE,
     RECIPE_FILE,
     RUN_INTERNALS,
     STATUS_FILE,
     TASK_FILE,
     layout_of,
     require_complete,
+    tokenizer_problem,
 )
 from nlp_transfer.tasks import TASKS
 
 
 @dataclass(frozen=True)
 class Layout:
-    """How a folder stores its model (run.folder.LAYOUT_MARKERS tells which) and how to read it back."""
+    """How a folder stores its model (run.folder.LAYOUT_MARKERS tells which), the files that make it up, and how to
+    read it back."""
 
     name: str
     load: Callable[[Path, Any], nn.Module]
+    files: Callable[[Path], list[Path]]
 
 
 LAYOUTS = {
-    "adapter": Layout("adapter", Lora.load),
-    "probe": Layout("probe", Probe.load),
-    "plain": Layout("plain", load_model_folder),
+    "adapter": Layout(
+        "adapter",
+        Lora.load,
+        lambda folder: [folder / name for name in (ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, BASE_CONFIG_FILE)],
+    ),
+    "probe": Layout("probe", Probe.load, lambda folder: [*model_files(folder), folder / PROBE_FILE]),
+    "plain": Layout("plain", load_model_folder, model_files),
 }
+# Errors a library raises on a file it cannot read; open_trained's checks catch the usual damage before them.
+LOAD_ERRORS = (OSError, ValueError, RuntimeError, SafetensorError)
 
 
 @dataclass(frozen=True)
@@ -69,8 +88,43 @@ class Trained:
 
     def load(self) -> nn.Module:
         """The trained model in eval mode (a LoRA adapter is loaded onto its base model, head included)."""
-        model = self.layout.load(self.folder, self.task)
+        try:
+            with quiet_libraries():  # the weight-loading bar and load report stay off the terminal
+                model = self.layout.load(self.folder, self.task)
+        except UserError:
+            raise
+        except LOAD_ERRORS as err:
+            raise UserError(
+                f"{self.origin}: the model could not be loaded ({_first_line(err)}); {repair(self)}"
+            ) from err
         return model.eval()
+
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        """The tokenizer the model was trained with (open_trained checked its files against the record)."""
+        try:
+            with quiet_libraries():
+                tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(self.folder)
+        except LOAD_ERRORS as err:
+            raise UserError(
+                f"{self.origin}: the tokenizer could not be loaded ({_first_line(err)}); {repair(self)}"
+            ) from err
+        return tokenizer
+
+
+def repair(trained: Trained | Path) -> str:
+    """What to do about a damaged folder, by what it is: a run folder, an export, a Hub download, or a copy."""
+    folder = trained.folder if isinstance(trained, Trained) else trained
+    if (folder / STATUS_FILE).is_file():
+        return "the run folder is damaged: train it again (its recipe, with --overwrite)"
+    if (folder / EXPORT_FILE).is_file():
+        return "the export is damaged: export the run again (nlp-transfer export RUN_DIR --out ... --overwrite)"
+    if any(part.startswith("models--") for part in folder.resolve().parts):
+        return "the downloaded copy is damaged: delete it from the Hugging Face cache (hf cache delete), download again"
+    return "the folder is damaged: copy or download it again"
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
 def open_trained(reference: str | Path, revision: str | None = None) -> Trained:
@@ -111,7 +165,22 @@ def _from_folder(folder: Path, origin: str) -> Trained:
         raise UserError(f"{folder / RECIPE_FILE}: unreadable ({err}); the folder is damaged") from err
     if not isinstance(recipe, dict) or recipe.get("task", {}).get("name") not in TASKS:
         raise UserError(f"{folder / RECIPE_FILE}: not a recipe nlp-transfer wrote (no known task.name)")
+    _check_whole(folder, LAYOUTS[layout])
     return Trained(folder=folder, recipe=recipe, origin=origin, layout=LAYOUTS[layout])
+
+
+def _check_whole(folder: Path, layout: Layout) -> None:
+    """Every model file there and readable, and the tokenizer the one recorded at training: checked before loading,
+    so a damaged folder is named with its file instead of failing inside a library (or loading a tokenizer that
+    turns every word into [UNK])."""
+    optional = [folder / TASK_FILE] if (folder / TASK_FILE).exists() else []
+    for path in [*layout.files(folder), *optional]:
+        problem = file_damage(path)
+        if problem is not None:
+            raise UserError(f"{path} {problem}; {repair(folder)}")
+    problem = tokenizer_problem(folder)
+    if problem is not None:
+        raise UserError(f"{problem}; {repair(folder)}")
 
 
 def download(repo_id: str, revision: str | None) -> Path:

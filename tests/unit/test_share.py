@@ -37,6 +37,7 @@ SHARED = {
     "task.json",
     "tokenizer.json",
     "tokenizer_config.json",
+    "tokenizer_files.json",  # what the tokenizer consists of: names and sha256, checked by everything that loads
 }
 MODEL_FILES = {
     "full": {"config.json", "model.safetensors"},
