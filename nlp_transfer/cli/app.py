@@ -33,6 +33,11 @@ RevisionOpt = Annotated[str | None, typer.Option("--revision", help="branch, tag
 ColumnsOpt = Annotated[
     str | None, typer.Option("--columns", help="names for a header-less csv/tsv, e.g. text,label (AG News)")
 ]
+DelimiterOpt = Annotated[
+    str | None,
+    typer.Option("--delimiter", help="csv/tsv field delimiter, one character, e.g. ';' (default: ',' csv, tab tsv)"),
+]
+EncodingOpt = Annotated[str, typer.Option("--encoding", help="text encoding of the file (e.g. latin-1, utf-16)")]
 
 
 def reports_errors(command: F) -> F:
@@ -60,6 +65,16 @@ def reports_errors(command: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def delimiter_option(delimiter: str | None) -> str | None:
+    """--delimiter as one character: `\t` and `tab` spell a tab (a shell passes them as written)."""
+    if delimiter is None:
+        return None
+    value = {"\\t": "\t", "tab": "\t"}.get(delimiter, delimiter)
+    if len(value) != 1:
+        raise UserError(f"--delimiter {delimiter!r}: one character separates the fields, e.g. --delimiter ';'")
+    return value
 
 
 def column_names(columns: str | None) -> list[str] | None:

@@ -10,7 +10,15 @@ from typing import Annotated
 
 import typer
 
-from nlp_transfer.cli.app import ColumnsOpt, RevisionOpt, column_names, reports_errors
+from nlp_transfer.cli.app import (
+    ColumnsOpt,
+    DelimiterOpt,
+    EncodingOpt,
+    RevisionOpt,
+    column_names,
+    delimiter_option,
+    reports_errors,
+)
 
 
 @reports_errors
@@ -30,9 +38,11 @@ def predict(
     revision: RevisionOpt = None,
 ) -> None:
     """Predictions as JSON lines: label and probability for each text, or answer, score and offsets (QA)."""
-    from nlp_transfer.core.files import write_atomically
+    from nlp_transfer.core.files import check_output_file, write_output_file
     from nlp_transfer.share.predict import PredictInputs, open_predictor
 
+    if out is not None:
+        check_output_file(out, "--out")  # before the model loads, not after it has run
     predictor = open_predictor(model, batch_size=batch_size, revision=revision)
     inputs = predictor.read(PredictInputs(list(texts or []), file, question, context))
     lines = (json.dumps(row, ensure_ascii=False) for row in predictor.predict(inputs))
@@ -40,8 +50,8 @@ def predict(
         for line in lines:
             sys.stdout.write(line + "\n")
         return
-    write_atomically(out, "".join(line + "\n" for line in lines))
-    typer.echo(f"wrote {len(inputs)} predictions to {out}", err=True)
+    created = write_output_file(out, "".join(line + "\n" for line in lines))
+    typer.echo(f"wrote {len(inputs)} predictions to {out}{_created(created)}", err=True)
 
 
 @reports_errors
@@ -54,6 +64,8 @@ def cluster(
         str | None, typer.Option("--label", help="column of true labels: scores the clusters (never used to fit)")
     ] = None,
     columns: ColumnsOpt = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = "utf-8",
     max_samples: Annotated[int | None, typer.Option("--max-samples", min=1, help="seeded random subset")] = None,
     max_length: Annotated[int, typer.Option("--max-length", min=1, help="truncate texts to this many tokens")] = 128,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
@@ -73,6 +85,8 @@ def cluster(
         text=text,
         label=label,
         columns=names,
+        delimiter=delimiter_option(delimiter),
+        encoding=encoding,
         max_samples=max_samples,
         max_length=max_length,
         batch_size=batch_size,
@@ -95,6 +109,8 @@ def evaluate(
     text_pair: Annotated[str | None, typer.Option("--text-pair", help="second text column of a pair task")] = None,
     label: Annotated[str | None, typer.Option("--label", help="label column (default: the one trained on)")] = None,
     columns: ColumnsOpt = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = "utf-8",
     max_samples: Annotated[int | None, typer.Option("--max-samples", min=1, help="seeded random subset")] = None,
     seed: Annotated[int, typer.Option("--seed", help="picks the --max-samples subset")] = 42,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
@@ -102,14 +118,19 @@ def evaluate(
     out: Annotated[Path | None, typer.Option("--out", help="write the metrics as JSON here as well")] = None,
 ) -> None:
     """The task's metrics for a trained model on a labelled file: JSON on stdout, a summary line on stderr."""
-    from nlp_transfer.core.files import write_atomically
+    from nlp_transfer.core.files import check_output_file, write_output_file
     from nlp_transfer.share.evaluate import EvaluateOptions, evaluate_model, summary
+
+    if out is not None:
+        check_output_file(out, "--out")  # before the model loads, not after it has run
 
     options = EvaluateOptions(
         model=model,
         data=data,
         revision=revision,
         columns=column_names(columns),
+        delimiter=delimiter_option(delimiter),
+        encoding=encoding,
         text=text,
         text_pair=text_pair,
         label=label,
@@ -121,7 +142,8 @@ def evaluate(
     text_out = json.dumps(result, indent=2) + "\n"
     sys.stdout.write(text_out)
     if out is not None:
-        write_atomically(out, text_out)
+        created = write_output_file(out, text_out)
+        typer.echo(f"wrote the metrics to {out}{_created(created)}", err=True)
     typer.echo(summary(result), err=True)
 
 
@@ -178,3 +200,8 @@ def export(
         if name in result.record
     ]
     typer.echo(f"exported {model} to {result.folder}" + (f" ({'; '.join(checks)})" if checks else ""))
+
+
+def _created(folders: list[Path]) -> str:
+    """' (created folder X)' when writing an --out file made its missing folders."""
+    return f" (created folder {folders[-1]})" if folders else ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,9 @@ import datasets
 
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.files import sha256_file
+from nlp_transfer.core.quiet import quiet_libraries
 from nlp_transfer.data.assets import Asset, resolve_data_file
-from nlp_transfer.data.readers import ReadOptions, file_format, read_hub, read_local
+from nlp_transfer.data.readers import RECIPE_NAMES, ReadOptions, file_format, read_hub, read_local
 from nlp_transfer.recipe import DataFile, DataSpec, SplitSpec
 
 # Recipe split name -> default split name of a hub dataset.
@@ -97,13 +99,17 @@ def load_extra_split(
     data_root: Path | None,
     base_dir: Path | None,
     columns: list[str] | None = None,
+    delimiter: str | None = None,
+    encoding: str = "utf-8",
+    names: Mapping[str, str] = RECIPE_NAMES,
 ) -> LoadedData:
-    """A split named outside `data:` (adapt.target.corpus, adapt.target.test, the cluster corpus), read like
-    data.<split> is; errors name `field`. The split name picks the hub dataset's default split; `columns` names the
-    columns of a header-less csv/tsv."""
+    """A split named outside `data:` (adapt.target.corpus, adapt.target.test, a file given to evaluate or cluster),
+    read like data.<split> is; errors name `field`. The split name picks the hub dataset's default split; `columns`
+    names the columns of a header-less csv/tsv, `delimiter` separates csv/tsv fields; `names` says how the command
+    sets each of these (e.g. --columns), for messages."""
     loaded = LoadedData(splits=datasets.DatasetDict(), sources={})
-    spec = DataSpec(train=split_spec, columns=columns)
-    found = _read_parts(split_spec, split, field, spec, "label", data_root, base_dir, loaded)
+    spec = DataSpec(train=split_spec, columns=columns, delimiter=delimiter, encoding=encoding)
+    found = _read_parts(split_spec, split, field, spec, "label", data_root, base_dir, loaded, names=names)
     loaded.splits[split] = _joined([p.rows for p in found], field)
     loaded.keys[split] = _digest([p.key for p in found])
     return loaded
@@ -119,10 +125,13 @@ def _read_parts(
     base_dir: Path | None,
     loaded: LoadedData,
     seed: int = 0,
+    names: Mapping[str, str] = RECIPE_NAMES,
 ) -> list[_Part]:
-    parts = [
-        _read_file(f, split, spec, label_column, data_root, base_dir, loaded, field, seed) for f in as_files(split_spec)
-    ]
+    with quiet_libraries():  # datasets' progress bars and warnings: held for the run log (core.quiet)
+        parts = [
+            _read_file(f, split, spec, label_column, data_root, base_dir, loaded, field, seed, names)
+            for f in as_files(split_spec)
+        ]
     if sum(len(p.rows) for p in parts) == 0:
         raise UserError(f"{field} ({', '.join(loaded.sources[split])}): no rows; point it at a file with data")
     return parts
@@ -143,6 +152,7 @@ def _read_file(
     loaded: LoadedData,
     field: str,
     seed: int,
+    names: Mapping[str, str] = RECIPE_NAMES,
 ) -> _Part:
     declared = data_file.format or spec.format
     asset = (
@@ -159,12 +169,21 @@ def _read_file(
     else:
         path = Path(asset.location)
         fmt = file_format(path, declared)
-        if spec.columns is not None and fmt not in {"csv", "tsv"} and data_file.format is None:
-            raise UserError(f"data.columns names csv/tsv header columns, but {path} is {fmt}; remove data.columns")
-        columns = spec.columns if fmt in {"csv", "tsv"} else None
-        rows = read_local(path, ReadOptions(format=fmt, encoding=spec.encoding, columns=columns), field)
+        tabular = fmt in {"csv", "tsv"}
+        if spec.columns is not None and not tabular and data_file.format is None:
+            raise UserError(
+                f"{names['columns']} names csv/tsv header columns, but {path} is {fmt}; remove {names['columns']}"
+            )
+        if data_file.delimiter is not None and not tabular:
+            raise UserError(f"{field}: delimiter is for csv/tsv files, but {path} is {fmt}; remove it")
+        columns = spec.columns if tabular else None
+        delimiter = (data_file.delimiter or spec.delimiter) if tabular else None
+        read = ReadOptions(format=fmt, encoding=spec.encoding, columns=columns, delimiter=delimiter, names=names)
+        rows = read_local(path, read, field)
         loaded.file_hashes[asset.location] = sha256_file(path)
         key |= {"sha256": loaded.file_hashes[asset.location], "format": fmt, "columns": columns}
+        if delimiter is not None:  # only when set: the keys of files read as before stay as they were
+            key["delimiter"] = delimiter
     if data_file.label is not None:
         if label_column in rows.column_names:
             rows = rows.remove_columns(label_column)
@@ -191,7 +210,8 @@ def _joined(parts: list[datasets.Dataset], field: str) -> datasets.Dataset:
     for part in parts[1:]:
         part = part.select_columns(shared)
         try:
-            aligned.append(part.cast(first.features))
+            with quiet_libraries():
+                aligned.append(part.cast(first.features))
         except (ValueError, TypeError) as err:
             raise UserError(
                 f"{field}: a file's columns ({', '.join(shared)}) hold other kinds of values than the first file's "

@@ -1,10 +1,13 @@
 """Reading one data file (csv / tsv / json / jsonl / parquet / plain text / SQuAD JSON) or one hub dataset split
-into a datasets.Dataset; every failure is a UserError that names the file and the recipe field."""
+into a datasets.Dataset; every failure is a UserError that names the file and the recipe field (or the command's
+option: ReadOptions.names) that fixes it."""
 
 from __future__ import annotations
 
+import codecs
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,7 @@ import datasets
 
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.data.assets import Asset, hub_offline
+from nlp_transfer.data.diagnose import is_wide, looks_separated_by, ragged_row, shown, wide_bom
 
 # format -> (datasets builder, extra builder arguments). TSV is read without quote handling: GLUE-style TSVs
 # contain bare quote characters.
@@ -28,13 +32,33 @@ SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "json
 TEXT_FORMATS = {"csv", "tsv", "json", "jsonl", "text"}
 
 
+# How a user sets each reading option: recipe fields by default; commands that read a file pass their options.
+RECIPE_NAMES: Mapping[str, str] = {
+    "format": "data.format",
+    "encoding": "data.encoding",
+    "columns": "data.columns",
+    "delimiter": "data.delimiter",
+}
+
+# ... and how commands that read a file the user names (evaluate, cluster) set them.
+COMMAND_NAMES: Mapping[str, str] = {
+    "format": "the file's extension",
+    "encoding": "--encoding",
+    "columns": "--columns",
+    "delimiter": "--delimiter",
+}
+
+
 @dataclass(frozen=True)
 class ReadOptions:
-    """How to read a local file: its format (never auto here), encoding, and names for a header-less csv/tsv."""
+    """How to read a local file: its format (never auto here), encoding, names for a header-less csv/tsv, and the
+    csv/tsv field delimiter (None: ',' for csv, tab for tsv)."""
 
     format: str
     encoding: str = "utf-8"
     columns: list[str] | None = None
+    delimiter: str | None = None
+    names: Mapping[str, str] = field(default_factory=lambda: RECIPE_NAMES)  # for messages: how each is set
 
 
 def file_format(path: Path, declared: str) -> str:
@@ -46,8 +70,9 @@ def read_local(path: Path, options: ReadOptions, field: str) -> datasets.Dataset
     if path.is_dir():
         raise UserError(f"{field}: {path} is a folder; name the data file inside it (e.g. {path}/train.csv)")
     fmt = options.format
+    encoding, text = options.encoding, ""
     if fmt in TEXT_FORMATS:
-        text = check_encoding(path, options.encoding, field)
+        text, encoding = read_text(path, options.encoding, field, options.names)
         # datasets fails on a file without rows with a message that names neither the file nor the fix.
         header_rows = 1 if fmt in {"csv", "tsv"} and options.columns is None else 0
         if len(list(islice((line for line in text.splitlines() if line.strip()), header_rows + 1))) <= header_rows:
@@ -58,20 +83,26 @@ def read_local(path: Path, options: ReadOptions, field: str) -> datasets.Dataset
     builder, defaults = BUILDERS[fmt]
     arguments = dict(defaults)
     if fmt in TEXT_FORMATS:
-        arguments["encoding"] = options.encoding
+        arguments["encoding"] = encoding
     if options.columns is not None:
         arguments["column_names"] = options.columns
+    if options.delimiter is not None:
+        arguments["sep"] = options.delimiter
     try:
         dataset = datasets.load_dataset(builder, data_files={"rows": str(path)}, split="rows", **arguments)
     except Exception as err:  # datasets/pyarrow/pandas raise many types for a malformed file
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if fmt in {"csv", "tsv"}:
+            _explain_csv(text, path, options, arguments, field)
         raise UserError(
-            f"{field}: could not read {path} as {fmt} ({reason}); check the file or set data.format"
+            f"{field}: could not read {path} as {fmt} ({_root_cause(err)}); check the file, or set "
+            f"{options.names['format']} if it is not {fmt}"
         ) from err
     named = [name for name in dataset.column_names if not name.startswith("__index_level_")]
+    if fmt in {"csv", "tsv"} and (len(named) == 1 or len(named) < len(dataset.column_names)):
+        _explain_delimiter(text, path, arguments, options, field)
     if len(named) < len(dataset.column_names):
         # pandas takes the surplus leading fields as an index and shifts every column: refuse, never misread.
-        given = "data.columns" if options.columns is not None else "the header row"
+        given = options.names["columns"] if options.columns is not None else "the header row"
         raise UserError(
             f"{field}: {path} rows have {len(dataset.column_names)} fields but {given} names {len(named)} "
             f"({', '.join(named)}); name all {len(dataset.column_names)} columns"
@@ -146,16 +177,70 @@ def read_hub(asset: Asset, hub_split: str, config: str | None, field: str) -> da
     return dataset
 
 
-def check_encoding(path: Path, encoding: str, field: str) -> str:
-    """The file's text; fails with the line number instead of a decoder traceback from inside pandas or pyarrow."""
+def read_text(path: Path, encoding: str, field: str, names: Mapping[str, str] = RECIPE_NAMES) -> tuple[str, str]:
+    """(the file's text, the encoding that reads it); fails with the line number instead of a decoder traceback from
+    inside pandas or pyarrow. A UTF-8 byte-order mark is read as one (utf-8-sig), so it does not become part of the
+    first column's name; a UTF-16/32 file read as anything else is named as such."""
     raw = path.read_bytes()
     try:
-        return raw.decode(encoding)
+        wide = is_wide(encoding)
     except LookupError as err:
-        raise UserError(f"data.encoding: unknown encoding '{encoding}'; use e.g. utf-8 or latin-1") from err
+        raise UserError(f"{names['encoding']}: unknown encoding '{encoding}'; use e.g. utf-8 or latin-1") from err
+    bom = wide_bom(raw)
+    if bom is not None and not wide:
+        what, codec = bom
+        raise UserError(
+            f"{field}: {path} is {what} (it starts with a {what} byte-order mark), not {encoding}; set "
+            f"{names['encoding']} to {codec}, or save the file as UTF-8"
+        )
+    if codecs.lookup(encoding).name == "utf-8" and raw.startswith(codecs.BOM_UTF8):
+        encoding = "utf-8-sig"
+    try:
+        return raw.decode(encoding), encoding
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
         raise UserError(
             f"{field}: {path} line {line} is not valid {encoding} (byte 0x{raw[err.start]:02x}); "
-            "set data.encoding to the file's encoding (e.g. latin-1)"
+            f"set {names['encoding']} to the file's encoding (e.g. latin-1)"
         ) from err
+
+
+def _explain_csv(text: str, path: Path, options: ReadOptions, arguments: dict[str, Any], field: str) -> None:
+    """A csv/tsv pandas refused: the line with too many fields, and the delimiter its lines look separated by."""
+    delimiter = str(arguments.get("sep", ","))
+    expected = len(options.columns) if options.columns is not None else None
+    found = ragged_row(text, delimiter, quoted=arguments.get("quoting") != 3, expected=expected)
+    if found is None:
+        return
+    line, fields, wanted = found
+    header = options.names["columns"] if options.columns is not None else "the header row"
+    other = looks_separated_by(text, delimiter)
+    fix = (
+        f"its lines look separated by {shown(other)}: set {options.names['delimiter']} to {shown(other)}"
+        if other
+        else f'quote the fields that contain {shown(delimiter)}, e.g. "good, but long" (or set '
+        f"{options.names['delimiter']} if another character separates the fields)"
+    )
+    raise UserError(f"{field}: {path} line {line} has {fields} fields but {header} has {wanted}; {fix}")
+
+
+def _explain_delimiter(text: str, path: Path, arguments: dict[str, Any], options: ReadOptions, field: str) -> None:
+    """A csv/tsv read into one column (or shifted columns) whose lines another character splits evenly: a wrong
+    delimiter, refused rather than misread."""
+    delimiter = str(arguments.get("sep", ","))
+    other = looks_separated_by(text, delimiter)
+    if other is not None:
+        raise UserError(
+            f"{field}: {path} does not split into columns at {shown(delimiter)}, but its lines look separated by "
+            f"{shown(other)}; set {options.names['delimiter']} to {shown(other)}"
+        )
+
+
+def _root_cause(err: BaseException) -> str:
+    """The first line of the innermost error (datasets wraps pandas' and pyarrow's, which say what went wrong)."""
+    for _ in range(10):  # a bounded walk: a chain can, rarely, loop
+        inner = err.__cause__ or err.__context__
+        if inner is None:
+            break
+        err = inner
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

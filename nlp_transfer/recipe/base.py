@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 DataFormat = Literal["auto", "csv", "tsv", "json", "jsonl", "parquet", "text", "hub"]
+# One character between the fields of a csv/tsv line, e.g. ';' (European spreadsheets) or "\t".
+Delimiter = Annotated[str, Field(min_length=1, max_length=1)]
 
 
 class Strict(BaseModel):
@@ -23,6 +25,7 @@ class DataFile(Strict):
     )
     split: str | None = Field(None, description="split of a hub dataset (default: train / validation / test)")
     format: DataFormat | None = Field(None, description="this file's format (default: data.format)")
+    delimiter: Delimiter | None = Field(None, description="this csv/tsv file's delimiter (default: data.delimiter)")
     max_samples: int | None = Field(
         None,
         gt=0,

@@ -37,8 +37,14 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> LoadedR
     if not path.is_file():
         raise UserError(f"{path}: recipe file not found; check the path (shipped recipes live in recipes/)")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        # From bytes, so YAML reads the encoding from a byte-order mark: UTF-8 (with or without one) and UTF-16.
+        raw = yaml.safe_load(path.read_bytes())
+    except yaml.reader.ReaderError as err:  # bytes that are not text in those encodings: not a syntax error
+        raise UserError(
+            f"{path}: not UTF-8 or UTF-16 text (byte 0x{err.character:02x} at position {err.position}); "
+            "save the recipe as UTF-8"
+        ) from err
+    except yaml.YAMLError as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"{path}: not valid YAML ({first_line}); fix the syntax") from err
     if not isinstance(raw, dict):

@@ -13,7 +13,7 @@ from pydantic import Field, ModelWrapValidatorHandler, field_validator, model_va
 
 from nlp_transfer.core.errors import did_you_mean
 from nlp_transfer.recipe.adapt_spec import AdaptSpec
-from nlp_transfer.recipe.base import DataFormat, SplitSpec, Strict
+from nlp_transfer.recipe.base import DataFormat, Delimiter, SplitSpec, Strict
 from nlp_transfer.recipe.method_specs import FullMethod, MethodSpec
 from nlp_transfer.recipe.task_specs import TaskSpec
 
@@ -34,6 +34,9 @@ class DataSpec(Strict):
     test: SplitSpec | None = None
     format: DataFormat = Field("auto", description="auto: from the file extension; hub: a hub dataset id")
     columns: list[str] | None = Field(None, description="column names for csv/tsv files without a header row")
+    delimiter: Delimiter | None = Field(
+        None, description="field delimiter of csv/tsv files, e.g. ';' (default: ',' for csv, tab for tsv)"
+    )
     encoding: str = Field("utf-8", description="text encoding of csv/tsv/json/text files (e.g. latin-1)")
     hub_config: str | None = Field(None, description="configuration name of a hub dataset (e.g. glue's sst2)")
     eval_fraction: float = Field(0.1, gt=0, lt=1)
@@ -122,6 +125,12 @@ class Recipe(Strict):
     adapt: AdaptSpec | None = Field(
         None, description="unlabelled domain adaptation: a target corpus and stages (see recipes/movies_to_products)"
     )
+
+    @field_validator("model", "task", "method", mode="before")
+    @classmethod
+    def _name_alone(cls, value: Any) -> Any:
+        """`model: bert-base-uncased` is short for `model: {name: bert-base-uncased}` (likewise task and method)."""
+        return {"name": value} if isinstance(value, str) else value
 
     @model_validator(mode="wrap")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from nlp_transfer.recipe.base import Strict
 
@@ -27,6 +27,21 @@ class ClassificationTask(Strict):
 
     def default_metric_for_best(self) -> str:
         return self.main_metric
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_name_distinct_classes(cls, labels: list[str] | None) -> list[str] | None:
+        if labels is None:
+            return labels
+        repeated = sorted({name for name in labels if labels.count(name) > 1})
+        if repeated:
+            raise ValueError(
+                f"task.labels: {', '.join(repr(n) for n in repeated)} listed more than once; each class is named once "
+                "(a name given twice would be two classes the model cannot tell apart)"
+            )
+        if len(labels) < 2:
+            raise ValueError(f"task.labels: {labels!r} names one class; a classifier needs at least two")
+        return labels
 
 
 class QuestionAnsweringTask(Strict):

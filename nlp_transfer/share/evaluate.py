@@ -16,9 +16,10 @@ import torch
 from nlp_transfer.core.errors import UserError, did_you_mean
 from nlp_transfer.data.assets import default_data_root
 from nlp_transfer.data.loading import load_extra_split
+from nlp_transfer.data.readers import COMMAND_NAMES
 from nlp_transfer.share.predict import AnswerPredictor, LabelPredictor
 from nlp_transfer.share.trained import Trained, open_trained
-from nlp_transfer.tasks.classification import gold_ids
+from nlp_transfer.tasks.classification import check_kinds, gold_ids
 from nlp_transfer.tasks.metrics import classification_metrics, squad_metrics
 from nlp_transfer.tasks.qa import answer_pairs
 
@@ -29,6 +30,8 @@ class EvaluateOptions:
     data: str  # file, name under the data root, or hub dataset id
     revision: str | None = None  # of a repo id
     columns: list[str] | None = None  # names for a header-less csv/tsv
+    delimiter: str | None = None  # csv/tsv field delimiter (default ',' for csv, tab for tsv)
+    encoding: str = "utf-8"
     text: str | None = None  # column overrides; default: the columns the model was trained on
     text_pair: str | None = None
     label: str | None = None
@@ -47,6 +50,9 @@ def evaluate_model(options: EvaluateOptions) -> dict[str, Any]:
         data_root=default_data_root(),
         base_dir=Path.cwd(),
         columns=options.columns,
+        delimiter=options.delimiter,
+        encoding=options.encoding,
+        names=COMMAND_NAMES,
     )
     rows = loaded.splits["eval"]
     if options.max_samples is not None and len(rows) > options.max_samples:
@@ -73,6 +79,7 @@ def _classification(trained: Trained, rows: Any, options: EvaluateOptions, where
     pair_name = options.text_pair or task.get("text_pair")
     pair = _column(rows, pair_name, "--text-pair", where) if pair_name else None
     label = _column(rows, options.label or task["label"], "--label", where)
+    check_kinds(rows, where, {"--text": text, **({"--text-pair": pair} if pair else {})}, ("--label", label))
     usable = [
         i
         for i, row in enumerate(rows)
@@ -99,9 +106,15 @@ def _classification(trained: Trained, rows: Any, options: EvaluateOptions, where
 
 def _qa(trained: Trained, rows: Any, options: EvaluateOptions, where: str) -> dict[str, Any]:
     task = trained.task_settings
-    question = _column(rows, task["question"], "(the model's task.question)", where)
-    context = _column(rows, task["context"], "(the model's task.context)", where)
-    answers = _column(rows, task["answers"], "(the model's task.answers)", where)
+    needed = [task["question"], task["context"], task["answers"]]
+    missing = [name for name in needed if name not in rows.column_names]
+    if missing:
+        raise UserError(
+            f"{where}: no column {', '.join(repr(m) for m in missing)}; {trained.origin} answers questions and is "
+            f"evaluated on rows with {', '.join(needed)} (SQuAD json, or jsonl with those fields), but the file's "
+            f"columns are {', '.join(rows.column_names)}. Pass a question-answering file"
+        )
+    question, context, answers = needed
     predictor = AnswerPredictor(trained, batch_size=options.batch_size)
     pairs = [{"question": str(r[question]).lstrip(), "context": str(r[context])} for r in rows]
     predicted = [row["answer"] or "" for row in predictor.predict(pairs)]

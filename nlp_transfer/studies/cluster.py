@@ -20,9 +20,10 @@ import torch
 from torch import nn
 
 from nlp_transfer.core.errors import UserError, did_you_mean
-from nlp_transfer.data.assets import Asset, default_data_root, resolve_model
+from nlp_transfer.core.files import check_output_folder
+from nlp_transfer.data.assets import default_data_root, resolve_model
 from nlp_transfer.data.loading import load_extra_split
-from nlp_transfer.data.readers import SUFFIX_FORMATS
+from nlp_transfer.data.readers import COMMAND_NAMES, SUFFIX_FORMATS
 from nlp_transfer.run.folder import METRICS_FILE, RECIPE_FILE, STATUS_FILE, RunFolder, default_run_dir
 from nlp_transfer.share.trained import open_trained
 
@@ -38,6 +39,8 @@ class ClusterOptions:
     text: str = "text"
     label: str | None = None
     columns: list[str] | None = None  # names for a header-less csv/tsv
+    delimiter: str | None = None  # csv/tsv field delimiter (default ',' for csv, tab for tsv)
+    encoding: str = "utf-8"
     max_samples: int | None = None
     max_length: int = 128
     batch_size: int = 32
@@ -60,6 +63,7 @@ def run_cluster(options: ClusterOptions) -> tuple[Path, dict[str, Any]]:
     out = options.out or default_run_dir("runs", f"cluster-{Path(options.data).stem}")
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not options.overwrite)):
         raise UserError(f"--out {out} exists and is not an empty folder; choose another --out (or pass --overwrite)")
+    check_output_folder(out, "--out")  # a file above it or an unwritable place, found before the model loads
     corpus = read_corpus(options)
     k = choose_k(options.k, corpus, options.label)
     torch.manual_seed(options.seed)
@@ -93,7 +97,15 @@ def read_corpus(options: ClusterOptions) -> Corpus:
             f"--columns names the columns of a header-less csv/tsv, but {options.data} is {fmt}; drop --columns"
         )
     loaded = load_extra_split(
-        options.data, split="train", field="DATA", data_root=default_data_root(), base_dir=None, columns=options.columns
+        options.data,
+        split="train",
+        field="DATA",
+        data_root=default_data_root(),
+        base_dir=None,
+        columns=options.columns,
+        delimiter=options.delimiter,
+        encoding=options.encoding,
+        names=COMMAND_NAMES,
     )
     dataset, [source] = loaded.splits["train"], loaded.sources["train"]
     found = dataset.column_names
@@ -149,7 +161,7 @@ def load_encoder(reference: str) -> tuple[nn.Module, Any, str]:
     path = Path(reference).expanduser()
     if (path / STATUS_FILE).is_file() or (path / RECIPE_FILE).is_file():  # a run folder or a copy of one
         trained = open_trained(path)
-        tokenizer = load_tokenizer(Asset(reference, str(path), "local", None), spec)
+        tokenizer = trained.tokenizer()
         recipe = trained.recipe
         name = f"run {path} ({recipe['method']['name']} on {recipe['model']['name']})"
         return task_encoder(trained.load()), tokenizer, name

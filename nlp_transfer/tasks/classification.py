@@ -35,6 +35,8 @@ class Classification:
         notes: list[str] = []
         for name, split in data.splits.items():
             self._check_columns(split, name, data)
+            texts = {f"task.{f}": c for f, c in (("text", config.text), ("text_pair", config.text_pair)) if c}
+            check_kinds(split, _where(name, data), texts, ("task.label", config.label))
             self._count_unusable(split, name, data, notes)
         label_ids = self._label_ids(data)
         names = self._label_names(label_ids)
@@ -140,6 +142,52 @@ class Classification:
         if self.config.labels is not None:
             return list(self.config.labels)
         return [str(value) for value, _ in sorted(label_ids.items(), key=lambda item: item[1])]
+
+
+TEXT_DTYPES = {"string", "large_string"}
+
+
+def check_kinds(rows: datasets.Dataset, where: str, texts: dict[str, str], label: tuple[str, str]) -> None:
+    """Text columns hold text and the label column one label per row, by the columns' types, before any row is
+    skipped: a column of numbers named as the text is a wrong column, not "every text is empty", and a column of
+    lists is several labels per text. `texts` maps how each column is named (task.text, --text) to the column."""
+    features = rows.features
+    for named, column in texts.items():
+        dtype = getattr(features[column], "dtype", None)
+        if dtype in TEXT_DTYPES:
+            continue
+        what = _kind(features[column], dtype)
+        others = [
+            c for c, f in features.items() if getattr(f, "dtype", None) in TEXT_DTYPES and c not in texts.values()
+        ]
+        hint = f" (columns of text: {', '.join(others)})" if others else ""
+        raise UserError(
+            f"{where}: column '{column}' ({named}) holds {what}, not text; name the text column in {named}{hint}"
+        )
+    named, column = label
+    feature = features[column]
+    if isinstance(feature, datasets.List | datasets.Sequence):
+        lists = [v for v in rows[column] if v]
+        example: Any = next((v for v in lists if len(v) > 1), lists[0] if lists else [])
+        raise UserError(
+            f"{where}: column '{column}' ({named}) holds lists of labels (e.g. {example!r}); a list is several labels "
+            "for one text, and classification predicts one label per text. For several labels per text use "
+            "task.name: multi_label; otherwise give each row one label"
+        )
+    if not isinstance(feature, datasets.Value | datasets.ClassLabel):
+        raise UserError(f"{where}: column '{column}' ({named}) holds {_kind(feature, None)}, not one label per row")
+
+
+def _kind(feature: Any, dtype: str | None) -> str:
+    if dtype == "null":
+        return "no values at all"
+    if dtype is not None:
+        return f"{'true/false values' if dtype == 'bool' else 'numbers'} ({dtype})"
+    return (
+        "lists"
+        if isinstance(feature, datasets.List | datasets.Sequence)
+        else f"nested values ({type(feature).__name__})"
+    )
 
 
 def _where(split: str, data: LoadedData) -> str:
