@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nlp_transfer.core.errors import UserError, did_you_mean
+from nlp_transfer.core.files import check_output_folder
 from nlp_transfer.methods import METHODS
 from nlp_transfer.recipe import LoadedRecipe, replace_method
 
@@ -86,6 +87,7 @@ def run_compare(loaded: LoadedRecipe, options: CompareOptions) -> Path:
 
     recipe = loaded.recipe
     folder = options.output_dir or Path(recipe.output.root) / f"compare-{loaded.name}-{_timestamp()}"
+    check_output_folder(folder, "--output-dir")  # before any cell trains: a file above it, an unwritable place
     info = _data_info(loaded)
     sizes = _clamp(options.train_sizes, info["train_pool"], recipe.data.max_train_samples)
     seeds = [recipe.train.seed + i for i in range(options.seeds)]

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from nlp_transfer.core.errors import UserError
-from nlp_transfer.core.files import read_json_or_empty
+from nlp_transfer.core.files import check_output_folder, read_json_or_empty
 from nlp_transfer.data.assets import default_data_root
 from nlp_transfer.recipe import AdaptSpec, LoadedRecipe, Recipe
 from nlp_transfer.run.folder import ADAPT_MARKER, RECIPE_FILE, RunFolder
@@ -101,6 +101,7 @@ def output_dir(loaded: LoadedRecipe, options: AdaptOptions) -> Path:
             f"output folder {out} exists and is not an nlp-transfer adapt folder; choose another --output-dir or "
             "output.dir (it is never written into)"
         )
+    check_output_folder(out, "--output-dir (or output.dir)")  # a file above it, an unwritable place: found now
     return out
 
 
