@@ -11,6 +11,7 @@ it. Our own log lines (the `nlp_transfer` logger) are not touched.
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from collections import deque
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 LIBRARY_LOGGERS = ("transformers", "datasets", "huggingface_hub", "peft", "accelerate", "torch")
+TERMINAL_CODES = re.compile(r"\x1b\[[0-9;]*m")
 HELD_MAX = 1000  # records kept for the run log; a long-lived process (compare, adapt) never grows without bound
 
 _held: deque[logging.LogRecord] = deque(maxlen=HELD_MAX)
@@ -26,6 +28,9 @@ _depth = 0  # nested quiet blocks (a model loaded while data loads) share the ou
 
 class _Hold(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
+        # The message as it will read in the log file: arguments filled in, terminal colour codes (transformers'
+        # load report is bold) taken out.
+        record.msg, record.args = TERMINAL_CODES.sub("", record.getMessage()), None
         _held.append(record)
 
 
