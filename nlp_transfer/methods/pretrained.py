@@ -55,9 +55,9 @@ def model_files(folder: Path) -> list[Path]:
 def model_folder_damage(folder: Path, *, missing_ok: bool = False) -> tuple[Path, str] | None:
     """The first damaged file of a model folder and what is wrong with it, else None. `missing_ok`: a Hugging Face
     cache snapshot may not hold every file yet (an online load downloads them)."""
+    pickled = any((folder / name).is_file() for name in PICKLE_WEIGHTS)
     for path in model_files(folder):
         problem = file_damage(path)
-        pickled = any((folder / name).is_file() for name in PICKLE_WEIGHTS)
         if problem == "is missing" and path.name == WEIGHTS_FILE and pickled:
             # The only weights are a pickle, which nlp-transfer never loads: unpickling can run code.
             return folder, f"has no file named {WEIGHTS_FILE}, only pickle weights (never loaded: they can run code)"
