@@ -130,7 +130,7 @@ def base_without_head(model: Path, folder: Path) -> Path:
 @pytest.mark.subprocess
 def test_representative_failures_print_one_line_and_nothing_else(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
     """In fresh processes (transformers' own stderr handler and every progress bar are live there), each of these
-    prints exactly one line: before, the first three came under a weight-loading bar and a load report."""
+    prints exactly one line: before, they came under a weight-loading bar and a load report, or a traceback."""
     body = base_without_head(tiny_models["bert"], tmp_path / "body")
     recipe = write_recipe(tmp_path / "r", body, write_sentiment_csv(tmp_path / "data.csv"))
     trained = tmp_path / "r" / "run"
@@ -138,16 +138,12 @@ def test_representative_failures_print_one_line_and_nothing_else(tmp_path: Path,
     damaged = tmp_path / "damaged"
     shutil.copytree(trained, damaged)
     (damaged / "model.safetensors").write_bytes((trained / "model.safetensors").read_bytes()[:1000])
-    a_file = tmp_path / "a-file"
-    a_file.write_text("", encoding="utf-8")
     ragged = tmp_path / "ragged.csv"
     ragged.write_text("text,label\ngood,pos\nbad, really,neg\n", encoding="utf-8")
     cases = [
         (("run", recipe, "-o", "method.name=unfreeze_last", "-o", "method.layers=9", "--overwrite"), "method.layers"),
-        (("run", recipe, "-o", "method.name=lora", "-o", "method.target_modules=[q_proj]", "--overwrite"), "q_proj"),
-        (("run", recipe, "-o", f"data.train={ragged}", "--output-dir", a_file / "run"), "cannot be written"),
         (("predict", damaged, "great"), "is cut short"),
-        (("evaluate", trained, "--data", ragged, "--out", a_file / "m.json"), "cannot be written"),
+        (("evaluate", trained, "--data", ragged), "line 3 has 3 fields"),
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     started = [  # all at once: most of each one's time is importing torch and transformers
