@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from nlp_transfer.core.hardware import Precision
 from nlp_transfer.recipe import TrainSpec
 from nlp_transfer.tasks.base import PreparedTask
 
@@ -33,6 +34,9 @@ class PhaseContext:
     # Several processes: the main one runs the block first (filling a cache), the others then read it. The run
     # supplies it (run.distributed); methods know nothing of processes.
     main_first: Callable[[], AbstractContextManager[Any]] = nullcontext
+    # The run's precision on its device (run.acceleration), for work a phase does outside the Trainer (probe
+    # features). None: fp32.
+    precision: Precision | None = None
 
 
 @dataclass

@@ -72,6 +72,12 @@ class TrainSpec(Strict):
     skip_nonfinite_batches: int = Field(
         0, ge=0, description="batches with a NaN or infinite loss to skip before stopping (0: stop at the first)"
     )
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="auto: bf16 autocast where the hardware does bf16 natively (Ampere+ GPUs, CPUs with AVX512-BF16 "
+        "or AMX), fp16 with loss scaling on older GPUs, else fp32; an explicit choice the hardware lacks is an error",
+    )
+    compile: bool = Field(False, description="torch.compile the model (through the Trainer); pays on long GPU runs")
     trainer: dict[str, Any] = Field(
         default_factory=dict, description="any other transformers.TrainingArguments field, passed through"
     )

@@ -47,7 +47,11 @@ def train_and_save(setup: PreparedRun, folder: RunFolder, resume: bool = False) 
     """Train the method's phases in order, evaluate the final model, save what the method says, mark complete."""
     recipe = setup.loaded.recipe
     context = PhaseContext(
-        prepared=setup.prepared, tokenizer=setup.tokenizer, train=recipe.train, main_first=distributed.main_first
+        prepared=setup.prepared,
+        tokenizer=setup.tokenizer,
+        train=recipe.train,
+        main_first=distributed.main_first,
+        precision=setup.precision,
     )
     started = time.perf_counter()
     phases: dict[str, dict[str, Any]] = {}
@@ -88,6 +92,8 @@ def train_and_save(setup: PreparedRun, folder: RunFolder, resume: bool = False) 
         "train": {
             **last["train"],
             "method": recipe.method.name,
+            "precision": setup.precision.name,
+            "compile": recipe.train.compile,
             "train_wall_seconds": round(time.perf_counter() - started, 2),  # all phases, feature extraction included
         },
         "eval": last["eval"],

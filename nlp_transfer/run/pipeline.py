@@ -19,12 +19,14 @@ import transformers
 from torch import nn
 from transformers import PreTrainedTokenizerBase, set_seed
 
+from nlp_transfer.core.hardware import Precision
 from nlp_transfer.data.assets import Asset, default_data_root, resolve_model
 from nlp_transfer.data.loading import LoadedData, load_data
 from nlp_transfer.methods import METHODS, Method
 from nlp_transfer.methods.pretrained import load_model, load_tokenizer
 from nlp_transfer.recipe import LoadedRecipe
 from nlp_transfer.run import distributed
+from nlp_transfer.run.acceleration import training_precision
 from nlp_transfer.run.disk import bytes_needed, check_room
 from nlp_transfer.run.folder import (
     ENVIRONMENT_FILE,
@@ -68,6 +70,7 @@ class PreparedRun:
     method: Method
     model: nn.Module
     notes: list[str]
+    precision: Precision  # train.precision as resolved on this machine (recorded in metrics and environment)
 
 
 def run(loaded: LoadedRecipe, options: RunOptions) -> RunResult:
@@ -99,6 +102,7 @@ def run(loaded: LoadedRecipe, options: RunOptions) -> RunResult:
             folder.write_text(RECIPE_FILE, loaded.to_yaml())
         if not options.resume:
             record = environment_record(recipe.train.seed, setup.model_asset, setup.data, setup.notes, loaded)
+            record["precision"] = setup.precision.record()
             folder.write_json(ENVIRONMENT_FILE, record)
         folder.write_json(TASK_FILE, {"name": recipe.task.name, **setup.prepared.resolved})
         for note in setup.notes:
@@ -146,6 +150,7 @@ def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
         method=method,
         model=model,
         notes=data.notes + prepared.notes,
+        precision=training_precision(recipe.train),
     )
 
 

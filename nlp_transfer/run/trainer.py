@@ -24,6 +24,7 @@ from nlp_transfer.core.errors import UserError, did_you_mean
 from nlp_transfer.methods import PhaseInputs
 from nlp_transfer.recipe import TrainSpec
 from nlp_transfer.run import checkpoints
+from nlp_transfer.run.acceleration import acceleration_arguments
 from nlp_transfer.run.callbacks import JsonlLogger, SaveEvery, SealCheckpoints, StopOnRequest
 from nlp_transfer.run.folder import CHECKPOINTS_DIR, TRAINER_LOG
 from nlp_transfer.run.sampling import ShuffledLengthBuckets
@@ -47,6 +48,9 @@ SET_BY_TRAIN_FIELD = {
     "load_best_model_at_end": "eval_strategy",
     "metric_for_best_model": "metric_for_best",
     "greater_is_better": "metric_for_best",
+    "bf16": "precision",
+    "fp16": "precision",
+    "torch_compile": "compile",
 }
 
 
@@ -81,6 +85,9 @@ def training_arguments(spec: TrainSpec, output_dir: Path) -> TrainingArguments:
         "dataloader_pin_memory": torch.cuda.is_available(),
     }
     for key in spec.trainer:
+        if key in SET_BY_TRAIN_FIELD and key not in typed:
+            field = SET_BY_TRAIN_FIELD[key]
+            raise UserError(f"train.trainer.{key}: set train.{field} instead (it decides {key}; see nlp-transfer show)")
         if key in typed and key != "output_dir":
             raise UserError(f"train.trainer.{key}: this is set by a train field; set it there (see nlp-transfer show)")
         if key in TrainSpec.model_fields:
@@ -96,8 +103,10 @@ def training_arguments(spec: TrainSpec, output_dir: Path) -> TrainingArguments:
             )
     if "output_dir" in spec.trainer:
         raise UserError("train.trainer.output_dir: the run folder decides it; set output.dir instead")
+    accelerated = acceleration_arguments(spec)  # precision and compile, checked against this machine
     try:
-        return TrainingArguments(**typed, **spec.trainer)
+        extra = {key: value for key, value in accelerated.items() if key not in spec.trainer}
+        return TrainingArguments(**typed, **spec.trainer, **extra)
     except (ValueError, TypeError) as err:
         raise UserError(f"train: TrainingArguments rejected the settings ({str(err).splitlines()[0]})") from err
 
