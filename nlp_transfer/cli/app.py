@@ -33,6 +33,16 @@ RevisionOpt = Annotated[str | None, typer.Option("--revision", help="branch, tag
 ColumnsOpt = Annotated[
     str | None, typer.Option("--columns", help="names for a header-less csv/tsv, e.g. text,label (AG News)")
 ]
+DeviceOpt = Annotated[
+    str, typer.Option("--device", help="auto (a CUDA GPU when there is one, else the CPU), cpu, cuda or cuda:N")
+]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="auto (bf16 where the hardware does it natively, fp16 on older GPUs, else fp32), fp32, bf16 or fp16",
+    ),
+]
 
 
 def reports_errors(command: F) -> F:

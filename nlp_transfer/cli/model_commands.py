@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from nlp_transfer.cli.app import ColumnsOpt, RevisionOpt, column_names, reports_errors
+from nlp_transfer.cli.app import ColumnsOpt, DeviceOpt, PrecisionOpt, RevisionOpt, column_names, reports_errors
 
 
 @reports_errors
@@ -20,28 +20,55 @@ def predict(
     file: Annotated[
         Path | None,
         typer.Option(
-            "--file", help=".txt (one text per line) or .jsonl with 'text'; for QA .jsonl with question, context"
+            "--file",
+            help="csv/tsv/jsonl/json, or one text per line; read as it streams (any size), predictions in its order",
         ),
+    ] = None,
+    text: Annotated[
+        str | None, typer.Option("--text", help="--file's text column (default: the one trained on, else 'text')")
+    ] = None,
+    text_pair: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--text-pair",
+            help="sentence-pair models: with --file, the column of second texts (default: the one trained on); "
+            "with texts as arguments, each one's second text (repeat it)",
+        ),
+    ] = None,
+    columns: ColumnsOpt = None,
+    delimiter: Annotated[
+        str | None, typer.Option("--delimiter", help="field delimiter of a csv/tsv --file, e.g. ';' (default , / tab)")
     ] = None,
     question: Annotated[str | None, typer.Option("--question", help="QA: the question")] = None,
     context: Annotated[str | None, typer.Option("--context", help="QA: the passage that holds the answer")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="write JSONL here instead of stdout")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
     revision: RevisionOpt = None,
 ) -> None:
-    """Predictions as JSON lines: label and probability for each text, or answer, score and offsets (QA)."""
-    from nlp_transfer.core.files import write_atomically
-    from nlp_transfer.share.predict import PredictInputs, open_predictor
+    """Predictions as JSON lines, in input order: label and probability for each text (or text pair), or answer,
+    score and offsets (QA). Under `accelerate launch` the processes share the file out and the main one merges."""
+    from nlp_transfer.core.hardware import Runtime
+    from nlp_transfer.data.stream import StreamOptions
+    from nlp_transfer.run.distributed import is_main
+    from nlp_transfer.share.predict import PredictInputs, open_predictor, predict_inputs, read_inputs
 
-    predictor = open_predictor(model, batch_size=batch_size, revision=revision)
-    inputs = predictor.read(PredictInputs(list(texts or []), file, question, context))
-    lines = (json.dumps(row, ensure_ascii=False) for row in predictor.predict(inputs))
-    if out is None:
-        for line in lines:
-            sys.stdout.write(line + "\n")
-        return
-    write_atomically(out, "".join(line + "\n" for line in lines))
-    typer.echo(f"wrote {len(inputs)} predictions to {out}", err=True)
+    runtime = Runtime.choose(device, precision)
+    predictor = open_predictor(model, batch_size=batch_size, revision=revision, runtime=runtime)
+    given = PredictInputs(
+        texts=list(texts or []),
+        file=file,
+        question=question,
+        context=context,
+        text_pairs=list(text_pair or []),
+        text_column=text,
+        stream=StreamOptions(columns=column_names(columns), delimiter=delimiter),
+    )
+    inputs = read_inputs(predictor, given)
+    predict_inputs(predictor, inputs, out, show_progress=file is not None)
+    if out is not None and is_main():
+        typer.echo(f"wrote {inputs.count} predictions to {out} ({runtime.describe()})", err=True)
 
 
 @reports_errors
@@ -61,6 +88,8 @@ def cluster(
     seed: Annotated[int, typer.Option("--seed", help="fixes the subset, k-means and the silhouette sample")] = 42,
     out: Annotated[Path | None, typer.Option("--out", help="folder (default runs/cluster-<data>-<time>)")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="write into a non-empty --out")] = False,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
 ) -> None:
     """Embed a corpus with an encoder (mean pooling) and cluster it with k-means; with --label, score the clusters."""
     from nlp_transfer.studies.cluster import ClusterOptions, run_cluster, summary_line
@@ -80,6 +109,8 @@ def cluster(
         seed=seed,
         out=out,
         overwrite=overwrite,
+        device=device,
+        precision=precision,
     )
     folder, metrics = run_cluster(options)
     typer.echo(f"{summary_line(metrics)} -> {folder}")
@@ -98,6 +129,8 @@ def evaluate(
     max_samples: Annotated[int | None, typer.Option("--max-samples", min=1, help="seeded random subset")] = None,
     seed: Annotated[int, typer.Option("--seed", help="picks the --max-samples subset")] = 42,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
     revision: RevisionOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="write the metrics as JSON here as well")] = None,
 ) -> None:
@@ -116,6 +149,8 @@ def evaluate(
         max_samples=max_samples,
         seed=seed,
         batch_size=batch_size,
+        device=device,
+        precision=precision,
     )
     result = evaluate_model(options)
     text_out = json.dumps(result, indent=2) + "\n"
