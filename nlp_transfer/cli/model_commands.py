@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from nlp_transfer.cli.app import ColumnsOpt, DeviceOpt, PrecisionOpt, RevisionOpt, column_names, reports_errors
+from nlp_transfer.core.errors import UserError
 
 
 @reports_errors
@@ -200,16 +201,31 @@ def export(
     onnx: Annotated[
         bool, typer.Option("--onnx", help="also write model.onnx, checked against PyTorch (needs nlp-transfer[onnx])")
     ] = False,
+    quantize: Annotated[
+        str | None,
+        typer.Option(
+            "--quantize", help="int8: also model.int8.onnx (onnxruntime dynamic quantization, checked); implies --onnx"
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an earlier export in --out")] = False,
 ) -> None:
     """A self-contained copy of a trained model to ship: the files push uploads, optionally merged or ONNX."""
     from nlp_transfer.share.export import ExportOptions
     from nlp_transfer.share.export import export as export_model
 
-    result = export_model(model, ExportOptions(out=out, merge=merge, onnx=onnx, overwrite=overwrite))
+    if quantize is not None and quantize != "int8":
+        raise UserError(f"export --quantize {quantize}: only int8 is supported; use --quantize int8")
+    options = ExportOptions(out=out, merge=merge, onnx=onnx, overwrite=overwrite, quantize=quantize)
+    result = export_model(model, options)
     checks = [
         f"{name}: max |logit difference| {result.record[name]['max_abs_logit_difference']:.1e}"
         for name in ("merge", "onnx")
         if name in result.record
     ]
+    if "onnx_int8" in result.record:
+        int8 = result.record["onnx_int8"]
+        checks.append(
+            f"int8: labels agree on {int8['label_agreement']:.0%} of {int8['checked_inputs']} sample inputs, max "
+            f"|probability difference| {int8['max_probability_difference']:.3f}"
+        )
     typer.echo(f"exported {model} to {result.folder}" + (f" ({'; '.join(checks)})" if checks else ""))

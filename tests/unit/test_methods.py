@@ -16,10 +16,10 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from typer.testing import CliRunner
 
 from nlp_transfer.cli import app
+from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.recipe import load_recipe
 from nlp_transfer.run.folder import open_run_folder
 from nlp_transfer.run.pipeline import PreparedRun, RunOptions, prepare_run, train_and_save
-from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.share.predict import open_predictor
 from tests.conftest import write_recipe
 
