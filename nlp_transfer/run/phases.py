@@ -24,6 +24,7 @@ from nlp_transfer.methods import PhaseContext, parameter_counts
 from nlp_transfer.run import checkpoints, distributed, interruption
 from nlp_transfer.run.card import model_card
 from nlp_transfer.run.folder import CARD_FILE, CHECKPOINTS_DIR, METRICS_FILE, TRAINER_STATE, RunFolder
+from nlp_transfer.run.sharding import gathered_model
 from nlp_transfer.run.trainer import build_trainer, stopped_on_request
 
 if TYPE_CHECKING:
@@ -103,9 +104,10 @@ def train_and_save(setup: PreparedRun, folder: RunFolder, resume: bool = False) 
     if len(phases) > 1:
         metrics["phases"] = phases
 
+    to_save = gathered_model(trainer, setup.model, folder.writer)  # FSDP / ZeRO-3: every process gathers
     if folder.writer:
         setup.method.save(
-            setup.model,
+            to_save,
             folder.path,
             tokenizer=setup.tokenizer,
             base_model=setup.model_asset.hub_id or setup.model_asset.location,

@@ -42,6 +42,7 @@ from nlp_transfer.run.folder import (
 from nlp_transfer.run.phases import RunResult, train_and_save
 from nlp_transfer.run.record import environment_record
 from nlp_transfer.run.resume import check_resumable, resume_target
+from nlp_transfer.run.sharding import check_sharding
 from nlp_transfer.run.trainer import training_arguments
 from nlp_transfer.tasks import TASKS, PreparedTask, Task
 
@@ -140,6 +141,7 @@ def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
 
     pretrained = load_model(task.auto_model_class, model_asset, recipe.model, tokenizer, **prepared.model_kwargs)
     model = method.prepare(pretrained, task)
+    check_sharding(model, recipe.method.name)  # FSDP / ZeRO-3 launches gather plain models only
     return PreparedRun(
         loaded=loaded,
         task=task,

@@ -108,7 +108,9 @@ def test_a_pair_model_gets_both_texts_from_the_command_line_or_a_file(models: di
     user_error(invoke("predict", run, "x", "--file", path), "not both")
     lines = tmp_path / "lines.txt"
     lines.write_text("a man sleeps\n", encoding="utf-8")
-    user_error(invoke("predict", run, "--file", lines), "no column 'hypothesis'", "one text per line", "csv, tsv or jsonl")
+    user_error(
+        invoke("predict", run, "--file", lines), "no column 'hypothesis'", "one text per line", "csv, tsv or jsonl"
+    )
     user_error(invoke("predict", models["single"], "x", "--text-pair", "y"), "--text-pair is for sentence-pair models")
 
 
