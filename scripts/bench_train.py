@@ -10,7 +10,8 @@ What it measures
     dynamic       a plain Trainer with dynamic padding (DataCollatorWithPadding), random batches, fp32
     nlp-transfer  recipes/quickstart.yaml run through nlp_transfer.run.pipeline.run with its defaults: dynamic
                   padding, shuffled length buckets, train.precision auto (bf16 autocast on CPUs that do bf16)
-    and, on request (--ways), diagnostic variants: nlp-transfer-fp32 (train.precision fp32), nlp-transfer-random
+    and, on request (--ways), diagnostic variants: nlp-transfer-fp32 (train.precision fp32), nlp-transfer-compile
+    (train.compile true; the compile time is part of the training time), nlp-transfer-random
     (group_by_length off: random batches), nlp-transfer-plain (no warmup, no weight decay: the plain Trainer's
     defaults), dynamic-bf16 (the dynamic plain Trainer with bf16 autocast).
 
@@ -271,6 +272,7 @@ WAYS: dict[str, Any] = {
     "dynamic-bf16": plain_way(pad_to_max_length=False, bf16=True),
     OURS: nlp_transfer_way([]),
     "nlp-transfer-fp32": nlp_transfer_way(["train.precision=fp32"]),
+    "nlp-transfer-compile": nlp_transfer_way(["train.compile=true"]),  # compile time counts in train_runtime
     "nlp-transfer-random": nlp_transfer_way(["train.group_by_length=false"]),
     "nlp-transfer-plain": nlp_transfer_way([], lambda s: replace(s, warmup_ratio=0.0, weight_decay=0.0)),
 }
