@@ -146,3 +146,65 @@ def test_bad_hardware_settings_are_one_line_errors_before_anything_is_written(
 def test_runtime_describes_itself(bf16_cpu: None) -> None:
     assert Runtime.choose("cpu", "auto").describe() == "cpu bf16"
     assert Runtime.choose("cpu", "fp32").describe() == "cpu fp32"
+
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "accelerate"
+
+
+def test_shipped_accelerate_configs_say_how_to_launch_and_leave_precision_to_the_recipe() -> None:
+    import yaml
+
+    kinds = {}
+    for path in sorted(CONFIGS.glob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        assert text.startswith("# ") and "accelerate launch --config_file" in text, path.name
+        config = yaml.safe_load(text)
+        assert config["mixed_precision"] == "no", path.name  # train.precision decides
+        kinds[path.stem] = config["distributed_type"]
+    assert kinds == {
+        "ddp": "MULTI_GPU",
+        "ddp_multinode": "MULTI_GPU",
+        "fsdp": "FSDP",
+        "deepspeed_zero2": "DEEPSPEED",
+        "deepspeed_zero3": "DEEPSPEED",
+    }
+
+
+def test_sharded_launches_refuse_models_they_cannot_gather(monkeypatch: pytest.MonkeyPatch) -> None:
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from nlp_transfer.run.sharding import check_sharding
+
+    plain = BertForSequenceClassification(BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2))
+    wrapped = torch.nn.Sequential(plain)  # what a LoRA adapter or a pooled probe is: not a plain model
+    check_sharding(wrapped, "lora")  # no sharding asked for: anything goes
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "3")
+    check_sharding(plain, "full")
+    with pytest.raises(UserError, match="method lora under DeepSpeed ZeRO-3"):
+        check_sharding(wrapped, "lora")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "2")  # ZeRO-2 keeps whole weights on every process
+    check_sharding(wrapped, "lora")
+
+
+@pytest.mark.subprocess
+def test_the_fsdp_config_on_cpus_trains_as_ddp_and_saves_a_whole_model(
+    tiny_models: dict[str, Path], sentiment_csv: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    recipe = write_recipe(tmp_path, tiny_models["bert"], sentiment_csv, train={"precision": "fp32"})
+    accelerate = Path(sys.executable).parent / "accelerate"
+    command = [str(accelerate), "launch", "--config_file", str(CONFIGS / "fsdp.yaml"), "--num_processes", "2"]
+    done = subprocess.run(
+        [*command, "-m", "nlp_transfer", "run", str(recipe)], capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "FSDP runs on GPUs only" in done.stderr
+    run = tmp_path / "run"
+    assert json.loads((run / "run_status.json").read_text())["state"] == "complete"
+    saved, base = load_file(str(run / "model.safetensors")), load_file(str(tiny_models["bert"] / "model.safetensors"))
+    assert {k: v.shape for k, v in saved.items() if k in base} == {k: v.shape for k, v in base.items()}
