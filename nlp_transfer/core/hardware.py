@@ -89,6 +89,8 @@ def cuda_bf16(device: torch.device) -> bool:
 
 def resolve_precision(requested: str, device: torch.device, field: str) -> Precision:
     """The precision to run in on `device`; an explicit choice the device cannot do is a UserError naming `field`."""
+    if requested not in PRECISIONS:
+        raise UserError(f"{field} {requested}: not a precision; choose one of {', '.join(PRECISIONS)}")
     kind = device.type
     if kind == "cuda":
         name = torch.cuda.get_device_name(device)

@@ -141,6 +141,7 @@ def test_bad_hardware_settings_are_one_line_errors_before_anything_is_written(
         user_error(invoke("evaluate", tmp_path, "--data", sentiment_csv, "--device", "cuda:0"), "CUDA is not available")
         user_error(invoke("cluster", tmp_path, sentiment_csv, "--k", "2", "--device", "cuda"), "CUDA is not available")
     user_error(invoke("predict", tmp_path, "text", "--precision", "bf16"), "--precision: bf16 is not supported")
+    user_error(invoke("predict", tmp_path, "text", "--precision", "int8"), "--precision int8: not a precision")
 
 
 def test_runtime_describes_itself(bf16_cpu: None) -> None:
