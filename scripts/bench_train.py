@@ -13,7 +13,8 @@ What it measures
     and, on request (--ways), diagnostic variants: nlp-transfer-fp32 (train.precision fp32), nlp-transfer-compile
     (train.compile true; the compile time is part of the training time), nlp-transfer-random
     (group_by_length off: random batches), nlp-transfer-plain (no warmup, no weight decay: the plain Trainer's
-    defaults), dynamic-bf16 (the dynamic plain Trainer with bf16 autocast).
+    defaults), nlp-transfer-bbN (length buckets of N batches instead of the default), dynamic-bf16 (the dynamic
+    plain Trainer with bf16 autocast).
 
     For every size it prints each way's train samples/s and dev accuracy (mean and standard deviation over the
     seeds; each seed draws its own training subset, the same one for every way), the ratio of samples/s to the
@@ -186,13 +187,15 @@ def environment_variable(name: str, value: str) -> Iterator[None]:
             os.environ[name] = previous
 
 
-def nlp_transfer_way(extra: list[str], adjust: Callable[[Settings], Settings] = lambda s: s) -> Any:
+def nlp_transfer_way(
+    extra: list[str], adjust: Callable[[Settings], Settings] = lambda s: s, bucket_batches: int | None = None
+) -> Any:
     def train(settings: Settings, root: Path, rows: tuple[datasets.Dataset, datasets.Dataset], workdir: Path) -> Any:
         settings = adjust(settings)
         loaded = load_recipe(RECIPE, recipe_overrides(settings, workdir / "run", extra))
         check_same_rows(loaded, root, *rows)
         # A private tokenization cache: the benchmark leaves ~/.cache/nlp-transfer as it found it.
-        with environment_variable(CACHE_ENV, str(workdir / "token-cache")):
+        with environment_variable(CACHE_ENV, str(workdir / "token-cache")), sampler_buckets(bucket_batches):
             result = run(loaded, RunOptions(data_root=root))
         train_metrics, evaluation = result.metrics["train"], result.metrics["eval"]
         return (
@@ -204,6 +207,27 @@ def nlp_transfer_way(extra: list[str], adjust: Callable[[Settings], Settings] = 
         )
 
     return train
+
+
+@contextmanager
+def sampler_buckets(bucket_batches: int | None) -> Iterator[None]:
+    """Diagnostic ways: the length buckets nlp-transfer used before (sampling.ShuffledLengthBuckets, N batches a
+    bucket, whole batches) instead of sorted sub-batches of random batches."""
+    if bucket_batches is None:
+        yield
+        return
+    from nlp_transfer.run import sampling, trainer
+
+    originals = trainer.SortedRandomBatches, trainer.sub_batches
+
+    def buckets(lengths: Any, batch_size: int, seed: int) -> Any:
+        return sampling.ShuffledLengthBuckets(lengths, batch_size, seed, bucket_batches=bucket_batches)
+
+    trainer.SortedRandomBatches, trainer.sub_batches = buckets, lambda spec, device: 1  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        trainer.SortedRandomBatches, trainer.sub_batches = originals  # type: ignore[misc]
 
 
 # ---- the plain Trainer scripts ---------------------------------------------------------------------------------------
@@ -275,6 +299,7 @@ WAYS: dict[str, Any] = {
     "nlp-transfer-compile": nlp_transfer_way(["train.compile=true"]),  # compile time counts in train_runtime
     "nlp-transfer-random": nlp_transfer_way(["train.group_by_length=false"]),
     "nlp-transfer-plain": nlp_transfer_way([], lambda s: replace(s, warmup_ratio=0.0, weight_decay=0.0)),
+    **{f"nlp-transfer-bb{n}": nlp_transfer_way([], bucket_batches=n) for n in (2, 3, 4, 6, 8, 12, 24)},
 }
 
 

@@ -58,7 +58,9 @@ class TrainSpec(Strict):
     padding: Literal["dynamic", "max_length"] = Field(
         "dynamic", description="dynamic: pad each batch to its longest example (fast); max_length: pad everything"
     )
-    group_by_length: bool = Field(True, description="batch examples of similar length together (less padding)")
+    group_by_length: bool = Field(
+        True, description="pad less: sort each random batch by length and train it as sub-batches (same gradient)"
+    )
     eval_strategy: Literal["epoch", "steps", "no"] = "epoch"
     eval_steps: int | None = Field(None, gt=0)
     logging_steps: int = Field(50, gt=0)
