@@ -1,33 +1,35 @@
-"""Training-throughput benchmark: nlp-transfer against a plain, pad-everything transformers Trainer script.
+"""Training-throughput benchmark: nlp-transfer against plain transformers Trainer scripts, several seeds and sizes.
 
 What it measures
-    In one Python process it fine-tunes the same model (all-MiniLM-L6-v2, the offline copy) on the same SST-2
-    training rows with the same hyperparameters (1 epoch, lr 1e-4, batch 32, warmup ratio 0.06, weight decay
-    0.01, seed 42, max_length 128) two ways, then evaluates both on the same dev sentences:
+    In one Python process it fine-tunes all-MiniLM-L6-v2 (the offline copy) on the same SST-2 training rows with the
+    same hyperparameters (1 epoch, lr 1e-4, batch 32, warmup ratio 0.06, weight decay 0.01, max_length 128) in
+    several ways, then evaluates each on all 872 dev sentences:
 
-    (a) nlp-transfer: recipes/quickstart.yaml with overrides, run through nlp_transfer.run.pipeline.run
-        (dynamic padding + length-grouped batches);
-    (b) padded: the transformers text-classification example's defaults, written inline: every sentence padded
-        to max_length, random sampler, default_data_collator.
+    padded        the transformers text-classification example's defaults, inline: every sentence padded to
+                  max_length, random batches, fp32 (default_data_collator)
+    dynamic       a plain Trainer with dynamic padding (DataCollatorWithPadding), random batches, fp32
+    nlp-transfer  recipes/quickstart.yaml run through nlp_transfer.run.pipeline.run with its defaults: dynamic
+                  padding, shuffled length buckets, train.precision auto (bf16 autocast on CPUs that do bf16)
+    and, on request (--ways), diagnostic variants: nlp-transfer-fp32 (train.precision fp32), nlp-transfer-compile
+    (train.compile true; the compile time is part of the training time), nlp-transfer-random
+    (group_by_length off: random batches), nlp-transfer-plain (no warmup, no weight decay: the plain Trainer's
+    defaults), nlp-transfer-bbN (length buckets of N batches instead of the default), dynamic-bf16 (the dynamic
+    plain Trainer with bf16 autocast).
 
-    It prints train samples/s, train runtime and dev accuracy for each, the throughput ratio (nlp-transfer /
-    padded), the accuracy difference, and whether the target (>= 4x samples/s at equal or better accuracy) is met.
-
-Why
-    Padding every SST-2 sentence to 128 tokens wastes ~90% of the compute: sentences average 13 tokens. Dynamic
-    padding with length grouping should recover most of that without costing accuracy; this script checks it.
+    For every size it prints each way's train samples/s and dev accuracy (mean and standard deviation over the
+    seeds; each seed draws its own training subset, the same one for every way), the ratio of samples/s to the
+    padded way and the accuracy difference, and whether the targets hold: nlp-transfer at least --target-ratio
+    (14x) the padded way's samples/s, with dev accuracy within --acc-tolerance (0.5) points of it, on the mean.
 
 How to run
-    make bench              # = HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_train.py: 5,000 rows, ~14 min on 2 cores
-    HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_train.py --quick              # smoke test, about a minute
-    HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_train.py --train-samples 2000 --json bench.json
+    make bench   # = scripts/bench_train.py --train-samples 2000,5000 --seeds 3 (about 70 min on 2 cores)
+    HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_train.py --quick                        # smoke test
+    HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_train.py --train-samples 2000 --seeds 3 --results r.jsonl
+    HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_train.py --report r.jsonl other.jsonl   # tables, no training
 
-    The padded run costs ~90% of the time. Below ~5,000 rows (150 steps) a single seed's dev accuracy moves by a
-    point or more with the data order alone, which swamps the comparison.
-
-    Data comes from the data root ($NLP_TRANSFER_DATA or ../shared/data: sst2/train.tsv, sst2/dev.tsv); nothing
-    is copied into the repository. The nlp-transfer run and the padded run write into a temporary folder that is
-    removed at the end.
+    --results appends every finished run as a JSON line, so a long benchmark can be split into jobs and reported
+    together. The padded way costs most of the time (about 7-15 samples/s here). Data comes from the data root
+    ($NLP_TRANSFER_DATA or ../shared/data); runs write into a temporary folder that is removed at the end.
 """
 
 from __future__ import annotations
@@ -38,11 +40,12 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +56,7 @@ import transformers
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
+    DataCollatorWithPadding,
     EvalPrediction,
     Trainer,
     TrainingArguments,
@@ -60,6 +64,7 @@ from transformers import (
     set_seed,
 )
 
+from nlp_transfer.core.hardware import cpu_bf16
 from nlp_transfer.data.assets import default_data_root, resolve_model
 from nlp_transfer.data.cache import CACHE_ENV
 from nlp_transfer.data.loading import load_data
@@ -72,8 +77,9 @@ MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 TRAIN_FILE = "sst2/train.tsv"  # names under the data root
 DEV_FILE = "sst2/dev.tsv"
 TEXT, LABEL = "sentence", "label"
-TARGET_RATIO = 4.0
 QUICK_SAMPLES = 64
+BASELINE = "padded"
+OURS = "nlp-transfer"
 
 
 @dataclass(frozen=True)
@@ -82,69 +88,27 @@ class Settings:
     eval_samples: int | None  # None: all 872 dev sentences
     max_length: int
     threads: int
+    seed: int = 42
     epochs: float = 1.0
     learning_rate: float = 1e-4
     batch_size: int = 32
     warmup_ratio: float = 0.06
     weight_decay: float = 0.01
-    seed: int = 42
 
 
 @dataclass(frozen=True)
 class WayResult:
-    name: str
+    way: str
+    train_samples: int
+    seed: int
     train_samples_per_second: float
     train_runtime: float
     accuracy: float
-    train_rows: int
-    eval_rows: int
+    eval_loss: float
+    precision: str
 
 
-# ---- command line ---------------------------------------------------------------------------------------------
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--train-samples", type=int, default=5000, help="seeded random subset of train (5000)")
-    parser.add_argument("--eval-samples", type=int, default=None, help="seeded subset of dev (default: all 872)")
-    parser.add_argument("--max-length", type=int, default=128, help="tokens per example (128)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads, both runs (default: all CPUs)")
-    parser.add_argument(
-        "--acc-tolerance",
-        type=float,
-        default=0.0,
-        help="accuracy points nlp-transfer may trail the padded run and still meet the target (0: equal/better)",
-    )
-    parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
-    parser.add_argument(
-        "--quick", action="store_true", help=f"smoke test: {QUICK_SAMPLES} train / {QUICK_SAMPLES} eval rows"
-    )
-    return parser.parse_args(argv)
-
-
-def settings_from(args: argparse.Namespace) -> Settings:
-    train, evaluate = (QUICK_SAMPLES, QUICK_SAMPLES) if args.quick else (args.train_samples, args.eval_samples)
-    return Settings(
-        train_samples=train,
-        eval_samples=evaluate,
-        max_length=args.max_length,
-        threads=args.threads or available_cpus(),
-    )
-
-
-def available_cpus() -> int:
-    # The affinity mask, not cpu_count(): in containers and under taskset the process may own fewer cores.
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def data_root() -> Path:
-    root = default_data_root()
-    if root is None or not (root / TRAIN_FILE).is_file():
-        sys.exit(f"error: no {TRAIN_FILE} under the data root ({root}); set $NLP_TRANSFER_DATA")
-    return root
-
-
-# ---- the rows both ways train and evaluate on ------------------------------------------------------------------
+# ---- the rows every way trains and evaluates on ------------------------------------------------------------------
 
 
 def read_tsv(path: Path) -> datasets.Dataset:
@@ -160,7 +124,7 @@ def subset(rows: datasets.Dataset, limit: int | None, seed: int) -> datasets.Dat
 
 
 def usable(row: dict[str, Any]) -> bool:
-    """The pipeline drops rows with an empty text or a missing label (after subsetting); so does the baseline."""
+    """The pipeline drops rows with an empty text or a missing label (after subsetting); so do the baselines."""
     text = row[TEXT]
     return isinstance(text, str) and bool(text.strip()) and row[LABEL] is not None
 
@@ -172,11 +136,7 @@ def benchmark_rows(root: Path, settings: Settings) -> tuple[datasets.Dataset, da
 
 
 def check_same_rows(loaded: LoadedRecipe, root: Path, train: datasets.Dataset, dev: datasets.Dataset) -> None:
-    """Fail loudly if the baseline's rows differ from what nlp-transfer's data loader picks for the recipe.
-
-    The baseline reads the files with plain `datasets` so that it stays an independent script; this check makes
-    "the same rows" a verified fact rather than an assumption about the pipeline's subsetting.
-    """
+    """Fail loudly if the baselines' rows differ from what nlp-transfer's data loader picks for the recipe."""
     recipe = loaded.recipe
     pipeline_data = load_data(
         recipe.data, label_column=LABEL, seed=recipe.train.seed, data_root=root, base_dir=loaded.path.parent
@@ -187,10 +147,10 @@ def check_same_rows(loaded: LoadedRecipe, root: Path, train: datasets.Dataset, d
             sys.exit(f"error: the baseline's {name} rows differ from nlp-transfer's; the comparison is unfair")
 
 
-# ---- (a) nlp-transfer ----------------------------------------------------------------------------------------
+# ---- nlp-transfer --------------------------------------------------------------------------------------------------
 
 
-def recipe_overrides(settings: Settings, output_dir: Path) -> list[str]:
+def recipe_overrides(settings: Settings, output_dir: Path, extra: list[str]) -> list[str]:
     """Pin every setting the comparison depends on, so edits to quickstart.yaml cannot skew the benchmark."""
     overrides = [
         f"model.name={MODEL_ID}",
@@ -204,16 +164,14 @@ def recipe_overrides(settings: Settings, output_dir: Path) -> list[str]:
         f"train.warmup_ratio={settings.warmup_ratio}",
         f"train.weight_decay={settings.weight_decay}",
         f"train.seed={settings.seed}",
-        # The recipe default evaluates (and saves a checkpoint) at each epoch end, inside train_runtime. The
-        # padded baseline, like the transformers example, evaluates only after training; so must this run for
-        # train samples/s to measure training alone. Accuracy still comes from the evaluation after training.
+        # Evaluate after training only, as the baselines do, so train samples/s measures training alone.
         # Quoted: override values are parsed as YAML, where a bare `no` is the boolean False.
         "train.eval_strategy='no'",
         f"output.dir={output_dir}",
     ]
     if settings.eval_samples is not None:
         overrides.append(f"data.max_eval_samples={settings.eval_samples}")
-    return overrides
+    return overrides + extra
 
 
 @contextmanager
@@ -229,23 +187,50 @@ def environment_variable(name: str, value: str) -> Iterator[None]:
             os.environ[name] = previous
 
 
-def run_nlp_transfer(loaded: LoadedRecipe, root: Path, workdir: Path, train_rows: int, eval_rows: int) -> WayResult:
-    # A private tokenization cache: the benchmark leaves ~/.cache/nlp-transfer as it found it (tokenizing is not
-    # part of train_runtime either way).
-    with environment_variable(CACHE_ENV, str(workdir / "token-cache")):
-        result = run(loaded, RunOptions(data_root=root))  # output.dir (in workdir) comes from the overrides
-    train, evaluation = result.metrics["train"], result.metrics["eval"]
-    return WayResult(
-        name="nlp-transfer",
-        train_samples_per_second=float(train["train_samples_per_second"]),
-        train_runtime=float(train["train_runtime"]),
-        accuracy=float(evaluation["eval_accuracy"]),
-        train_rows=train_rows,
-        eval_rows=eval_rows,
-    )
+def nlp_transfer_way(
+    extra: list[str], adjust: Callable[[Settings], Settings] = lambda s: s, bucket_batches: int | None = None
+) -> Any:
+    def train(settings: Settings, root: Path, rows: tuple[datasets.Dataset, datasets.Dataset], workdir: Path) -> Any:
+        settings = adjust(settings)
+        loaded = load_recipe(RECIPE, recipe_overrides(settings, workdir / "run", extra))
+        check_same_rows(loaded, root, *rows)
+        # A private tokenization cache: the benchmark leaves ~/.cache/nlp-transfer as it found it.
+        with environment_variable(CACHE_ENV, str(workdir / "token-cache")), sampler_buckets(bucket_batches):
+            result = run(loaded, RunOptions(data_root=root))
+        train_metrics, evaluation = result.metrics["train"], result.metrics["eval"]
+        return (
+            float(train_metrics["train_samples_per_second"]),
+            float(train_metrics["train_runtime"]),
+            float(evaluation["eval_accuracy"]),
+            float(evaluation["eval_loss"]),
+            str(train_metrics["precision"]),
+        )
+
+    return train
 
 
-# ---- (b) the plain padded Trainer script -----------------------------------------------------------------------
+@contextmanager
+def sampler_buckets(bucket_batches: int | None) -> Iterator[None]:
+    """Diagnostic ways: the length buckets nlp-transfer used before (sampling.ShuffledLengthBuckets, N batches a
+    bucket, whole batches) instead of sorted sub-batches of random batches."""
+    if bucket_batches is None:
+        yield
+        return
+    from nlp_transfer.run import sampling, trainer
+
+    originals = trainer.SortedRandomBatches, trainer.sub_batches
+
+    def buckets(lengths: Any, batch_size: int, seed: int) -> Any:
+        return sampling.ShuffledLengthBuckets(lengths, batch_size, seed, bucket_batches=bucket_batches)
+
+    trainer.SortedRandomBatches, trainer.sub_batches = buckets, lambda spec, device: 1  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        trainer.SortedRandomBatches, trainer.sub_batches = originals  # type: ignore[misc]
+
+
+# ---- the plain Trainer scripts ---------------------------------------------------------------------------------------
 
 
 def accuracy(prediction: EvalPrediction) -> dict[str, float]:
@@ -253,133 +238,210 @@ def accuracy(prediction: EvalPrediction) -> dict[str, float]:
     return {"accuracy": float((np.asarray(logits).argmax(axis=-1) == prediction.label_ids).mean())}
 
 
-def padded_arguments(settings: Settings, output_dir: Path) -> TrainingArguments:
-    return TrainingArguments(
-        output_dir=str(output_dir),
-        num_train_epochs=settings.epochs,
-        learning_rate=settings.learning_rate,
-        per_device_train_batch_size=settings.batch_size,
-        # nlp-transfer evaluates with twice the train batch; the same here keeps the eval pass comparable.
-        per_device_eval_batch_size=2 * settings.batch_size,
-        weight_decay=settings.weight_decay,
-        warmup_steps=settings.warmup_ratio,  # a float in [0, 1) is a fraction of all steps in transformers 5
-        seed=settings.seed,
-        eval_strategy="no",
-        save_strategy="no",
-        logging_steps=50,
-        report_to="none",
-        dataloader_pin_memory=False,  # CPU: pinning only costs time (nlp-transfer turns it off too)
-        # train_sampling_strategy stays at its default, "random": no length grouping, as in the example.
-    )
+def plain_way(pad_to_max_length: bool, bf16: bool = False) -> Any:
+    def train(settings: Settings, root: Path, rows: tuple[datasets.Dataset, datasets.Dataset], workdir: Path) -> Any:
+        model_dir = resolve_model(MODEL_ID).location
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        padding = "max_length" if pad_to_max_length else False
 
+        def tokenize(batch: dict[str, list[Any]]) -> dict[str, Any]:
+            return dict(tokenizer(batch[TEXT], padding=padding, max_length=settings.max_length, truncation=True))
 
-def run_padded(
-    settings: Settings, model_dir: str, train: datasets.Dataset, dev: datasets.Dataset, workdir: Path
-) -> WayResult:
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-
-    def tokenize(batch: dict[str, list[Any]]) -> dict[str, Any]:
-        # The example's default (pad_to_max_length=True): every sentence becomes max_length tokens.
-        return dict(tokenizer(batch[TEXT], padding="max_length", max_length=settings.max_length, truncation=True))
-
-    train_set = train.map(tokenize, batched=True, remove_columns=[TEXT], desc="Tokenizing train (padded)")
-    dev_set = dev.map(tokenize, batched=True, remove_columns=[TEXT], desc="Tokenizing dev (padded)")
-    set_seed(settings.seed)  # before the head is initialised, as the pipeline does
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
-    trainer = Trainer(
-        model=model,
-        args=padded_arguments(settings, workdir / "padded"),
-        train_dataset=train_set,
-        eval_dataset=dev_set,
-        data_collator=default_data_collator,
-        compute_metrics=accuracy,
-    )
-    metrics = trainer.train().metrics
-    evaluation = trainer.evaluate()
-    return WayResult(
-        name="padded",
-        train_samples_per_second=float(metrics["train_samples_per_second"]),
-        train_runtime=float(metrics["train_runtime"]),
-        accuracy=float(evaluation["eval_accuracy"]),
-        train_rows=len(train_set),
-        eval_rows=len(dev_set),
-    )
-
-
-# ---- report ---------------------------------------------------------------------------------------------------
-
-
-def summary(results: list[WayResult], settings: Settings, tolerance: float) -> dict[str, Any]:
-    ours, padded = (next(r for r in results if r.name == name) for name in ("nlp-transfer", "padded"))
-    ratio = ours.train_samples_per_second / padded.train_samples_per_second
-    accuracy_diff = 100 * (ours.accuracy - padded.accuracy)  # percentage points
-    return {
-        "settings": asdict(settings),
-        "results": [asdict(r) for r in results],
-        "throughput_ratio": round(ratio, 3),
-        "accuracy_diff_points": round(accuracy_diff, 2),
-        "target": {"min_ratio": TARGET_RATIO, "accuracy_tolerance_points": tolerance},
-        "target_met": ratio >= TARGET_RATIO and accuracy_diff >= -tolerance,
-        "environment": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "datasets": datasets.__version__,
-            "torch_threads": torch.get_num_threads(),
-            "machine": platform.machine(),
-        },
-    }
-
-
-def print_table(report: dict[str, Any]) -> None:
-    rows = report["results"]
-    print()
-    print(f"{'way':<14} {'train samples/s':>16} {'train runtime (s)':>18} {'dev accuracy':>13} {'rows':>11}")
-    for r in rows:
-        print(
-            f"{r['name']:<14} {r['train_samples_per_second']:>16.2f} {r['train_runtime']:>18.2f} "
-            f"{r['accuracy']:>13.4f} {r['train_rows']:>5}/{r['eval_rows']:<5}"
+        train_set, dev_set = (r.map(tokenize, batched=True, remove_columns=[TEXT]) for r in rows)
+        set_seed(settings.seed)  # before the head is initialised, as the pipeline does
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
+        arguments = TrainingArguments(
+            output_dir=str(workdir / "plain"),
+            num_train_epochs=settings.epochs,
+            learning_rate=settings.learning_rate,
+            per_device_train_batch_size=settings.batch_size,
+            per_device_eval_batch_size=2 * settings.batch_size,  # as nlp-transfer evaluates
+            weight_decay=settings.weight_decay,
+            warmup_steps=settings.warmup_ratio,  # a float in [0, 1) is a fraction of all steps in transformers 5
+            seed=settings.seed,
+            eval_strategy="no",
+            save_strategy="no",
+            logging_steps=50,
+            report_to="none",
+            dataloader_pin_memory=False,
+            bf16=bf16,
+            use_cpu=bf16 and not torch.cuda.is_available(),
+            # train_sampling_strategy stays "random": no length grouping, as in the example script.
         )
-    target = report["target"]
-    print(f"\nthroughput ratio (nlp-transfer / padded): {report['throughput_ratio']:.2f}x")
-    print(f"accuracy difference (nlp-transfer - padded): {report['accuracy_diff_points']:+.2f} points")
-    verdict = "MET" if report["target_met"] else "NOT MET"
-    points = target["accuracy_tolerance_points"]
-    tolerance = f", tolerance {points} points" if points else ""
-    print(f"target (>= {target['min_ratio']:g}x samples/s at equal or better accuracy{tolerance}): {verdict}")
-    settings = report["settings"]
-    print(
-        f"(train {settings['train_samples']} rows, max_length {settings['max_length']}, "
-        f"{settings['threads']} torch threads)"
-    )
+        collator = default_data_collator if pad_to_max_length else DataCollatorWithPadding(tokenizer)
+        trainer = Trainer(
+            model=model,
+            args=arguments,
+            train_dataset=train_set,
+            eval_dataset=dev_set,
+            data_collator=collator,
+            compute_metrics=accuracy,
+        )
+        metrics = trainer.train().metrics
+        evaluation = trainer.evaluate()
+        return (
+            float(metrics["train_samples_per_second"]),
+            float(metrics["train_runtime"]),
+            float(evaluation["eval_accuracy"]),
+            float(evaluation["eval_loss"]),
+            "bf16" if bf16 else "fp32",
+        )
+
+    return train
 
 
-# ---- main -----------------------------------------------------------------------------------------------------
+WAYS: dict[str, Any] = {
+    BASELINE: plain_way(pad_to_max_length=True),
+    "dynamic": plain_way(pad_to_max_length=False),
+    "dynamic-bf16": plain_way(pad_to_max_length=False, bf16=True),
+    OURS: nlp_transfer_way([]),
+    "nlp-transfer-fp32": nlp_transfer_way(["train.precision=fp32"]),
+    "nlp-transfer-compile": nlp_transfer_way(["train.compile=true"]),  # compile time counts in train_runtime
+    "nlp-transfer-random": nlp_transfer_way(["train.group_by_length=false"]),
+    "nlp-transfer-plain": nlp_transfer_way([], lambda s: replace(s, warmup_ratio=0.0, weight_decay=0.0)),
+    **{f"nlp-transfer-bb{n}": nlp_transfer_way([], bucket_batches=n) for n in (2, 3, 4, 6, 8, 12, 24)},
+}
+
+
+# ---- report ----------------------------------------------------------------------------------------------------------
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def report(results: list[WayResult], target_ratio: float, tolerance: float) -> dict[str, Any]:
+    summary: dict[str, Any] = {"sizes": {}, "target": {"min_ratio": target_ratio, "accuracy_points": tolerance}}
+    for size in sorted({r.train_samples for r in results}):
+        at_size = [r for r in results if r.train_samples == size]
+        ways: dict[str, Any] = {}
+        for way in dict.fromkeys(r.way for r in at_size):
+            runs = [r for r in at_size if r.way == way]
+            speed, speed_sd = _mean_std([r.train_samples_per_second for r in runs])
+            acc, acc_sd = _mean_std([100 * r.accuracy for r in runs])
+            ways[way] = {
+                "seeds": sorted(r.seed for r in runs),
+                "samples_per_second": round(speed, 2),
+                "samples_per_second_std": round(speed_sd, 2),
+                "accuracy": round(acc, 2),
+                "accuracy_std": round(acc_sd, 2),
+                "precision": runs[0].precision,
+            }
+        entry: dict[str, Any] = {"ways": ways}
+        if BASELINE in ways:
+            base = ways[BASELINE]
+            for way in ways.values():
+                way["ratio_to_padded"] = round(way["samples_per_second"] / base["samples_per_second"], 2)
+                way["accuracy_vs_padded"] = round(way["accuracy"] - base["accuracy"], 2)
+            if OURS in ways:
+                ours = ways[OURS]
+                entry["target_met"] = (
+                    ours["ratio_to_padded"] >= target_ratio and ours["accuracy_vs_padded"] >= -tolerance
+                )
+        summary["sizes"][str(size)] = entry
+    return summary
+
+
+def print_report(summary: dict[str, Any]) -> None:
+    target = summary["target"]
+    for size, entry in summary["sizes"].items():
+        print(f"\n{size} training sentences")
+        print(f"{'way':<20} {'precision':>9} {'samples/s':>16} {'x padded':>9} {'dev accuracy':>15} {'vs padded':>10}")
+        for name, way in entry["ways"].items():
+            speed = f"{way['samples_per_second']:.1f} ± {way['samples_per_second_std']:.1f}"
+            acc = f"{way['accuracy']:.2f} ± {way['accuracy_std']:.2f}"
+            ratio = f"{way['ratio_to_padded']:.2f}x" if "ratio_to_padded" in way else "-"
+            diff = f"{way['accuracy_vs_padded']:+.2f}" if "accuracy_vs_padded" in way else "-"
+            print(f"{name:<20} {way['precision']:>9} {speed:>16} {ratio:>9} {acc:>15} {diff:>10}")
+            print(f"{'':<20} seeds {way['seeds']}")
+        if "target_met" in entry:
+            verdict = "MET" if entry["target_met"] else "NOT MET"
+            print(
+                f"target (nlp-transfer >= {target['min_ratio']:g}x the padded samples/s, dev accuracy within "
+                f"{target['accuracy_points']:g} points, means over the seeds): {verdict}"
+            )
+
+
+# ---- main -----------------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--train-samples", default="5000", help="comma-separated sizes (seeded subsets of train)")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per size: 42, 43, ... (each its own subset)")
+    parser.add_argument("--first-seed", type=int, default=42)
+    parser.add_argument("--ways", default=f"{BASELINE},{OURS}", help=f"comma-separated, of: {', '.join(WAYS)}")
+    parser.add_argument("--eval-samples", type=int, default=None, help="seeded subset of dev (default: all 872)")
+    parser.add_argument("--max-length", type=int, default=128, help="tokens per example (128)")
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all CPUs)")
+    parser.add_argument("--target-ratio", type=float, default=14.0)
+    parser.add_argument("--acc-tolerance", type=float, default=0.5, help="accuracy points below padded allowed")
+    parser.add_argument("--results", type=Path, default=None, help="append each finished run here (JSON lines)")
+    parser.add_argument("--report", type=Path, nargs="+", default=None, help="print the tables of results files")
+    parser.add_argument("--json", type=Path, default=None, help="also write the summary as JSON here")
+    parser.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK_SAMPLES} train / eval rows")
+    return parser.parse_args(argv)
+
+
+def available_cpus() -> int:
+    # The affinity mask, not cpu_count(): in containers and under taskset the process may own fewer cores.
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    settings = settings_from(args)
-    root = data_root()
-    model_dir = resolve_model(MODEL_ID).location
-    workdir = Path(tempfile.mkdtemp(prefix="bench-train-"))
-    try:
-        loaded = load_recipe(RECIPE, recipe_overrides(settings, workdir / "nlp-transfer-run"))
-        train, dev = benchmark_rows(root, settings)
-        check_same_rows(loaded, root, train, dev)
-        # Same thread count for both, set again before each run in case a library changed it. Order matters
-        # little: neither timing includes model loading or tokenization, the parts a warm file cache speeds up.
-        torch.set_num_threads(settings.threads)
-        padded = run_padded(settings, model_dir, train, dev, workdir)
-        torch.set_num_threads(settings.threads)
-        ours = run_nlp_transfer(loaded, root, workdir, len(train), len(dev))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    report = summary([ours, padded], settings, args.acc_tolerance)
-    print_table(report)
+    if args.report:
+        results = [WayResult(**json.loads(line)) for path in args.report for line in path.read_text().splitlines()]
+        summary = report(results, args.target_ratio, args.acc_tolerance)
+        print_report(summary)
+        return 0
+    ways = [w.strip() for w in args.ways.split(",")]
+    if unknown := [w for w in ways if w not in WAYS]:
+        sys.exit(f"error: unknown ways {unknown}; choose from {', '.join(WAYS)}")
+    root = default_data_root()
+    if root is None or not (root / TRAIN_FILE).is_file():
+        sys.exit(f"error: no {TRAIN_FILE} under the data root ({root}); set $NLP_TRANSFER_DATA")
+    sizes = [QUICK_SAMPLES] if args.quick else [int(s) for s in args.train_samples.split(",")]
+    threads = args.threads or available_cpus()
+    print(f"CPU bf16: {cpu_bf16() or 'none'}; {threads} torch threads; torch {torch.__version__}", flush=True)
+    results: list[WayResult] = []
+    for size in sizes:
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            settings = Settings(
+                train_samples=size,
+                eval_samples=QUICK_SAMPLES if args.quick else args.eval_samples,
+                max_length=args.max_length,
+                threads=threads,
+                seed=seed,
+                learning_rate=args.learning_rate,
+            )
+            rows = benchmark_rows(root, settings)
+            for way in ways:
+                workdir = Path(tempfile.mkdtemp(prefix="bench-train-"))
+                torch.set_num_threads(threads)  # again before each run, in case a library changed it
+                try:
+                    measured = WAYS[way](settings, root, rows, workdir)
+                finally:
+                    shutil.rmtree(workdir, ignore_errors=True)
+                result = WayResult(way, size, seed, *measured)
+                results.append(result)
+                print(f"RESULT {json.dumps(asdict(result))}", flush=True)
+                if args.results is not None:
+                    with args.results.open("a", encoding="utf-8") as handle:
+                        handle.write(json.dumps(asdict(result)) + "\n")
+    summary = report(results, args.target_ratio, args.acc_tolerance)
+    summary["environment"] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "torch_threads": threads,
+        "cpu_bf16": cpu_bf16(),
+        "learning_rate": args.learning_rate,
+    }
+    print_report(summary)
     if args.json is not None:
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        print(f"results written to {args.json}")
+        args.json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return 0
 
 

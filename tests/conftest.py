@@ -163,10 +163,18 @@ FAST_ENV = "NLP_TRANSFER_FAST_TESTS"  # set by `make test-fast`: the split below
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Everything under tests/integration uses the real model and data: marked integration (make test-fast skips)."""
+    """Everything under tests/integration uses the real model and data: marked integration (make test-fast skips).
+    Tests marked gpu are skipped without CUDA."""
     for item in items:
         if "integration" in Path(str(item.fspath)).parts:
             item.add_marker(pytest.mark.integration)
+    import torch
+
+    if not torch.cuda.is_available():  # gpu tests run where there is one (scripts/device_check.sh)
+        skip = pytest.mark.skip(reason="needs a CUDA GPU")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

@@ -38,6 +38,16 @@ DelimiterOpt = Annotated[
     typer.Option("--delimiter", help="csv/tsv field delimiter, one character, e.g. ';' (default: ',' csv, tab tsv)"),
 ]
 EncodingOpt = Annotated[str, typer.Option("--encoding", help="text encoding of the file (e.g. latin-1, utf-16)")]
+DeviceOpt = Annotated[
+    str, typer.Option("--device", help="auto (a CUDA GPU when there is one, else the CPU), cpu, cuda or cuda:N")
+]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="auto (bf16 where the hardware does it natively, fp16 on older GPUs, else fp32), fp32, bf16 or fp16",
+    ),
+]
 
 
 def reports_errors(command: F) -> F:

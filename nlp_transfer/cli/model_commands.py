@@ -13,12 +13,15 @@ import typer
 from nlp_transfer.cli.app import (
     ColumnsOpt,
     DelimiterOpt,
+    DeviceOpt,
     EncodingOpt,
+    PrecisionOpt,
     RevisionOpt,
     column_names,
     delimiter_option,
     reports_errors,
 )
+from nlp_transfer.core.errors import UserError
 
 
 @reports_errors
@@ -28,30 +31,57 @@ def predict(
     file: Annotated[
         Path | None,
         typer.Option(
-            "--file", help=".txt (one text per line) or .jsonl with 'text'; for QA .jsonl with question, context"
+            "--file",
+            help="csv/tsv/jsonl/json, or one text per line; read as it streams (any size), predictions in its order",
         ),
     ] = None,
+    text: Annotated[
+        str | None, typer.Option("--text", help="--file's text column (default: the one trained on, else 'text')")
+    ] = None,
+    text_pair: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--text-pair",
+            help="sentence-pair models: with --file, the column of second texts (default: the one trained on); "
+            "with texts as arguments, each one's second text (repeat it)",
+        ),
+    ] = None,
+    columns: ColumnsOpt = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = "utf-8",
     question: Annotated[str | None, typer.Option("--question", help="QA: the question")] = None,
     context: Annotated[str | None, typer.Option("--context", help="QA: the passage that holds the answer")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="write JSONL here instead of stdout")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
     revision: RevisionOpt = None,
 ) -> None:
-    """Predictions as JSON lines: label and probability for each text, or answer, score and offsets (QA)."""
-    from nlp_transfer.core.files import check_output_file, write_output_file
-    from nlp_transfer.share.predict import PredictInputs, open_predictor
+    """Predictions as JSON lines, in input order: label and probability for each text (or text pair), or answer,
+    score and offsets (QA). Under `accelerate launch` the processes share the file out and the main one merges."""
+    from nlp_transfer.core.files import check_output_file
+    from nlp_transfer.core.hardware import Runtime
+    from nlp_transfer.data.stream import StreamOptions
+    from nlp_transfer.run.distributed import is_main
+    from nlp_transfer.share.predict import PredictInputs, open_predictor, predict_inputs, read_inputs
 
     if out is not None:
         check_output_file(out, "--out")  # before the model loads, not after it has run
-    predictor = open_predictor(model, batch_size=batch_size, revision=revision)
-    inputs = predictor.read(PredictInputs(list(texts or []), file, question, context))
-    lines = (json.dumps(row, ensure_ascii=False) for row in predictor.predict(inputs))
-    if out is None:
-        for line in lines:
-            sys.stdout.write(line + "\n")
-        return
-    created = write_output_file(out, "".join(line + "\n" for line in lines))
-    typer.echo(f"wrote {len(inputs)} predictions to {out}{_created(created)}", err=True)
+    runtime = Runtime.choose(device, precision)
+    predictor = open_predictor(model, batch_size=batch_size, revision=revision, runtime=runtime)
+    given = PredictInputs(
+        texts=list(texts or []),
+        file=file,
+        question=question,
+        context=context,
+        text_pairs=list(text_pair or []),
+        text_column=text,
+        stream=StreamOptions(encoding=encoding, columns=column_names(columns), delimiter=delimiter_option(delimiter)),
+    )
+    inputs = read_inputs(predictor, given)
+    predict_inputs(predictor, inputs, out, show_progress=file is not None)
+    if out is not None and is_main():
+        typer.echo(f"wrote {inputs.count} predictions to {out} ({runtime.describe()})", err=True)
 
 
 @reports_errors
@@ -73,6 +103,8 @@ def cluster(
     seed: Annotated[int, typer.Option("--seed", help="fixes the subset, k-means and the silhouette sample")] = 42,
     out: Annotated[Path | None, typer.Option("--out", help="folder (default runs/cluster-<data>-<time>)")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="write into a non-empty --out")] = False,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
 ) -> None:
     """Embed a corpus with an encoder (mean pooling) and cluster it with k-means; with --label, score the clusters."""
     from nlp_transfer.studies.cluster import ClusterOptions, run_cluster, summary_line
@@ -94,6 +126,8 @@ def cluster(
         seed=seed,
         out=out,
         overwrite=overwrite,
+        device=device,
+        precision=precision,
     )
     folder, metrics = run_cluster(options)
     typer.echo(f"{summary_line(metrics)} -> {folder}")
@@ -114,6 +148,8 @@ def evaluate(
     max_samples: Annotated[int | None, typer.Option("--max-samples", min=1, help="seeded random subset")] = None,
     seed: Annotated[int, typer.Option("--seed", help="picks the --max-samples subset")] = 42,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
     revision: RevisionOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="write the metrics as JSON here as well")] = None,
 ) -> None:
@@ -137,6 +173,8 @@ def evaluate(
         max_samples=max_samples,
         seed=seed,
         batch_size=batch_size,
+        device=device,
+        precision=precision,
     )
     result = evaluate_model(options)
     text_out = json.dumps(result, indent=2) + "\n"
@@ -187,18 +225,33 @@ def export(
     onnx: Annotated[
         bool, typer.Option("--onnx", help="also write model.onnx, checked against PyTorch (needs nlp-transfer[onnx])")
     ] = False,
+    quantize: Annotated[
+        str | None,
+        typer.Option(
+            "--quantize", help="int8: also model.int8.onnx (onnxruntime dynamic quantization, checked); implies --onnx"
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an earlier export in --out")] = False,
 ) -> None:
     """A self-contained copy of a trained model to ship: the files push uploads, optionally merged or ONNX."""
     from nlp_transfer.share.export import ExportOptions
     from nlp_transfer.share.export import export as export_model
 
-    result = export_model(model, ExportOptions(out=out, merge=merge, onnx=onnx, overwrite=overwrite))
+    if quantize is not None and quantize != "int8":
+        raise UserError(f"export --quantize {quantize}: only int8 is supported; use --quantize int8")
+    options = ExportOptions(out=out, merge=merge, onnx=onnx, overwrite=overwrite, quantize=quantize)
+    result = export_model(model, options)
     checks = [
         f"{name}: max |logit difference| {result.record[name]['max_abs_logit_difference']:.1e}"
         for name in ("merge", "onnx")
         if name in result.record
     ]
+    if "onnx_int8" in result.record:
+        int8 = result.record["onnx_int8"]
+        checks.append(
+            f"int8: labels agree on {int8['label_agreement']:.0%} of {int8['checked_inputs']} sample inputs, max "
+            f"|probability difference| {int8['max_probability_difference']:.3f}"
+        )
     typer.echo(f"exported {model} to {result.folder}" + (f" ({'; '.join(checks)})" if checks else ""))
 
 

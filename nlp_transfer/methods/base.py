@@ -23,6 +23,7 @@ from transformers import PreTrainedTokenizerBase
 
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.quiet import quiet_libraries
+from nlp_transfer.core.hardware import Precision
 from nlp_transfer.recipe import TrainSpec
 from nlp_transfer.tasks.base import PreparedTask
 
@@ -39,6 +40,9 @@ class PhaseContext:
     # Several processes: the main one runs the block first (filling a cache), the others then read it. The run
     # supplies it (run.distributed); methods know nothing of processes.
     main_first: Callable[[], AbstractContextManager[Any]] = nullcontext
+    # The run's precision on its device (run.acceleration), for work a phase does outside the Trainer (probe
+    # features). None: fp32.
+    precision: Precision | None = None
 
 
 @dataclass

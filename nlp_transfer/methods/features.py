@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import uuid
+from contextlib import nullcontext
 from typing import Any
 
 import datasets
@@ -24,6 +25,7 @@ from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils.logging import tqdm  # follows transformers' progress-bar switch
 
+from nlp_transfer.core.hardware import Precision
 from nlp_transfer.data.cache import cache_root
 from nlp_transfer.methods.architectures import Architecture, head_modules
 
@@ -56,7 +58,7 @@ def encode(base_model: nn.Module, inputs: dict[str, torch.Tensor], pooling: str,
     wanted = {k: v for k, v in inputs.items() if k in MODEL_INPUTS}
     outputs = base_model(**wanted, output_hidden_states=layer != -1)
     hidden = outputs.last_hidden_state if layer == -1 else outputs.hidden_states[layer]
-    return pool(hidden, inputs["attention_mask"], pooling)
+    return pool(hidden.float(), inputs["attention_mask"], pooling)  # pooled in fp32 (under autocast too)
 
 
 class PooledClassifier(nn.Module):
@@ -104,17 +106,20 @@ def extract_features(
     layer: int,
     encoder_fingerprint: str,
     data_key: str,
+    precision: Precision | None = None,
 ) -> tuple[FeatureDataset, bool]:
-    """Pooled features for every example of a tokenized split, from the cache when possible. Returns (data, hit)."""
-    key = json.dumps(
-        {"encoder": encoder_fingerprint, "pooling": pooling, "layer": layer, "data": data_key},
-        sort_keys=True,
-    )
+    """Pooled features for every example of a tokenized split, from the cache when possible. Returns (data, hit).
+
+    The encoder runs in `precision` (the run's: bf16 autocast where the hardware does it), which the cache key
+    records: bf16 features differ from fp32 ones in the third digit."""
+    precision_name = precision.name if precision is not None else "fp32"
+    identity = {"encoder": encoder_fingerprint, "pooling": pooling, "layer": layer, "data": data_key}
+    key = json.dumps(identity | ({"precision": precision_name} if precision_name != "fp32" else {}), sort_keys=True)
     entry = cache_root() / "features" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.safetensors"
     if entry.is_file():
         tensors = load_file(str(entry))
         return FeatureDataset(tensors), True
-    tensors = {"features": _run_encoder(base_model, split, tokenizer, pooling, layer)}
+    tensors = {"features": _run_encoder(base_model, split, tokenizer, pooling, layer, precision)}
     if "labels" in split.column_names:
         tensors["labels"] = torch.tensor(split["labels"], dtype=torch.long)
     entry.parent.mkdir(parents=True, exist_ok=True)
@@ -130,7 +135,12 @@ def extract_features(
 
 @torch.inference_mode()
 def _run_encoder(
-    base_model: nn.Module, split: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, pooling: str, layer: int
+    base_model: nn.Module,
+    split: datasets.Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    pooling: str,
+    layer: int,
+    precision: Precision | None,
 ) -> torch.Tensor:
     was_training = base_model.training
     base_model.eval()  # no dropout: the features a deployed model sees
@@ -146,7 +156,8 @@ def _run_encoder(
         index = order[start : start + EXTRACTION_BATCH]
         examples = [{c: rows[c][i] for c in columns} for i in index]
         batch = {k: v.to(device) for k, v in collate(examples).items()}
-        vectors = encode(base_model, batch, pooling, layer).float().cpu()  # (b, H)
+        with precision.autocast() if precision is not None else nullcontext():
+            vectors = encode(base_model, batch, pooling, layer).float().cpu()  # (b, H)
         if pooled.numel() == 0:
             pooled = torch.empty(len(order), vectors.shape[1])
         pooled[torch.tensor(index)] = vectors

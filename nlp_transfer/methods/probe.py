@@ -90,6 +90,7 @@ def features_phase(
                     layer=layer,
                     encoder_fingerprint=fingerprint,
                     data_key=context.prepared.keys.get(split_name) or content_key(split),
+                    precision=context.precision,
                 )
         spec = context.train.model_copy(update={"learning_rate": learning_rate, "epochs": epochs})
         return PhaseInputs(

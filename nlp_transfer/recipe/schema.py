@@ -61,7 +61,9 @@ class TrainSpec(Strict):
     padding: Literal["dynamic", "max_length"] = Field(
         "dynamic", description="dynamic: pad each batch to its longest example (fast); max_length: pad everything"
     )
-    group_by_length: bool = Field(True, description="batch examples of similar length together (less padding)")
+    group_by_length: bool = Field(
+        True, description="pad less: sort each random batch by length and train it as sub-batches (same gradient)"
+    )
     eval_strategy: Literal["epoch", "steps", "no"] = "epoch"
     eval_steps: int | None = Field(None, gt=0)
     logging_steps: int = Field(50, gt=0)
@@ -75,6 +77,12 @@ class TrainSpec(Strict):
     skip_nonfinite_batches: int = Field(
         0, ge=0, description="batches with a NaN or infinite loss to skip before stopping (0: stop at the first)"
     )
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="auto: bf16 autocast where the hardware does bf16 natively (Ampere+ GPUs, CPUs with AVX512-BF16 "
+        "or AMX), fp16 with loss scaling on older GPUs, else fp32; an explicit choice the hardware lacks is an error",
+    )
+    compile: bool = Field(False, description="torch.compile the model (through the Trainer); pays on long GPU runs")
     trainer: dict[str, Any] = Field(
         default_factory=dict, description="any other transformers.TrainingArguments field, passed through"
     )

@@ -220,6 +220,8 @@ def _training_lines(recipe: Recipe, metrics: dict[str, Any]) -> list[str]:
         f"weight decay: {train.weight_decay}, warmup ratio: {train.warmup_ratio}, seed: {train.seed}",
         f"- max length: {recipe.task.max_length}, padding: {train.padding}, "
         f"length-grouped batches: {train.group_by_length}",
+        f"- precision: {metrics['train'].get('precision', 'fp32')} (train.precision: {train.precision})"
+        + (", torch.compile" if train.compile else ""),
     ]
 
 

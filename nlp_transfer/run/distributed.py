@@ -63,3 +63,11 @@ def main_first() -> AbstractContextManager[Any]:
 def barrier() -> None:
     if launched():
         _state().wait_for_everyone()
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(this process's rank, the number of processes); (0, 1) when not launched."""
+    if not launched():
+        return 0, 1
+    state = _state()
+    return int(state.process_index), int(state.num_processes)

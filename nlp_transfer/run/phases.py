@@ -32,6 +32,7 @@ from nlp_transfer.run.folder import (
     RunFolder,
     tokenizer_record,
 )
+from nlp_transfer.run.sharding import gathered_model
 from nlp_transfer.run.trainer import build_trainer, stopped_on_request
 
 if TYPE_CHECKING:
@@ -55,7 +56,11 @@ def train_and_save(setup: PreparedRun, folder: RunFolder, resume: bool = False) 
     """Train the method's phases in order, evaluate the final model, save what the method says, mark complete."""
     recipe = setup.loaded.recipe
     context = PhaseContext(
-        prepared=setup.prepared, tokenizer=setup.tokenizer, train=recipe.train, main_first=distributed.main_first
+        prepared=setup.prepared,
+        tokenizer=setup.tokenizer,
+        train=recipe.train,
+        main_first=distributed.main_first,
+        precision=setup.precision,
     )
     started = time.perf_counter()
     phases: dict[str, dict[str, Any]] = {}
@@ -96,6 +101,8 @@ def train_and_save(setup: PreparedRun, folder: RunFolder, resume: bool = False) 
         "train": {
             **last["train"],
             "method": recipe.method.name,
+            "precision": setup.precision.name,
+            "compile": recipe.train.compile,
             "train_wall_seconds": round(time.perf_counter() - started, 2),  # all phases, feature extraction included
         },
         "eval": last["eval"],
@@ -105,9 +112,10 @@ def train_and_save(setup: PreparedRun, folder: RunFolder, resume: bool = False) 
     if len(phases) > 1:
         metrics["phases"] = phases
 
+    to_save = gathered_model(trainer, setup.model, folder.writer)  # FSDP / ZeRO-3: every process gathers
     if folder.writer:
         setup.method.save(
-            setup.model,
+            to_save,
             folder.path,
             tokenizer=setup.tokenizer,
             base_model=setup.model_asset.hub_id or setup.model_asset.location,

@@ -22,6 +22,7 @@ from transformers import PreTrainedTokenizerBase, set_seed
 
 from nlp_transfer.core.files import check_output_folder
 from nlp_transfer.core.quiet import held_records
+from nlp_transfer.core.hardware import Precision
 from nlp_transfer.data.assets import Asset, default_data_root, resolve_model
 from nlp_transfer.data.loading import LoadedData, load_data
 from nlp_transfer.methods import METHODS, Method
@@ -29,6 +30,7 @@ from nlp_transfer.methods.base import check_on_skeleton
 from nlp_transfer.methods.pretrained import check_against_model, load_config, load_model, load_tokenizer, skeleton
 from nlp_transfer.recipe import LoadedRecipe
 from nlp_transfer.run import distributed
+from nlp_transfer.run.acceleration import training_precision
 from nlp_transfer.run.disk import bytes_needed, check_room
 from nlp_transfer.run.folder import (
     ENVIRONMENT_FILE,
@@ -44,6 +46,7 @@ from nlp_transfer.run.folder import (
 from nlp_transfer.run.phases import RunResult, train_and_save
 from nlp_transfer.run.record import environment_record
 from nlp_transfer.run.resume import check_resumable, resume_target
+from nlp_transfer.run.sharding import check_sharding
 from nlp_transfer.run.trainer import training_arguments
 from nlp_transfer.tasks import TASKS, PreparedTask, Task
 
@@ -72,6 +75,7 @@ class PreparedRun:
     method: Method
     model: nn.Module
     notes: list[str]
+    precision: Precision  # train.precision as resolved on this machine (recorded in metrics and environment)
 
 
 def run(loaded: LoadedRecipe, options: RunOptions) -> RunResult:
@@ -104,6 +108,7 @@ def run(loaded: LoadedRecipe, options: RunOptions) -> RunResult:
             folder.write_text(RECIPE_FILE, loaded.to_yaml())
         if not options.resume:
             record = environment_record(recipe.train.seed, setup.model_asset, setup.data, setup.notes, loaded)
+            record["precision"] = setup.precision.record()
             folder.write_json(ENVIRONMENT_FILE, record)
         folder.write_json(TASK_FILE, {"name": recipe.task.name, **setup.prepared.resolved})
         for note in setup.notes:
@@ -145,6 +150,7 @@ def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
 
     pretrained = load_model(task.auto_model_class, model_asset, recipe.model, tokenizer, **prepared.model_kwargs)
     model = method.prepare(pretrained, task)
+    check_sharding(model, recipe.method.name)  # FSDP / ZeRO-3 launches gather plain models only
     return PreparedRun(
         loaded=loaded,
         task=task,
@@ -155,6 +161,7 @@ def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
         method=method,
         model=model,
         notes=data.notes + prepared.notes,
+        precision=training_precision(recipe.train),
     )
 
 

@@ -21,12 +21,14 @@ from transformers import (
 )
 
 from nlp_transfer.core.errors import UserError, did_you_mean
+from nlp_transfer.core.hardware import training_device
 from nlp_transfer.methods import PhaseInputs
 from nlp_transfer.recipe import TrainSpec
 from nlp_transfer.run import checkpoints
+from nlp_transfer.run.acceleration import acceleration_arguments
 from nlp_transfer.run.callbacks import JsonlLogger, SaveEvery, SealCheckpoints, StopOnRequest
 from nlp_transfer.run.folder import CHECKPOINTS_DIR, TRAINER_LOG
-from nlp_transfer.run.sampling import ShuffledLengthBuckets
+from nlp_transfer.run.sampling import SortedRandomBatches
 from nlp_transfer.tasks.base import PreparedTask
 
 logger = logging.getLogger(__name__)
@@ -47,20 +49,35 @@ SET_BY_TRAIN_FIELD = {
     "load_best_model_at_end": "eval_strategy",
     "metric_for_best_model": "metric_for_best",
     "greater_is_better": "metric_for_best",
+    "bf16": "precision",
+    "fp16": "precision",
+    "torch_compile": "compile",
 }
 
 
-def training_arguments(spec: TrainSpec, output_dir: Path) -> TrainingArguments:
-    """Typed recipe fields first; `train.trainer` adds any other TrainingArguments field (checked here)."""
+def sub_batches(spec: TrainSpec, device_type: str) -> int:
+    """Into how many length-sorted sub-batches each batch is cut (micro-batches under gradient accumulation, so the
+    optimizer step still sees the whole random batch; sampling.SortedRandomBatches). Sub-batches of about 8 on a
+    CPU, where a small matrix product costs little more per row than a large one, and of 32 or more on a GPU,
+    where small ones leave it idle."""
+    if not spec.group_by_length or spec.padding == "max_length":
+        return 1
+    smallest = 8 if device_type == "cpu" else 32
+    return next(k for k in (4, 2, 1) if (spec.batch_size % k == 0 and spec.batch_size // k >= smallest) or k == 1)
+
+
+def training_arguments(spec: TrainSpec, output_dir: Path, split_batches: int = 1) -> TrainingArguments:
+    """Typed recipe fields first; `train.trainer` adds any other TrainingArguments field (checked here).
+    `split_batches` > 1 cuts each batch into that many micro-batches (sub_batches)."""
     evaluating = spec.eval_strategy != "no"
     typed: dict[str, Any] = {
         "output_dir": str(output_dir),
         "num_train_epochs": spec.epochs,
         "max_steps": spec.max_steps if spec.max_steps is not None else -1,
         "learning_rate": spec.learning_rate,
-        "per_device_train_batch_size": spec.batch_size,
+        "per_device_train_batch_size": spec.batch_size // split_batches,
         "per_device_eval_batch_size": spec.eval_batch_size or 2 * spec.batch_size,
-        "gradient_accumulation_steps": spec.gradient_accumulation_steps,
+        "gradient_accumulation_steps": spec.gradient_accumulation_steps * split_batches,
         "weight_decay": spec.weight_decay,
         "warmup_steps": spec.warmup_ratio,  # a float in [0, 1) is a fraction of all steps in transformers 5
         "seed": spec.seed,
@@ -81,6 +98,9 @@ def training_arguments(spec: TrainSpec, output_dir: Path) -> TrainingArguments:
         "dataloader_pin_memory": torch.cuda.is_available(),
     }
     for key in spec.trainer:
+        if key in SET_BY_TRAIN_FIELD and key not in typed:
+            field = SET_BY_TRAIN_FIELD[key]
+            raise UserError(f"train.trainer.{key}: set train.{field} instead (it decides {key}; see nlp-transfer show)")
         if key in typed and key != "output_dir":
             raise UserError(f"train.trainer.{key}: this is set by a train field; set it there (see nlp-transfer show)")
         if key in TrainSpec.model_fields:
@@ -96,8 +116,10 @@ def training_arguments(spec: TrainSpec, output_dir: Path) -> TrainingArguments:
             )
     if "output_dir" in spec.trainer:
         raise UserError("train.trainer.output_dir: the run folder decides it; set output.dir instead")
+    accelerated = acceleration_arguments(spec)  # precision and compile, checked against this machine
     try:
-        return TrainingArguments(**typed, **spec.trainer)
+        extra = {key: value for key, value in accelerated.items() if key not in spec.trainer}
+        return TrainingArguments(**typed, **spec.trainer, **extra)
     except (ValueError, TypeError) as err:
         raise UserError(f"train: TrainingArguments rejected the settings ({str(err).splitlines()[0]})") from err
 
@@ -143,11 +165,13 @@ class TaskTrainer(Trainer):
     def compute_loss(
         self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None
     ) -> Any:
-        found: Any = (
-            super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            if self.loss is None
-            else self.loss(model, inputs, return_outputs)
-        )
+        labels = inputs.get("labels") if self.loss is None else None
+        if self.loss is not None:
+            found: Any = self.loss(model, inputs, return_outputs)
+        elif labels is not None and labels.dim() == 1 and num_items_in_batch is not None:
+            found = self._example_weighted(model, inputs, return_outputs, labels.numel() / num_items_in_batch)
+        else:
+            found = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         loss: torch.Tensor = found[0] if return_outputs else found
         if not self._nonfinite_anywhere(loss):
             return found
@@ -171,6 +195,18 @@ class TaskTrainer(Trainer):
         # contributes nothing), and under DDP every weight's all-reduce still fires, so no process waits forever.
         nothing = sum((p.sum() * 0.0 for p in model.parameters() if p.requires_grad), loss.new_zeros(()))
         return (nothing, found[1]) if return_outputs else nothing
+
+    def _example_weighted(self, model: Any, inputs: Any, return_outputs: bool, share: Any) -> Any:
+        """One label per example (classification): the model's mean loss over this micro-batch, weighted by the
+        micro-batch's share of the optimizer step's examples, so that the gradient accumulated over the step's
+        micro-batches (sub_batches, gradient_accumulation_steps) is that of the whole batch's mean. transformers
+        passes the step's example count to any model whose forward takes **kwargs and then counts the loss as
+        normalised by it, but sequence-classification heads ignore it and average their own micro-batch: without
+        this weighting the gradient would be the sum of the micro-batch means, k times too large."""
+        found = super().compute_loss(model, inputs, return_outputs, None)
+        if self.args.average_tokens_across_devices:  # the count is over every process; DDP then averages them
+            share = share * self.accelerator.num_processes
+        return (found[0] * share, found[1]) if return_outputs else found * share
 
     def _nonfinite_anywhere(self, loss: torch.Tensor) -> bool:
         """Whether the loss is NaN/inf on this process or, in a multi-process run, on any process: every process
@@ -196,9 +232,9 @@ class TaskTrainer(Trainer):
         # The order is a function of the seed and the epoch alone (not of the global random state, which loading a
         # model or an evaluation before training also draws from), so a resumed run sees the same batches.
         lengths = [len(ids) for ids in dataset["input_ids"]] if self.group_by_length else [0] * len(dataset)
-        return ShuffledLengthBuckets(
+        return SortedRandomBatches(
             lengths=lengths,
-            batch_size=self.args.train_batch_size * self.args.gradient_accumulation_steps,
+            batch_size=self.args.train_batch_size * self.args.gradient_accumulation_steps,  # one optimizer step
             seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
         )
 
@@ -219,6 +255,9 @@ def build_trainer(
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=spec.early_stopping_patience))
     if spec.checkpoint_steps is not None:
         callbacks.append(SaveEvery(spec.checkpoint_steps))
+    tokens = "input_ids" in getattr(inputs.splits["train"], "column_names", ())  # not cached probe features
+    device = training_device(use_cpu=bool(spec.trainer.get("use_cpu", False)))
+    split = sub_batches(spec, device.type) if tokens else 1
     trainer = TaskTrainer(
         group_by_length=spec.group_by_length,
         batch_metrics_for=prepared.batch_metrics_for if prepared is not None else None,
@@ -226,7 +265,7 @@ def build_trainer(
         phase=phase,
         loss=loss,
         model=inputs.model,
-        args=training_arguments(spec, run_dir / CHECKPOINTS_DIR / phase),
+        args=training_arguments(spec, run_dir / CHECKPOINTS_DIR / phase, split),
         train_dataset=inputs.splits["train"],
         eval_dataset=inputs.splits.get("eval"),
         processing_class=tokenizer,

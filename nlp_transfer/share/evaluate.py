@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from nlp_transfer.core.errors import UserError, did_you_mean
+from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.data.assets import default_data_root
 from nlp_transfer.data.loading import load_extra_split
 from nlp_transfer.data.readers import COMMAND_NAMES
@@ -38,10 +39,13 @@ class EvaluateOptions:
     max_samples: int | None = None
     seed: int = 42  # picks the --max-samples subset
     batch_size: int = 32
+    device: str = "auto"  # where and in which precision the model runs (core.hardware)
+    precision: str = "auto"
 
 
 def evaluate_model(options: EvaluateOptions) -> dict[str, Any]:
     """{model, data, rows, skipped, metrics} for the model on the file."""
+    runtime = Runtime.choose(options.device, options.precision)  # a bad --device fails before any loading
     trained = open_trained(options.model, options.revision)
     loaded = load_extra_split(
         options.data,
@@ -59,8 +63,8 @@ def evaluate_model(options: EvaluateOptions) -> dict[str, Any]:
         rows = rows.shuffle(seed=options.seed).select(range(options.max_samples))
     where = f"--data {', '.join(loaded.sources['eval'])}"
     evaluate = EVALUATORS[trained.recipe["task"]["name"]]
-    result = evaluate(trained, rows, options, where)
-    return {"model": trained.origin, "data": options.data, **result}
+    result = evaluate(trained, rows, options, where, runtime)
+    return {"model": trained.origin, "data": options.data, **result, "runtime": runtime.describe()}
 
 
 def _column(rows: Any, wanted: str, option: str, where: str) -> str:
@@ -73,7 +77,9 @@ def _column(rows: Any, wanted: str, option: str, where: str) -> str:
     return wanted
 
 
-def _classification(trained: Trained, rows: Any, options: EvaluateOptions, where: str) -> dict[str, Any]:
+def _classification(
+    trained: Trained, rows: Any, options: EvaluateOptions, where: str, runtime: Runtime
+) -> dict[str, Any]:
     task = trained.task_settings
     text = _column(rows, options.text or task["text"], "--text", where)
     pair_name = options.text_pair or task.get("text_pair")
@@ -92,7 +98,7 @@ def _classification(trained: Trained, rows: Any, options: EvaluateOptions, where
         raise UserError(f"{where}: no usable rows (every text is empty or every label missing)")
     skipped = len(rows) - len(usable)
     rows = rows.select(usable) if skipped else rows
-    predictor = LabelPredictor(trained, batch_size=options.batch_size)
+    predictor = LabelPredictor(trained, batch_size=options.batch_size, runtime=runtime)
     names = [predictor.id2label[i] for i in range(len(predictor.id2label))]
     declared = task.get("labels") is not None
     gold = gold_ids(rows[label], names, declared, where, fix="fix the file, or name the label column with --label")
@@ -104,7 +110,7 @@ def _classification(trained: Trained, rows: Any, options: EvaluateOptions, where
     return {"rows": len(rows), "skipped": skipped, "metrics": metrics}
 
 
-def _qa(trained: Trained, rows: Any, options: EvaluateOptions, where: str) -> dict[str, Any]:
+def _qa(trained: Trained, rows: Any, options: EvaluateOptions, where: str, runtime: Runtime) -> dict[str, Any]:
     task = trained.task_settings
     needed = [task["question"], task["context"], task["answers"]]
     missing = [name for name in needed if name not in rows.column_names]
@@ -115,7 +121,7 @@ def _qa(trained: Trained, rows: Any, options: EvaluateOptions, where: str) -> di
             f"columns are {', '.join(rows.column_names)}. Pass a question-answering file"
         )
     question, context, answers = needed
-    predictor = AnswerPredictor(trained, batch_size=options.batch_size)
+    predictor = AnswerPredictor(trained, batch_size=options.batch_size, runtime=runtime)
     pairs = [{"question": str(r[question]).lstrip(), "context": str(r[context])} for r in rows]
     predicted = [row["answer"] or "" for row in predictor.predict(pairs)]
     golds = [[text for text, _ in answer_pairs(value)] for value in rows[answers]]

@@ -38,6 +38,7 @@ class ExportOptions:
     merge: bool = False
     onnx: bool = False
     overwrite: bool = False
+    quantize: str | None = None  # int8: also model.int8.onnx (implies onnx)
 
 
 @dataclass
@@ -63,10 +64,12 @@ def export(reference: str | Path, options: ExportOptions) -> ExportResult:
             record["merge"] = _merged(trained, staging)
         else:
             _copy(trained, staging, skip=set())
-        if options.onnx:
-            from nlp_transfer.share.onnx import export_onnx
+        if options.onnx or options.quantize:
+            from nlp_transfer.share.onnx import export_onnx, quantize_onnx
 
             record["onnx"] = export_onnx(staging, trained.recipe)
+            if options.quantize:
+                record["onnx_int8"] = quantize_onnx(staging, trained.recipe, record["onnx"])
         record["exported_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         (staging / EXPORT_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         (staging / CARD_FILE).write_text(model_card(staging), encoding="utf-8")

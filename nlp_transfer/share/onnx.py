@@ -19,10 +19,11 @@ import torch
 from torch import nn
 
 from nlp_transfer.core.errors import UserError
-from nlp_transfer.share.samples import MAX_LOGIT_DIFFERENCE, sample_inputs
+from nlp_transfer.share.samples import MAX_LOGIT_DIFFERENCE, sample_inputs, sample_texts_inputs
 from nlp_transfer.share.trained import open_trained
 
 ONNX_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"  # export --quantize int8: onnxruntime's dynamic quantization of ONNX_FILE
 INSTALL_HINT = "pip install 'nlp-transfer[onnx]' (onnxruntime and onnxscript)"
 
 
@@ -107,3 +108,48 @@ def export_onnx(folder: Path, recipe: dict[str, Any]) -> dict[str, Any]:
         "max_abs_logit_difference": difference,
         "export_seconds": round(seconds, 2),
     }
+
+
+def quantize_onnx(folder: Path, recipe: dict[str, Any], float_record: dict[str, Any]) -> dict[str, Any]:
+    """folder/model.int8.onnx: the float model with int8 weights in its matrix products (onnxruntime's dynamic
+    quantization: activations are quantized on the fly, per batch). It is checked against the float model on
+    sample inputs; the label agreement and the largest probability difference go into export.json."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    started = time.perf_counter()
+    try:
+        quantize_dynamic(str(folder / ONNX_FILE), str(folder / INT8_FILE), weight_type=QuantType.QInt8)
+    except Exception as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"export --quantize int8: onnxruntime could not quantize the model ({reason})") from err
+    seconds = time.perf_counter() - started
+    inputs = {name: tensor.numpy() for name, tensor in sample_texts_inputs(folder, recipe).items()}
+    inputs = {name: value for name, value in inputs.items() if name in float_record["inputs"]}
+    names = float_record["outputs"]
+    expected = _session(folder / ONNX_FILE).run(names, inputs)
+    found = _session(folder / INT8_FILE).run(names, inputs)
+    agree, difference = [], 0.0
+    for e, f in zip(expected, found, strict=True):  # (B, K) logits, or (B, T) start / end logits for QA
+        agree += (e.argmax(-1) == f.argmax(-1)).tolist()
+        difference = max(difference, float(np.abs(_softmax(e) - _softmax(f)).max()))
+    return {
+        "file": INT8_FILE,
+        "quantization": "dynamic int8 (onnxruntime quantize_dynamic: int8 weights, activations per batch)",
+        "checked_inputs": len(next(iter(inputs.values()))),
+        "label_agreement": round(sum(agree) / len(agree), 6),  # argmax (label; QA start and end) as float's
+        "max_probability_difference": round(difference, 6),
+        "bytes": (folder / INT8_FILE).stat().st_size,
+        "float_bytes": (folder / ONNX_FILE).stat().st_size,
+        "quantize_seconds": round(seconds, 2),
+    }
+
+
+def _session(path: Path) -> Any:
+    import onnxruntime
+
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)

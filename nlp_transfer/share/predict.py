@@ -1,12 +1,16 @@
 """Predict with a trained model (a run folder, a copy of one, or a pushed Hub repo; trained.py finds it): a label for
-each text (classification), an answer span for each question (QA). PREDICTORS picks the predictor from the task the
-model was trained on."""
+each text or text pair (classification), an answer span for each question (QA). PREDICTORS picks the predictor from
+the task the model was trained on.
+
+A predictor is a task's own part only: which inputs it reads (its roles and their default columns), how to check
+one, and a batch of inputs -> one output row each (predict_batch). Reading the inputs (inputs.py), batching them
+by length and keeping input order, sharing them out across processes and writing the rows (inference.py), and the
+device and precision (core.hardware.Runtime) are the same for every task.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -14,117 +18,164 @@ import torch
 from torch import nn
 
 from nlp_transfer.core.errors import UserError
+from nlp_transfer.core.hardware import Runtime
+from nlp_transfer.share.inference import WINDOW_BATCHES, in_length_order, ordered, predict_lines, windows
+from nlp_transfer.share.inputs import Inputs, Item, PredictInputs, Role, validated_inputs
 from nlp_transfer.share.trained import Trained, open_trained
 from nlp_transfer.tasks import spans
 
 
-def read_texts(path: Path, field: str = "text") -> list[str]:
-    """A .jsonl file (one object per line, text in `field`) or a plain file with one text per line."""
-    lines = _nonempty_lines(path, "a .txt (one text per line) or .jsonl file")
-    if path.suffix.lower() != ".jsonl":
-        return lines
-    texts = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            texts.append(str(json.loads(line)[field]))
-        except (ValueError, KeyError, TypeError) as err:
-            raise UserError(f"--file {path} line {number}: expected a JSON object with a '{field}' field") from err
-    return texts
-
-
-def read_pairs(path: Path, question_field: str, context_field: str) -> list[dict[str, Any]]:
-    """A .jsonl file of {question, context} objects (other fields, such as an id, are passed through)."""
-    fields = f"'{question_field}' and '{context_field}'"
-    pairs = []
-    for number, line in enumerate(_nonempty_lines(path, f"a .jsonl file with {fields}"), start=1):
-        try:
-            row = json.loads(line)
-            pairs.append(row | {"question": str(row[question_field]), "context": str(row[context_field])})
-        except (ValueError, KeyError, TypeError) as err:
-            raise UserError(f"--file {path} line {number}: expected a JSON object with {fields}") from err
-    return pairs
-
-
-def _nonempty_lines(path: Path, expected: str) -> list[str]:
-    if path.is_dir():
-        raise UserError(f"--file {path}: is a folder; pass {expected}")
-    if not path.is_file():
-        raise UserError(f"--file {path}: not found; pass {expected}")
-    try:
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except UnicodeDecodeError as err:
-        raise UserError(f"--file {path}: not valid utf-8; convert it to utf-8") from err
-    if not lines:
-        raise UserError(f"--file {path}: is empty (no line holds text); pass {expected}")
-    return lines
-
-
-@dataclass
-class PredictInputs:
-    """What the user passed to `nlp-transfer predict`; each task's predictor takes what it reads."""
-
-    texts: list[str]
-    file: Path | None
-    question: str | None
-    context: str | None
-
-
 class Predictor(Protocol):
-    def __init__(self, trained: Trained, batch_size: int) -> None: ...
+    batch_size: int
 
-    def read(self, given: PredictInputs) -> list[Any]: ...
+    def __init__(self, trained: Trained, batch_size: int = 32, runtime: Runtime | None = None) -> None: ...
 
-    def predict(self, inputs: list[Any]) -> Iterator[dict[str, Any]]: ...
+    def roles(self, given: PredictInputs) -> dict[str, Role]:
+        """The input fields read from a --file, and the column each comes from."""
+        ...
+
+    def from_arguments(self, given: PredictInputs) -> list[Item]:
+        """The inputs given on the command line (a UserError for options that do not fit the task)."""
+        ...
+
+    def check(self, item: Item, where: str) -> None:
+        """One input, before any prediction: a UserError naming `where` if it cannot be predicted."""
+        ...
+
+    def length(self, item: Item) -> int:
+        """Roughly how long the input is (characters): batches are made of inputs of similar length."""
+        ...
+
+    def predict_batch(self, batch: list[Item]) -> list[dict[str, Any]]:
+        """One output row per input, in the batch's order."""
+        ...
 
 
-def open_predictor(reference: str | Path, batch_size: int = 32, revision: str | None = None) -> Predictor:
-    """The predictor for the task the model was trained on (PREDICTORS below)."""
+def open_predictor(
+    reference: str | Path, batch_size: int = 32, revision: str | None = None, runtime: Runtime | None = None
+) -> Predictor:
+    """The predictor for the task the model was trained on (PREDICTORS below), on the best device by default."""
     trained = open_trained(reference, revision)
-    return PREDICTORS[trained.recipe["task"]["name"]](trained, batch_size)
+    return PREDICTORS[trained.recipe["task"]["name"]](trained, batch_size, runtime)
+
+
+def read_inputs(predictor: Predictor, given: PredictInputs) -> Inputs:
+    """Every input (command line, then --file) checked and counted before any prediction is made."""
+    arguments = predictor.from_arguments(given)
+    roles = predictor.roles(given) if given.file is not None else {}
+    return validated_inputs(arguments, given.file, roles, given.stream, predictor.check)
+
+
+def predict_inputs(predictor: Predictor, inputs: Inputs, out: Path | None, show_progress: bool) -> None:
+    """Predictions as JSON lines in input order, to `out` or stdout; shared out across processes when launched."""
+
+    def rows(part: tuple[int, int], progress: Any) -> Iterator[dict[str, Any]]:
+        items = (item for _, item in inputs.stream())
+        return ordered(items, predictor.length, predictor.batch_size, predictor.predict_batch, part, progress)
+
+    predict_lines(rows, inputs.count, predictor.batch_size, out, show_progress)
+
+
+def predictions(predictor: Predictor, items: Sequence[Any]) -> Iterator[dict[str, Any]]:
+    """In-process predictions for a list of inputs (for classification plain strings will do), in order."""
+    normalized = [item if isinstance(item, dict) else {"text": str(item)} for item in items]
+    return ordered(normalized, predictor.length, predictor.batch_size, predictor.predict_batch)
 
 
 class LabelPredictor:
-    """Classification: label and probabilities for each text."""
+    """Classification: label and probabilities for each text, or text pair when the model was trained on pairs."""
 
-    def __init__(self, trained: Trained, batch_size: int = 32) -> None:
+    def __init__(self, trained: Trained, batch_size: int = 32, runtime: Runtime | None = None) -> None:
+        self.runtime = runtime or Runtime.choose()
         self.tokenizer = trained.tokenizer()
-        self.model = trained.load()
+        self.model = trained.load().to(self.runtime.device)
         self.batch_size = batch_size
         self.task = trained.task_settings
         self.max_length = int(self.task["max_length"])  # truncate as training did
+        self.pairs = bool(self.task.get("text_pair"))  # a sentence-pair model reads two texts
         self.id2label = _config_of(self.model).id2label
 
-    def read(self, given: PredictInputs) -> list[Any]:
+    def roles(self, given: PredictInputs) -> dict[str, Role]:
+        if len(given.text_pairs) > 1:
+            raise UserError("predict --file: give --text-pair once, naming the file's column of second texts")
+        found = {"text": Role(given.text_column or self.task["text"], "--text", given.text_column is not None)}
+        if self.pairs:
+            chosen = given.text_pairs[0] if given.text_pairs else None
+            found["text_pair"] = Role(chosen or self.task["text_pair"], "--text-pair", chosen is not None)
+        elif given.text_pairs:
+            raise UserError("predict: --text-pair is for sentence-pair models; this model classifies single texts")
+        return found
+
+    def from_arguments(self, given: PredictInputs) -> list[Item]:
         if given.question is not None or given.context is not None:
             raise UserError("predict: --question/--context are for question answering runs; this run classifies texts")
-        texts = given.texts + (read_texts(given.file) if given.file else [])
-        if not texts:
-            raise UserError("predict: give texts as arguments or --file FILE")
-        return texts
-
-    def logits(self, texts: list[str], pairs: list[str] | None = None) -> Iterator[torch.Tensor]:
-        """(batch, num_labels) logits, batch by batch; `pairs` are the second texts of a text-pair task."""
-        for start in range(0, len(texts), self.batch_size):
-            batch = texts[start : start + self.batch_size]
-            second = pairs[start : start + self.batch_size] if pairs is not None else None
-            inputs = self.tokenizer(
-                batch, second, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
+        if not given.texts:
+            if given.file is None:
+                raise UserError("predict: give texts as arguments or --file FILE")
+            return []
+        if given.text_column is not None and given.file is None:
+            raise UserError("predict: --text names the text column of a --file; give texts as arguments without it")
+        if self.pairs and given.file is not None:
+            raise UserError(
+                "predict: this model classifies text pairs: give texts with --text-pair on the command line, or a "
+                "--file with both columns, not both"
             )
-            with torch.inference_mode():
-                yield self.model(**inputs).logits
+        if given.text_pairs and not self.pairs:
+            raise UserError("predict: --text-pair is for sentence-pair models; this model classifies single texts")
+        if not self.pairs:
+            return [{"text": text} for text in given.texts]
+        if len(given.text_pairs) != len(given.texts):
+            raise UserError(
+                f"predict: this model classifies text pairs ({self.task['text']}, {self.task['text_pair']}); give "
+                f"each text's second text with --text-pair ({len(given.texts)} texts, {len(given.text_pairs)} "
+                "--text-pair)"
+            )
+        return [{"text": a, "text_pair": b} for a, b in zip(given.texts, given.text_pairs, strict=True)]
 
-    def predict(self, texts: list[str]) -> Iterator[dict[str, Any]]:
+    def check(self, item: Item, where: str) -> None:
+        return None  # any text can be classified (an empty one too: every input keeps its output row)
+
+    def length(self, item: Item) -> int:
+        return len(item["text"]) + len(item.get("text_pair", ""))
+
+    def batch_logits(self, batch: list[Item]) -> torch.Tensor:
+        """(B, num_labels) float32 logits on the CPU."""
+        inputs = self.tokenizer(
+            [item["text"] for item in batch],
+            [item["text_pair"] for item in batch] if self.pairs else None,
+            truncation=True,
+            max_length=self.max_length,
+            padding=True,
+            return_tensors="pt",
+        ).to(self.runtime.device)
+        with torch.inference_mode(), self.runtime.precision.autocast():
+            return self.model(**inputs).logits.float().cpu()
+
+    def predict_batch(self, batch: list[Item]) -> list[dict[str, Any]]:
         id2label = self.id2label
-        batches = (texts[start : start + self.batch_size] for start in range(0, len(texts), self.batch_size))
-        for batch, logits in zip(batches, self.logits(texts), strict=True):
-            for text, row in zip(batch, logits.softmax(dim=-1).tolist(), strict=True):
-                best = max(range(len(row)), key=row.__getitem__)
-                yield {
-                    "text": text,
+        rows = []
+        for item, probabilities in zip(batch, self.batch_logits(batch).softmax(dim=-1).tolist(), strict=True):
+            best = max(range(len(probabilities)), key=probabilities.__getitem__)
+            rows.append(
+                {
+                    "text": item["text"],
+                    **({"text_pair": item["text_pair"]} if self.pairs else {}),
                     "label": id2label[best],
-                    "probability": round(row[best], 6),
-                    "probabilities": {id2label[i]: round(p, 6) for i, p in enumerate(row)},
+                    "probability": round(probabilities[best], 6),
+                    "probabilities": {id2label[i]: round(p, 6) for i, p in enumerate(probabilities)},
                 }
+            )
+        return rows
+
+    def predict(self, items: Sequence[Any]) -> Iterator[dict[str, Any]]:
+        return predictions(self, items)
+
+    def logits(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> Iterator[torch.Tensor]:
+        """(window, num_labels) logits, window by window in input order (torch.cat gives (N, num_labels))."""
+        items = [{"text": t} | ({"text_pair": pairs[i]} if pairs is not None else {}) for i, t in enumerate(texts)]
+        for window in windows(items, self.batch_size * WINDOW_BATCHES):
+            rows = in_length_order(window, self.length, self.batch_size, lambda b: list(self.batch_logits(b)))
+            yield torch.stack(rows)
 
 
 class AnswerPredictor:
@@ -132,82 +183,86 @@ class AnswerPredictor:
 
     Long contexts are windowed exactly as in training and the windows of a pair merged (spans.py)."""
 
-    def __init__(self, trained: Trained, batch_size: int = 32) -> None:
+    def __init__(self, trained: Trained, batch_size: int = 32, runtime: Runtime | None = None) -> None:
+        self.runtime = runtime or Runtime.choose()
         self.tokenizer = trained.tokenizer()
-        self.model = trained.load()
+        self.model = trained.load().to(self.runtime.device)
         self.batch_size = batch_size
         self.task = trained.task_settings
 
-    def read(self, given: PredictInputs) -> list[Any]:
+    def roles(self, given: PredictInputs) -> dict[str, Role]:
+        if given.text_column is not None or given.text_pairs:
+            raise UserError("predict: --text/--text-pair are for classification; a QA --file needs question, context")
+        return {
+            "question": Role(self.task["question"], "(the model's task.question)"),
+            "context": Role(self.task["context"], "(the model's task.context)"),
+        }
+
+    def from_arguments(self, given: PredictInputs) -> list[Item]:
         if given.texts:
             raise UserError('predict: this run answers questions; use --question "..." --context "..." or --file')
         if (given.question is None) != (given.context is None):
             raise UserError("predict: give both --question and --context")
-        pairs, places = [], []
-        if given.question is not None:
-            pairs.append({"question": given.question, "context": given.context})
-            places.append("--question/--context")
-        if given.file:
-            from_file = read_pairs(given.file, self.task["question"], self.task["context"])
-            pairs += from_file
-            places += [f"--file {given.file} pair {number}" for number in range(1, len(from_file) + 1)]
-        if not pairs:
+        if given.question is None and given.file is None:
             raise UserError('predict: give --question "..." --context "..." or --file PAIRS.jsonl')
-        for pair, place in zip(pairs, places, strict=True):
-            self._check(pair, place)
-        return pairs
+        return [] if given.question is None else [{"question": given.question, "context": given.context}]
 
-    def _check(self, pair: dict[str, Any], where: str) -> None:
-        if not pair["question"].strip() or not pair["context"].strip():
+    def check(self, item: Item, where: str) -> None:
+        if not item["question"].strip() or not item["context"].strip():
             raise UserError(f"predict: {where}: the question and the context must not be empty")
-        length = spans.question_lengths(self.tokenizer, [pair["question"].lstrip()])[0]
+        length = spans.question_lengths(self.tokenizer, [item["question"].lstrip()])[0]
         if spans.context_room(self.tokenizer, length, self.task["max_length"]) <= self.task["stride"]:
             raise UserError(
                 f"predict: {where}: the question ({length} tokens) leaves no room for the context in the "
                 f"{self.task['max_length']}-token windows this model was trained with; shorten the question"
             )
 
-    def predict(self, pairs: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    def length(self, item: Item) -> int:
+        return len(item["question"]) + len(item["context"])
+
+    def predict_batch(self, batch: list[Item]) -> list[dict[str, Any]]:
         task = self.task
-        for begin in range(0, len(pairs), self.batch_size):
-            batch = pairs[begin : begin + self.batch_size]
-            found = spans.windows(
-                self.tokenizer,
-                [p["question"] for p in batch],
-                [p["context"] for p in batch],
-                max_length=task["max_length"],
-                stride=task["stride"],
-            )
-            merger = spans.AnswerMerger(
-                n_best=task["n_best"], allow_null=task["unanswerable"] is True, null_threshold=task["null_threshold"]
-            )
-            for start in range(0, len(found), self.batch_size):
-                chunk = found[start : start + self.batch_size]
-                inputs = self.tokenizer.pad([w.encoding for w in chunk], return_tensors="pt")
-                with torch.inference_mode():
-                    output = self.model(**inputs)
-                start_logits = spans.as_numpy(output.start_logits)  # (B, T)
-                end_logits = spans.as_numpy(output.end_logits)
-                for b, window in enumerate(chunk):
-                    best = spans.best_spans(
-                        start_logits[b],
-                        end_logits[b],
-                        window.offsets,
-                        n_best=task["n_best"],
-                        max_answer_length=task["max_answer_length"],
-                    )
-                    context = batch[window.example]["context"]
-                    merger.add(window.example, context, best, spans.null_score(start_logits[b], end_logits[b]))
-            answers = merger.answers()
-            for index, pair in enumerate(batch):
-                answer = answers[index]
-                yield {
-                    **{k: v for k, v in pair.items() if k != "context"},
-                    "answer": answer.text,
-                    "score": round(answer.score, 6),
-                    "start": answer.start,
-                    "end": answer.end,
-                }
+        found = spans.windows(
+            self.tokenizer,
+            [p["question"] for p in batch],
+            [p["context"] for p in batch],
+            max_length=task["max_length"],
+            stride=task["stride"],
+        )
+        merger = spans.AnswerMerger(
+            n_best=task["n_best"], allow_null=task["unanswerable"] is True, null_threshold=task["null_threshold"]
+        )
+        for start in range(0, len(found), self.batch_size):
+            chunk = found[start : start + self.batch_size]
+            inputs = self.tokenizer.pad([w.encoding for w in chunk], return_tensors="pt").to(self.runtime.device)
+            with torch.inference_mode(), self.runtime.precision.autocast():
+                output = self.model(**inputs)
+            start_logits = spans.as_numpy(output.start_logits)  # (B, T)
+            end_logits = spans.as_numpy(output.end_logits)
+            for b, window in enumerate(chunk):
+                best = spans.best_spans(
+                    start_logits[b],
+                    end_logits[b],
+                    window.offsets,
+                    n_best=task["n_best"],
+                    max_answer_length=task["max_answer_length"],
+                )
+                context = batch[window.example]["context"]
+                merger.add(window.example, context, best, spans.null_score(start_logits[b], end_logits[b]))
+        answers = merger.answers()
+        return [
+            {
+                **{k: v for k, v in pair.items() if k != "context"},
+                "answer": answers[index].text,
+                "score": round(answers[index].score, 6),
+                "start": answers[index].start,
+                "end": answers[index].end,
+            }
+            for index, pair in enumerate(batch)
+        ]
+
+    def predict(self, items: Sequence[Any]) -> Iterator[dict[str, Any]]:
+        return predictions(self, items)
 
 
 PREDICTORS: dict[str, type[Predictor]] = {"classification": LabelPredictor, "qa": AnswerPredictor}

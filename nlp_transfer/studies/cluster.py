@@ -21,7 +21,8 @@ from torch import nn
 
 from nlp_transfer.core.errors import UserError, did_you_mean
 from nlp_transfer.core.files import check_output_folder
-from nlp_transfer.data.assets import default_data_root, resolve_model
+from nlp_transfer.core.hardware import Runtime
+from nlp_transfer.data.assets import Asset, default_data_root, resolve_model
 from nlp_transfer.data.loading import load_extra_split
 from nlp_transfer.data.readers import COMMAND_NAMES, SUFFIX_FORMATS
 from nlp_transfer.run.folder import METRICS_FILE, RECIPE_FILE, STATUS_FILE, RunFolder, default_run_dir
@@ -48,6 +49,8 @@ class ClusterOptions:
     seed: int = 42
     out: Path | None = None
     overwrite: bool = False
+    device: str = "auto"  # where and in which precision the encoder runs (core.hardware)
+    precision: str = "auto"
 
 
 @dataclass
@@ -64,6 +67,7 @@ def run_cluster(options: ClusterOptions) -> tuple[Path, dict[str, Any]]:
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not options.overwrite)):
         raise UserError(f"--out {out} exists and is not an empty folder; choose another --out (or pass --overwrite)")
     check_output_folder(out, "--out")  # a file above it or an unwritable place, found before the model loads
+    runtime = Runtime.choose(options.device, options.precision)
     corpus = read_corpus(options)
     k = choose_k(options.k, corpus, options.label)
     torch.manual_seed(options.seed)
@@ -71,7 +75,7 @@ def run_cluster(options: ClusterOptions) -> tuple[Path, dict[str, Any]]:
     started = time.perf_counter()
     encoder, tokenizer, encoder_name = load_encoder(options.model)
     loaded = time.perf_counter()
-    vectors = embed(encoder, tokenizer, corpus.texts, options.max_length, options.batch_size)  # (N, H)
+    vectors = embed(encoder, tokenizer, corpus.texts, options.max_length, options.batch_size, runtime)  # (N, H)
     embedded = time.perf_counter()
 
     from sklearn.cluster import KMeans
@@ -82,6 +86,7 @@ def run_cluster(options: ClusterOptions) -> tuple[Path, dict[str, Any]]:
     metrics = score(vectors, assigned, corpus.labels, k, float(kmeans.inertia_), options.seed)
     seconds = {"load": loaded - started, "embed": embedded - loaded, "cluster": time.perf_counter() - embedded}
     metrics |= {"encoder": encoder_name, "data": corpus.source, "seed": options.seed, "max_length": options.max_length}
+    metrics["runtime"] = runtime.describe()
     metrics["seconds"] = {name: round(value, 2) for name, value in seconds.items()}
     clusters = describe(corpus, assigned, distances, k, options.examples)
     write_outputs(out, corpus, assigned, distances, clusters, metrics)
@@ -182,22 +187,31 @@ def task_encoder(model: Any) -> nn.Module:
     return encoder.eval()
 
 
-def embed(encoder: nn.Module, tokenizer: Any, texts: list[str], max_length: int, batch_size: int) -> np.ndarray:
+def embed(
+    encoder: nn.Module,
+    tokenizer: Any,
+    texts: list[str],
+    max_length: int,
+    batch_size: int,
+    runtime: Runtime | None = None,
+) -> np.ndarray:
     """(N, H) float32 unit vectors: the mean of the last hidden states over the attention mask."""
     from nlp_transfer.methods.features import pool
 
+    runtime = runtime or Runtime.choose()
+    encoder = encoder.to(runtime.device)
     accepted = inspect.signature(encoder.forward).parameters  # DistilBERT takes no token_type_ids
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths per batch: little padding
     parts = []
-    with torch.inference_mode():
+    with torch.inference_mode(), runtime.precision.autocast():
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
             inputs = tokenizer(
                 [texts[i] for i in batch], truncation=True, max_length=max_length, padding=True, return_tensors="pt"
-            )
+            ).to(runtime.device)
             hidden = encoder(**{k: v for k, v in inputs.items() if k in accepted}).last_hidden_state  # (B, T, H)
-            pooled = nn.functional.normalize(pool(hidden, inputs["attention_mask"], "mean"), dim=-1)  # (B, H)
-            parts.append(pooled.float().numpy())
+            pooled = pool(hidden.float(), inputs["attention_mask"], "mean")  # (B, H), summed in fp32
+            parts.append(nn.functional.normalize(pooled, dim=-1).cpu().numpy())
     vectors = np.empty((len(texts), parts[0].shape[1]), dtype=np.float32)
     vectors[order] = np.concatenate(parts)  # back to corpus order
     return vectors

@@ -256,7 +256,7 @@ def test_predict_on_a_qa_run_rejects_classification_inputs(tmp_path: Path, tiny_
     }
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text('{"question": "Who?", "context": "Ann."}\n{"question": "Who?", "context": ""}\n', encoding="utf-8")
-    cases[("predict", run_dir, "--file", pairs)] = f"--file {pairs} pair 2: the question and the context must not"
+    cases[("predict", run_dir, "--file", pairs)] = f"--file {pairs} line 2: the question and the context must not"
     cases[("predict", run_dir, "--file", tmp_path / "none.jsonl")] = "not found"
     for args, message in cases.items():
         result = CliRunner().invoke(app, [str(a) for a in args])

@@ -1,12 +1,16 @@
-"""ShuffledLengthBuckets: every example once per epoch, batches of similar length, and no length drift over steps."""
+"""The training samplers: SortedRandomBatches (random batches sorted by length, cut into sub-batches: the default) and
+ShuffledLengthBuckets (length buckets; what bench_train.py compares against): every example once per epoch,
+reproducible, little padding, no length drift over steps."""
 
 from __future__ import annotations
 
 import random
+import shutil
+from pathlib import Path
 
 import numpy as np
 
-from nlp_transfer.run.sampling import ShuffledLengthBuckets
+from nlp_transfer.run.sampling import ShuffledLengthBuckets, SortedRandomBatches
 
 BATCH = 8
 
@@ -50,3 +54,77 @@ def test_batch_length_does_not_drift_with_the_step() -> None:
     position_in_window = np.arange(len(batches)) % 50
     correlation = np.corrcoef(position_in_window, mean_length)[0, 1]
     assert abs(correlation) < 0.15, correlation
+
+
+# ---- sorted sub-batches of random batches (the default) ---------------------------------------------------------
+
+
+def test_sorted_random_batches_are_random_batches_sorted_by_length() -> None:
+    lengths = np.array(_lengths())
+    sampler = SortedRandomBatches(lengths.tolist(), 32, seed=3)
+    order = list(sampler)
+    assert sorted(order) == list(range(len(lengths)))
+    unsorted = list(SortedRandomBatches([0] * len(lengths), 32, seed=3))  # no lengths: the plain random batches
+    for start in range(0, len(order), 32):
+        batch, plain = order[start : start + 32], unsorted[start : start + 32]
+        assert sorted(batch) == sorted(plain)  # the same examples: the batch is a random one
+        assert list(lengths[batch]) == sorted(lengths[batch], reverse=True)  # longest first
+    assert list(sampler) != order  # a new order next epoch
+    sampler.set_epoch(0)
+    assert list(sampler) == order
+
+
+def test_sub_batches_of_sorted_random_batches_pad_little() -> None:
+    lengths = np.array(_lengths())
+    order = np.array(list(SortedRandomBatches(lengths.tolist(), 32, seed=0)))
+    padded = {
+        size: sum(size * lengths[order[i : i + size]].max() for i in range(0, len(order), size)) for size in (8, 32)
+    }
+    assert padded[8] < 0.75 * padded[32]  # four sorted sub-batches of 8 against one random batch of 32
+
+
+def test_a_cpu_run_cuts_each_batch_into_sorted_sub_batches(tmp_path: Path) -> None:
+    from nlp_transfer.recipe import TrainSpec
+    from nlp_transfer.run.trainer import sub_batches, training_arguments
+
+    assert sub_batches(TrainSpec(batch_size=32), "cpu") == 4  # 4 x 8 under gradient accumulation
+    assert sub_batches(TrainSpec(batch_size=16), "cpu") == 2
+    assert sub_batches(TrainSpec(batch_size=8), "cpu") == 1
+    assert sub_batches(TrainSpec(batch_size=128), "cuda") == 4  # 4 x 32 on a GPU
+    assert sub_batches(TrainSpec(batch_size=32), "cuda") == 1
+    assert sub_batches(TrainSpec(batch_size=32, group_by_length=False), "cpu") == 1
+    assert sub_batches(TrainSpec(batch_size=32, padding="max_length"), "cpu") == 1
+    spec = TrainSpec(batch_size=32, gradient_accumulation_steps=2, precision="fp32")
+    arguments = training_arguments(spec, tmp_path, split_batches=4)
+    assert (arguments.per_device_train_batch_size, arguments.gradient_accumulation_steps) == (8, 8)
+
+
+def test_training_on_sub_batches_equals_training_on_the_whole_random_batches(
+    tiny_models: dict[str, Path], sentiment_csv: Path, tmp_path: Path
+) -> None:
+    """Cutting batches into sorted sub-batches changes the padding, not the optimisation: the same random batches
+    (group_by_length off gives them uncut), the same weights after training (fp32, no dropout)."""
+    import json
+
+    from transformers import AutoConfig
+
+    from tests.conftest import invoke, write_recipe
+
+    model = tmp_path / "no-dropout"
+    shutil.copytree(tiny_models["bert"], model)
+    config = AutoConfig.from_pretrained(model)
+    config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
+    config.save_pretrained(model)
+    losses, sgd = [], {"optim": "sgd"}
+    for grouped, seed in ((True, 0), (False, 0), (False, 1)):
+        folder = tmp_path / f"grouped-{grouped}-{seed}"
+        # SGD: its step is linear in the gradient, so float rounding stays rounding (Adam divides it by tiny
+        # second moments and turns it into 1e-4 differences)
+        train = {"batch_size": 32, "epochs": 4, "precision": "fp32", "group_by_length": grouped, "trainer": sgd}
+        train |= {"seed": seed, "learning_rate": 0.3, "warmup_ratio": 0.0}  # plain SGD needs a large step to move
+        data = {"eval": str(sentiment_csv)}  # all 96 rows train: three whole batches an epoch
+        result = invoke("run", write_recipe(folder, model, sentiment_csv, train=train, data=data))
+        assert result.exit_code == 0, result.output
+        losses.append(json.loads((folder / "run" / "metrics.json").read_text())["eval"]["eval_loss"])
+    assert abs(losses[0] - losses[1]) < 1e-6, losses
+    assert abs(losses[0] - losses[2]) > 1e-5, losses  # other batches (another seed) do show

@@ -19,6 +19,7 @@ import torch
 import yaml
 from huggingface_hub import metadata_load, snapshot_download
 
+from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.run.card import model_card
 from nlp_transfer.share.predict import open_predictor
 from nlp_transfer.share.trained import shared_files
@@ -78,7 +79,9 @@ def copy_run(run: Path, tmp_path: Path) -> Path:
 
 
 def logits(model: str | Path, texts: list[str] = TEXTS) -> torch.Tensor:
-    predictor: Any = open_predictor(model)
+    """In fp32: these tests compare copies of one model, which bf16 rounding (the default where the CPU does it)
+    would blur at the 1e-3 level."""
+    predictor: Any = open_predictor(model, runtime=Runtime.choose(precision="fp32"))
     return torch.cat(list(predictor.logits(texts)))
 
 
@@ -182,7 +185,7 @@ def test_push_to_a_branch_of_a_private_repo(
 
 
 def logits_at(repo: str, revision: str) -> torch.Tensor:
-    predictor: Any = open_predictor(repo, revision=revision)
+    predictor: Any = open_predictor(repo, revision=revision, runtime=Runtime.choose(precision="fp32"))
     return torch.cat(list(predictor.logits(TEXTS)))
 
 

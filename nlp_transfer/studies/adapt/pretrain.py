@@ -126,6 +126,7 @@ def continue_pretraining(
     seed: int,
     out_dir: Path,
     resume_hint: str,
+    precision: str = "auto",
 ) -> PretrainResult:
     """Train the language-model objective on the packed target corpus; save the adapted encoder to out_dir.
 
@@ -150,6 +151,7 @@ def continue_pretraining(
         learning_rate=stage.learning_rate,
         batch_size=stage.batch_size,
         seed=seed,
+        precision=precision,  # the recipe's train.precision: the same policy as every other training
         eval_strategy="epoch" if "eval" in splits else "no",
         metric_for_best="loss",
         group_by_length=False,  # every block has the same length

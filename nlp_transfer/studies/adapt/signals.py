@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from nlp_transfer.share.predict import open_predictor
 from nlp_transfer.tasks.metrics import classification_metrics
@@ -16,14 +17,11 @@ from nlp_transfer.tasks.metrics import classification_metrics
 
 def class_probabilities(run_dir: Path, texts: Sequence[str], batch_size: int = 64) -> tuple[np.ndarray, list[str]]:
     """(N, K) class probabilities of a complete classification run for each text, and the K label names."""
-    predictor: Any = open_predictor(run_dir, batch_size=batch_size)
+    predictor: Any = open_predictor(run_dir, batch_size=batch_size)  # the best device, the precision policy's
     names = [predictor.id2label[i] for i in range(len(predictor.id2label))]
-    # Longest first, so each batch pads to texts of about its own length (reviews range from a line to pages).
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    rows = [[row["probabilities"][name] for name in names] for row in predictor.predict([texts[i] for i in order])]
-    probabilities = np.empty((len(texts), len(names)), dtype=np.float64)
-    probabilities[order] = np.asarray(rows, dtype=np.float64).reshape(len(texts), len(names))
-    return probabilities, names
+    # Batches of similar length (reviews range from a line to pages), results in corpus order.
+    logits = torch.cat(list(predictor.logits(list(texts)))) if texts else torch.empty(0, len(names))
+    return logits.softmax(dim=-1).double().numpy(), names
 
 
 def label_free_signals(probabilities: np.ndarray, names: list[str]) -> dict[str, Any]:

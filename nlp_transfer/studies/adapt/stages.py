@@ -120,6 +120,7 @@ def _pretrain(adaptation: Adaptation, config: Any, folder: Path, previous: Outco
         seed=adaptation.seed,
         out_dir=folder,
         resume_hint=adaptation.resume_hint,
+        precision=recipe.train.precision,
     )
     shutil.rmtree(folder / CHECKPOINTS_DIR, ignore_errors=True)
     metrics = {**result.metrics, "corpus_texts": len(adaptation.corpus.texts), "notes": adaptation.corpus.notes}

@@ -1,0 +1,138 @@
+"""Rows of a local file, one at a time, in file order: what `predict --file` reads, in constant memory however long
+the file (a million lines). The formats and column rules are those of a recipe's data files (readers.py): csv/tsv
+with a header row or names given for a header-less file, any delimiter, TSV without quote handling; JSON lines;
+JSON (a list of objects, or SQuAD's nested layout, read whole); anything else is plain text, one text per line in
+a column named `text` (blank lines skipped).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nlp_transfer.core.errors import UserError
+from nlp_transfer.data.readers import SUFFIX_FORMATS, read_squad_json
+
+STREAMED_FORMATS = ("csv", "tsv", "jsonl", "json", "text")
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """How to read the file: its format (auto: from the extension), encoding, names for a header-less csv/tsv and
+    the field delimiter of a csv/tsv (default , and tab)."""
+
+    format: str = "auto"
+    encoding: str = "utf-8"
+    columns: list[str] | None = None
+    delimiter: str | None = None
+
+
+def stream_format(path: Path, declared: str = "auto") -> str:
+    fmt = declared if declared != "auto" else SUFFIX_FORMATS.get(path.suffix.lower(), "text")
+    if fmt not in STREAMED_FORMATS:
+        raise UserError(f"{path}: {fmt} files cannot be read row by row; convert it to csv, tsv or jsonl")
+    return fmt
+
+
+def check_stream(path: Path, options: StreamOptions, field: str) -> str:
+    """The file's format, after checking the file and the options fit it (before any row is read)."""
+    if path.is_dir():
+        raise UserError(f"{field} {path}: is a folder; pass a file (csv, tsv, jsonl, json or one text per line)")
+    if not path.is_file():
+        raise UserError(f"{field} {path}: not found; pass a csv, tsv, jsonl, json or text file")
+    fmt = stream_format(path, options.format)
+    if options.columns is not None and fmt not in {"csv", "tsv"}:
+        raise UserError(f"--columns names the columns of a header-less csv/tsv, but {path} is {fmt}; drop --columns")
+    if options.delimiter is not None:
+        if fmt not in {"csv", "tsv"}:
+            raise UserError(f"--delimiter is for csv/tsv files, but {path} is {fmt}; drop --delimiter")
+        if len(options.delimiter) != 1:
+            raise UserError(f"--delimiter {options.delimiter!r}: give one character, e.g. ';' or '|'")
+    return fmt
+
+
+def stream_rows(path: Path, options: StreamOptions, field: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) for every row of the file, in order; a malformed row is a UserError naming its line."""
+    fmt = check_stream(path, options, field)
+    try:
+        with path.open(encoding=options.encoding, newline="" if fmt in {"csv", "tsv"} else None) as handle:
+            yield from READERS[fmt](handle, path, options, field)
+    except LookupError as err:
+        raise UserError(f"--encoding {options.encoding}: unknown encoding; use e.g. utf-8 or latin-1") from err
+    except UnicodeDecodeError as err:
+        raise UserError(
+            f"{field} {path}: not valid {options.encoding} ({err.reason} at byte {err.start} of a read block); "
+            "convert the file to utf-8"
+        ) from err
+
+
+def _text_rows(handle: Any, path: Path, options: StreamOptions, field: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, line in enumerate(handle, start=1):
+        text = line.rstrip("\r\n")
+        if text.strip():
+            yield number, {"text": text}
+
+
+def _jsonl_rows(handle: Any, path: Path, options: StreamOptions, field: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as err:
+            raise UserError(f"{field} {path} line {number}: not JSON ({err}); write one JSON object per line") from err
+        if not isinstance(row, dict):
+            raise UserError(f"{field} {path} line {number}: expected a JSON object, found {type(row).__name__}")
+        yield number, row
+
+
+def _json_rows(handle: Any, path: Path, options: StreamOptions, field: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    text = handle.read()
+    squad = read_squad_json(text, path, f"{field} {path}")
+    if squad is not None:
+        for number, row in enumerate(squad, start=1):
+            yield number, dict(row)
+        return
+    try:
+        rows = json.loads(text)
+    except ValueError as err:
+        raise UserError(f"{field} {path}: not JSON ({err}); a .json file holds a list of objects") from err
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise UserError(f"{field} {path}: expected a JSON list of objects (or JSON lines in a .jsonl file)")
+    yield from enumerate(rows, start=1)
+
+
+def _delimited_rows(
+    handle: Any, path: Path, options: StreamOptions, field: str
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    tsv = stream_format(path, options.format) == "tsv"
+    delimiter = options.delimiter or ("\t" if tsv else ",")
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # a whole document in one field (default 128 kB)
+    # TSV without quote handling, as the recipe readers do: GLUE-style TSVs hold bare quote characters.
+    reader = csv.reader(handle, delimiter=delimiter, quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
+    names = options.columns
+    for fields in reader:
+        if not fields or (len(fields) == 1 and not fields[0].strip()):
+            continue  # blank line
+        if names is None:
+            names = [name.strip() for name in fields]
+            if len(set(names)) < len(names):
+                raise UserError(f"{field} {path}: the header row repeats a column name ({', '.join(names)})")
+            continue
+        if len(fields) != len(names):
+            given = "--columns" if options.columns is not None else "the header row"
+            hint = "" if options.delimiter else " (another delimiter? pass --delimiter)"
+            raise UserError(
+                f"{field} {path} line {reader.line_num}: {len(fields)} fields, but {given} names {len(names)} "
+                f"({', '.join(names)}){hint}"
+            )
+        yield reader.line_num, dict(zip(names, fields, strict=True))
+    if names is None:
+        raise UserError(f"{field} {path}: is empty; pass a file with rows")
+
+
+READERS = {"text": _text_rows, "jsonl": _jsonl_rows, "json": _json_rows, "csv": _delimited_rows, "tsv": _delimited_rows}

@@ -1,0 +1,115 @@
+"""What `predict` reads: inputs given on the command line and the rows of --file, as one stream of input dicts.
+
+A task's predictor says which fields an input has (its roles, e.g. text and text_pair, or question and context)
+and which file column each is read from by default (the columns the model was trained on); the command line may
+name others (--text, --text-pair). The file is read row by row (data.stream), so a million lines take no more
+memory than ten, and it is read twice: once to check every row before any prediction is made (a bad row found
+after hours of predicting would leave half a result) and to count them for the progress bar, then to predict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nlp_transfer.core.errors import UserError, did_you_mean
+from nlp_transfer.data.stream import StreamOptions, check_stream, stream_rows
+
+Item = dict[str, Any]  # one input: its roles (e.g. text, text_pair) as strings, plus the file row's other fields
+
+
+@dataclass
+class PredictInputs:
+    """What the user passed to `nlp-transfer predict`; each task's predictor takes what it reads."""
+
+    texts: list[str]
+    file: Path | None = None
+    question: str | None = None
+    context: str | None = None
+    text_pairs: list[str] = field(default_factory=list)  # --text-pair: second texts, or with --file its column
+    text_column: str | None = None  # --text: the file's text column
+    stream: StreamOptions = field(default_factory=StreamOptions)
+
+
+@dataclass(frozen=True)
+class Role:
+    """An input field a task reads from a file: the column (chosen or default) and the option that names it."""
+
+    column: str
+    option: str  # e.g. --text; for the error message that says how to name another column
+    chosen: bool = False  # named on the command line (no fallback to a `text` column)
+
+
+@dataclass
+class Inputs:
+    """The validated inputs: how many, and a fresh stream of (where, item) each time it is called."""
+
+    count: int
+    stream: Callable[[], Iterator[tuple[str, Item]]]
+
+
+def validated_inputs(
+    arguments: list[Item],
+    file: Path | None,
+    roles: dict[str, Role],
+    options: StreamOptions,
+    check: Callable[[Item, str], None],
+) -> Inputs:
+    """Command-line inputs, then the file's rows: every one checked (`check` raises UserError) and counted first."""
+    if file is not None:
+        check_stream(file, options, "--file")
+
+    def stream() -> Iterator[tuple[str, Item]]:
+        for number, item in enumerate(arguments, start=1):
+            yield f"argument {number}", item
+        if file is not None:
+            yield from file_items(file, roles, options)
+
+    count = 0
+    for where, item in stream():
+        check(item, where)
+        count += 1
+    if count == 0:
+        what = f"--file {file} has no rows" if file is not None else "no inputs given"
+        raise UserError(f"predict: {what}; give texts as arguments or a --file with rows")
+    return Inputs(count, stream)
+
+
+def file_items(path: Path, roles: dict[str, Role], options: StreamOptions) -> Iterator[tuple[str, Item]]:
+    """(where, item) per row; the columns are matched against the first row (a header, or a JSON object's keys)."""
+    columns: dict[str, str] | None = None
+    for number, row in stream_rows(path, options, "--file"):
+        where = f"--file {path} line {number}"
+        if columns is None:
+            columns = {role: _column(path, row, role, wanted) for role, wanted in roles.items()}
+        item = dict(row)
+        for role, column in columns.items():
+            value = row.get(column)
+            if value is None:
+                raise UserError(f"{where}: no value in column '{column}' (the {role}); fill it in or drop the row")
+            item[role] = str(value)
+        yield where, item
+
+
+def _column(path: Path, row: Item, role: str, wanted: Role) -> str:
+    found = list(row)
+    if wanted.column in row:
+        return wanted.column
+    if role == "text" and not wanted.chosen and "text" in row:
+        return "text"  # a file with a `text` column, whatever the training data called it
+    hint = (
+        f"; {path} holds one text per line: put the pairs in a csv, tsv or jsonl file with both columns"
+        if found == ["text"]
+        else f"; name the right one with {wanted.option}"
+        + (" (or --columns for a csv/tsv without a header row)" if path.suffix.lower() in {".csv", ".tsv"} else "")
+    )
+    return _refuse(
+        f"--file {path}: no column '{wanted.column}' for the {role}{did_you_mean(wanted.column, found)}; "
+        f"the columns are {', '.join(found)}{hint}"
+    )
+
+
+def _refuse(message: str) -> str:
+    raise UserError(message)
