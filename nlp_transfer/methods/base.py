@@ -22,8 +22,8 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from nlp_transfer.core.errors import UserError
-from nlp_transfer.core.quiet import quiet_libraries
 from nlp_transfer.core.hardware import Precision
+from nlp_transfer.core.quiet import quiet_libraries
 from nlp_transfer.recipe import TrainSpec
 from nlp_transfer.tasks.base import PreparedTask
 

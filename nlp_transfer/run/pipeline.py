@@ -21,8 +21,8 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase, set_seed
 
 from nlp_transfer.core.files import check_output_folder
-from nlp_transfer.core.quiet import held_records
 from nlp_transfer.core.hardware import Precision
+from nlp_transfer.core.quiet import held_records
 from nlp_transfer.data.assets import Asset, default_data_root, resolve_model
 from nlp_transfer.data.loading import LoadedData, load_data
 from nlp_transfer.methods import METHODS, Method

@@ -22,7 +22,7 @@ from torch import nn
 from nlp_transfer.core.errors import UserError, did_you_mean
 from nlp_transfer.core.files import check_output_folder
 from nlp_transfer.core.hardware import Runtime
-from nlp_transfer.data.assets import Asset, default_data_root, resolve_model
+from nlp_transfer.data.assets import default_data_root, resolve_model
 from nlp_transfer.data.loading import load_extra_split
 from nlp_transfer.data.readers import COMMAND_NAMES, SUFFIX_FORMATS
 from nlp_transfer.run.folder import METRICS_FILE, RECIPE_FILE, STATUS_FILE, RunFolder, default_run_dir
