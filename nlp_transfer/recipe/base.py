@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DataFormat = Literal["auto", "csv", "tsv", "json", "jsonl", "parquet", "text", "hub"]
 
@@ -28,6 +28,22 @@ class DataFile(Strict):
         gt=0,
         description="seeded random subset of this file; a file that sets it is left out of data.max_<split>_samples",
     )
+    where: dict[str, str | int | float | bool] | None = Field(
+        None,
+        description="keep only the rows whose columns hold these values, e.g. {split: train} (EmoBank keeps its "
+        "splits in one file)",
+    )
+    label_lines: str | None = Field(
+        None,
+        description="a file with one label per line for the rows of this one, in order (TweetEval's *_labels.txt "
+        "beside *_text.txt); a path or a name under the data root",
+    )
+
+    @model_validator(mode="after")
+    def _one_label_source(self) -> DataFile:
+        if self.label is not None and self.label_lines is not None:
+            raise ValueError(f"{self.path}: label and label_lines both label its rows; keep one")
+        return self
 
 
 SplitSpec = str | DataFile | list[str | DataFile]

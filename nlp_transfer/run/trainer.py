@@ -22,12 +22,12 @@ from transformers import (
 
 from nlp_transfer.core.errors import UserError, did_you_mean
 from nlp_transfer.methods import PhaseInputs
-from nlp_transfer.recipe import TrainSpec
+from nlp_transfer.recipe import LOWER_IS_BETTER, TrainSpec
 from nlp_transfer.run import checkpoints
 from nlp_transfer.run.callbacks import JsonlLogger, SaveEvery, SealCheckpoints, StopOnRequest
 from nlp_transfer.run.folder import CHECKPOINTS_DIR, TRAINER_LOG
 from nlp_transfer.run.sampling import ShuffledLengthBuckets
-from nlp_transfer.tasks.base import PreparedTask
+from nlp_transfer.tasks.base import LossOnLogits, PreparedTask
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def training_arguments(spec: TrainSpec, output_dir: Path) -> TrainingArguments:
         "save_total_limit": None,  # TaskTrainer rotates, after sealing (checkpoints.py)
         "load_best_model_at_end": evaluating,
         "metric_for_best_model": spec.metric_for_best if evaluating else None,
-        "greater_is_better": spec.metric_for_best != "loss",
+        "greater_is_better": spec.metric_for_best not in LOWER_IS_BETTER,
         "logging_steps": spec.logging_steps,
         "logging_first_step": True,
         "report_to": "none",
@@ -139,6 +139,10 @@ class TaskTrainer(Trainer):
         self.skipped_batches: list[int] = []  # optimizer steps whose batch had a non-finite loss
         self.phase = phase
         self.loss = loss
+        if loss is not None:
+            # Our loss is a mean over the batch and ignores num_items_in_batch: the Trainer must scale it for
+            # gradient accumulation itself (its documented switch for a loss computed outside the model).
+            self.loss_is_scaled_for_ga = False
 
     def compute_loss(
         self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None
@@ -203,6 +207,19 @@ class TaskTrainer(Trainer):
         )
 
 
+def loss_on_logits(loss: LossOnLogits) -> LossFunction:
+    """A task's loss on logits (class weights, multi-label, regression) as the Trainer's compute_loss: the model runs
+    without labels (so it computes no loss of its own) and the task scores its logits."""
+
+    def compute(model: Any, inputs: dict[str, Any], return_outputs: bool) -> Any:
+        labels = inputs["labels"]
+        outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
+        value = loss(outputs["logits"], labels)
+        return (value, outputs) if return_outputs else value
+
+    return compute
+
+
 def build_trainer(
     inputs: PhaseInputs,
     tokenizer: PreTrainedTokenizerBase,
@@ -214,6 +231,8 @@ def build_trainer(
     """The Trainer for one phase of any run (a method's phase, or continued pre-training): its checkpoints go to
     checkpoints/<phase>, sealed; its log lines name the phase; a signal stops it cleanly with a checkpoint."""
     spec = inputs.train
+    if loss is None and prepared is not None and prepared.loss is not None:
+        loss = loss_on_logits(prepared.loss)
     callbacks: list[TrainerCallback] = [JsonlLogger(run_dir / TRAINER_LOG, phase), SealCheckpoints()]
     if spec.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=spec.early_stopping_patience))

@@ -14,12 +14,15 @@ from typing import Any
 import torch
 
 from nlp_transfer.core.errors import UserError, did_you_mean
+from nlp_transfer.core.files import read_json_or_empty
 from nlp_transfer.data.assets import default_data_root
 from nlp_transfer.data.loading import load_extra_split
+from nlp_transfer.run.folder import TASK_FILE
 from nlp_transfer.share.predict import AnswerPredictor, LabelPredictor
+from nlp_transfer.share.text_evaluators import evaluate_multi_label, evaluate_regression, extra_metrics_of
 from nlp_transfer.share.trained import Trained, open_trained
-from nlp_transfer.tasks.classification import gold_ids
-from nlp_transfer.tasks.metrics import classification_metrics, squad_metrics
+from nlp_transfer.tasks.classification import gold_ids, scorer, weighted_cross_entropy
+from nlp_transfer.tasks.metrics import squad_metrics
 from nlp_transfer.tasks.qa import answer_pairs
 
 
@@ -91,9 +94,10 @@ def _classification(trained: Trained, rows: Any, options: EvaluateOptions, where
     gold = gold_ids(rows[label], names, declared, where, fix="fix the file, or name the label column with --label")
     texts = [str(t) for t in rows[text]]
     pairs = [str(t) for t in rows[pair]] if pair else None
-    logits = torch.cat(list(predictor.logits(texts, pairs))).float()  # (N, K)
-    loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(gold)).item()
-    metrics = classification_metrics(gold, logits.argmax(dim=-1).numpy(), names) | {"loss": loss}
+    logits = torch.cat(list(predictor.logits(texts, pairs))).float()  # (N, K), a long text's windows pooled
+    weighted = weighted_cross_entropy(read_json_or_empty(trained.folder / TASK_FILE).get("class_weights"))
+    loss = (weighted or torch.nn.functional.cross_entropy)(logits, torch.as_tensor(gold)).item()
+    metrics = scorer(names, extra_metrics_of(trained))(logits.numpy(), gold) | {"loss": loss}
     return {"rows": len(rows), "skipped": skipped, "metrics": metrics}
 
 
@@ -109,13 +113,19 @@ def _qa(trained: Trained, rows: Any, options: EvaluateOptions, where: str) -> di
     return {"rows": len(rows), "skipped": 0, "metrics": squad_metrics(predicted, golds)}
 
 
-EVALUATORS = {"classification": _classification, "qa": _qa}
+EVALUATORS = {
+    "classification": _classification,
+    "multi_label": evaluate_multi_label,
+    "regression": evaluate_regression,
+    "qa": _qa,
+}
 
 
 def summary(result: dict[str, Any]) -> str:
     """One line for people: the headline metrics."""
     metrics = result["metrics"]
-    shown = [k for k in ("accuracy", "macro_f1", "exact_match", "f1", "loss") if k in metrics]
+    headline = ("accuracy", "macro_f1", "micro_f1", "pearson", "spearman", "mae", "exact_match", "f1", "loss")
+    shown = [k for k in headline if k in metrics]
     values = ", ".join(f"{k} {metrics[k]:.4f}" for k in shown)
     skipped = f" ({result['skipped']} skipped: empty text or missing label)" if result["skipped"] else ""
     return f"{result['model']} on {result['data']}: {values} over {result['rows']} rows{skipped}"

@@ -15,6 +15,8 @@ from torch import nn
 from transformers import AutoTokenizer
 
 from nlp_transfer.core.errors import UserError
+from nlp_transfer.share.text_outputs import TextModel
+from nlp_transfer.share.text_predictors import LabelSetPredictor, NumberPredictor
 from nlp_transfer.share.trained import Trained, open_trained
 from nlp_transfer.tasks import spans
 
@@ -83,11 +85,11 @@ class LabelPredictor:
     """Classification: label and probabilities for each text."""
 
     def __init__(self, trained: Trained, batch_size: int = 32) -> None:
-        self.tokenizer = AutoTokenizer.from_pretrained(trained.folder)
-        self.model = trained.load()
+        self.text_model = TextModel(trained, batch_size)  # truncates or windows as training did
+        self.tokenizer, self.model = self.text_model.tokenizer, self.text_model.model
         self.batch_size = batch_size
         self.task = trained.task_settings
-        self.max_length = int(self.task["max_length"])  # truncate as training did
+        self.max_length = int(self.task["max_length"])
         self.id2label = _config_of(self.model).id2label
 
     def read(self, given: PredictInputs) -> list[Any]:
@@ -100,14 +102,7 @@ class LabelPredictor:
 
     def logits(self, texts: list[str], pairs: list[str] | None = None) -> Iterator[torch.Tensor]:
         """(batch, num_labels) logits, batch by batch; `pairs` are the second texts of a text-pair task."""
-        for start in range(0, len(texts), self.batch_size):
-            batch = texts[start : start + self.batch_size]
-            second = pairs[start : start + self.batch_size] if pairs is not None else None
-            inputs = self.tokenizer(
-                batch, second, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
-            )
-            with torch.inference_mode():
-                yield self.model(**inputs).logits
+        yield from self.text_model.outputs(texts, pairs)
 
     def predict(self, texts: list[str]) -> Iterator[dict[str, Any]]:
         id2label = self.id2label
@@ -206,7 +201,12 @@ class AnswerPredictor:
                 }
 
 
-PREDICTORS: dict[str, type[Predictor]] = {"classification": LabelPredictor, "qa": AnswerPredictor}
+PREDICTORS: dict[str, type[Predictor]] = {
+    "classification": LabelPredictor,
+    "multi_label": LabelSetPredictor,
+    "regression": NumberPredictor,
+    "qa": AnswerPredictor,
+}
 
 
 def _config_of(model: nn.Module) -> Any:
