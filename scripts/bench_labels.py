@@ -119,7 +119,7 @@ def goemotions(out: Path, fp32: bool) -> list[dict[str, Any]]:
                     "train_samples_per_second": metrics["train"]["train_samples_per_second"],
                 }
             )
-    table = ["| class weights | thresholds | test macro-F1 | test micro-F1 | dev macro-F1 | rare labels' F1 | train s |"]
+    table = ["| class weights | thresholds | test macro-F1 | micro-F1 | dev macro-F1 | rare labels' F1 | train s |"]
     table.append("|---|---|---|---|---|---|---|")
     for row in rows:
         table.append(
