@@ -108,12 +108,13 @@ def load_extra_split(
     data_root: Path | None,
     base_dir: Path | None,
     columns: list[str] | None = None,
+    encoding: str = "utf-8",
 ) -> LoadedData:
     """A split named outside `data:` (adapt.target.corpus, adapt.target.test, the cluster corpus), read like
     data.<split> is; errors name `field`. The split name picks the hub dataset's default split; `columns` names the
-    columns of a header-less csv/tsv."""
+    columns of a header-less csv/tsv; `encoding` is the files' text encoding."""
     loaded = LoadedData(splits=datasets.DatasetDict(), sources={}, data_root=data_root, base_dir=base_dir)
-    spec = DataSpec(train=split_spec, columns=columns)
+    spec = DataSpec(train=split_spec, columns=columns, encoding=encoding)
     found = _read_parts(split_spec, split, field, spec, "label", data_root, base_dir, loaded)
     loaded.splits[split] = _joined([p.rows for p in found], field)
     loaded.keys[split] = _digest([p.key for p in found])

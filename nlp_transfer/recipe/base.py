@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-DataFormat = Literal["auto", "csv", "tsv", "json", "jsonl", "parquet", "text", "hub"]
+DataFormat = Literal["auto", "csv", "tsv", "json", "jsonl", "parquet", "text", "label_first", "hub"]
 
 
 class Strict(BaseModel):
