@@ -157,6 +157,8 @@ def _read_file(
     seed: int,
 ) -> _Part:
     declared = data_file.format or spec.format
+    if data_file.label is not None and data_file.label_lines is not None:
+        raise UserError(f"{field} ({data_file.path}): label and label_lines both label its rows; keep one")
     asset = (
         resolve_data_file(data_file.path, data_root, base_dir, field=field)
         if declared != "hub"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 DataFormat = Literal["auto", "csv", "tsv", "json", "jsonl", "parquet", "text", "label_first", "hub"]
 
@@ -38,12 +38,6 @@ class DataFile(Strict):
         description="a file with one label per line for the rows of this one, in order (TweetEval's *_labels.txt "
         "beside *_text.txt); a path or a name under the data root",
     )
-
-    @model_validator(mode="after")
-    def _one_label_source(self) -> DataFile:
-        if self.label is not None and self.label_lines is not None:
-            raise ValueError(f"{self.path}: label and label_lines both label its rows; keep one")
-        return self
 
 
 SplitSpec = str | DataFile | list[str | DataFile]

@@ -170,9 +170,16 @@ class LabelReader:
         return row
 
     def matrix(self, split: Any, place: str) -> np.ndarray:
-        """The split's labels (N, L), checked: one label shape per column, known labels, no empty row unless allowed."""
+        """The split's labels (N, L), checked: one label shape per column, known labels, no empty row unless allowed.
+        A row is named by its text in messages (a split held out from train is shuffled: numbers would mislead)."""
         columns = self.columns or [self.column]
         rows = split.select_columns(columns).to_dict()
+        texts = [str(t) for t in split[self.config.text]] if self.config.text in split.column_names else None
+
+        def row(i: int) -> str:
+            text = texts[i] if texts is not None else ""
+            return f"the row with text {text if len(text) <= 40 else text[:37] + '...'!r}" if texts else f"row {i + 1}"
+
         if self.columns is None:
             shapes: dict[str, int] = {}
             for index, value in enumerate(rows[self.column]):
@@ -182,14 +189,14 @@ class LabelReader:
             if len(shapes) > 1:
                 (first, a), (second, b) = sorted(shapes.items(), key=lambda item: item[1])[:2]
                 raise UserError(
-                    f"{place}: column '{self.column}' mixes label shapes: row {a + 1} is {first}, "
-                    f"row {b + 1} is {second}; write every row's labels one way"
+                    f"{place}: column '{self.column}' mixes label shapes: {row(a)} is {first}, {row(b)} is "
+                    f"{second}; write every row's labels one way"
                 )
-        found = np.stack([self.vector(rows, i, f"{place} row {i + 1}") for i in range(len(split))])
+        found = np.stack([self.vector(rows, i, f"{place}, {row(i)}") for i in range(len(split))])
         empty = np.flatnonzero(found.sum(axis=1) == 0)
         if len(empty) and not self.config.allow_empty:
             raise UserError(
-                f"{place}: row {empty[0] + 1} has no label ({len(empty)} rows have none) and "
+                f"{place}: {row(int(empty[0]))} has no label ({len(empty)} rows have none) and "
                 "task.allow_empty is false; label every row, or set task.allow_empty: true"
             )
         return found

@@ -98,10 +98,15 @@ class Regression:
                 number = _number(value)
                 if number is None or not math.isfinite(number):
                     what = "empty" if value is None else f"{value!r}, not a finite number"
+                    text = str(split[row][self.config.text])
                     raise UserError(
-                        f"{where(name, data)}: row {row + 1}, column '{column}' (task.label) is {what}; a regression "
-                        "target must be a number in every row (fix the data, or remove the row)"
+                        f"{where(name, data)}: in the row with text {_snippet(text)!r}, column '{column}' (task.label) "
+                        f"is {what}; a regression target must be a number in every row (fix the data or remove the row)"
                     )
+
+
+def _snippet(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _number(value: Any) -> float | None:
