@@ -225,3 +225,28 @@ def test_lower_is_better_metrics_pick_the_lowest_checkpoint(tmp_path: Path, tiny
         assert training_arguments(loaded.recipe.train, tmp_path).greater_is_better is greater
     resolved = yaml.safe_load(ok("show", recipe).stdout)
     assert resolved["train"]["metric_for_best"] == "pearson"
+
+
+@pytest.mark.subprocess
+def test_a_killed_multi_label_run_resumes_to_the_same_metrics_and_thresholds(
+    tmp_path: Path, tiny_models: dict[str, Path], emotions: Any
+) -> None:
+    import signal
+
+    from tests.unit.test_reliability import start_and_stop
+
+    task = {"name": "multi_label", "label": "labels"}
+    steps = {"train": {"max_steps": 40, "checkpoint_steps": 5, "epochs": 4, "batch_size": 8, "learning_rate": 2e-3}}
+    whole = task_recipe(tmp_path / "whole", tiny_models["bert"], *emotions, task)
+    cut = task_recipe(tmp_path / "cut", tiny_models["bert"], *emotions, task)
+    for recipe in (whole, cut):
+        document = yaml.safe_load(recipe.read_text(encoding="utf-8"))
+        document["train"] |= steps["train"]
+        recipe.write_text(yaml.safe_dump(document), encoding="utf-8")
+    ok("run", whole)
+    stopped = start_and_stop(cut, "train", signal.SIGKILL)
+    assert stopped.returncode == -signal.SIGKILL
+    ok("run", cut, "--resume")
+    assert metrics(tmp_path / "cut" / "run") == metrics(tmp_path / "whole" / "run")
+    thresholds = [json.loads((tmp_path / d / "run" / "thresholds.json").read_text()) for d in ("whole", "cut")]
+    assert thresholds[0] == thresholds[1]
