@@ -94,6 +94,9 @@ def evaluate(
     text: Annotated[str | None, typer.Option("--text", help="text column (default: the one trained on)")] = None,
     text_pair: Annotated[str | None, typer.Option("--text-pair", help="second text column of a pair task")] = None,
     label: Annotated[str | None, typer.Option("--label", help="label column (default: the one trained on)")] = None,
+    label_lines: Annotated[
+        str | None, typer.Option("--label-lines", help="a file with one label per line for a plain-text --data")
+    ] = None,
     columns: ColumnsOpt = None,
     max_samples: Annotated[int | None, typer.Option("--max-samples", min=1, help="seeded random subset")] = None,
     seed: Annotated[int, typer.Option("--seed", help="picks the --max-samples subset")] = 42,
@@ -113,6 +116,7 @@ def evaluate(
         text=text,
         text_pair=text_pair,
         label=label,
+        label_lines=label_lines,
         max_samples=max_samples,
         seed=seed,
         batch_size=batch_size,

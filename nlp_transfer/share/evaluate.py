@@ -17,6 +17,7 @@ from nlp_transfer.core.errors import UserError, did_you_mean
 from nlp_transfer.core.files import read_json_or_empty
 from nlp_transfer.data.assets import default_data_root
 from nlp_transfer.data.loading import load_extra_split
+from nlp_transfer.recipe import DataFile
 from nlp_transfer.run.folder import TASK_FILE
 from nlp_transfer.share.predict import AnswerPredictor, LabelPredictor
 from nlp_transfer.share.text_evaluators import evaluate_multi_label, evaluate_regression, extra_metrics_of
@@ -35,6 +36,7 @@ class EvaluateOptions:
     text: str | None = None  # column overrides; default: the columns the model was trained on
     text_pair: str | None = None
     label: str | None = None
+    label_lines: str | None = None  # a file with one label per line for the rows of a plain-text --data file
     max_samples: int | None = None
     seed: int = 42  # picks the --max-samples subset
     batch_size: int = 32
@@ -44,7 +46,7 @@ def evaluate_model(options: EvaluateOptions) -> dict[str, Any]:
     """{model, data, rows, skipped, metrics} for the model on the file."""
     trained = open_trained(options.model, options.revision)
     loaded = load_extra_split(
-        options.data,
+        DataFile(path=options.data, label_lines=options.label_lines) if options.label_lines else options.data,
         split="eval",  # a hub dataset's validation split unless the reference names one
         field="--data",
         data_root=default_data_root(),
@@ -90,7 +92,7 @@ def _classification(trained: Trained, rows: Any, options: EvaluateOptions, where
     rows = rows.select(usable) if skipped else rows
     predictor = LabelPredictor(trained, batch_size=options.batch_size)
     names = [predictor.id2label[i] for i in range(len(predictor.id2label))]
-    declared = task.get("labels") is not None
+    declared = task.get("labels") is not None or task.get("labels_file") is not None
     gold = gold_ids(rows[label], names, declared, where, fix="fix the file, or name the label column with --label")
     texts = [str(t) for t in rows[text]]
     pairs = [str(t) for t in rows[pair]] if pair else None

@@ -199,6 +199,9 @@ def test_label_names_from_a_file_and_labels_from_a_parallel_file(tmp_path: Path,
     assert config["id2label"] == {"0": "sad", "1": "happy"}
     hashed = json.loads((tmp_path / "run" / "environment.json").read_text())["data_file_sha256"]
     assert {Path(p).name for p in hashed} == {"train_text.txt", "train_labels.txt", "mapping.txt"}
+    texts, labels = tmp_path / "train_text.txt", tmp_path / "train_labels.txt"
+    evaluated = json.loads(ok("evaluate", tmp_path / "run", "--data", texts, "--label-lines", labels).stdout)
+    assert evaluated["rows"] == 40 and {"support_sad", "support_happy"} <= set(evaluated["metrics"])
 
     (tmp_path / "train_labels.txt").write_text("0\n1\n", encoding="utf-8")
     user_error(invoke("run", recipe, "--overwrite"), "has 2 lines but", "train_text.txt has 40 rows")
