@@ -250,3 +250,27 @@ def test_a_killed_multi_label_run_resumes_to_the_same_metrics_and_thresholds(
     assert metrics(tmp_path / "cut" / "run") == metrics(tmp_path / "whole" / "run")
     thresholds = [json.loads((tmp_path / d / "run" / "thresholds.json").read_text()) for d in ("whole", "cut")]
     assert thresholds[0] == thresholds[1]
+
+
+def test_thresholds_are_tuned_per_label_or_globally_and_settled_for_the_test_split() -> None:
+    from nlp_transfer.tasks.thresholds import Decisions, tune
+
+    rng = np.random.default_rng(0)
+    gold = np.zeros((400, 3), dtype=int)
+    gold[:200, 0] = 1  # label 0: common, its positives score above 0.6
+    gold[:20, 1] = 1  # label 1: rare, its positives score around 0.2 (a fixed 0.5 never predicts it)
+    probabilities = rng.uniform(0.0, 0.5, (400, 3))
+    probabilities[:200, 0] = rng.uniform(0.6, 1.0, 200)
+    probabilities[:20, 1] = rng.uniform(0.15, 0.25, 20)
+    probabilities[20:, 1] = rng.uniform(0.0, 0.1, 380)
+    per_label = tune(probabilities, gold, "per_label", 0.5)
+    assert 0.5 <= per_label[0] <= 0.6 and 0.1 <= per_label[1] <= 0.15 and per_label[2] == 0.5  # 2: no positives
+    assert len(set(tune(probabilities, gold, "global", 0.5))) == 1
+    assert (tune(probabilities, gold, "fixed", 0.3) == 0.3).all()
+
+    decisions = Decisions(["a", "b", "c"], "per_label", 0.5)
+    assert (decisions.thresholds(probabilities, gold) == per_label).all()
+    record = decisions.settle()
+    assert record["thresholds"]["b"] == pytest.approx(per_label[1])
+    shuffled = rng.permutation(gold)  # after settling, another split never re-tunes them
+    assert (decisions.thresholds(probabilities, shuffled) == per_label).all()
