@@ -33,6 +33,7 @@ def main(
 
 # The command table is the CLI: `nlp-transfer --help` lists the commands in this order.
 COMMANDS = (
+    train_commands.init,
     train_commands.run,
     train_commands.probe,
     train_commands.compare,

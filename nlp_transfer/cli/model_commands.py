@@ -79,9 +79,10 @@ def predict(
         stream=StreamOptions(encoding=encoding, columns=column_names(columns), delimiter=delimiter_option(delimiter)),
     )
     inputs = read_inputs(predictor, given)
+    created = [folder for folder in reversed(out.parents) if not folder.exists()] if out is not None else []
     predict_inputs(predictor, inputs, out, show_progress=file is not None)
     if out is not None and is_main():
-        typer.echo(f"wrote {inputs.count} predictions to {out} ({runtime.describe()})", err=True)
+        typer.echo(f"wrote {inputs.count} predictions to {out}{_created(created)} ({runtime.describe()})", err=True)
 
 
 @reports_errors
@@ -142,6 +143,9 @@ def evaluate(
     text: Annotated[str | None, typer.Option("--text", help="text column (default: the one trained on)")] = None,
     text_pair: Annotated[str | None, typer.Option("--text-pair", help="second text column of a pair task")] = None,
     label: Annotated[str | None, typer.Option("--label", help="label column (default: the one trained on)")] = None,
+    label_lines: Annotated[
+        str | None, typer.Option("--label-lines", help="a file with one label per line for a plain-text --data")
+    ] = None,
     columns: ColumnsOpt = None,
     delimiter: DelimiterOpt = None,
     encoding: EncodingOpt = "utf-8",
@@ -170,6 +174,7 @@ def evaluate(
         text=text,
         text_pair=text_pair,
         label=label,
+        label_lines=label_lines,
         max_samples=max_samples,
         seed=seed,
         batch_size=batch_size,

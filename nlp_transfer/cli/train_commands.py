@@ -1,4 +1,4 @@
-"""Commands that read a recipe: run (and probe), compare, adapt, validate, show."""
+"""Commands that read a recipe: run (and probe), compare, adapt, validate, show; and init, which writes one."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ from typing import Annotated, Any
 
 import typer
 
-from nlp_transfer.cli.app import OutputDirOpt, OverrideOpt, OverwriteOpt, RecipeArg, reports_errors
+from nlp_transfer.cli.app import (
+    ColumnsOpt,
+    OutputDirOpt,
+    OverrideOpt,
+    OverwriteOpt,
+    RecipeArg,
+    column_names,
+    reports_errors,
+)
 from nlp_transfer.core.errors import UserError
 
 
@@ -216,3 +224,52 @@ def show(recipe: RecipeArg, override: OverrideOpt = None) -> None:
     from nlp_transfer.recipe import load_recipe
 
     typer.echo(load_recipe(recipe, override).to_yaml(), nl=False)
+
+
+@reports_errors
+def init(
+    data: Annotated[
+        list[str],
+        typer.Argument(help="a labelled csv/tsv/jsonl/json/parquet/txt file (or one plain-text file per class)"),
+    ],
+    model: Annotated[
+        str, typer.Option("--model", help="hub id or model folder")
+    ] = "sentence-transformers/all-MiniLM-L6-v2",
+    out: Annotated[Path | None, typer.Option("--out", help="recipe to write (never overwritten)")] = None,
+    columns: ColumnsOpt = None,
+    text: Annotated[str | None, typer.Option("--text", help="the text column, when init cannot tell")] = None,
+    text_pair: Annotated[str | None, typer.Option("--text-pair", help="the second text of a pair")] = None,
+    label: Annotated[
+        str | None, typer.Option("--label", help="the label column; several, comma-separated, for one model")
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option("--task", help="classification, multi_label, regression or qa, instead of the detected"),
+    ] = None,
+    label_lines: Annotated[
+        str | None, typer.Option("--label-lines", help="a plain-text file's labels, one per line, in this file")
+    ] = None,
+) -> None:
+    """Write a commented recipe for a data file: columns, task and label shape, and defaults for its size."""
+    import sys
+
+    from nlp_transfer.data.assets import default_data_root
+    from nlp_transfer.studies.init import InitOptions, init_recipe
+
+    options = InitOptions(
+        data=data,
+        model=model,
+        out=out,
+        columns=column_names(columns),
+        text=text,
+        text_pair=text_pair,
+        label=[name.strip() for name in label.split(",")] if label else None,
+        task=task,
+        label_lines=label_lines,
+        data_root=default_data_root(),
+        command="nlp-transfer init " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "",
+    )
+    result = init_recipe(options)
+    for note in result.notes:
+        typer.echo(f"  {note}")
+    typer.echo(f"wrote {result.path}; check it, then: nlp-transfer run {result.path}")

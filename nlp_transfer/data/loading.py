@@ -21,7 +21,7 @@ from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.files import sha256_file
 from nlp_transfer.core.quiet import quiet_libraries
 from nlp_transfer.data.assets import Asset, resolve_data_file
-from nlp_transfer.data.readers import RECIPE_NAMES, ReadOptions, file_format, read_hub, read_local
+from nlp_transfer.data.readers import RECIPE_NAMES, ReadOptions, file_format, read_hub, read_local, read_text
 from nlp_transfer.recipe import DataFile, DataSpec, SplitSpec
 
 # Recipe split name -> default split name of a hub dataset.
@@ -35,6 +35,17 @@ class LoadedData:
     file_hashes: dict[str, str] = field(default_factory=dict)  # local file -> sha256
     notes: list[str] = field(default_factory=list)  # what was done to the data, for the log and the card
     keys: dict[str, str] = field(default_factory=dict)  # split -> provenance key (equal keys: equal rows)
+    data_root: Path | None = None  # where names resolve, for the other files a task reads (task_file)
+    base_dir: Path | None = None
+
+    def task_file(self, reference: str, field: str) -> Path:
+        """A file the task names (e.g. task.labels_file), resolved like a data file and recorded with its sha256."""
+        asset = resolve_data_file(reference, self.data_root, self.base_dir, field=field)
+        path = Path(asset.location)
+        if asset.source == "hub" or not path.is_file():
+            raise UserError(f"{field}: '{reference}' is not a file ({asset.location}); name a local file")
+        self.file_hashes[asset.location] = sha256_file(path)
+        return path
 
 
 @dataclass
@@ -50,7 +61,7 @@ def load_data(
     spec: DataSpec, *, label_column: str, seed: int, data_root: Path | None, base_dir: Path | None
 ) -> LoadedData:
     """Read every split the recipe names; hold out an eval split from train when none is given."""
-    loaded = LoadedData(splits=datasets.DatasetDict(), sources={})
+    loaded = LoadedData(splits=datasets.DatasetDict(), sources={}, data_root=data_root, base_dir=base_dir)
     parts: dict[str, list[_Part]] = {}
     for split in ("train", "eval", "test"):
         split_spec: SplitSpec | None = getattr(spec, split)
@@ -105,9 +116,9 @@ def load_extra_split(
 ) -> LoadedData:
     """A split named outside `data:` (adapt.target.corpus, adapt.target.test, a file given to evaluate or cluster),
     read like data.<split> is; errors name `field`. The split name picks the hub dataset's default split; `columns`
-    names the columns of a header-less csv/tsv, `delimiter` separates csv/tsv fields; `names` says how the command
-    sets each of these (e.g. --columns), for messages."""
-    loaded = LoadedData(splits=datasets.DatasetDict(), sources={})
+    names the columns of a header-less csv/tsv, `delimiter` separates csv/tsv fields, `encoding` is the files' text
+    encoding; `names` says how the command sets each of these (e.g. --columns), for messages."""
+    loaded = LoadedData(splits=datasets.DatasetDict(), sources={}, data_root=data_root, base_dir=base_dir)
     spec = DataSpec(train=split_spec, columns=columns, delimiter=delimiter, encoding=encoding)
     found = _read_parts(split_spec, split, field, spec, "label", data_root, base_dir, loaded, names=names)
     loaded.splits[split] = _joined([p.rows for p in found], field)
@@ -155,6 +166,8 @@ def _read_file(
     names: Mapping[str, str] = RECIPE_NAMES,
 ) -> _Part:
     declared = data_file.format or spec.format
+    if data_file.label is not None and data_file.label_lines is not None:
+        raise UserError(f"{field} ({data_file.path}): label and label_lines both label its rows; keep one")
     asset = (
         resolve_data_file(data_file.path, data_root, base_dir, field=field)
         if declared != "hub"
@@ -184,10 +197,15 @@ def _read_file(
         key |= {"sha256": loaded.file_hashes[asset.location], "format": fmt, "columns": columns}
         if delimiter is not None:  # only when set: the keys of files read as before stay as they were
             key["delimiter"] = delimiter
+    if data_file.where:
+        rows = _selected(rows, data_file.where, f"{field} ({asset.location})")
+        key["where"] = sorted((k, str(v)) for k, v in data_file.where.items())
     if data_file.label is not None:
         if label_column in rows.column_names:
             rows = rows.remove_columns(label_column)
         rows = rows.add_column(label_column, [data_file.label] * len(rows))
+    if data_file.label_lines is not None:
+        rows, key["label_lines"] = _with_label_lines(rows, data_file, label_column, loaded, field, data_root, base_dir)
     if data_file.max_samples is not None and len(rows) > data_file.max_samples:
         loaded.notes.append(
             f"{split}: random subset of {data_file.max_samples} of {len(rows)} rows of {data_file.path} (seed {seed})"
@@ -195,6 +213,51 @@ def _read_file(
         rows = rows.shuffle(seed=seed).select(range(data_file.max_samples))
         key["seed"] = seed
     return _Part(rows, key, own_limit=data_file.max_samples is not None)
+
+
+def _selected(rows: datasets.Dataset, where: dict[str, Any], field: str) -> datasets.Dataset:
+    """The rows whose columns hold the given values (compared as text: 1 matches "1")."""
+    for column in where:
+        if column not in rows.column_names:
+            raise UserError(
+                f"{field}: where names column '{column}', which the file does not have; columns are: "
+                f"{', '.join(rows.column_names)}"
+            )
+    wanted = {column: str(value) for column, value in where.items()}
+    values = {column: rows[column] for column in wanted}
+    keep = [i for i in range(len(rows)) if all(str(values[c][i]) == v for c, v in wanted.items())]
+    if not keep:
+        shown = ", ".join(f"{c}={v}" for c, v in wanted.items())
+        raise UserError(f"{field}: no row has {shown}; check the values of where")
+    return rows.select(keep)
+
+
+def _with_label_lines(
+    rows: datasets.Dataset,
+    data_file: DataFile,
+    label_column: str,
+    loaded: LoadedData,
+    field: str,
+    data_root: Path | None,
+    base_dir: Path | None,
+) -> tuple[datasets.Dataset, str]:
+    """Line i of the label_lines file labels row i (TweetEval keeps texts and labels in two files)."""
+    assert data_file.label_lines is not None
+    where = f"{field} label_lines"
+    asset = resolve_data_file(data_file.label_lines, data_root, base_dir, field=where)
+    path = Path(asset.location)
+    if not path.is_file():
+        raise UserError(f"{where}: {asset.location} is not a file; name the file with one label per line")
+    labels = [line.strip() for line in read_text(path, "utf-8", where)[0].splitlines()]
+    if len(labels) != len(rows):
+        raise UserError(
+            f"{where}: {path} has {len(labels)} lines but {data_file.path} has {len(rows)} rows; each row needs "
+            "the label on the same line number"
+        )
+    loaded.file_hashes[asset.location] = sha256_file(path)
+    if label_column in rows.column_names:
+        rows = rows.remove_columns(label_column)
+    return rows.add_column(label_column, labels), loaded.file_hashes[asset.location]
 
 
 def _joined(parts: list[datasets.Dataset], field: str) -> datasets.Dataset:

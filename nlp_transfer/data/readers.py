@@ -71,6 +71,8 @@ def read_local(path: Path, options: ReadOptions, field: str) -> datasets.Dataset
         raise UserError(f"{field}: {path} is a folder; name the data file inside it (e.g. {path}/train.csv)")
     fmt = options.format
     encoding, text = options.encoding, ""
+    if fmt == "label_first":
+        return read_label_first(read_text(path, options.encoding, field, options.names)[0], path, field)
     if fmt in TEXT_FORMATS:
         text, encoding = read_text(path, options.encoding, field, options.names)
         # datasets fails on a file without rows with a message that names neither the file nor the fix.
@@ -108,6 +110,23 @@ def read_local(path: Path, options: ReadOptions, field: str) -> datasets.Dataset
             f"({', '.join(named)}); name all {len(dataset.column_names)} columns"
         )
     return dataset
+
+
+def read_label_first(text: str, path: Path, field: str) -> datasets.Dataset:
+    """`LABEL text` lines (TREC's `DESC:manner How did ...`, fastText's `__label__pos great film`): the first
+    whitespace-separated token is the label, the rest of the line the text; columns `label` and `text`."""
+    rows: dict[str, list[str]] = {"label": [], "text": []}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.strip().split(maxsplit=1)
+        if len(parts) < 2:
+            raise UserError(f"{field}: {path} line {number} has a label but no text; label_first lines are LABEL text")
+        rows["label"].append(parts[0])
+        rows["text"].append(parts[1])
+    if not rows["label"]:
+        raise UserError(f"{field}: {path} is empty; point {field} at a file with rows")
+    return datasets.Dataset.from_dict(rows)
 
 
 SQUAD_FEATURES = datasets.Features(

@@ -28,6 +28,7 @@ from transformers.utils.logging import tqdm  # follows transformers' progress-ba
 from nlp_transfer.core.hardware import Precision
 from nlp_transfer.data.cache import cache_root
 from nlp_transfer.methods.architectures import Architecture, head_modules
+from nlp_transfer.tasks.text_inputs import DOCUMENT
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,10 @@ def extract_features(
         return FeatureDataset(tensors), True
     tensors = {"features": _run_encoder(base_model, split, tokenizer, pooling, layer, precision)}
     if "labels" in split.column_names:
-        tensors["labels"] = torch.tensor(split["labels"], dtype=torch.long)
+        # class ids (long); multi-label 0/1 rows and regression targets (float) keep their type and shape
+        tensors["labels"] = torch.tensor(split["labels"])
+    if DOCUMENT in split.column_names:  # windows: which text each row came from, for pooling at evaluation
+        tensors[DOCUMENT] = torch.tensor(split[DOCUMENT], dtype=torch.long)
     entry.parent.mkdir(parents=True, exist_ok=True)
     staging = entry.with_name(f".{entry.name}.{uuid.uuid4().hex}")
     try:
@@ -168,16 +172,18 @@ def _run_encoder(
 
 
 class FeatureDataset(torch.utils.data.Dataset):
-    """Rows of pooled features (and labels): what HeadOnFeatures trains and evaluates on."""
+    """Rows of pooled features (and labels): what HeadOnFeatures trains and evaluates on. A windowed split also
+    carries each row's text (`documents`), which evaluation reads to pool windows and the model never sees."""
 
     def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
         self.tensors = tensors
+        self.documents = tensors[DOCUMENT].tolist() if DOCUMENT in tensors else None
 
     def __len__(self) -> int:
         return len(self.tensors["features"])
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {name: tensor[index] for name, tensor in self.tensors.items()}
+        return {name: tensor[index] for name, tensor in self.tensors.items() if name != DOCUMENT}
 
 
 def encoder_fingerprint(base_model: nn.Module) -> str:

@@ -138,6 +138,9 @@ class Lora:
         except UserError as err:
             raise UserError(f"{run_dir}: this adapter's base {err}") from err
         config = AutoConfig.from_pretrained(run_dir / BASE_CONFIG_FILE)
-        base = task.auto_model_class.from_pretrained(asset.location, config=config, use_safetensors=True)
+        # A base checkpoint with a head of another size (fine-tuned for other labels): the adapter brings the head.
+        base = task.auto_model_class.from_pretrained(
+            asset.location, config=config, use_safetensors=True, ignore_mismatched_sizes=True
+        )
         model: nn.Module = PeftModel.from_pretrained(base, run_dir)
         return model

@@ -171,6 +171,9 @@ def load_model(
             revision=spec.revision,
             trust_remote_code=spec.trust_remote_code,
             use_safetensors=True,
+            # A checkpoint fine-tuned for other labels (2 classes, the task has 28) keeps its body; its head, the
+            # wrong shape, starts new, as a missing head does.
+            ignore_mismatched_sizes=True,
         ),
     )
 

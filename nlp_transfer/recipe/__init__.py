@@ -14,32 +14,45 @@ from nlp_transfer.recipe.method_specs import (
     ScratchMethod,
     UnfreezeLastMethod,
 )
-from nlp_transfer.recipe.schema import CardSpec, DataSpec, ModelSpec, OutputSpec, Recipe, TrainSpec
-from nlp_transfer.recipe.task_specs import ClassificationTask, QuestionAnsweringTask, TaskSpec
+from nlp_transfer.recipe.schema import CardSpec, DataSpec, ExtraMetric, ModelSpec, OutputSpec, Recipe, TrainSpec
+from nlp_transfer.recipe.task_specs import (
+    LOWER_IS_BETTER,
+    ClassificationTask,
+    MultiLabelTask,
+    QuestionAnsweringTask,
+    RegressionTask,
+    TaskSpec,
+    TextTaskSpec,
+)
 
 __all__ = [
+    "LOWER_IS_BETTER",
     "AdaptSpec",
     "CardSpec",
     "ClassificationTask",
     "DataFile",
     "DataSpec",
+    "ExtraMetric",
     "FullMethod",
     "LoadedRecipe",
     "LoraMethod",
     "MethodSpec",
     "ModelSpec",
+    "MultiLabelTask",
     "OutputSpec",
     "PretrainStage",
     "ProbeMethod",
     "ProbeThenFinetuneMethod",
     "QuestionAnsweringTask",
     "Recipe",
+    "RegressionTask",
     "ScratchMethod",
     "SelfTrainStage",
     "SplitSpec",
     "Strict",
     "TargetDomain",
     "TaskSpec",
+    "TextTaskSpec",
     "TrainSpec",
     "UnfreezeLastMethod",
     "apply_override",

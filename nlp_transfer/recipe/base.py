@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-DataFormat = Literal["auto", "csv", "tsv", "json", "jsonl", "parquet", "text", "hub"]
-# One character between the fields of a csv/tsv line, e.g. ';' (European spreadsheets) or "\t".
+DataFormat = Literal["auto", "csv", "tsv", "json", "jsonl", "parquet", "text", "label_first", "hub"]
+# One character between the fields of a csv/tsv line, e.g. ";" (European spreadsheets) or a tab.
 Delimiter = Annotated[str, Field(min_length=1, max_length=1)]
 
 
@@ -30,6 +30,16 @@ class DataFile(Strict):
         None,
         gt=0,
         description="seeded random subset of this file; a file that sets it is left out of data.max_<split>_samples",
+    )
+    where: dict[str, str | int | float | bool] | None = Field(
+        None,
+        description="keep only the rows whose columns hold these values, e.g. {split: train} (EmoBank keeps its "
+        "splits in one file)",
+    )
+    label_lines: str | None = Field(
+        None,
+        description="a file with one label per line for the rows of this one, in order (TweetEval's *_labels.txt "
+        "beside *_text.txt); a path or a name under the data root",
     )
 
 

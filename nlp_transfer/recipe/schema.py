@@ -7,6 +7,7 @@ and is checked when TrainingArguments is built (see run/trainer.py).
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Any, Literal
 
 from pydantic import Field, ModelWrapValidatorHandler, field_validator, model_validator
@@ -48,6 +49,19 @@ class DataSpec(Strict):
 # ---- training -------------------------------------------------------------------------------------------------
 
 
+class ExtraMetric(Strict):
+    """A metric of the `evaluate` library, computed beside the task's own on every evaluation."""
+
+    path: str = Field(description="an evaluate metric name (e.g. matthews_correlation) or a local metric script/folder")
+    config: str | None = Field(None, description="the metric's configuration (e.g. multilabel for f1)")
+    args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of compute (e.g. average: macro)")
+
+    @property
+    def label(self) -> str:
+        """The name metric_for_best may use: the metric's own name (a path's file or folder name)."""
+        return PurePath(self.path).stem
+
+
 class TrainSpec(Strict):
     epochs: float = Field(3.0, gt=0)
     max_steps: int | None = Field(None, gt=0, description="stop after this many optimizer steps (overrides epochs)")
@@ -83,6 +97,10 @@ class TrainSpec(Strict):
         "or AMX), fp16 with loss scaling on older GPUs, else fp32; an explicit choice the hardware lacks is an error",
     )
     compile: bool = Field(False, description="torch.compile the model (through the Trainer); pays on long GPU runs")
+    extra_metrics: list[str | ExtraMetric] = Field(
+        default_factory=list,
+        description="metrics of the evaluate library computed beside the task's own (names or {path, config, args})",
+    )
     trainer: dict[str, Any] = Field(
         default_factory=dict, description="any other transformers.TrainingArguments field, passed through"
     )
@@ -147,7 +165,10 @@ class Recipe(Strict):
         is a copy rather than an assignment."""
         recipe = handler(data)
         metric = recipe.train.metric_for_best or recipe.task.default_metric_for_best()
-        names = recipe.task.metric_names
+        extra = [m if isinstance(m, ExtraMetric) else ExtraMetric(path=m) for m in recipe.train.extra_metrics]
+        if extra and recipe.task.name == "qa":
+            raise ValueError("train.extra_metrics: QA is scored by SQuAD exact match and F1 only; remove extra_metrics")
+        names = (*recipe.task.metric_names, *[m.label for m in extra])
         if metric not in names:
             raise ValueError(
                 f"train.metric_for_best '{metric}' is not a {recipe.task.name} metric{did_you_mean(metric, names)}; "

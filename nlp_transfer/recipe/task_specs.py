@@ -1,12 +1,91 @@
-"""The recipe's `task:` section: one config per task, a discriminated union on `name`."""
+"""The recipe's `task:` section: one config per task, a discriminated union on `name`.
+
+The three text tasks (classification, multi_label, regression) share how a text becomes model inputs (TEXT_INPUTS
+below: max_length, truncation, stride, head_tokens, window_pooling); each declares those fields itself, so every
+task's fields read in the order a user would write them."""
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from nlp_transfer.recipe.base import Strict
+
+# Metrics for which lower is better: checkpoint selection and `compare` read them the other way round.
+LOWER_IS_BETTER = frozenset({"loss", "mse", "mae"})
+
+Truncation = Literal["head", "tail", "head_tail", "windows"]
+ClassWeights = Literal["none", "balanced"] | list[Annotated[float, Field(gt=0)]]
+
+TRUNCATION_HELP = (
+    "a text longer than max_length: head keeps its start, tail its end, head_tail both ends (head_tokens from the "
+    "start, the rest from the end), windows reads all of it in overlapping windows (each trains with the text's "
+    "label; evaluation and predict pool the windows' outputs per text)"
+)
+MaxLength = Annotated[int, Field(ge=8, le=8192, description="tokens per example (per window) after truncation")]
+TruncationField = Annotated[Truncation, Field(description=TRUNCATION_HELP)]
+Stride = Annotated[int, Field(ge=0, description="windows: tokens shared by consecutive windows of a long text")]
+HeadTokens = Annotated[
+    int | None,
+    Field(
+        gt=0,
+        description="head_tail: tokens kept from the start (default a quarter of the window, the split Sun et al. "
+        "2019 found best); the rest come from the end",
+    ),
+]
+WindowPooling = Annotated[
+    Literal["mean", "max"], Field(description="windows: how a text's window outputs (logits) become one")
+]
+ClassWeightsField = Annotated[
+    ClassWeights,
+    Field(
+        description="none; balanced (rarer classes weigh more, from the training counts); or one weight per class "
+        "in label order. Single-label: weighted cross-entropy; multi-label: per-label positive weights"
+    ),
+]
+LabelsFile = Annotated[
+    str | None,
+    Field(
+        description="file of label names, one per line (id order) or 'id<TAB>name' lines (GoEmotions' emotions.txt, "
+        "TweetEval's mapping.txt); a path or a name under the data root. Instead of labels"
+    ),
+]
+
+
+def check_text_inputs(task: Any) -> None:
+    """Cross-field rules of the text-input fields, shared by the text tasks' validators."""
+    if task.truncation == "windows" and task.stride >= task.max_length // 2:
+        raise ValueError(
+            f"task.stride {task.stride} must be less than half of task.max_length {task.max_length} (windows overlap "
+            "by stride tokens); lower task.stride or raise task.max_length"
+        )
+    if task.truncation in ("tail", "head_tail") and task.text_pair is not None:
+        raise ValueError(
+            f"task.truncation {task.truncation} keeps the end of one text; with task.text_pair use head or windows"
+        )
+    if task.head_tokens is not None and task.truncation != "head_tail":
+        raise ValueError("task.head_tokens is for truncation head_tail; remove it or set task.truncation: head_tail")
+    if task.head_tokens is not None and task.head_tokens >= task.max_length - 4:
+        raise ValueError(
+            f"task.head_tokens {task.head_tokens} leaves no room for the end of the text within task.max_length "
+            f"{task.max_length}; lower it"
+        )
+
+
+def _none_is_none(cls: type, value: Any) -> Any:
+    return "none" if value is None or value is False else value  # YAML `null` / `no` mean no weights
+
+
+def _check_labels_source(task: Any) -> None:
+    if task.labels is not None and task.labels_file is not None:
+        raise ValueError("task.labels and task.labels_file both name the labels; keep one")
+    if task.labels is not None and len(set(task.labels)) != len(task.labels):
+        repeated = sorted({name for name in task.labels if task.labels.count(name) > 1})
+        raise ValueError(
+            f"task.labels names {', '.join(map(repr, repeated))} more than once; each label once (a name given twice "
+            "would be two classes the model cannot tell apart)"
+        )
 
 
 class ClassificationTask(Strict):
@@ -23,25 +102,127 @@ class ClassificationTask(Strict):
         None,
         description="label names; for int labels 0..K-1 they name the ids, for string labels they fix the order",
     )
-    max_length: int = Field(128, ge=8, le=8192, description="tokens per example after truncation")
+    labels_file: LabelsFile = None
+    class_weights: ClassWeightsField = "none"
+    max_length: MaxLength = 128
+    truncation: TruncationField = "head"
+    stride: Stride = 32
+    head_tokens: HeadTokens = None
+    window_pooling: WindowPooling = "mean"
+
+    _none_weights = field_validator("class_weights", mode="before")(_none_is_none)
+
+    def default_metric_for_best(self) -> str:
+        # With class weights the point is the rare classes: accuracy would pick the checkpoint that ignores them.
+        return "macro_f1" if self.class_weights != "none" else self.main_metric
+
+    @model_validator(mode="after")
+    def _fields_agree(self) -> ClassificationTask:
+        check_text_inputs(self)
+        _check_labels_source(self)
+        if self.labels is not None and len(self.labels) < 2:
+            raise ValueError(f"task.labels: {self.labels!r} names one class; a classifier needs at least two")
+        return self
+
+
+class MultiLabelTask(Strict):
+    """Several labels per text (emotions, topics, moderation flags): one sigmoid per label, decision thresholds
+    tuned on the eval split."""
+
+    metric_names: ClassVar[tuple[str, ...]] = (
+        "macro_f1",
+        "micro_f1",
+        "subset_accuracy",
+        "macro_roc_auc",
+        "macro_f1_fixed",
+        "micro_f1_fixed",
+        "loss",
+    )
+    main_metric: ClassVar[str] = "macro_f1"
+
+    name: Literal["multi_label"]
+    text: str = Field("text", description="column holding the text")
+    text_pair: str | None = Field(None, description="column holding the second text of a pair")
+    label: str | list[str] = Field(
+        "labels",
+        description="one column holding each text's labels (a JSON list, or a delimited string such as '3,12'), or "
+        "a list of columns, one 0/1 column per label (the column names are the label names)",
+    )
+    labels: list[str] | None = Field(
+        None, description="label names; int labels are ids into this list; default: the names found in train"
+    )
+    labels_file: LabelsFile = None
+    label_delimiter: str = Field(",", min_length=1, description="separates the labels in a delimited string")
+    allow_empty: bool = Field(True, description="a text may have no label at all (false: such a row is an error)")
+    thresholds: Literal["per_label", "global", "fixed"] = Field(
+        "per_label",
+        description="decision thresholds: per_label (each label's own, tuned on the eval split for its F1), global "
+        "(one, tuned for macro-F1), fixed (task.threshold)",
+    )
+    threshold: float = Field(
+        0.5, gt=0, lt=1, description="the fixed threshold (thresholds: fixed) and the one *_fixed metrics use"
+    )
+    class_weights: ClassWeightsField = "none"
+    max_length: MaxLength = 128
+    truncation: TruncationField = "head"
+    stride: Stride = 32
+    head_tokens: HeadTokens = None
+    window_pooling: WindowPooling = "mean"
+
+    _none_weights = field_validator("class_weights", mode="before")(_none_is_none)
 
     def default_metric_for_best(self) -> str:
         return self.main_metric
 
-    @field_validator("labels")
-    @classmethod
-    def _labels_name_distinct_classes(cls, labels: list[str] | None) -> list[str] | None:
-        if labels is None:
-            return labels
-        repeated = sorted({name for name in labels if labels.count(name) > 1})
-        if repeated:
-            raise ValueError(
-                f"task.labels: {', '.join(repr(n) for n in repeated)} listed more than once; each class is named once "
-                "(a name given twice would be two classes the model cannot tell apart)"
-            )
-        if len(labels) < 2:
-            raise ValueError(f"task.labels: {labels!r} names one class; a classifier needs at least two")
-        return labels
+    @model_validator(mode="after")
+    def _fields_agree(self) -> MultiLabelTask:
+        check_text_inputs(self)
+        _check_labels_source(self)
+        if isinstance(self.label, list):
+            if not self.label:
+                raise ValueError("task.label: an empty list; name the label column, or one 0/1 column per label")
+            if self.labels is not None or self.labels_file is not None:
+                raise ValueError(
+                    "task.label lists one 0/1 column per label, and the column names are the label names; remove "
+                    "task.labels / task.labels_file"
+                )
+            if len(set(self.label)) != len(self.label):
+                raise ValueError("task.label names a column more than once; list each label column once")
+        return self
+
+
+class RegressionTask(Strict):
+    """Numbers from text (ratings, scores; several targets at once, e.g. valence, arousal, dominance)."""
+
+    metric_names: ClassVar[tuple[str, ...]] = ("pearson", "spearman", "r2", "mse", "mae", "loss")
+    main_metric: ClassVar[str] = "pearson"  # the mean over targets when there are several
+
+    name: Literal["regression"]
+    text: str = Field("text", description="column holding the text")
+    text_pair: str | None = Field(None, description="column holding the second text of a pair")
+    label: str | list[str] = Field(
+        "label", description="column holding the numeric target, or a list of columns (one model, one output each)"
+    )
+    standardize: bool = Field(
+        True,
+        description="train on (target - mean) / std of the training targets; the scale is stored in the model's "
+        "config and undone at predict time",
+    )
+    max_length: MaxLength = 128
+    truncation: TruncationField = "head"
+    stride: Stride = 32
+    head_tokens: HeadTokens = None
+    window_pooling: WindowPooling = "mean"
+
+    def default_metric_for_best(self) -> str:
+        return self.main_metric
+
+    @model_validator(mode="after")
+    def _fields_agree(self) -> RegressionTask:
+        check_text_inputs(self)
+        if isinstance(self.label, list) and (not self.label or len(set(self.label)) != len(self.label)):
+            raise ValueError("task.label: list each target column once (at least one)")
+        return self
 
 
 class QuestionAnsweringTask(Strict):
@@ -81,4 +262,7 @@ class QuestionAnsweringTask(Strict):
         return self
 
 
-TaskSpec = Annotated[ClassificationTask | QuestionAnsweringTask, Field(discriminator="name")]
+TaskSpec = Annotated[
+    ClassificationTask | MultiLabelTask | RegressionTask | QuestionAnsweringTask, Field(discriminator="name")
+]
+TextTaskSpec = ClassificationTask | MultiLabelTask | RegressionTask

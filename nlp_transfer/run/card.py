@@ -15,13 +15,12 @@ from huggingface_hub import EvalResult, ModelCardData
 
 from nlp_transfer.core.files import read_json_or_empty
 from nlp_transfer.recipe import Recipe
+from nlp_transfer.run.card_tasks import task_card_parts
 from nlp_transfer.run.folder import (
     ENVIRONMENT_FILE,
     EXPORT_FILE,
     METRICS_FILE,
     RECIPE_FILE,
-    TASK_FILE,
-    label_names,
     layout_of,
 )
 from nlp_transfer.tasks import TASKS
@@ -40,7 +39,7 @@ def model_card(folder: Path, repo_id: str | None = None) -> str:
     task = TASKS[recipe.task.name]
     model_record = environment.get("model", {})
     hub_id = recipe.card.base_model or model_record.get("hub_id")
-    names = label_names(folder) if recipe.task.name == "classification" else []
+    what_it_does, outputs = task_card_parts(recipe, folder)
     where = repo_id or "path/to/this/folder"
     header = _header(recipe, metrics, environment, layout, hub_id, repo_id or folder.name)
     lines = [
@@ -50,7 +49,7 @@ def model_card(folder: Path, repo_id: str | None = None) -> str:
         "",
         f"# {repo_id or folder.name}",
         "",
-        _what_it_does(recipe, names, folder),
+        what_it_does,
         "",
         f"Trained with [nlp-transfer](https://pypi.org/project/nlp-transfer/) by `{recipe.method.name}` "
         f"({METHOD_WORDS.get(recipe.method.name, recipe.method.name)}).",
@@ -60,7 +59,7 @@ def model_card(folder: Path, repo_id: str | None = None) -> str:
         "## Base model",
         *_base_model_lines(recipe.model.name, model_record, hub_id),
         "",
-        *(["## Labels", *[f"- {i}: {name}" for i, name in enumerate(names)], ""] if names else []),
+        *outputs,
         "## Data",
         *[f"- {split}: {_references(spec)}" for split, spec in _splits(recipe)],
         *[f"- {note}" for note in environment.get("data_notes", [])],
@@ -156,19 +155,6 @@ def _eval_results(recipe: Recipe, metrics: dict[str, Any], datasets: list[str]) 
     return results
 
 
-def _what_it_does(recipe: Recipe, names: list[str], folder: Path) -> str:
-    task: Any = recipe.task
-    if recipe.task.name == "qa":
-        resolved = read_json_or_empty(folder / TASK_FILE).get("unanswerable", task.unanswerable)
-        none = " It may answer that the passage holds no answer." if resolved is True else ""
-        return (
-            "Extractive question answering: given a question and a passage, it returns the span of the passage that "
-            f"answers the question.{none}"
-        )
-    inputs = f"pairs of texts ({task.text}, {task.text_pair})" if task.text_pair else "a text"
-    return f"Text classification: it puts {inputs} into one of {len(names)} classes: {', '.join(names)}."
-
-
 def _base_model_lines(reference: str, record: dict[str, Any], hub_id: str | None) -> list[str]:
     if record.get("source", "hub") in ("hub", "hub-cache"):
         return [f"- [{hub_id or reference}](https://huggingface.co/{hub_id or reference})"]
@@ -218,8 +204,9 @@ def _training_lines(recipe: Recipe, metrics: dict[str, Any]) -> list[str]:
         ],
         f"- epochs: {train.epochs:g}, learning rate: {train.learning_rate}, batch size: {train.batch_size}, "
         f"weight decay: {train.weight_decay}, warmup ratio: {train.warmup_ratio}, seed: {train.seed}",
-        f"- max length: {recipe.task.max_length}, padding: {train.padding}, "
-        f"length-grouped batches: {train.group_by_length}",
+        f"- max length: {recipe.task.max_length}"
+        + (f", truncation: {recipe.task.truncation}" if hasattr(recipe.task, "truncation") else "")
+        + f", padding: {train.padding}, length-grouped batches: {train.group_by_length}",
         f"- precision: {metrics['train'].get('precision', 'fp32')} (train.precision: {train.precision})"
         + (", torch.compile" if train.compile else ""),
     ]

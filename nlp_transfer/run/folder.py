@@ -29,6 +29,7 @@ RECIPE_FILE = "recipe.resolved.yaml"  # the exact recipe, defaults filled in
 ENVIRONMENT_FILE = "environment.json"  # libraries, seed, data hashes, model source: what reproducing needs
 METRICS_FILE = "metrics.json"  # train / eval / test metrics
 TASK_FILE = "task.json"  # what the task resolved from the data (e.g. QA's unanswerable), for predict
+THRESHOLDS_FILE = "thresholds.json"  # multi-label decision thresholds, tuned on the eval split; predict applies them
 CARD_FILE = "README.md"  # the model card (also where the Hub keeps it)
 RUN_LOG = "run.log"  # our log lines and the libraries' warnings
 TRAINER_LOG = "trainer_log.jsonl"  # every Trainer log line

@@ -27,6 +27,7 @@ from nlp_transfer.run.folder import (
     CARD_FILE,
     CHECKPOINTS_DIR,
     METRICS_FILE,
+    THRESHOLDS_FILE,
     TOKENIZER_RECORD,
     TRAINER_STATE,
     RunFolder,
@@ -97,6 +98,8 @@ def train_and_save(setup: PreparedRun, folder: RunFolder, resume: bool = False) 
         if index < len(planned) - 1 and folder.writer:  # a later phase may be interrupted: keep this one's result
             _finish_phase(phase_dir, setup.model, phases[phase.name], phase_history)
     last = phases[phase.name]
+    # Decisions tuned on the eval split by the final evaluation (multi-label thresholds) hold for the test split.
+    decisions = setup.prepared.settle() if setup.prepared.settle is not None else None
     metrics: dict[str, dict[str, Any]] = {
         "train": {
             **last["train"],
@@ -121,6 +124,8 @@ def train_and_save(setup: PreparedRun, folder: RunFolder, resume: bool = False) 
             base_model=setup.model_asset.hub_id or setup.model_asset.location,
         )
         folder.write_json(TOKENIZER_RECORD, tokenizer_record(folder.path, setup.tokenizer))
+    if decisions is not None:
+        folder.write_json(THRESHOLDS_FILE, decisions)
     folder.write_json(TRAINER_STATE, {"log_history": history})
     folder.write_json(METRICS_FILE, metrics)
     if folder.writer:

@@ -49,6 +49,7 @@ from nlp_transfer.run.resume import check_resumable, resume_target
 from nlp_transfer.run.sharding import check_sharding
 from nlp_transfer.run.trainer import training_arguments
 from nlp_transfer.tasks import TASKS, PreparedTask, Task
+from nlp_transfer.tasks.extra_metrics import load_extra_metrics
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +148,10 @@ def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
         base_dir=base_dir,
     )
     prepared = task.prepare(data, tokenizer, pad_to_max_length=recipe.train.padding == "max_length")
+    prepared.extra_metrics.extend(load_extra_metrics(recipe.train.extra_metrics, base_dir))
 
     pretrained = load_model(task.auto_model_class, model_asset, recipe.model, tokenizer, **prepared.model_kwargs)
+    pretrained.config.update(prepared.config_attributes)  # e.g. the regression scale, which predict undoes
     model = method.prepare(pretrained, task)
     check_sharding(model, recipe.method.name)  # FSDP / ZeRO-3 launches gather plain models only
     return PreparedRun(

@@ -23,13 +23,13 @@ from transformers import (
 from nlp_transfer.core.errors import UserError, did_you_mean
 from nlp_transfer.core.hardware import training_device
 from nlp_transfer.methods import PhaseInputs
-from nlp_transfer.recipe import TrainSpec
+from nlp_transfer.recipe import LOWER_IS_BETTER, TrainSpec
 from nlp_transfer.run import checkpoints
 from nlp_transfer.run.acceleration import acceleration_arguments
 from nlp_transfer.run.callbacks import JsonlLogger, SaveEvery, SealCheckpoints, StopOnRequest
 from nlp_transfer.run.folder import CHECKPOINTS_DIR, TRAINER_LOG
 from nlp_transfer.run.sampling import SortedRandomBatches
-from nlp_transfer.tasks.base import PreparedTask
+from nlp_transfer.tasks.base import LossOnLogits, PreparedTask
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def training_arguments(spec: TrainSpec, output_dir: Path, split_batches: int = 1
         "save_total_limit": None,  # TaskTrainer rotates, after sealing (checkpoints.py)
         "load_best_model_at_end": evaluating,
         "metric_for_best_model": spec.metric_for_best if evaluating else None,
-        "greater_is_better": spec.metric_for_best != "loss",
+        "greater_is_better": spec.metric_for_best not in LOWER_IS_BETTER,
         "logging_steps": spec.logging_steps,
         "logging_first_step": True,
         "report_to": "none",
@@ -161,15 +161,24 @@ class TaskTrainer(Trainer):
         self.skipped_batches: list[int] = []  # optimizer steps whose batch had a non-finite loss
         self.phase = phase
         self.loss = loss
+        if loss is not None:
+            # Our loss is a mean over the batch and ignores num_items_in_batch: the Trainer must scale it for
+            # gradient accumulation itself (its documented switch for a loss computed outside the model).
+            self.loss_is_scaled_for_ga = False
 
     def compute_loss(
         self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None
     ) -> Any:
-        labels = inputs.get("labels") if self.loss is None else None
-        if self.loss is not None:
-            found: Any = self.loss(model, inputs, return_outputs)
-        elif labels is not None and labels.dim() == 1 and num_items_in_batch is not None:
-            found = self._example_weighted(model, inputs, return_outputs, labels.numel() / num_items_in_batch)
+        labels = inputs.get("labels")
+        # Labels per example (classification ids; multi-label/regression rows under the task's own loss): each
+        # micro-batch's mean loss weighted by its share of the step, as _example_weighted explains.
+        per_example = (
+            labels is not None and num_items_in_batch is not None and (self.loss is not None or labels.dim() == 1)
+        )
+        if per_example:
+            found: Any = self._example_weighted(model, inputs, return_outputs, labels.numel() / num_items_in_batch)
+        elif self.loss is not None:
+            found = self.loss(model, inputs, return_outputs)
         else:
             found = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         loss: torch.Tensor = found[0] if return_outputs else found
@@ -197,13 +206,16 @@ class TaskTrainer(Trainer):
         return (nothing, found[1]) if return_outputs else nothing
 
     def _example_weighted(self, model: Any, inputs: Any, return_outputs: bool, share: Any) -> Any:
-        """One label per example (classification): the model's mean loss over this micro-batch, weighted by the
+        """Labels per example: the task's (or the model's) mean loss over this micro-batch, weighted by the
         micro-batch's share of the optimizer step's examples, so that the gradient accumulated over the step's
         micro-batches (sub_batches, gradient_accumulation_steps) is that of the whole batch's mean. transformers
         passes the step's example count to any model whose forward takes **kwargs and then counts the loss as
         normalised by it, but sequence-classification heads ignore it and average their own micro-batch: without
         this weighting the gradient would be the sum of the micro-batch means, k times too large."""
-        found = super().compute_loss(model, inputs, return_outputs, None)
+        if self.loss is not None:
+            found = self.loss(model, inputs, return_outputs)
+        else:
+            found = super().compute_loss(model, inputs, return_outputs, None)
         if self.args.average_tokens_across_devices:  # the count is over every process; DDP then averages them
             share = share * self.accelerator.num_processes
         return (found[0] * share, found[1]) if return_outputs else found * share
@@ -239,6 +251,19 @@ class TaskTrainer(Trainer):
         )
 
 
+def loss_on_logits(loss: LossOnLogits) -> LossFunction:
+    """A task's loss on logits (class weights, multi-label, regression) as the Trainer's compute_loss: the model runs
+    without labels (so it computes no loss of its own) and the task scores its logits."""
+
+    def compute(model: Any, inputs: dict[str, Any], return_outputs: bool) -> Any:
+        labels = inputs["labels"]
+        outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
+        value = loss(outputs["logits"], labels)
+        return (value, outputs) if return_outputs else value
+
+    return compute
+
+
 def build_trainer(
     inputs: PhaseInputs,
     tokenizer: PreTrainedTokenizerBase,
@@ -250,6 +275,8 @@ def build_trainer(
     """The Trainer for one phase of any run (a method's phase, or continued pre-training): its checkpoints go to
     checkpoints/<phase>, sealed; its log lines name the phase; a signal stops it cleanly with a checkpoint."""
     spec = inputs.train
+    if loss is None and prepared is not None and prepared.loss is not None:
+        loss = loss_on_logits(prepared.loss)
     callbacks: list[TrainerCallback] = [JsonlLogger(run_dir / TRAINER_LOG, phase), SealCheckpoints()]
     if spec.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=spec.early_stopping_patience))

@@ -14,15 +14,20 @@ from typing import Any
 import torch
 
 from nlp_transfer.core.errors import UserError, did_you_mean
+from nlp_transfer.core.files import read_json_or_empty
 from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.data.assets import default_data_root
 from nlp_transfer.data.loading import load_extra_split
 from nlp_transfer.data.readers import COMMAND_NAMES
+from nlp_transfer.recipe import DataFile
+from nlp_transfer.run.folder import TASK_FILE
 from nlp_transfer.share.predict import AnswerPredictor, LabelPredictor
+from nlp_transfer.share.text_evaluators import evaluate_multi_label, evaluate_regression, extra_metrics_of
 from nlp_transfer.share.trained import Trained, open_trained
-from nlp_transfer.tasks.classification import check_kinds, gold_ids
-from nlp_transfer.tasks.metrics import classification_metrics, squad_metrics
+from nlp_transfer.tasks.classification import gold_ids, scorer, weighted_cross_entropy
+from nlp_transfer.tasks.metrics import squad_metrics
 from nlp_transfer.tasks.qa import answer_pairs
+from nlp_transfer.tasks.text_rows import check_kinds
 
 
 @dataclass
@@ -36,6 +41,7 @@ class EvaluateOptions:
     text: str | None = None  # column overrides; default: the columns the model was trained on
     text_pair: str | None = None
     label: str | None = None
+    label_lines: str | None = None  # a file with one label per line for the rows of a plain-text --data file
     max_samples: int | None = None
     seed: int = 42  # picks the --max-samples subset
     batch_size: int = 32
@@ -48,7 +54,7 @@ def evaluate_model(options: EvaluateOptions) -> dict[str, Any]:
     runtime = Runtime.choose(options.device, options.precision)  # a bad --device fails before any loading
     trained = open_trained(options.model, options.revision)
     loaded = load_extra_split(
-        options.data,
+        DataFile(path=options.data, label_lines=options.label_lines) if options.label_lines else options.data,
         split="eval",  # a hub dataset's validation split unless the reference names one
         field="--data",
         data_root=default_data_root(),
@@ -100,13 +106,14 @@ def _classification(
     rows = rows.select(usable) if skipped else rows
     predictor = LabelPredictor(trained, batch_size=options.batch_size, runtime=runtime)
     names = [predictor.id2label[i] for i in range(len(predictor.id2label))]
-    declared = task.get("labels") is not None
+    declared = task.get("labels") is not None or task.get("labels_file") is not None
     gold = gold_ids(rows[label], names, declared, where, fix="fix the file, or name the label column with --label")
     texts = [str(t) for t in rows[text]]
     pairs = [str(t) for t in rows[pair]] if pair else None
-    logits = torch.cat(list(predictor.logits(texts, pairs))).float()  # (N, K)
-    loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(gold)).item()
-    metrics = classification_metrics(gold, logits.argmax(dim=-1).numpy(), names) | {"loss": loss}
+    logits = torch.cat(list(predictor.logits(texts, pairs))).float()  # (N, K), a long text's windows pooled
+    weighted = weighted_cross_entropy(read_json_or_empty(trained.folder / TASK_FILE).get("class_weights"))
+    loss = (weighted or torch.nn.functional.cross_entropy)(logits, torch.as_tensor(gold)).item()
+    metrics = scorer(names, extra_metrics_of(trained))(logits.numpy(), gold) | {"loss": loss}
     return {"rows": len(rows), "skipped": skipped, "metrics": metrics}
 
 
@@ -128,13 +135,19 @@ def _qa(trained: Trained, rows: Any, options: EvaluateOptions, where: str, runti
     return {"rows": len(rows), "skipped": 0, "metrics": squad_metrics(predicted, golds)}
 
 
-EVALUATORS = {"classification": _classification, "qa": _qa}
+EVALUATORS = {
+    "classification": _classification,
+    "multi_label": evaluate_multi_label,
+    "regression": evaluate_regression,
+    "qa": _qa,
+}
 
 
 def summary(result: dict[str, Any]) -> str:
     """One line for people: the headline metrics."""
     metrics = result["metrics"]
-    shown = [k for k in ("accuracy", "macro_f1", "exact_match", "f1", "loss") if k in metrics]
+    headline = ("accuracy", "macro_f1", "micro_f1", "pearson", "spearman", "mae", "exact_match", "f1", "loss")
+    shown = [k for k in headline if k in metrics]
     values = ", ".join(f"{k} {metrics[k]:.4f}" for k in shown)
     skipped = f" ({result['skipped']} skipped: empty text or missing label)" if result["skipped"] else ""
     return f"{result['model']} on {result['data']}: {values} over {result['rows']} rows{skipped}"

@@ -38,6 +38,7 @@ MODEL_FILE_PATTERNS = (
     "adapter_model.safetensors",
     "base_model_config.json",
     "probe.json",
+    "thresholds.json",
     "export.json",
     "tokenizer_files.json",
     "model.onnx",

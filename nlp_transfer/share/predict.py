@@ -1,6 +1,6 @@
 """Predict with a trained model (a run folder, a copy of one, or a pushed Hub repo; trained.py finds it): a label for
-each text or text pair (classification), an answer span for each question (QA). PREDICTORS picks the predictor from
-the task the model was trained on.
+each text or text pair (classification), the labels of each text (multi_label), its numbers (regression), an answer
+span for each question (QA). PREDICTORS picks the predictor from the task the model was trained on.
 
 A predictor is a task's own part only: which inputs it reads (its roles and their default columns), how to check
 one, and a batch of inputs -> one output row each (predict_batch). Reading the inputs (inputs.py), batching them
@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-from torch import nn
 
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.share.inference import WINDOW_BATCHES, in_length_order, ordered, predict_lines, windows
 from nlp_transfer.share.inputs import Inputs, Item, PredictInputs, Role, validated_inputs
+from nlp_transfer.share.text_items import TextItems
+from nlp_transfer.share.text_outputs import TextModel, config_of
+from nlp_transfer.share.text_predictors import LabelSetPredictor, NumberPredictor
 from nlp_transfer.share.trained import Trained, open_trained
 from nlp_transfer.tasks import spans
 
@@ -86,70 +88,32 @@ class LabelPredictor:
     """Classification: label and probabilities for each text, or text pair when the model was trained on pairs."""
 
     def __init__(self, trained: Trained, batch_size: int = 32, runtime: Runtime | None = None) -> None:
-        self.runtime = runtime or Runtime.choose()
-        self.tokenizer = trained.tokenizer()
-        self.model = trained.load().to(self.runtime.device)
+        self.text_model = TextModel(trained, batch_size, runtime)  # truncates or windows as training did
+        self.items = TextItems(trained.task_settings, "classifies")
+        self.runtime, self.tokenizer, self.model = (
+            self.text_model.runtime,
+            self.text_model.tokenizer,
+            self.text_model.model,
+        )
         self.batch_size = batch_size
         self.task = trained.task_settings
-        self.max_length = int(self.task["max_length"])  # truncate as training did
-        self.pairs = bool(self.task.get("text_pair"))  # a sentence-pair model reads two texts
-        self.id2label = _config_of(self.model).id2label
+        self.id2label = config_of(self.model).id2label
 
     def roles(self, given: PredictInputs) -> dict[str, Role]:
-        if len(given.text_pairs) > 1:
-            raise UserError("predict --file: give --text-pair once, naming the file's column of second texts")
-        found = {"text": Role(given.text_column or self.task["text"], "--text", given.text_column is not None)}
-        if self.pairs:
-            chosen = given.text_pairs[0] if given.text_pairs else None
-            found["text_pair"] = Role(chosen or self.task["text_pair"], "--text-pair", chosen is not None)
-        elif given.text_pairs:
-            raise UserError("predict: --text-pair is for sentence-pair models; this model classifies single texts")
-        return found
+        return self.items.roles(given)
 
     def from_arguments(self, given: PredictInputs) -> list[Item]:
-        if given.question is not None or given.context is not None:
-            raise UserError("predict: --question/--context are for question answering runs; this run classifies texts")
-        if not given.texts:
-            if given.file is None:
-                raise UserError("predict: give texts as arguments or --file FILE")
-            return []
-        if given.text_column is not None and given.file is None:
-            raise UserError("predict: --text names the text column of a --file; give texts as arguments without it")
-        if self.pairs and given.file is not None:
-            raise UserError(
-                "predict: this model classifies text pairs: give texts with --text-pair on the command line, or a "
-                "--file with both columns, not both"
-            )
-        if given.text_pairs and not self.pairs:
-            raise UserError("predict: --text-pair is for sentence-pair models; this model classifies single texts")
-        if not self.pairs:
-            return [{"text": text} for text in given.texts]
-        if len(given.text_pairs) != len(given.texts):
-            raise UserError(
-                f"predict: this model classifies text pairs ({self.task['text']}, {self.task['text_pair']}); give "
-                f"each text's second text with --text-pair ({len(given.texts)} texts, {len(given.text_pairs)} "
-                "--text-pair)"
-            )
-        return [{"text": a, "text_pair": b} for a, b in zip(given.texts, given.text_pairs, strict=True)]
+        return self.items.from_arguments(given)
 
     def check(self, item: Item, where: str) -> None:
-        return None  # any text can be classified (an empty one too: every input keeps its output row)
+        self.items.check(item, where)
 
     def length(self, item: Item) -> int:
-        return len(item["text"]) + len(item.get("text_pair", ""))
+        return self.items.length(item)
 
     def batch_logits(self, batch: list[Item]) -> torch.Tensor:
         """(B, num_labels) float32 logits on the CPU."""
-        inputs = self.tokenizer(
-            [item["text"] for item in batch],
-            [item["text_pair"] for item in batch] if self.pairs else None,
-            truncation=True,
-            max_length=self.max_length,
-            padding=True,
-            return_tensors="pt",
-        ).to(self.runtime.device)
-        with torch.inference_mode(), self.runtime.precision.autocast():
-            return self.model(**inputs).logits.float().cpu()
+        return self.text_model.batch_outputs(*self.items.texts(batch))
 
     def predict_batch(self, batch: list[Item]) -> list[dict[str, Any]]:
         id2label = self.id2label
@@ -157,9 +121,8 @@ class LabelPredictor:
         for item, probabilities in zip(batch, self.batch_logits(batch).softmax(dim=-1).tolist(), strict=True):
             best = max(range(len(probabilities)), key=probabilities.__getitem__)
             rows.append(
-                {
-                    "text": item["text"],
-                    **({"text_pair": item["text_pair"]} if self.pairs else {}),
+                self.items.echo(item)
+                | {
                     "label": id2label[best],
                     "probability": round(probabilities[best], 6),
                     "probabilities": {id2label[i]: round(p, 6) for i, p in enumerate(probabilities)},
@@ -265,10 +228,9 @@ class AnswerPredictor:
         return predictions(self, items)
 
 
-PREDICTORS: dict[str, type[Predictor]] = {"classification": LabelPredictor, "qa": AnswerPredictor}
-
-
-def _config_of(model: nn.Module) -> Any:
-    """The transformers config, whatever wraps the model (a peft adapter, a probe's pooling)."""
-    inner = getattr(model, "model", None)
-    return getattr(model, "config", None) or getattr(inner, "config", None)
+PREDICTORS: dict[str, type[Predictor]] = {
+    "classification": LabelPredictor,
+    "multi_label": LabelSetPredictor,
+    "regression": NumberPredictor,
+    "qa": AnswerPredictor,
+}

@@ -20,7 +20,7 @@ from typing import Any
 from nlp_transfer.core.errors import UserError, did_you_mean
 from nlp_transfer.core.files import check_output_folder
 from nlp_transfer.methods import METHODS
-from nlp_transfer.recipe import LoadedRecipe, replace_method
+from nlp_transfer.recipe import LOWER_IS_BETTER, LoadedRecipe, replace_method
 
 # Used when the recipe's own method is another one: train.learning_rate was tuned for that method, and a frozen
 # encoder's head or low-rank adapters train few weights and want larger steps than full fine-tuning. full and
@@ -297,7 +297,7 @@ def markdown_table(rows: list[Row], metric: str) -> str:
 
 def verdicts(rows: list[Row], metric: str) -> list[str]:
     """One line per train size: the best method, and its margin over scratch when scratch ran."""
-    sign = -1.0 if metric == "loss" else 1.0  # loss: lower is better, as for checkpoint selection
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0  # loss, mse, mae: lower is better, as for checkpoints
     lines = []
     for size in sorted({row.train_size for row in rows}):
         here = [row for row in rows if row.train_size == size]
@@ -325,7 +325,8 @@ def markdown_report(rows: list[Row], info: dict[str, Any]) -> str:
         f"# compare: {info['name']}",
         "",
         f"- recipe: `{info['recipe']}` (model `{info['model']}`)",
-        f"- main metric: eval {metric} (train.metric_for_best); {'lower' if metric == 'loss' else 'higher'} is better",
+        f"- main metric: eval {metric} (train.metric_for_best); "
+        f"{'lower' if metric in LOWER_IS_BETTER else 'higher'} is better",
         f"- eval data: {info['eval_rows']:,} rows{held_out}; test data: {test}",
         f"- training pool: {info['train_pool']:,} rows; each run takes a seeded random subset of its size",
         f"- seeds: {len(seeds)} ({', '.join(map(str, seeds))}); ± is the sample std over seeds (n - 1), "

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from nlp_transfer.tasks.base import PreparedTask, Task
 from nlp_transfer.tasks.classification import Classification
+from nlp_transfer.tasks.multi_label import MultiLabel
 from nlp_transfer.tasks.qa import QuestionAnswering
+from nlp_transfer.tasks.regression import Regression
 
 TASKS: dict[str, type[Task]] = {
     "classification": Classification,
+    "multi_label": MultiLabel,
+    "regression": Regression,
     "qa": QuestionAnswering,
 }
 

@@ -7,9 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import datasets
+import torch
 from transformers import EvalPrediction, PreTrainedTokenizerBase
 
 from nlp_transfer.data.loading import LoadedData
+
+# (logits (B, K), labels of the batch) -> the mean loss of the batch
+LossOnLogits = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -28,6 +32,17 @@ class PreparedTask:
     # What the task decided from the data rather than the recipe (QA: whether "no answer" is allowed). The recipe is
     # frozen; these values are saved beside it in the run folder (task.json), where predict and the card read them.
     resolved: dict[str, Any] = field(default_factory=dict)
+    # The task's own loss on the model's logits (class weights, multi-label's per-label sigmoid, regression's mean
+    # squared error); None: the model's own loss. Every method trains with it (probes on cached features too).
+    loss: LossOnLogits | None = None
+    # Attributes written into the model's config (config.json), for anything that loads the model: the regression
+    # targets' scale, undone at predict time.
+    config_attributes: dict[str, Any] = field(default_factory=dict)
+    # Decisions tuned on the eval split (multi-label thresholds): called once the final model has been evaluated on
+    # the eval split; fixes them for the test evaluation and returns what the run folder keeps (run.folder).
+    settle: Callable[[], dict[str, Any]] | None = None
+    # evaluate-library metrics computed beside the task's own (train.extra_metrics); the run fills this list in.
+    extra_metrics: list[Any] = field(default_factory=list)
 
 
 class Task(Protocol):

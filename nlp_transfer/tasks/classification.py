@@ -1,4 +1,8 @@
-"""Sequence classification: one text or a text pair -> one of K labels (sentiment, topic, question type, NLI)."""
+"""Sequence classification: one text or a text pair -> one of K labels (sentiment, topic, question type, NLI).
+
+Long texts are truncated or windowed as the task says (text_inputs.py); `class_weights` weigh the cross-entropy so
+rare classes count (balanced: n / (K * n_class) from the training counts, the weights scikit-learn calls balanced).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,28 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import datasets
 import numpy as np
-from transformers import AutoModelForSequenceClassification, EvalPrediction, PreTrainedTokenizerBase
+import torch
+from transformers import AutoModelForSequenceClassification, PreTrainedTokenizerBase
 
-from nlp_transfer.core.errors import UserError, did_you_mean
-from nlp_transfer.data.cache import cache_key, cached_map, split_key, tokenizer_fingerprint
+from nlp_transfer.core.errors import UserError
 from nlp_transfer.data.loading import LoadedData
 from nlp_transfer.recipe import ClassificationTask
-from nlp_transfer.tasks.base import PreparedTask
+from nlp_transfer.tasks.base import LossOnLogits, PreparedTask
+from nlp_transfer.tasks.evaluation import metrics_for
+from nlp_transfer.tasks.extra_metrics import LoadedMetric, extra_scores
+from nlp_transfer.tasks.label_names import declared_names
 from nlp_transfer.tasks.metrics import classification_metrics
+from nlp_transfer.tasks.text_inputs import TextInputs
+from nlp_transfer.tasks.text_rows import (
+    Batch,
+    check_columns,
+    check_kinds,
+    count_unusable,
+    has_texts,
+    tokenize_splits,
+    where,
+)
 
 LabelValue = int | str
 
@@ -33,40 +49,38 @@ class Classification:
     def prepare(self, data: LoadedData, tokenizer: PreTrainedTokenizerBase, pad_to_max_length: bool) -> PreparedTask:
         config = self.config
         notes: list[str] = []
+        columns = [c for c in (config.text, config.text_pair, config.label) if c]
         for name, split in data.splits.items():
-            self._check_columns(split, name, data)
-            texts = {f"task.{f}": c for f, c in (("text", config.text), ("text_pair", config.text_pair)) if c}
-            check_kinds(split, _where(name, data), texts, ("task.label", config.label))
-            self._count_unusable(split, name, data, notes)
-        label_ids = self._label_ids(data)
-        names = self._label_names(label_ids)
-
-        def tokenize(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-            rows = [i for i in range(len(batch[config.label])) if self._usable(batch, i)]
-            pairs = [batch[config.text_pair][i] for i in rows] if config.text_pair else None
-            encoded = tokenizer(
-                [batch[config.text][i] for i in rows],
-                pairs,
-                truncation=True,
-                max_length=config.max_length,
-                padding="max_length" if pad_to_max_length else False,
+            check_columns(
+                split, name, data, [("text", config.text), ("text_pair", config.text_pair), ("label", config.label)]
             )
-            encoded["labels"] = [label_ids[normalise_label(batch[config.label][i])] for i in rows]
-            return dict(encoded)
+            texts = {f"task.{f}": c for f, c in (("text", config.text), ("text_pair", config.text_pair)) if c}
+            check_kinds(split, where(name, data), texts, ("task.label", config.label))
+            count_unusable(split, name, data, columns, self._usable, notes)
+        declared = declared_names(config, data)
+        label_ids = self._label_ids(data, declared)
+        names = declared if declared is not None else [str(v) for v, _ in sorted(label_ids.items(), key=lambda x: x[1])]
+        weights = class_weights(config.class_weights, self._train_counts(data, label_ids), names, notes)
 
-        key = {
+        def labels_of(batch: Batch, rows: list[int]) -> list[int]:
+            return [label_ids[normalise_label(batch[config.label][i])] for i in rows]
+
+        settings = {
             "task": "classification",
-            "columns": [config.text, config.text_pair, config.label],
+            "label": config.label,
             "labels": sorted((str(k), v) for k, v in label_ids.items()),
-            "max_length": config.max_length,
-            "pad_to_max_length": pad_to_max_length,
-            "tokenizer": tokenizer_fingerprint(tokenizer),
         }
-        tokenized = datasets.DatasetDict()
-        hits, keys = {}, {}
-        for name, split in data.splits.items():
-            keys[name] = cache_key(split_key(data, name), key)
-            tokenized[name], hits[name] = cached_map(split, tokenize, key=keys[name], description=f"Tokenizing {name}")
+        tokenized, hits, keys = tokenize_splits(
+            data,
+            tokenizer,
+            config,
+            usable=self._usable,
+            labels_of=labels_of,
+            settings=settings,
+            pad_to_max_length=pad_to_max_length,
+            notes=notes,
+        )
+        extras: list[LoadedMetric] = []
         return PreparedTask(
             splits=tokenized,
             model_kwargs={
@@ -74,47 +88,34 @@ class Classification:
                 "id2label": dict(enumerate(names)),
                 "label2id": {name: i for i, name in enumerate(names)},
             },
-            compute_metrics=lambda prediction: _metrics(prediction, names),
+            compute_metrics=None,
+            batch_metrics_for=metrics_for(TextInputs.of(config), scorer(names, extras)),
             label_names=names,
             notes=notes,
             cache_hits=hits,
             keys=keys,
+            resolved={"class_weights": weights} if weights is not None else {},
+            loss=weighted_cross_entropy(weights),
+            extra_metrics=extras,
         )
 
-    def _usable(self, batch: dict[str, list[Any]], i: int) -> bool:
+    def _usable(self, batch: Batch, i: int) -> bool:
         """A row trains only with non-empty text(s) and a label."""
-        config = self.config
-        texts = [batch[c][i] for c in (config.text, config.text_pair) if c]
-        label = batch[config.label][i]
-        return all(isinstance(t, str) and t.strip() for t in texts) and label is not None and str(label).strip() != ""
+        label = batch[self.config.label][i]
+        return has_texts(self.config, batch, i) and label is not None and str(label).strip() != ""
 
-    def _check_columns(self, split: datasets.Dataset, name: str, data: LoadedData) -> None:
-        config = self.config
-        for field, column in (("text", config.text), ("text_pair", config.text_pair), ("label", config.label)):
-            if column is not None and column not in split.column_names:
-                raise UserError(
-                    f"{_where(name, data)}: column '{column}' (task.{field}) not found"
-                    f"{did_you_mean(column, split.column_names)}; columns are: {', '.join(split.column_names)}. "
-                    f"Fix task.{field}"
-                )
+    def _train_counts(self, data: LoadedData, label_ids: dict[LabelValue, int]) -> list[int]:
+        values = [v for v in data.splits["train"][self.config.label] if v is not None and str(v).strip()]
+        counts = Counter(label_ids[normalise_label(v)] for v in values)
+        return [counts.get(i, 0) for i in range(max(label_ids.values()) + 1)]
 
-    def _count_unusable(self, split: datasets.Dataset, name: str, data: LoadedData, notes: list[str]) -> None:
-        """Rows with an empty text or a missing label are skipped, and counted: never silently."""
-        columns = {c: split[c] for c in (self.config.text, self.config.text_pair, self.config.label) if c}
-        dropped = sum(not self._usable(columns, i) for i in range(len(split)))
-        if dropped == len(split):
-            raise UserError(f"{_where(name, data)}: no usable rows (every text is empty or every label missing)")
-        if dropped:
-            notes.append(f"{name}: skipped {dropped} of {len(split)} rows with an empty text or a missing label")
-
-    def _label_ids(self, data: LoadedData) -> dict[LabelValue, int]:
+    def _label_ids(self, data: LoadedData, declared: list[str] | None) -> dict[LabelValue, int]:
         """Map label values to ids. Int labels keep their value when task.labels names them; else sorted order."""
         column = self.config.label
         labels = {
             name: [v for v in split[column] if v is not None and str(v).strip()] for name, split in data.splits.items()
         }
         train_counts = Counter(normalise_label(v) for v in labels["train"])
-        declared = self.config.labels
         if declared is not None and all(isinstance(v, int) for v in train_counts):
             mapping: dict[LabelValue, int] = {i: i for i in range(len(declared))}
         elif declared is not None:
@@ -126,72 +127,63 @@ class Classification:
                 f"data.train: the '{column}' column has only one label ({next(iter(mapping))!r}); a classifier needs "
                 "at least two. Check task.label, or list every class in task.labels"
             )
+        source = "task.labels_file" if self.config.labels_file is not None else "task.labels"
         for name, values in labels.items():
             unknown = Counter(v for v in map(normalise_label, values) if v not in mapping)
             if unknown:
                 seen = ", ".join(f"{v!r} ({n} rows)" for v, n in unknown.most_common(5))
                 known = ", ".join(repr(v) for v in mapping)
-                source = "task.labels" if declared is not None and name == "train" else "the training labels"
+                among = source if declared is not None and name == "train" else "the training labels"
                 raise UserError(
-                    f"{_where(name, data)}: labels {seen} are not among {source} [{known}]; "
-                    "fix the data or list every class in task.labels"
+                    f"{where(name, data)}: labels {seen} are not among {among} [{known}]; "
+                    f"fix the data or list every class in {source}"
                 )
         return mapping
 
-    def _label_names(self, label_ids: dict[LabelValue, int]) -> list[str]:
-        if self.config.labels is not None:
-            return list(self.config.labels)
-        return [str(value) for value, _ in sorted(label_ids.items(), key=lambda item: item[1])]
+
+def class_weights(
+    setting: str | list[float], counts: Sequence[int], names: list[str], notes: list[str], what: str = "class"
+) -> list[float] | None:
+    """The recipe's class_weights resolved: None (no weights), balanced from the training counts, or as given."""
+    if setting == "none":
+        return None
+    if isinstance(setting, list):
+        if len(setting) != len(names):
+            raise UserError(
+                f"task.class_weights: {len(setting)} weights for {len(names)} {what}es ({', '.join(names)}); "
+                f"give one weight per {what}, in label order"
+            )
+        return [float(w) for w in setting]
+    total, present = sum(counts), [c for c in counts if c > 0]
+    weights = [total / (len(present) * c) if c > 0 else 1.0 for c in counts]
+    absent = [names[i] for i, c in enumerate(counts) if c == 0]
+    if absent:
+        notes.append(f"class weights: {', '.join(absent)} never occur in train; weight 1.0")
+    notes.append("class weights (balanced): " + ", ".join(f"{n} {w:.3g}" for n, w in zip(names, weights, strict=True)))
+    return weights
 
 
-TEXT_DTYPES = {"string", "large_string"}
+def weighted_cross_entropy(weights: list[float] | None) -> LossOnLogits | None:
+    """Cross-entropy with one weight per class (None: the model's own, unweighted loss)."""
+    if weights is None:
+        return None
+    table = torch.tensor(weights, dtype=torch.float32)
+
+    def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(logits.float(), labels.long(), weight=table.to(logits.device))
+
+    return loss
 
 
-def check_kinds(rows: datasets.Dataset, where: str, texts: dict[str, str], label: tuple[str, str]) -> None:
-    """Text columns hold text and the label column one label per row, by the columns' types, before any row is
-    skipped: a column of numbers named as the text is a wrong column, not "every text is empty", and a column of
-    lists is several labels per text. `texts` maps how each column is named (task.text, --text) to the column."""
-    features = rows.features
-    for named, column in texts.items():
-        dtype = getattr(features[column], "dtype", None)
-        if dtype in TEXT_DTYPES:
-            continue
-        what = _kind(features[column], dtype)
-        others = [
-            c for c, f in features.items() if getattr(f, "dtype", None) in TEXT_DTYPES and c not in texts.values()
-        ]
-        hint = f" (columns of text: {', '.join(others)})" if others else ""
-        raise UserError(
-            f"{where}: column '{column}' ({named}) holds {what}, not text; name the text column in {named}{hint}"
-        )
-    named, column = label
-    feature = features[column]
-    if isinstance(feature, datasets.List | datasets.Sequence):
-        lists = [v for v in rows[column] if v]
-        example: Any = next((v for v in lists if len(v) > 1), lists[0] if lists else [])
-        raise UserError(
-            f"{where}: column '{column}' ({named}) holds lists of labels (e.g. {example!r}); a list is several labels "
-            "for one text, and classification predicts one label per text. For several labels per text use "
-            "task.name: multi_label; otherwise give each row one label"
-        )
-    if not isinstance(feature, datasets.Value | datasets.ClassLabel):
-        raise UserError(f"{where}: column '{column}' ({named}) holds {_kind(feature, None)}, not one label per row")
+def scorer(names: list[str], extras: list[LoadedMetric]) -> Any:
+    """Score (text_inputs' pooled logits (N, K), gold ids (N,)) -> accuracy, macro-F1, per-class and extra metrics."""
 
+    def score(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+        predicted = np.asarray(logits).argmax(axis=-1)
+        metrics = classification_metrics(np.asarray(labels), predicted, names)
+        return metrics | extra_scores(extras, predicted.tolist(), np.asarray(labels).tolist(), set(metrics))
 
-def _kind(feature: Any, dtype: str | None) -> str:
-    if dtype == "null":
-        return "no values at all"
-    if dtype is not None:
-        return f"{'true/false values' if dtype == 'bool' else 'numbers'} ({dtype})"
-    return (
-        "lists"
-        if isinstance(feature, datasets.List | datasets.Sequence)
-        else f"nested values ({type(feature).__name__})"
-    )
-
-
-def _where(split: str, data: LoadedData) -> str:
-    return f"data.{split} ({', '.join(data.sources.get(split, ['held out from train']))})"
+    return score
 
 
 def normalise_label(value: Any) -> LabelValue:
@@ -226,9 +218,3 @@ def gold_ids(
         else:
             raise UserError(f"{where}: label {value!r} is not one of the model's labels [{', '.join(names)}]; {fix}")
     return np.asarray(ids)
-
-
-def _metrics(prediction: EvalPrediction, label_names: list[str]) -> dict[str, float]:
-    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-    predicted = np.asarray(logits).argmax(axis=-1)
-    return classification_metrics(np.asarray(prediction.label_ids), predicted, label_names)

@@ -1,6 +1,6 @@
-"""Task metrics as pure functions of numpy arrays: classification from scikit-learn; SQuAD's exact match and F1
-written out here, because the official script is not a library and evaluate.load("squad") fetches it from the Hub
-(offline it fails)."""
+"""Task metrics as pure functions of numpy arrays: classification, multi-label and regression from scikit-learn and
+scipy; SQuAD's exact match and F1 written out here, because the official script is not a library and
+evaluate.load("squad") fetches it from the Hub (offline it fails)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,61 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray, label_na
         result[f"support_{name}"] = float(support[class_id])
     result["macro_f1"] = float(f1_score(labels, predictions, average="macro", zero_division=0.0))
     return result
+
+
+def multi_label_metrics(
+    gold: np.ndarray, predicted: np.ndarray, probabilities: np.ndarray, label_names: list[str]
+) -> dict[str, float]:
+    """gold and predicted (N, L) 0/1, probabilities (N, L). Micro- and macro-F1 (macro over every label, a label
+    never predicted nor present counting 0, as the GoEmotions paper reports it), subset accuracy (every label of a
+    text right), per-label precision / recall / F1 / support, and macro ROC-AUC over the labels that have both
+    positive and negative texts here (it needs no threshold)."""
+    from sklearn.metrics import f1_score, precision_recall_fscore_support, roc_auc_score
+
+    gold, predicted = np.asarray(gold).astype(int), np.asarray(predicted).astype(int)
+    if len(gold) == 0:
+        return {"macro_f1": 0.0, "micro_f1": 0.0}
+    precision, recall, f1, support = precision_recall_fscore_support(gold, predicted, zero_division=0.0)
+    result: dict[str, float] = {
+        "macro_f1": float(f1_score(gold, predicted, average="macro", zero_division=0.0)),
+        "micro_f1": float(f1_score(gold, predicted, average="micro", zero_division=0.0)),
+        "subset_accuracy": float((gold == predicted).all(axis=1).mean()),
+    }
+    both = [i for i in range(gold.shape[1]) if 0 < gold[:, i].sum() < len(gold)]
+    if both:
+        result["macro_roc_auc"] = float(roc_auc_score(gold[:, both], probabilities[:, both], average="macro"))
+    for index, name in enumerate(label_names):
+        result[f"precision_{name}"] = float(precision[index])
+        result[f"recall_{name}"] = float(recall[index])
+        result[f"f1_{name}"] = float(f1[index])
+        result[f"support_{name}"] = float(support[index])
+    return result
+
+
+def regression_metrics(targets: np.ndarray, predictions: np.ndarray, names: list[str]) -> dict[str, float]:
+    """targets and predictions (N, T) in the targets' own units. Per target: MSE, MAE, Pearson and Spearman
+    correlation, R2 (`pearson_V`, ...); the plain names are the means over targets."""
+    from scipy.stats import pearsonr, spearmanr
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    targets, predictions = np.asarray(targets, dtype=np.float64), np.asarray(predictions, dtype=np.float64)
+    per_target: dict[str, list[float]] = {"mse": [], "mae": [], "pearson": [], "spearman": [], "r2": []}
+    result: dict[str, float] = {}
+    for index, name in enumerate(names):
+        truth, guess = targets[:, index], predictions[:, index]
+        constant = len(truth) < 2 or np.ptp(truth) == 0 or np.ptp(guess) == 0  # correlation undefined: 0
+        values = {
+            "mse": float(mean_squared_error(truth, guess)),
+            "mae": float(mean_absolute_error(truth, guess)),
+            "pearson": 0.0 if constant else float(pearsonr(truth, guess)[0]),
+            "spearman": 0.0 if constant else float(spearmanr(truth, guess)[0]),
+            "r2": float(r2_score(truth, guess)) if len(truth) > 1 else 0.0,
+        }
+        for metric, value in values.items():
+            per_target[metric].append(value)
+            if len(names) > 1:
+                result[f"{metric}_{name}"] = value
+    return {metric: float(np.mean(values)) for metric, values in per_target.items()} | result
 
 
 # ---- extractive QA: the official SQuAD evaluation, as pure functions -------------------------------------------

@@ -52,21 +52,43 @@ def windows(
 ) -> list[Window]:
     """Every window of every (question, context) pair, question first. Callers drop questions that leave no more
     than `stride` context tokens (context_room): the tokenizer cannot slide a window over them."""
-    encoded = tokenizer(
+    return overflowing_windows(
+        tokenizer,
         [q.lstrip() for q in questions],  # SQuAD has questions with leading spaces that only waste tokens
         list(contexts),
-        truncation="only_second",
+        max_length=max_length,
+        stride=stride,
+    )
+
+
+def overflowing_windows(
+    tokenizer: PreTrainedTokenizerBase,
+    first: Sequence[str],
+    second: Sequence[str] | None,
+    *,
+    max_length: int,
+    stride: int,
+) -> list[Window]:
+    """Windows of `max_length` tokens sliding over the last text of each example (the context of a QA pair; the
+    text itself, or a pair's second text, in text classification), consecutive windows sharing `stride` tokens.
+    Offsets are kept for the tokens of the text that slides, NO_OFFSET elsewhere."""
+    encoded = tokenizer(
+        list(first),
+        list(second) if second is not None else None,
+        truncation="only_second" if second is not None else True,
         max_length=max_length,
         stride=stride,
         return_overflowing_tokens=True,
         return_offsets_mapping=True,
+        verbose=False,  # a long text is what windows are for: no "longer than the model's maximum" warning
     )
+    sliding = 1 if second is not None else 0
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in encoded]
     result = []
     for i, example in enumerate(encoded["overflow_to_sample_mapping"]):
         sequence_ids = encoded.sequence_ids(i)
         offsets = [
-            (int(start), int(end)) if sequence_ids[t] == 1 else NO_OFFSET
+            (int(start), int(end)) if sequence_ids[t] == sliding else NO_OFFSET
             for t, (start, end) in enumerate(encoded["offset_mapping"][i])
         ]
         result.append(Window(example, {n: list(encoded[n][i]) for n in names}, offsets))

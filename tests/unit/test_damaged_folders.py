@@ -254,7 +254,7 @@ def test_predict_file_that_is_a_folder_or_empty(runs: dict[str, Path], tmp_path:
     refused(invoke("predict", runs["full"], "--file", tmp_path), f"--file {tmp_path}: is a folder")
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n", encoding="utf-8")
-    refused(invoke("predict", runs["full"], "--file", empty), f"--file {empty}: is empty")
+    refused(invoke("predict", runs["full"], "--file", empty), f"--file {empty} has no rows")
 
 
 def test_evaluate_names_its_own_options(runs: dict[str, Path], tmp_path: Path) -> None:
@@ -284,7 +284,7 @@ def test_evaluating_a_qa_model_on_a_classification_file_says_what_it_needs(
 
 def test_a_recipe_with_the_same_label_twice_is_refused(tmp_path: Path, sentiment_csv: Path) -> None:
     recipe = write_recipe(tmp_path, "unused-model", sentiment_csv, task={"labels": ["positive", "positive"]})
-    refused(invoke("validate", recipe), "task.labels: 'positive' listed more than once")
+    refused(invoke("validate", recipe), "task.labels names 'positive' more than once")
     raw = yaml.safe_load(recipe.read_text(encoding="utf-8"))
     raw["task"]["labels"] = ["positive"]
     recipe.write_text(yaml.safe_dump(raw), encoding="utf-8")

@@ -131,7 +131,7 @@ def test_bad_files_are_one_line_errors_and_leave_no_output(models: dict[str, Pat
         (not_objects,): f"--file {not_objects} line 2: expected a JSON object",
         (not_objects, "--delimiter", ";"): "--delimiter is for csv/tsv files",
         (not_objects, "--columns", "a,b"): "--columns names the columns of a header-less csv/tsv",
-        (ragged, "--delimiter", "ab"): "give one character",
+        (ragged, "--delimiter", "ab"): "one character separates the fields",
         (empty,): f"--file {empty} has no rows",
         (tmp_path,): "is a folder",
         (tmp_path / "missing.csv",): "not found",

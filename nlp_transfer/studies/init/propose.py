@@ -1,0 +1,365 @@
+"""The choices `nlp-transfer init` makes from a data profile: columns, task and label shape, splits, lengths and
+training defaults, each with the reason the recipe's comment gives."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from nlp_transfer.core.errors import UserError
+from nlp_transfer.studies.init.profile import (
+    LABEL_HINTS,
+    Profile,
+    Source,
+    _labels_beside,
+    companion,
+    label_counts,
+    names_file,
+)
+from nlp_transfer.tasks.classification import normalise_label
+from nlp_transfer.tasks.label_names import read_label_names
+
+SKEW = 3.0  # largest class over smallest at or above this: class weights on
+LENGTHS = (32, 64, 128, 256)  # max_length candidates; texts longer than the last are read in windows
+WINDOW = 256
+MIN_STEPS = 500  # optimizer steps a small data set gets, at most MAX_EPOCHS epochs
+MAX_EPOCHS = 20
+# Multi-label with skewed labels: per-label thresholds tuned on dev already rescue rare labels; the GoEmotions
+# benchmark (README, Measured results) decides whether positive weights add to that.
+MULTI_LABEL_WEIGHTS = "none"
+
+
+@dataclass
+class Proposal:
+    task: dict[str, Any]
+    data: dict[str, Any]
+    train: dict[str, Any]
+    comments: dict[str, str] = field(default_factory=dict)  # "task.label" -> why
+    about: list[str] = field(default_factory=list)  # header lines: what the data is
+    notes: list[str] = field(default_factory=list)  # what init printed
+
+    def say(self, key: str, why: str) -> None:
+        self.comments[key] = why
+        self.notes.append(f"{key}: {why}")
+
+
+def propose(profile: Profile, options: Any) -> Proposal:
+    columns = profile.columns
+    if options.task == "qa" or {"question", "context", "answers"} <= set(columns):
+        return _qa(profile, options)
+    text, pair = _texts(profile, options)
+    labels = _labels(profile, options, {text, pair})
+    proposal = Proposal(task={}, data={}, train={})
+    proposal.task["name"] = _shape(profile, labels, options.task, proposal)
+    proposal.task["text"] = text
+    if pair:
+        proposal.task["text_pair"] = pair
+        proposal.say("task.text_pair", "a second text column: the model reads the two as a pair")
+    _label_fields(profile, labels, proposal)
+    train_rows = _splits(profile, proposal)
+    _lengths(profile, text, pair, options, proposal)
+    _training(train_rows, options, proposal)
+    return proposal
+
+
+# ---- columns -----------------------------------------------------------------------------------------------------
+
+
+def _texts(profile: Profile, options: Any) -> tuple[str, str | None]:
+    columns = profile.columns
+    if options.text:
+        for name in (options.text, options.text_pair):
+            if name and name not in columns:
+                raise UserError(f"--text/--text-pair {name}: no such column; the columns are {', '.join(columns)}")
+        return options.text, options.text_pair
+    texts = sorted((c for c in columns.values() if c.kind == "text"), key=lambda c: -c.mean_words)
+    if not texts:
+        raise UserError(f"DATA_FILE: no column holds text (columns: {', '.join(columns)}); name it with --text COLUMN")
+    if len(texts) > 1 and texts[1].mean_words >= 0.5 * texts[0].mean_words:
+        shown = ", ".join(f"{c.name} ({c.mean_words:.0f} words on average)" for c in texts)
+        raise UserError(
+            f"DATA_FILE: several columns hold text: {shown}; name the text with --text COLUMN (and the second text "
+            "of a pair with --text-pair COLUMN)"
+        )
+    return texts[0].name, options.text_pair
+
+
+def _labels(profile: Profile, options: Any, texts: set[str | None]) -> list[str]:
+    columns = profile.columns
+    if options.label:
+        missing = [name for name in options.label if name not in columns]
+        if missing:
+            raise UserError(f"--label {','.join(missing)}: no such column; the columns are {', '.join(columns)}")
+        return list(options.label)
+    candidates = [c for c in columns.values() if c.name not in texts and c.kind not in ("id", "split", "empty")]
+    hinted = [c.name for c in candidates if c.name.lower() in LABEL_HINTS]
+    if len(hinted) == 1:
+        return hinted
+    found = hinted or [c.name for c in candidates]
+    if len(found) == 1:
+        return found
+    if not found:
+        raise UserError(
+            f"DATA_FILE: no column looks like a label (columns: {', '.join(columns)}); name it with --label"
+        )
+    raise UserError(
+        f"DATA_FILE: several columns could be the label: {', '.join(found)}; name it with --label COLUMN (several "
+        f"for one model: --label {','.join(found)}: 0/1 columns make a multi-label task, numbers a regression "
+        "with one output each)"
+    )
+
+
+# ---- label shape -------------------------------------------------------------------------------------------------
+
+
+def _shape(profile: Profile, labels: list[str], forced: str | None, proposal: Proposal) -> str:
+    rows = profile.rows
+    if len(labels) > 1:
+        columns = {name: [v for v in rows[name] if v is not None] for name in labels}
+        binary = all(
+            {str(v).strip().lower() for v in vs} <= {"0", "1", "0.0", "1.0", "true", "false"} for vs in columns.values()
+        )
+        numeric = all(_all_numbers(vs) for vs in columns.values())
+        shape = forced or ("multi_label" if binary else "regression" if numeric else "")
+        if not shape:
+            raise UserError(
+                f"--label {','.join(labels)}: several label columns must all be 0/1 (one per label: multi-label) or "
+                "all numbers (regression); say which with --task"
+            )
+        why = "one 0/1 column per label" if shape == "multi_label" else "numeric columns: one output each"
+        proposal.say("task.name", f"{shape}: {why}")
+        return shape
+    values = [v for v in rows[labels[0]] if v is not None and str(v).strip() != ""]
+    if not values:
+        raise UserError(f"--label {labels[0]}: the column is empty; name the label column with --label")
+    if forced:
+        proposal.say("task.name", f"{forced} (--task)")
+        return forced
+    if all(isinstance(v, list | tuple) for v in values):
+        proposal.say("task.name", "multi_label: each row holds a list of labels")
+        return "multi_label"
+    delimited = sum("," in str(v) for v in values)
+    if delimited >= max(1, len(values) // 100) and all(
+        len(part.split()) <= 3 for v in values for part in str(v).split(",")
+    ):
+        proposal.say("task.name", f"multi_label: {delimited:,} of {len(values):,} rows list several labels ('a,b')")
+        return "multi_label"
+    if _all_numbers(values):
+        numbers = np.asarray([float(v) for v in values])
+        distinct = len(set(numbers.tolist()))
+        if np.all(numbers == np.round(numbers)) and distinct <= 20:
+            # Values from 1 up look like a scale (stars, a score); from 0 up like class ids.
+            hint = "; to predict the number instead: --task regression" if numbers.min() >= 1 and distinct > 2 else ""
+            proposal.say("task.name", f"classification: {distinct} whole-number values{hint}")
+            return "classification"
+        proposal.say("task.name", f"regression: numbers ({distinct:,} distinct values)")
+        return "regression"
+    distinct = len(set(map(str, values)))
+    if distinct > max(50, len(values) // 2):
+        raise UserError(
+            f"--label {labels[0]}: {distinct:,} distinct values in {len(values):,} rows: not a label column; name the "
+            "label with --label"
+        )
+    if distinct < 2:
+        raise UserError(f"--label {labels[0]}: every row has the same label; a classifier needs at least two")
+    proposal.say("task.name", f"classification: {distinct} classes")
+    return "classification"
+
+
+def _all_numbers(values: list[Any]) -> bool:
+    try:
+        return all(not isinstance(v, bool) and math.isfinite(float(v)) for v in values)
+    except (TypeError, ValueError):
+        return False
+
+
+def _label_fields(profile: Profile, labels: list[str], proposal: Proposal) -> None:
+    task, rows, source = proposal.task, profile.rows, profile.sources[0]
+    task["label"] = labels if len(labels) > 1 else labels[0]
+    if task["name"] == "regression":
+        numbers = {name: np.asarray([float(v) for v in rows[name] if v is not None]) for name in labels}
+        proposal.about.append(
+            "targets: " + ", ".join(f"{n} mean {v.mean():.3g}, std {v.std():.3g}" for n, v in numbers.items())
+        )
+        return
+    if task["name"] == "classification":
+        counts = label_counts(list(rows[labels[0]]))
+        ids = [v for v in map(normalise_label, counts) if isinstance(v, int)]
+        if len(ids) == len(counts) and min(ids) >= 0 and (names := names_file(source, max(ids) + 1)):
+            task["labels_file"] = names
+            proposal.say("task.labels_file", f"names the ids {min(ids)}..{max(ids)}")
+        _balance(_named(dict(counts), task.get("labels_file"), profile), "class", proposal)
+        return
+    if len(labels) > 1:  # one 0/1 column per label
+        positives = {name: sum(str(v).strip().lower() in {"1", "1.0", "true"} for v in rows[name]) for name in labels}
+    else:
+        items: Counter[str] = Counter()
+        for value in rows[labels[0]]:
+            parts = value if isinstance(value, list | tuple) else str(value or "").split(",")
+            items.update(str(p).strip() for p in parts if str(p).strip())
+        positives = dict(items)
+        ids = [v for v in map(normalise_label, items) if isinstance(v, int)]
+        if ids and len(ids) == len(items) and (names := names_file(source, max(ids) + 1)):
+            task["labels_file"] = names
+            proposal.say("task.labels_file", f"names the label ids 0..{max(ids)}")
+    task["thresholds"] = "per_label"
+    proposal.say("task.thresholds", "each label's own decision threshold, tuned on the eval split")
+    _balance(_named(positives, task.get("labels_file"), profile), "label", proposal)
+
+
+def _named(counts: dict[str, int], names_reference: str | None, profile: Profile) -> dict[str, int]:
+    """Counts by label name when a names file names the ids (for the recipe's header)."""
+    if names_reference is None:
+        return counts
+    path = profile.sources[0].path.with_name(names_reference.rsplit("/", 1)[-1])
+    try:
+        names = read_label_names(path, "labels file")
+    except UserError:
+        return counts
+    return {names[int(k)] if str(k).isdigit() and int(k) < len(names) else k: v for k, v in counts.items()}
+
+
+def _balance(counts: dict[str, int], what: str, proposal: Proposal) -> None:
+    ordered = sorted(counts.items(), key=lambda item: -item[1])
+    total = sum(counts.values()) or 1
+    shares = ", ".join(f"{name} {count / total:.0%}" for name, count in ordered[:6])
+    more = f" (+{len(ordered) - 6} more)" if len(ordered) > 6 else ""
+    proposal.about.append(f"{what}es: {shares}{more}" if what == "class" else f"labels: {shares}{more}")
+    skew = ordered[0][1] / max(ordered[-1][1], 1)
+    weights = "balanced" if what == "class" else MULTI_LABEL_WEIGHTS
+    if skew >= SKEW and weights != "none":
+        proposal.task["class_weights"] = weights
+        proposal.say(
+            "task.class_weights",
+            f"the commonest {what} is {skew:.0f}x the rarest ({ordered[0][0]} {ordered[0][1]:,}, {ordered[-1][0]} "
+            f"{ordered[-1][1]:,}): rare {what}es weigh more; the best checkpoint is picked on macro-F1",
+        )
+    elif skew >= SKEW:
+        proposal.say(
+            "task.class_weights",
+            f"none: skewed labels ({skew:.0f}x) are handled by the tuned thresholds; try balanced to compare",
+        )
+        proposal.task["class_weights"] = "none"
+
+
+# ---- splits, lengths, training -----------------------------------------------------------------------------------
+
+
+def _entry(source: Source, **extra: Any) -> Any:
+    fields = {"path": source.reference}
+    if source.format == "label_first":
+        fields["format"] = "label_first"
+    if source.class_of_file is not None:
+        fields["label"] = source.class_of_file
+    fields |= extra
+    return fields["path"] if len(fields) == 1 else fields
+
+
+def _splits(profile: Profile, proposal: Proposal) -> int:
+    """data: train (and eval/test from a split column or files beside it); returns the training rows."""
+    data, sources, source = proposal.data, profile.sources, profile.sources[0]
+    split_column = next((c.name for c in profile.columns.values() if c.kind == "split"), None)
+    if split_column is not None and len(sources) == 1:
+        values = Counter(str(v).strip() for v in profile.rows[split_column])
+        by_name = {v.lower(): v for v in values}
+        if "train" in by_name:
+            data["train"] = _entry(source, where={split_column: by_name["train"]})
+            for split, words in (("eval", ("dev", "validation", "val", "valid")), ("test", ("test",))):
+                found = next((by_name[w] for w in words if w in by_name), None)
+                if found is not None:
+                    data[split] = _entry(source, where={split_column: found})
+            proposal.say("data.train", f"the '{split_column}' column names each row's split")
+            return values[by_name["train"]]
+    data["train"] = [_entry(s) for s in sources] if len(sources) > 1 else _entry(source, **_lines(source))
+    for split in ("eval", "test"):
+        beside = companion(source, split) if len(sources) == 1 else None
+        if beside is not None:
+            other = Source(beside, source.path.with_name(beside.rsplit("/", 1)[-1]), source.format)
+            lines = _labels_beside(other.path, beside) if source.label_lines else None
+            data[split] = _entry(other, **({"label_lines": lines} if lines else {}))
+            proposal.say(f"data.{split}", "the file beside the training file")
+    if "eval" not in data:
+        fraction = 0.2 if len(profile.rows) < 1000 else 0.1
+        data["eval_fraction"] = fraction
+        proposal.say("data.eval_fraction", f"no dev file: {fraction:.0%} of the rows are held out for evaluation")
+        rows = round(len(profile.rows) * (1 - fraction))
+    else:
+        rows = len(profile.rows)
+    if source.columns:
+        data["columns"] = source.columns
+    if source.encoding != "utf-8":
+        data["encoding"] = source.encoding
+        proposal.say("data.encoding", f"the file is not valid utf-8; read as {source.encoding}")
+    return rows
+
+
+def _lines(source: Source) -> dict[str, Any]:
+    return {"label_lines": source.label_lines} if source.label_lines else {}
+
+
+def _lengths(profile: Profile, text: str, pair: str | None, options: Any, proposal: Proposal) -> None:
+    tokenizer, window = _tokenizer(options.model)
+    sample = profile.rows.shuffle(seed=0).select(range(min(1000, len(profile.rows))))
+    texts = [str(t or "") for t in sample[text]]
+    pairs = [str(t or "") for t in sample[pair]] if pair else None
+    lengths = [len(ids) for ids in tokenizer(texts, pairs, verbose=False)["input_ids"]]
+    p95 = int(np.percentile(lengths, 95))
+    fits = next((n for n in LENGTHS if n >= p95 and n <= window), None)
+    if fits is not None:
+        proposal.task["max_length"] = fits
+        proposal.say("task.max_length", f"95% of the texts are at most {p95} tokens")
+        return
+    length = min(WINDOW, window)
+    proposal.task |= {"max_length": length, "truncation": "windows", "stride": length // 4}
+    proposal.say(
+        "task.truncation",
+        f"windows: 95% of the texts are up to {p95} tokens, more than {length}; each is read whole in overlapping "
+        f"windows of {length} (the model's window is {window}: a larger max_length reads fewer, longer windows)",
+    )
+
+
+def _tokenizer(model: str) -> tuple[Any, int]:
+    from transformers import AutoConfig, AutoTokenizer
+
+    from nlp_transfer.data.assets import resolve_model
+
+    asset = resolve_model(model, base_dir=None)
+    tokenizer = AutoTokenizer.from_pretrained(asset.location)
+    config = AutoConfig.from_pretrained(asset.location)
+    window = int(getattr(config, "max_position_embeddings", 512) or 512)
+    return tokenizer, min(window, 512)
+
+
+def _training(rows: int, options: Any, proposal: Proposal) -> None:
+    from transformers import AutoConfig
+
+    from nlp_transfer.data.assets import resolve_model
+
+    batch = 32 if rows >= 2000 else 16
+    steps = max(1, math.ceil(rows / batch))
+    epochs = min(MAX_EPOCHS, max(3, math.ceil(MIN_STEPS / steps)))
+    hidden = int(
+        getattr(AutoConfig.from_pretrained(resolve_model(options.model, base_dir=None).location), "hidden_size", 768)
+    )
+    rate = 1e-4 if hidden <= 512 else 3e-5
+    proposal.train |= {"epochs": epochs, "learning_rate": rate, "batch_size": batch, "seed": 42}
+    proposal.say("train.epochs", f"{rows:,} training rows, {steps:,} steps per epoch: {epochs * steps:,} steps in all")
+    why = (
+        f"a small model (hidden size {hidden}) wants a higher rate than BERT-base's"
+        if hidden <= 512
+        else f"hidden size {hidden}: the rate BERT-size models fine-tune well at"
+    )
+    proposal.say("train.learning_rate", why)
+
+
+def _qa(profile: Profile, options: Any) -> Proposal:
+    proposal = Proposal(task={"name": "qa", "max_length": 384, "stride": 128}, data={}, train={})
+    proposal.say("task.name", "qa: question, context and answers columns (SQuAD layout)")
+    rows = _splits(profile, proposal)
+    _training(rows, options, proposal)
+    proposal.about.append(f"{len(profile.rows):,} questions")
+    return proposal

@@ -1,0 +1,36 @@
+"""Real all-MiniLM-L6-v2 on real multi-label and regression data: it must learn (short slices, one epoch)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from nlp_transfer.cli import app
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.integration
+
+
+def _run(recipe: str, tmp_path: Path, *overrides: str) -> dict:
+    args = ["run", str(REPO / "recipes" / recipe), "--output-dir", str(tmp_path / "run")]
+    for override in overrides:
+        args += ["-o", override]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return json.loads((tmp_path / "run" / "metrics.json").read_text())
+
+
+def test_minilm_learns_goemotions_labels_and_emobank_valence(minilm: Path, tmp_path: Path) -> None:
+    """GoEmotions: 2,000 comments, one epoch: macro ROC-AUC far above chance (0.5), and the tuned thresholds do at
+    least as well on dev as 0.5. EmoBank: 2,000 sentences, one epoch: valence correlates with the truth."""
+    small = ["data.max_eval_samples=400", "data.max_test_samples=400", "train.epochs=1", "train.batch_size=16"]
+    found = _run("goemotions_minilm.yaml", tmp_path / "go", "data.max_train_samples=2000", "task.max_length=48", *small)
+    assert found["eval"]["eval_macro_roc_auc"] > 0.7
+    assert found["eval"]["eval_macro_f1"] >= found["eval"]["eval_macro_f1_fixed"]
+    assert found["test"]["test_micro_f1"] > 0.2
+    found = _run("emobank_minilm.yaml", tmp_path / "emo", "data.max_train_samples=2000", "task.max_length=48", *small)
+    assert found["test"]["test_pearson_V"] > 0.3

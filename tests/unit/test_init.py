@@ -1,0 +1,103 @@
+"""`nlp-transfer init` on every labelled data set in ../shared/data: the recipe it writes says what the data is,
+validates, and trains (a few steps of a tiny model); ambiguous files are asked about by a flag; nothing is
+overwritten."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import DATA_ROOT, invoke, user_error
+
+# data set -> (init arguments, the task it must propose, fields the recipe must hold)
+DATA_SETS: dict[str, tuple[list[str], str, dict[str, Any]]] = {
+    "sst2": (["sst2/train.tsv"], "classification", {"data.eval": "sst2/dev.tsv", "data.test": "sst2/test.tsv"}),
+    "imdb": (["imdb_5k/movie_review.csv"], "classification", {"task.text": "review", "task.truncation": "windows"}),
+    "rt_polarity": (
+        ["rt_polarity/rt-polarity.pos", "rt_polarity/rt-polarity.neg"],
+        "classification",
+        {"data.eval_fraction": 0.1},
+    ),
+    "amazon": (["amazon_mds/kitchen/train.jsonl", "--label", "rating"], "classification", {"task.label": "rating"}),
+    "agnews": (["agnews/dev.tsv", "--columns", "text,label"], "classification", {"data.columns": ["text", "label"]}),
+    "trec": (
+        ["trec/train_5500.label"],
+        "classification",
+        {"data.encoding": "latin-1", "task.class_weights": "balanced"},
+    ),
+    "tweeteval": (
+        ["tweeteval/emotion/train_text.txt"],
+        "classification",
+        {"task.labels_file": "tweeteval/emotion/mapping.txt", "task.class_weights": "balanced"},
+    ),
+    "goemotions": (
+        ["goemotions/train.tsv", "--columns", "text,labels,id"],
+        "multi_label",
+        {
+            "task.labels_file": "goemotions/emotions.txt",
+            "task.thresholds": "per_label",
+            "data.test": "goemotions/test.tsv",
+        },
+    ),
+    "emobank": (["emobank/emobank.csv", "--label", "V,A,D"], "regression", {"task.label": ["V", "A", "D"]}),
+    "squad_mini": (["squad_mini/train.json"], "qa", {"data.eval": "squad_mini/dev.json"}),
+}
+SMALL = ["-o", "data.max_eval_samples=16", "-o", "data.max_test_samples=16", "-o", "train.max_steps=2"]
+SMALL_TRAIN = {"trec": [], "tweeteval": []}  # many or rare classes: the whole (small) train set, every class seen
+
+
+def field(recipe: dict[str, Any], dotted: str) -> Any:
+    node: Any = recipe
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict) and "path" in node and not dotted.endswith("train"):
+        return node["path"]
+    return node
+
+
+@pytest.mark.parametrize("name", list(DATA_SETS))
+def test_init_proposes_a_recipe_that_validates_and_trains(
+    name: str, tmp_path: Path, tiny_models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    arguments, task, expected = DATA_SETS[name]
+    out = tmp_path / "recipe.yaml"
+    result = invoke("init", *arguments, "--model", tiny_models["bert"], "--out", out)
+    assert result.exit_code == 0, result.output
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("# ") and "# Run: nlp-transfer run" in text
+    recipe = yaml.safe_load(text)
+    assert recipe["task"]["name"] == task
+    for dotted, value in expected.items():
+        assert field(recipe, dotted) == value, (dotted, recipe)
+    assert invoke("validate", out).exit_code == 0
+    small = SMALL_TRAIN.get(name, ["-o", "data.max_train_samples=48"])
+    trained = invoke("run", out, *small, *SMALL, "--output-dir", tmp_path / "run")
+    assert trained.exit_code == 0, trained.output
+    assert (tmp_path / "run" / "run_status.json").read_text().count("complete") >= 1
+
+
+def test_init_asks_rather_than_guesses_and_never_overwrites(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    model = tiny_models["bert"]
+    user_error(invoke("init", "goemotions/train.tsv", "--model", model), "no header row", "--columns")
+    user_error(invoke("init", "emobank/emobank.csv", "--model", model), "several columns could be the label: V, A, D")
+    user_error(invoke("init", "amazon_mds/books/train.jsonl", "--model", model), "label, rating", "--label")
+    pair = tmp_path / "pairs.csv"
+    rows = [f'"the first sentence number {i} here","another sentence that goes on {i}",{i % 2}' for i in range(30)]
+    pair.write_text("premise,hypothesis,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    user_error(invoke("init", pair, "--model", model), "several columns hold text", "--text-pair")
+    out = tmp_path / "pairs.yaml"
+    assert (
+        invoke("init", pair, "--model", model, "--text", "premise", "--text-pair", "hypothesis", "--out", out).exit_code
+        == 0
+    )
+    proposed = yaml.safe_load(out.read_text(encoding="utf-8"))
+    assert proposed["task"]["text_pair"] == "hypothesis"
+    before = out.read_bytes()
+    user_error(invoke("init", pair, "--model", model, "--text", "premise", "--out", out), "never overwrites")
+    assert out.read_bytes() == before
+    user_error(invoke("init", "sst2/train.tsv", "--model", model, "--task", "ranking"), "--task ranking")
+    assert DATA_ROOT.is_dir()
