@@ -13,13 +13,23 @@ from typing import Annotated
 
 import typer
 
+from nlp_transfer import __version__
 from nlp_transfer.cli import model_commands, train_commands
 from nlp_transfer.cli.app import STATE, app
 from nlp_transfer.data.assets import DATA_ROOT_ENV
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"nlp-transfer {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
+    version: Annotated[
+        bool, typer.Option("--version", help="print the version and exit", is_eager=True, callback=_print_version)
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for errors")] = False,
     data_root: Annotated[
         Path | None,
@@ -45,6 +55,7 @@ COMMANDS = (
     model_commands.export,
     model_commands.push,
     model_commands.cluster,
+    model_commands.report,
 )
 for command in COMMANDS:
     app.command()(command)

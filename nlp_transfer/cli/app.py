@@ -17,6 +17,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # click's plain help: `--file PATH`, flags without a type placeholder, no box drawing
 )
 
 STATE: dict[str, Any] = {"debug": False}

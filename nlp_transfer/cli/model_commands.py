@@ -260,6 +260,20 @@ def export(
     typer.echo(f"exported {model} to {result.folder}" + (f" ({'; '.join(checks)})" if checks else ""))
 
 
+@reports_errors
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="one or more complete run folders")],
+    output_dir: Annotated[
+        Path | None,
+        typer.Option("--output-dir", help="with several runs: where their joint report goes (default runs/report-*)"),
+    ] = None,
+) -> None:
+    """Rebuild a run's report.html (recipe, metrics, figures inline, worst errors); several runs: overlaid curves."""
+    from nlp_transfer.run.report import rebuild
+
+    typer.echo(f"wrote {rebuild(list(runs), output_dir)}")
+
+
 def _created(folders: list[Path]) -> str:
     """' (created folder X)' when writing an --out file made its missing folders."""
     return f" (created folder {folders[-1]})" if folders else ""

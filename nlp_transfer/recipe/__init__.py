@@ -2,6 +2,7 @@
 error messages that name the field and the fix. Imports nothing of the rooms above it."""
 
 from nlp_transfer.recipe.adapt_spec import AdaptSpec, PretrainStage, SelfTrainStage, TargetDomain
+from nlp_transfer.recipe.augment_spec import AugmentSpec
 from nlp_transfer.recipe.base import DataFile, SplitSpec, Strict
 from nlp_transfer.recipe.loading import LoadedRecipe, apply_override, dump_yaml, load_recipe, replace_method
 from nlp_transfer.recipe.messages import describe_validation_error
@@ -28,6 +29,7 @@ from nlp_transfer.recipe.task_specs import (
 __all__ = [
     "LOWER_IS_BETTER",
     "AdaptSpec",
+    "AugmentSpec",
     "CardSpec",
     "ClassificationTask",
     "DataFile",

@@ -14,6 +14,7 @@ from pydantic import Field, ModelWrapValidatorHandler, field_validator, model_va
 
 from nlp_transfer.core.errors import did_you_mean
 from nlp_transfer.recipe.adapt_spec import AdaptSpec
+from nlp_transfer.recipe.augment_spec import AugmentSpec
 from nlp_transfer.recipe.base import DataFormat, Delimiter, SplitSpec, Strict
 from nlp_transfer.recipe.method_specs import FullMethod, MethodSpec
 from nlp_transfer.recipe.task_specs import TaskSpec
@@ -49,6 +50,25 @@ class DataSpec(Strict):
 # ---- training -------------------------------------------------------------------------------------------------
 
 
+# The Trainer's reporting integrations (transformers.integrations.INTEGRATION_TO_CALLBACK; a test keeps them equal).
+TRACKERS = (
+    "azure_ml",
+    "clearml",
+    "codecarbon",
+    "comet_ml",
+    "dagshub",
+    "dvclive",
+    "flyte",
+    "kubeflow",
+    "mlflow",
+    "neptune",
+    "swanlab",
+    "tensorboard",
+    "trackio",
+    "wandb",
+)
+
+
 class ExtraMetric(Strict):
     """A metric of the `evaluate` library, computed beside the task's own on every evaluation."""
 
@@ -80,7 +100,14 @@ class TrainSpec(Strict):
     )
     eval_strategy: Literal["epoch", "steps", "no"] = "epoch"
     eval_steps: int | None = Field(None, gt=0)
-    logging_steps: int = Field(50, gt=0)
+    logging_steps: int | None = Field(
+        None, gt=0, description="log the training loss every N steps (default: about 25 points over the run)"
+    )
+    report_to: list[str] = Field(
+        default_factory=list,
+        description="experiment trackers, as the Trainer names them (tensorboard, mlflow, wandb, ...); they write "
+        "under the run folder unless their own settings (e.g. MLFLOW_TRACKING_URI) say otherwise",
+    )
     metric_for_best: str | None = Field(
         None, description="eval metric that picks the best checkpoint (default: the task's main metric)"
     )
@@ -109,6 +136,22 @@ class TrainSpec(Strict):
     @classmethod
     def _yaml_no_is_a_strategy(cls, value: Any) -> Any:
         return "no" if value is False else value  # YAML 1.1 reads a bare `no` as false
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _one_tracker_or_several(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("report_to")
+    @classmethod
+    def _known_trackers(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in TRACKERS:
+                raise ValueError(
+                    f"train.report_to: unknown tracker '{name}'{did_you_mean(name, TRACKERS)}; choose from "
+                    f"{', '.join(TRACKERS)}"
+                )
+        return list(dict.fromkeys(value))
 
     @model_validator(mode="after")
     def _eval_fields_agree(self) -> TrainSpec:
@@ -148,6 +191,9 @@ class Recipe(Strict):
     train: TrainSpec = Field(default_factory=TrainSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
     card: CardSpec = Field(default_factory=CardSpec)
+    augment: AugmentSpec | None = Field(
+        None, description="altered copies of the training examples (small data sets; see the README for evidence)"
+    )
     adapt: AdaptSpec | None = Field(
         None, description="unlabelled domain adaptation: a target corpus and stages (see recipes/movies_to_products)"
     )

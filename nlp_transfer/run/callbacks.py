@@ -1,4 +1,4 @@
-"""Trainer callbacks: the log file, extra checkpoints, sealing them, and a clean stop on request.
+"""Trainer callbacks: the log file, extra checkpoints, sealing them, a clean stop on request, and progress.
 
 These use the Trainer's public callback events (on_log, on_step_end, on_save, on_epoch_end). Decisions that every
 process of a multi-process run must take together (stopping) go through accelerate's trigger, an all-reduce: one
@@ -8,10 +8,12 @@ rank receiving SIGTERM stops all of them at the same step instead of leaving the
 from __future__ import annotations
 
 import json
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainerCallback
+from transformers import ProgressCallback, TrainerCallback
 
 from nlp_transfer.run import checkpoints
 from nlp_transfer.run.interruption import STOP
@@ -84,3 +86,65 @@ class StopOnRequest(TrainerCallback):
         if self.stopped:
             control.should_evaluate = False
             control.should_save = False
+
+
+def eval_line(phase: str, state: Any, metrics: dict[str, Any], main: str | None) -> str:
+    """One compact line per evaluation: where in training, the loss, and the metric that picks the checkpoint."""
+    shown = [f"eval loss {metrics['eval_loss']:.4f}"] if "eval_loss" in metrics else []
+    if main and main != "loss" and f"eval_{main}" in metrics:
+        shown.append(f"{main} {metrics[f'eval_{main}']:.4f}")
+    where = f"epoch {state.epoch:g}" if state.epoch is not None else f"step {state.global_step}"
+    return f"{phase}: {where} (step {state.global_step}): " + ", ".join(shown)
+
+
+class ProgressBar(ProgressCallback):
+    """The Trainer's progress bar on a terminal, with one compact line per evaluation instead of a dict per log
+    (the full log is in trainer_log.jsonl and on curves.png)."""
+
+    def __init__(self, phase: str, main_metric: str | None) -> None:
+        super().__init__()
+        self.phase, self.main_metric = phase, main_metric
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if logs and "eval_loss" in logs and state.is_world_process_zero and self.training_bar is not None:
+            self.training_bar.write(eval_line(self.phase, state, logs, self.main_metric))
+
+
+class PlainProgress(TrainerCallback):
+    """Where stderr is not a terminal (a log file, CI) a bar would print hundreds of lines: a line at every tenth of
+    the phase (step, loss, speed, time left) and one per evaluation instead."""
+
+    def __init__(self, phase: str, main_metric: str | None) -> None:
+        self.phase, self.main_metric = phase, main_metric
+        self.started = time.monotonic()
+        self.next_share = 0.1
+        self.loss: float | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.started = time.monotonic()
+        self.first_step = state.global_step  # resumed runs start part-way
+        self.next_share = (state.global_step / state.max_steps if state.max_steps else 0) + 0.1
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if not logs or not state.is_world_process_zero:
+            return
+        if "loss" in logs:
+            self.loss = float(logs["loss"])
+        if "eval_loss" in logs:
+            sys.stderr.write(eval_line(self.phase, state, logs, self.main_metric) + "\n")
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if not state.is_world_process_zero or not state.max_steps:
+            return
+        share = state.global_step / state.max_steps
+        if share + 1e-9 < self.next_share and state.global_step != state.max_steps:
+            return
+        self.next_share = share + 0.1
+        elapsed = time.monotonic() - self.started
+        done = state.global_step - self.first_step
+        left = elapsed / done * (state.max_steps - state.global_step) if done else 0.0
+        loss = f", loss {self.loss:.4f}" if self.loss is not None else ""
+        sys.stderr.write(
+            f"{self.phase}: step {state.global_step}/{state.max_steps} ({share:.0%}){loss}, "
+            f"{elapsed:.0f}s elapsed, about {left:.0f}s left\n"
+        )

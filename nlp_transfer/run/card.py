@@ -16,6 +16,8 @@ from huggingface_hub import EvalResult, ModelCardData
 from nlp_transfer.core.files import read_json_or_empty
 from nlp_transfer.recipe import Recipe
 from nlp_transfer.run.card_tasks import task_card_parts
+from nlp_transfer.run.card_usage import USAGE
+from nlp_transfer.run.diagnostics import messages
 from nlp_transfer.run.folder import (
     ENVIRONMENT_FILE,
     EXPORT_FILE,
@@ -66,13 +68,20 @@ def model_card(folder: Path, repo_id: str | None = None) -> str:
         *([f"- Hub datasets: {', '.join(recipe.card.datasets)}"] if recipe.card.datasets else []),
         "",
         "## Training",
-        *_training_lines(recipe, metrics),
+        *_training_lines(recipe, metrics, folder),
         "",
         "## Metrics",
         *_metrics_table(recipe.task.metric_names, metrics),
         "",
+        *_training_report(metrics),
         "## How to use",
-        *USAGE[layout](task.pipeline_tag, task.auto_model_class.__name__, hub_id or recipe.model.name, where),
+        *USAGE[layout](
+            task.pipeline_tag,
+            task.auto_model_class.__name__,
+            hub_id or recipe.model.name,
+            where,
+            metrics.get("report", {}).get("example"),
+        ),
         "",
         "## Limitations",
         "Metrics above come from the eval/test data named here; accuracy on text from other domains (other topics,",
@@ -95,7 +104,7 @@ METHOD_WORDS = {
     "full": "full fine-tuning: every weight trained",
     "probe": "a probe: the pre-trained encoder frozen, only the task head trained",
     "unfreeze_last": "the task head and the last layers trained, the rest frozen",
-    "lora": "LoRA: low-rank updates to the attention weights and the task head trained, the base weights frozen",
+    "lora": "LoRA: low-rank updates to some of the linear layers and the task head trained, the base weights frozen",
     "probe_then_finetune": "the head trained on the frozen encoder first, then every weight fine-tuned",
     "scratch": "the architecture trained from random initialisation (no pre-trained weights)",
 }
@@ -187,22 +196,25 @@ def _references(spec: Any, quoted: bool = True) -> str:
     return (f"`{path}`" if quoted else path) + (f" (every row labelled {label})" if label is not None else "")
 
 
-def _training_lines(recipe: Recipe, metrics: dict[str, Any]) -> list[str]:
+def _training_lines(recipe: Recipe, metrics: dict[str, Any], folder: Path) -> list[str]:
+    """The settings the run trained with, as used (a method's own learning rate, not train.learning_rate)."""
     train = recipe.train
-    settings = recipe.method.model_dump(exclude={"name"})
-    stages = metrics.get("stages", {})
+    settings = _settings(recipe.method.model_dump(exclude={"name"}))
+    phases = metrics.get("phases", {})
+    rates = learning_rates(recipe)
     return [
-        f"- method: {recipe.method.name}" + (f" ({_settings(settings)})" if settings else ""),
+        f"- method: {recipe.method.name}" + (f" ({settings})" if settings else ""),
+        *([f"- adapted modules: {', '.join(targets)}"] if (targets := _adapted_modules(folder)) else []),
         f"- trainable parameters: {metrics['train']['trainable_parameters']:,} of "
         f"{metrics['train']['total_parameters']:,}",
-        f"- train time: {metrics['train'].get('train_wall_seconds', 0):.0f} s (all stages, features included)",
+        f"- train time: {metrics['train'].get('train_wall_seconds', 0):.0f} s (all phases, features included)",
         *[
-            f"- stage {name}: {stage['train'].get('trainable_parameters', 0):,} trainable parameters, "
-            f"{stage['train'].get('epoch', 0):g} epochs, eval {recipe.task.main_metric} "
-            f"{_fmt(stage['eval'].get(f'eval_{recipe.task.main_metric}'))}"
-            for name, stage in stages.items()
+            f"- phase {name}: {phase['train'].get('trainable_parameters', 0):,} trainable parameters, "
+            f"{phase['train'].get('epoch', 0):g} epochs, learning rate {rates.get(name, rates['train']):g}, eval "
+            f"{train.metric_for_best} {_fmt(phase['eval'].get(f'eval_{train.metric_for_best}'))}"
+            for name, phase in phases.items()
         ],
-        f"- epochs: {train.epochs:g}, learning rate: {train.learning_rate}, batch size: {train.batch_size}, "
+        f"- epochs: {train.epochs:g}, learning rate: {rates['train']:g}, batch size: {train.batch_size}, "
         f"weight decay: {train.weight_decay}, warmup ratio: {train.warmup_ratio}, seed: {train.seed}",
         f"- max length: {recipe.task.max_length}"
         + (f", truncation: {recipe.task.truncation}" if hasattr(recipe.task, "truncation") else "")
@@ -212,7 +224,37 @@ def _training_lines(recipe: Recipe, metrics: dict[str, Any]) -> list[str]:
     ]
 
 
+def learning_rates(recipe: Recipe) -> dict[str, float]:
+    """Phase -> the learning rate it trained with: a method's own learning_rate wins over train.learning_rate
+    (`train` is the one phase of single-phase methods, and probe_then_finetune's finetune phase)."""
+    method: Any = recipe.method
+    rates = {"train": float(getattr(method, "learning_rate", None) or recipe.train.learning_rate)}
+    if getattr(method, "probe_learning_rate", None) is not None:
+        rates |= {"probe": float(method.probe_learning_rate), "finetune": float(recipe.train.learning_rate)}
+    return rates
+
+
+def _adapted_modules(folder: Path) -> list[str]:
+    """The modules LoRA adapted, as the adapter records them (the card must not guess 'attention')."""
+    adapter = read_json_or_empty(folder / "adapter_config.json")
+    found = adapter.get("target_modules") or []
+    return sorted(found) if isinstance(found, list) else [str(found)]
+
+
+def _training_report(metrics: dict[str, Any]) -> list[str]:
+    """What the training log says (diagnostics) and the run's figures, which the folder holds beside this card."""
+    found = messages(metrics.get("diagnostics", {}))
+    shown = metrics.get("report", {}).get("figures", [])
+    if not found and not shown:
+        return []
+    lines = ["## Training report", "", *[f"- {m}" for m in found], ""]
+    for figure in shown:
+        lines += [f"![{figure['caption']}]({figure['file']})", "", f"*{figure['caption']}*", ""]
+    return [*lines, "The whole report, figures inline, is `report.html`.", ""]
+
+
 def _settings(settings: dict[str, Any]) -> str:
+    """The method's own settings that are set (None means the default or train's), e.g. "r=8, alpha=16.0"."""
     return ", ".join(f"{key}={value}" for key, value in settings.items() if value is not None)
 
 
@@ -232,62 +274,6 @@ def _limitations(recipe: Recipe) -> list[str]:
     if recipe.method.name == "scratch":
         return ["Trained from random initialisation: a baseline, expect it to be much weaker than fine-tuned models."]
     return []
-
-
-# pipeline tag -> (a call of the transformers pipeline, the same input as `nlp-transfer predict` arguments)
-EXAMPLES = {
-    "text-classification": ('("a gripping, beautifully acted film")', '"a gripping, beautifully acted film"'),
-    "question-answering": (
-        '(question="Who directed it?", context="The film was directed by Jane Campion.")',
-        '--question "Who directed it?" --context "The film was directed by Jane Campion."',
-    ),
-}
-
-
-def _plain_usage(pipeline_tag: str, auto_class: str, base: str, where: str) -> list[str]:
-    call, arguments = EXAMPLES[pipeline_tag]
-    return [
-        "```python",
-        "from transformers import pipeline",
-        f'model = pipeline("{pipeline_tag}", model="{where}")',
-        f"model{call}",
-        "```",
-        f"Or: `nlp-transfer predict {where} {arguments}`.",
-    ]
-
-
-def _adapter_usage(pipeline_tag: str, auto_class: str, base: str, where: str) -> list[str]:
-    return [
-        "A LoRA adapter (with the trained task head) for the base model; base_model_config.json holds the base",
-        "model's configuration for this task (labels, pad token).",
-        "```python",
-        "from peft import PeftModel",
-        f"from transformers import AutoConfig, {auto_class}",
-        *(
-            [
-                "from huggingface_hub import hf_hub_download",
-                f'config = AutoConfig.from_pretrained(hf_hub_download("{where}", "base_model_config.json"))',
-            ]
-            if where.count("/") == 1 and not where.startswith(("path/", "/", "."))
-            else [f'config = AutoConfig.from_pretrained("{where}/base_model_config.json")']
-        ),
-        f'base = {auto_class}.from_pretrained("{base}", config=config)',
-        f'model = PeftModel.from_pretrained(base, "{where}")',
-        "```",
-        f"Or: `nlp-transfer predict {where} {EXAMPLES[pipeline_tag][1]}`.",
-    ]
-
-
-def _probe_usage(pipeline_tag: str, auto_class: str, base: str, where: str) -> list[str]:
-    return [
-        "A probe whose head reads a pooling or layer other than the model's own (see probe.json), so a plain",
-        "transformers pipeline would pool differently. "
-        f"Use: `nlp-transfer predict {where} {EXAMPLES[pipeline_tag][1]}`.",
-    ]
-
-
-# How the folder stores the model (trained.LAYOUTS) -> how to load it.
-USAGE = {"plain": _plain_usage, "adapter": _adapter_usage, "probe": _probe_usage}
 
 
 def _fmt(value: Any) -> str:

@@ -39,9 +39,15 @@ CHECKPOINTS_DIR = "checkpoints"  # checkpoints/<phase>/checkpoint-<step>
 EXPORT_FILE = "export.json"  # in an export folder: where it came from, the merge and ONNX checks
 TOKENIZER_RECORD = "tokenizer_files.json"  # names and sha256 of the tokenizer's files, checked by everything that loads
 ADAPT_MARKER = "adapt_run.json"  # an adapt folder of stages (several models, not itself one)
+REPORT_FILE = "report.html"  # one self-contained page: recipe, metrics, diagnostics, figures, worst errors
+CURVES_FILE = "curves.png"  # training loss, eval loss and metric over the run
+ERRORS_FILE = "errors.jsonl"  # classification: the eval examples the model gets wrong most confidently
+TRACKER_DIRS = ("tensorboard", "mlruns", "wandb")  # what train.report_to's trackers write under the run folder
 
 # Files of a run folder that describe the training process on this machine, not the model: never shared.
-RUN_INTERNALS = frozenset({STATUS_FILE, RUN_LOG, TRAINER_STATE, TRAINER_LOG, PUSHES_FILE, CHECKPOINTS_DIR, MERGED_DIR})
+RUN_INTERNALS = frozenset(
+    {STATUS_FILE, RUN_LOG, TRAINER_STATE, TRAINER_LOG, PUSHES_FILE, CHECKPOINTS_DIR, MERGED_DIR, *TRACKER_DIRS}
+)
 
 # How a folder stores its model, told by one file; checked in order (an adapter folder has no config.json, a probe
 # folder is a model folder plus probe.json). share.trained says how to load each.

@@ -21,8 +21,10 @@ from torch import nn
 
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.methods import PhaseContext, parameter_counts
-from nlp_transfer.run import checkpoints, distributed, interruption
+from nlp_transfer.run import checkpoints, distributed, interruption, report
 from nlp_transfer.run.card import model_card
+from nlp_transfer.run.card_usage import example_call
+from nlp_transfer.run.diagnostics import BASELINES, diagnose
 from nlp_transfer.run.folder import (
     CARD_FILE,
     CHECKPOINTS_DIR,
@@ -35,6 +37,7 @@ from nlp_transfer.run.folder import (
 )
 from nlp_transfer.run.sharding import gathered_model
 from nlp_transfer.run.trainer import build_trainer, stopped_on_request
+from nlp_transfer.run.views import EXAMPLES
 
 if TYPE_CHECKING:
     from nlp_transfer.run.pipeline import PreparedRun
@@ -66,13 +69,17 @@ def train_and_save(setup: PreparedRun, folder: RunFolder, resume: bool = False) 
     started = time.perf_counter()
     phases: dict[str, dict[str, Any]] = {}
     history: list[dict[str, Any]] = []
+    seen: Any = None  # what the last evaluation's metric saw (report.capture), for the figures
     planned = setup.method.phases(setup.model, context)
     for index, phase in enumerate(planned):
         log.info("phase %s", phase.name)
         phase_started = time.perf_counter()
         phase_dir = folder.path / CHECKPOINTS_DIR / phase.name
         inputs = phase.build()  # e.g. extracts probe features, or unfreezes the encoder after the probe phase
-        trainer = build_trainer(inputs, setup.tokenizer, setup.prepared, folder.path, phase.name)
+        trainer = build_trainer(
+            inputs, setup.tokenizer, setup.prepared, folder.path, phase.name, main_metric=recipe.train.metric_for_best
+        )
+        captured = report.capture(trainer)
         finished = _finished_phase(phase_dir, setup.model) if resume else None
         if finished is not None:
             log.info("phase %s finished before the interruption: not trained again", phase.name)
@@ -84,6 +91,9 @@ def train_and_save(setup: PreparedRun, folder: RunFolder, resume: bool = False) 
             train_output = trainer.train(resume_from_checkpoint=str(start) if start else None)
         if stopped_on_request(trainer):  # on any process: every process stops here together
             raise interruption.RunInterrupted(_how_to_resume(setup, folder, trainer, phase.name))
+        # The log of training itself (the evaluations below score the kept checkpoint again, after the fact).
+        phase_history = [{"phase": phase.name, **entry} for entry in trainer.state.log_history]
+        report.quiet_progress(trainer)
         phases[phase.name] = {
             "train": {
                 **train_output.metrics,
@@ -93,7 +103,8 @@ def train_and_save(setup: PreparedRun, folder: RunFolder, resume: bool = False) 
             },
             "eval": trainer.evaluate(metric_key_prefix="eval"),  # the phase's best checkpoint, reloaded at its end
         }
-        phase_history = [{"phase": phase.name, **entry} for entry in trainer.state.log_history]
+        # What that evaluation's metric saw, for the report (the test evaluation below must not replace it).
+        seen = trainer.compute_metrics if trainer.args.batch_eval_metrics else report.Captured(**vars(captured))
         history += phase_history
         if index < len(planned) - 1 and folder.writer:  # a later phase may be interrupted: keep this one's result
             _finish_phase(phase_dir, setup.model, phases[phase.name], phase_history)
@@ -114,6 +125,23 @@ def train_and_save(setup: PreparedRun, folder: RunFolder, resume: bool = False) 
         metrics["test"] = trainer.evaluate(inputs.splits["test"], metric_key_prefix="test")
     if len(phases) > 1:
         metrics["phases"] = phases
+    last_history = [e for e in history if e.get("phase") == phase.name]
+    metrics["diagnostics"] = _diagnostics(setup, trainer, last_history, metrics["eval"])
+    if folder.writer:
+        metrics["report"] = report.draw(
+            folder.path,
+            task=recipe.task.name,
+            history=history,
+            metric=str(recipe.train.metric_for_best),
+            kept_step=metrics["diagnostics"]["kept"].get("step"),
+            captured=seen,  # None when every phase had finished before a resume
+            tokenized=setup.prepared.splits.get("eval"),
+            tokenizer=setup.tokenizer,
+            label_names=setup.prepared.label_names,
+        )
+        example = EXAMPLES.get(recipe.task.name)
+        if example is not None and "eval" in setup.data.splits:
+            metrics["report"]["example"] = example(setup.data.splits["eval"], recipe.task)
 
     to_save = gathered_model(trainer, setup.model, folder.writer)  # FSDP / ZeRO-3: every process gathers
     if folder.writer:
@@ -130,12 +158,32 @@ def train_and_save(setup: PreparedRun, folder: RunFolder, resume: bool = False) 
     folder.write_json(METRICS_FILE, metrics)
     if folder.writer:
         folder.write_text(CARD_FILE, model_card(folder.path))  # from the files just written, as push renders it
+        report.write_html(folder.path)
     if folder.writer and not recipe.output.keep_checkpoints:
         shutil.rmtree(folder.path / CHECKPOINTS_DIR, ignore_errors=True)
     folder.mark("complete")
-    return RunResult(
-        run_dir=folder.path, metrics=metrics, notes=setup.notes, predict_example=setup.task.predict_example
+    example = metrics.get("report", {}).get("example")
+    shown = example_call(setup.task.pipeline_tag, example)[1] if example else setup.task.predict_example
+    return RunResult(run_dir=folder.path, metrics=metrics, notes=setup.notes, predict_example=shown)
+
+
+def _diagnostics(
+    setup: PreparedRun, trainer: Any, history: list[dict[str, Any]], final: dict[str, Any]
+) -> dict[str, Any]:
+    train = setup.loaded.recipe.train
+    metric = str(train.metric_for_best)
+    baseline = BASELINES.get(setup.loaded.recipe.task.name)
+    found = diagnose(
+        history,
+        metric=metric,
+        greater_is_better=metric != "loss",
+        best_checkpoint=trainer.state.best_model_checkpoint,
+        planned_steps=trainer.state.max_steps,
+        early_stopping_patience=train.early_stopping_patience,
+        baseline=baseline(setup.prepared) if baseline is not None else None,
+        final=final,
     )
+    return {"metric": metric, **found}
 
 
 def _finish_phase(phase_dir: Path, model: nn.Module, metrics: dict[str, Any], history: list[dict[str, Any]]) -> None:

@@ -11,19 +11,24 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import datasets
+import huggingface_hub
 import transformers
 from torch import nn
 from transformers import PreTrainedTokenizerBase, set_seed
 
+from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.files import check_output_folder
 from nlp_transfer.core.hardware import Precision
 from nlp_transfer.core.quiet import held_records
 from nlp_transfer.data.assets import Asset, default_data_root, resolve_model
+from nlp_transfer.data.augment import augment_training_split
 from nlp_transfer.data.loading import LoadedData, load_data
 from nlp_transfer.methods import METHODS, Method
 from nlp_transfer.methods.base import check_on_skeleton
@@ -31,6 +36,7 @@ from nlp_transfer.methods.pretrained import check_against_model, load_config, lo
 from nlp_transfer.recipe import LoadedRecipe
 from nlp_transfer.run import distributed
 from nlp_transfer.run.acceleration import training_precision
+from nlp_transfer.run.contextual import contextual_operation
 from nlp_transfer.run.disk import bytes_needed, check_room
 from nlp_transfer.run.folder import (
     ENVIRONMENT_FILE,
@@ -81,6 +87,7 @@ class PreparedRun:
 
 def run(loaded: LoadedRecipe, options: RunOptions) -> RunResult:
     recipe = loaded.recipe
+    quiet_library_bars()
     distributed.setup()  # under accelerate launch / torchrun: join the other processes first
     if options.resume:
         run_dir = distributed.agree(resume_target(loaded, options.output_dir))
@@ -147,6 +154,8 @@ def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
         data_root=options.data_root or default_data_root(),
         base_dir=base_dir,
     )
+    if recipe.augment is not None:
+        _augment(loaded, data)
     prepared = task.prepare(data, tokenizer, pad_to_max_length=recipe.train.padding == "max_length")
     prepared.extra_metrics.extend(load_extra_metrics(recipe.train.extra_metrics, base_dir))
 
@@ -166,6 +175,29 @@ def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
         notes=data.notes + prepared.notes,
         precision=training_precision(recipe.train),
     )
+
+
+def _augment(loaded: LoadedRecipe, data: LoadedData) -> None:
+    """recipe.augment: altered copies of the training rows, in the task's text columns (classification-style tasks;
+    QA's answers are character offsets into the context, which word edits would break)."""
+    recipe, spec = loaded.recipe, loaded.recipe.augment
+    assert spec is not None
+    columns = [c for c in (getattr(recipe.task, "text", None), getattr(recipe.task, "text_pair", None)) if c]
+    if not columns:
+        raise UserError(f"augment: the {recipe.task.name} task has no text column to alter; remove the augment section")
+    contextual = None
+    if "contextual" in spec.operations:
+        contextual = contextual_operation(spec.mlm_model or recipe.model.name, loaded.path.parent)
+    augment_training_split(data, spec, columns, recipe.train.seed, contextual)
+
+
+def quiet_library_bars() -> None:
+    """transformers' bars for loading and writing weight shards say nothing about a model this size; the data
+    libraries' bars (reading, tokenizing) help on a terminal and only fill a log file elsewhere."""
+    transformers.utils.logging.disable_progress_bar()
+    if not sys.stderr.isatty():
+        datasets.disable_progress_bars()
+        huggingface_hub.utils.disable_progress_bars()
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,8 @@ from transformers import (
     DataCollatorWithPadding,
     EarlyStoppingCallback,
     PreTrainedTokenizerBase,
+    PrinterCallback,
+    ProgressCallback,
     Trainer,
     TrainerCallback,
     TrainingArguments,
@@ -26,7 +29,14 @@ from nlp_transfer.methods import PhaseInputs
 from nlp_transfer.recipe import LOWER_IS_BETTER, TrainSpec
 from nlp_transfer.run import checkpoints
 from nlp_transfer.run.acceleration import acceleration_arguments
-from nlp_transfer.run.callbacks import JsonlLogger, SaveEvery, SealCheckpoints, StopOnRequest
+from nlp_transfer.run.callbacks import (
+    JsonlLogger,
+    PlainProgress,
+    ProgressBar,
+    SaveEvery,
+    SealCheckpoints,
+    StopOnRequest,
+)
 from nlp_transfer.run.folder import CHECKPOINTS_DIR, TRAINER_LOG
 from nlp_transfer.run.sampling import SortedRandomBatches
 from nlp_transfer.tasks.base import LossOnLogits, PreparedTask
@@ -52,6 +62,15 @@ SET_BY_TRAIN_FIELD = {
     "bf16": "precision",
     "fp16": "precision",
     "torch_compile": "compile",
+    "report_to": "report_to",
+    "logging_steps": "logging_steps",
+    "eval_strategy": "eval_strategy",
+    "eval_steps": "eval_steps",
+    "learning_rate": "learning_rate",
+    "max_steps": "max_steps",
+    "gradient_accumulation_steps": "gradient_accumulation_steps",
+    "weight_decay": "weight_decay",
+    "seed": "seed",
 }
 
 
@@ -66,10 +85,26 @@ def sub_batches(spec: TrainSpec, device_type: str) -> int:
     return next(k for k in (4, 2, 1) if (spec.batch_size % k == 0 and spec.batch_size // k >= smallest) or k == 1)
 
 
-def training_arguments(spec: TrainSpec, output_dir: Path, split_batches: int = 1) -> TrainingArguments:
+# TrainingArguments fields nlp-transfer sets itself, and why (a train.trainer entry for them is refused with this).
+SET_BY_NLP_TRANSFER = {
+    "output_dir": "the run folder decides it; set output.dir instead",
+    "train_sampling_strategy": "batches are length-grouped by nlp-transfer (train.group_by_length)",
+    "save_total_limit": "checkpoints are rotated once sealed (see train.checkpoint_steps, output.keep_checkpoints)",
+    "logging_first_step": "the first step is always logged, for the curves",
+    "disable_tqdm": "progress bars show on a terminal and give way to plain lines elsewhere",
+    "dataloader_pin_memory": "pinned when a GPU is there",
+}
+POINTS_PER_RUN = 25  # default logging: about this many training-loss points over the run, whatever its length
+
+
+def training_arguments(
+    spec: TrainSpec, output_dir: Path, split_batches: int = 1, total_steps: int | None = None
+) -> TrainingArguments:
     """Typed recipe fields first; `train.trainer` adds any other TrainingArguments field (checked here).
-    `split_batches` > 1 cuts each batch into that many micro-batches (sub_batches)."""
+    `split_batches` > 1 cuts each batch into that many micro-batches (sub_batches); `total_steps` (when known)
+    scales the default logging interval to the run's length."""
     evaluating = spec.eval_strategy != "no"
+    logging_steps = spec.logging_steps or max(1, round((total_steps or 50 * POINTS_PER_RUN) / POINTS_PER_RUN))
     typed: dict[str, Any] = {
         "output_dir": str(output_dir),
         "num_train_epochs": spec.epochs,
@@ -91,17 +126,21 @@ def training_arguments(spec: TrainSpec, output_dir: Path, split_batches: int = 1
         "load_best_model_at_end": evaluating,
         "metric_for_best_model": spec.metric_for_best if evaluating else None,
         "greater_is_better": spec.metric_for_best not in LOWER_IS_BETTER,
-        "logging_steps": spec.logging_steps,
+        "logging_steps": logging_steps,
         "logging_first_step": True,
-        "report_to": "none",
-        "disable_tqdm": False,
+        # The trackers are built by build_trainer (so that their files go under the run folder); TensorBoard's
+        # callback is given its writer there.
+        "report_to": [name for name in spec.report_to if name != "tensorboard"] or "none",
+        "disable_tqdm": not sys.stderr.isatty(),  # bars on a terminal; plain periodic lines elsewhere (callbacks)
         "dataloader_pin_memory": torch.cuda.is_available(),
     }
     for key in spec.trainer:
-        if key in SET_BY_TRAIN_FIELD and key not in typed:
+        if key in SET_BY_NLP_TRANSFER:
+            raise UserError(f"train.trainer.{key}: {SET_BY_NLP_TRANSFER[key]}")
+        if key in SET_BY_TRAIN_FIELD:
             field = SET_BY_TRAIN_FIELD[key]
-            raise UserError(f"train.trainer.{key}: set train.{field} instead (it decides {key}; see nlp-transfer show)")
-        if key in typed and key != "output_dir":
+            raise UserError(f"train.trainer.{key}: set by train.{field}; set train.{field} instead")
+        if key in typed:
             raise UserError(f"train.trainer.{key}: this is set by a train field; set it there (see nlp-transfer show)")
         if key in TrainSpec.model_fields:
             raise UserError(f"train.trainer.{key}: '{key}' is a train field; set train.{key} instead")
@@ -114,8 +153,6 @@ def training_arguments(spec: TrainSpec, output_dir: Path, split_batches: int = 1
                 f"train.trainer.{key}: not a TrainingArguments field{hint}; "
                 "see the transformers TrainingArguments documentation"
             )
-    if "output_dir" in spec.trainer:
-        raise UserError("train.trainer.output_dir: the run folder decides it; set output.dir instead")
     accelerated = acceleration_arguments(spec)  # precision and compile, checked against this machine
     try:
         extra = {key: value for key, value in accelerated.items() if key not in spec.trainer}
@@ -271,9 +308,11 @@ def build_trainer(
     run_dir: Path,
     phase: str,
     loss: LossFunction | None = None,
+    main_metric: str | None = None,
 ) -> TaskTrainer:
     """The Trainer for one phase of any run (a method's phase, or continued pre-training): its checkpoints go to
-    checkpoints/<phase>, sealed; its log lines name the phase; a signal stops it cleanly with a checkpoint."""
+    checkpoints/<phase>, sealed; its log lines name the phase; a signal stops it cleanly with a checkpoint; the
+    trackers the recipe names write under the run folder."""
     spec = inputs.train
     if loss is None and prepared is not None and prepared.loss is not None:
         loss = loss_on_logits(prepared.loss)
@@ -285,6 +324,10 @@ def build_trainer(
     tokens = "input_ids" in getattr(inputs.splits["train"], "column_names", ())  # not cached probe features
     device = training_device(use_cpu=bool(spec.trainer.get("use_cpu", False)))
     split = sub_batches(spec, device.type) if tokens else 1
+    callbacks += tracker_callbacks(spec.report_to, run_dir, phase)
+    args = training_arguments(
+        spec, run_dir / CHECKPOINTS_DIR / phase, split, total_steps(spec, len(inputs.splits["train"]))
+    )
     trainer = TaskTrainer(
         group_by_length=spec.group_by_length,
         batch_metrics_for=prepared.batch_metrics_for if prepared is not None else None,
@@ -292,7 +335,7 @@ def build_trainer(
         phase=phase,
         loss=loss,
         model=inputs.model,
-        args=training_arguments(spec, run_dir / CHECKPOINTS_DIR / phase, split),
+        args=args,
         train_dataset=inputs.splits["train"],
         eval_dataset=inputs.splits.get("eval"),
         processing_class=tokenizer,
@@ -301,7 +344,55 @@ def build_trainer(
         callbacks=callbacks,
     )
     trainer.add_callback(StopOnRequest(trainer.accelerator))  # needs the Trainer's accelerator to agree on stopping
+    # The Trainer's own progress reporting prints a dict per log line; ours: a bar on a terminal, plain lines
+    # elsewhere, and one compact line per evaluation either way.
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(
+        ProgressBar(phase, main_metric) if not args.disable_tqdm else PlainProgress(phase, main_metric)
+    )
     return trainer
+
+
+def total_steps(spec: TrainSpec, train_rows: int) -> int:
+    """Optimizer steps the phase will take (one process's view; enough to scale the logging interval)."""
+    if spec.max_steps is not None:
+        return spec.max_steps
+    per_epoch = math.ceil(train_rows / (spec.batch_size * spec.gradient_accumulation_steps))
+    return max(1, math.ceil(per_epoch * spec.epochs))
+
+
+_SET_BY_US: dict[str, str] = {}  # environment variables this process set for an earlier run's trackers
+
+
+def _default_env(name: str, value: str) -> bool:
+    """Set `name` to this run's folder unless the user set it; True when set. A value an earlier run of this
+    process set (compare and tune run many) is the user's no more and moves to this run."""
+    if name in os.environ and os.environ[name] != _SET_BY_US.get(name):
+        return False
+    os.environ[name] = _SET_BY_US[name] = value
+    return True
+
+
+def tracker_callbacks(trackers: list[str], run_dir: Path, phase: str) -> list[TrainerCallback]:
+    """Trackers write under the run folder by default: TensorBoard event files in tensorboard/<phase>, MLflow's file
+    store in mlruns/, Weights & Biases in wandb/ (a user's own MLFLOW_TRACKING_URI or WANDB_DIR wins). The other
+    integrations are the Trainer's own (train.report_to reaches it unchanged)."""
+    if "mlflow" in trackers and _default_env("MLFLOW_TRACKING_URI", (run_dir / "mlruns").resolve().as_uri()):
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 keeps its file store only when asked
+    if "wandb" in trackers:
+        _default_env("WANDB_DIR", str(run_dir.resolve()))
+    if "tensorboard" not in trackers:
+        return []
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as err:
+        raise UserError(
+            "train.report_to: tensorboard is not installed; pip install 'nlp-transfer[tensorboard]' (or drop it)"
+        ) from err
+    from transformers.integrations import TensorBoardCallback
+
+    return [TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(run_dir / "tensorboard" / phase)))]
 
 
 def stopped_on_request(trainer: Trainer) -> bool:

@@ -32,6 +32,11 @@ pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>' to upload ra
 TEXTS = ["great movie 3", "awful acting and a dull, lifeless plot that never ends", "a delight", "hated it 7"]
 SHARED = {
     "README.md",
+    "report.html",
+    "curves.png",
+    "confusion.png",
+    "calibration.png",
+    "errors.jsonl",
     "environment.json",
     "metrics.json",
     "recipe.resolved.yaml",

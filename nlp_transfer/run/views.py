@@ -1,0 +1,158 @@
+"""Each task's view of its eval predictions, drawn once at the end of a run (VIEWS, one entry per task):
+classification: the confusion matrix, a calibration figure with its expected calibration error, and the eval
+examples the model gets wrong most confidently (errors.jsonl); question answering: exact match and F1 by the length
+of the gold answer. A view returns what it drew and the numbers it found; report.py puts them in report.html and the
+model card shows the figures."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nlp_transfer.run import figures
+from nlp_transfer.run.folder import ERRORS_FILE, RunFolder
+
+WORST_ERRORS = 50  # eval examples kept in errors.jsonl: the confidently wrong ones first
+
+
+@dataclass
+class Figure:
+    file: str  # in the run folder
+    caption: str
+
+
+@dataclass
+class View:
+    figures: list[Figure] = field(default_factory=list)
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ViewInputs:
+    """The last evaluation of the run: `captured` is what the task's metric saw (the predictions and labels of
+    classification, the span metric object of QA); `tokenized` the eval split as the model read it."""
+
+    folder: Path
+    captured: Any
+    tokenized: Any
+    tokenizer: Any
+    label_names: list[str]
+
+
+def classification_view(inputs: ViewInputs) -> View:
+    logits = inputs.captured.predictions
+    logits = np.asarray(logits[0] if isinstance(logits, tuple) else logits, dtype=np.float64)  # (N, K)
+    gold = np.asarray(inputs.captured.label_ids).astype(int)  # (N,)
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+    predicted = probabilities.argmax(axis=1)
+    confidence = probabilities.max(axis=1)
+    names = inputs.label_names
+    figures.confusion(gold, predicted, names, inputs.folder / "confusion.png")
+    _, ece = figures.calibration(confidence, predicted == gold, inputs.folder / "calibration.png")
+    wrong = np.flatnonzero(predicted != gold)
+    worst = wrong[np.argsort(-confidence[wrong], kind="stable")][:WORST_ERRORS]
+    rows = [
+        {
+            "row": int(i),  # position in the eval split as the model read it (rows without text or label skipped)
+            **_texts(inputs.tokenized, inputs.tokenizer, int(i)),
+            "label": names[gold[i]],
+            "predicted": names[predicted[i]],
+            "probability": round(float(confidence[i]), 4),
+        }
+        for i in worst
+    ]
+    RunFolder(inputs.folder).write_text(ERRORS_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return View(
+        figures=[
+            Figure("confusion.png", "Confusion matrix on the eval split, normalised per true class"),
+            Figure("calibration.png", f"Calibration on the eval split (expected calibration error {ece:.3f})"),
+        ],
+        numbers={"expected_calibration_error": round(ece, 4), "eval_errors": len(wrong)},
+    )
+
+
+def _texts(tokenized: Any, tokenizer: Any, row: int) -> dict[str, str]:
+    """The text (and pair) as the model saw it: decoded from the eval split's token ids, truncation included."""
+    ids = tokenized[row]["input_ids"]
+    segments = tokenized[row].get("token_type_ids")
+    if segments and any(segments):
+        first = [t for t, s in zip(ids, segments, strict=True) if s == 0]
+        second = [t for t, s in zip(ids, segments, strict=True) if s == 1]
+        return {
+            "text": tokenizer.decode(first, skip_special_tokens=True),
+            "text_pair": tokenizer.decode(second, skip_special_tokens=True),
+        }
+    return {"text": tokenizer.decode(ids, skip_special_tokens=True)}
+
+
+# Gold answer length (words) -> the bucket it is reported in.
+ANSWER_LENGTHS = ((1, "1"), (2, "2"), (3, "3"), (5, "4-5"), (10, "6-10"), (10**9, ">10"))
+
+
+def qa_view(inputs: ViewInputs) -> View:
+    from nlp_transfer.tasks.metrics import exact_match, token_f1
+
+    metric = inputs.captured  # tasks.qa.SpanMetrics of the last evaluation: every question's answer and golds
+    answers = metric.merger.answers()
+    buckets: dict[str, list[tuple[float, float]]] = {name: [] for _, name in ANSWER_LENGTHS}
+    for question, gold in metric.golds.items():
+        if not gold or question not in answers:
+            continue
+        text = answers[question].text or ""
+        length = min(len(g.split()) for g in gold)
+        name = next(name for limit, name in ANSWER_LENGTHS if length <= limit)
+        buckets[name].append((max(exact_match(text, g) for g in gold), max(token_f1(text, g) for g in gold)))
+    shown = {name: scores for name, scores in buckets.items() if scores}
+    if not shown:
+        return View()
+    labels = [f"{name} ({len(scores)})" for name, scores in shown.items()]
+    f1 = [100 * float(np.mean([s[1] for s in scores])) for scores in shown.values()]
+    em = [100 * float(np.mean([s[0] for s in scores])) for scores in shown.values()]
+    figures.bars(
+        labels, f1, inputs.folder / "answer_length.png", title="eval F1 by gold answer length (words)", ylabel="F1 (%)"
+    )
+    return View(
+        figures=[Figure("answer_length.png", "Eval F1 by the length of the gold answer (questions per bucket)")],
+        numbers={
+            "f1_by_answer_length": dict(zip(labels, f1, strict=True)),
+            "exact_match_by_answer_length": dict(zip(labels, em, strict=True)),
+        },
+    )
+
+
+# task name -> its view of the eval predictions (tasks without one get the curves alone)
+VIEWS: dict[str, Callable[[ViewInputs], View]] = {"classification": classification_view, "qa": qa_view}
+
+
+def classification_example(rows: Any, task: Any) -> dict[str, str] | None:
+    """A short text of the eval split (and its pair), for the model card's usage example."""
+    columns = [c for c in (task.text, task.text_pair) if c]
+    for row in rows.select_columns(columns).select(range(min(len(rows), 200))):
+        texts = [row[c] for c in columns]
+        if all(isinstance(t, str) and 10 <= len(t.strip()) <= 160 for t in texts):
+            return dict(zip(["text", "text_pair"], [t.strip() for t in texts], strict=False))
+    return None
+
+
+def qa_example(rows: Any, task: Any) -> dict[str, str] | None:
+    """The eval question with the shortest passage, for the model card's usage example."""
+    sample = rows.select(range(min(len(rows), 200)))
+    contexts = [c if isinstance(c, str) else "" for c in sample[task.context]]
+    usable = [i for i, c in enumerate(contexts) if c.strip()]
+    if not usable:
+        return None
+    best = min(usable, key=lambda i: len(contexts[i]))
+    return {"question": str(sample[task.question][best]).strip(), "context": contexts[best].strip()}
+
+
+# task name -> an input from the run's own eval data for the card's usage example (else a generic one)
+EXAMPLES: dict[str, Callable[[Any, Any], dict[str, str] | None]] = {
+    "classification": classification_example,
+    "qa": qa_example,
+}
