@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 
+from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.share.predict import open_predictor
 from nlp_transfer.tasks.thresholds import GRID
 from tests.conftest import invoke, write_recipe
@@ -36,7 +37,7 @@ def task_recipe(
         train,
         task={"text": "text", "max_length": 32, **task},
         data={"eval": str(evaluation)},
-        train={"epochs": 4, "batch_size": 8, "learning_rate": 2e-3, "logging_steps": 5, "seed": 0},
+        train={"epochs": 4, "batch_size": 8, "learning_rate": 2e-3, "logging_steps": 5, "seed": 0, "precision": "fp32"},
         **sections,
     )
 
@@ -187,7 +188,7 @@ def test_onnx_export_of_a_regression_model_gives_its_outputs(regression_run: Pat
     out = tmp_path / "export"
     ok("export", regression_run, "--onnx", "--out", out)
     assert (out / "thresholds.json").exists() is False and (out / "config.json").is_file()
-    predictor: Any = open_predictor(out)
+    predictor: Any = open_predictor(out, runtime=Runtime.choose("cpu", "fp32"))  # ONNX runs in fp32
     inputs = predictor.text_model.tokenizer(["happy 1", "furious and scared 22"], padding=True, return_tensors="np")
     session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
