@@ -37,6 +37,7 @@ PUSHES_FILE = "pushes.json"  # each push: repo, branch, commit (a record of this
 CHECKPOINTS_DIR = "checkpoints"  # checkpoints/<phase>/checkpoint-<step>
 EXPORT_FILE = "export.json"  # in an export folder: where it came from, the merge and ONNX checks
 ADAPT_MARKER = "adapt_run.json"  # an adapt folder of stages (several models, not itself one)
+LABEL_PRIOR_FILE = "label_prior.json"  # a classifier's correction for its target domain's label prior (adapt)
 
 # Files of a run folder that describe the training process on this machine, not the model: never shared.
 RUN_INTERNALS = frozenset({STATUS_FILE, RUN_LOG, TRAINER_STATE, TRAINER_LOG, PUSHES_FILE, CHECKPOINTS_DIR, MERGED_DIR})

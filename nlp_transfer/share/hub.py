@@ -38,6 +38,7 @@ MODEL_FILE_PATTERNS = (
     "adapter_model.safetensors",
     "base_model_config.json",
     "probe.json",
+    "label_prior.json",  # run.folder.LABEL_PRIOR_FILE: a stale one would correct the new model's predictions
     "export.json",
     "model.onnx",
     "tokenizer.json",

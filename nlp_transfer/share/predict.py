@@ -15,6 +15,7 @@ from torch import nn
 from transformers import AutoTokenizer
 
 from nlp_transfer.core.errors import UserError
+from nlp_transfer.share.label_prior import read_label_prior
 from nlp_transfer.share.trained import Trained, open_trained
 from nlp_transfer.tasks import spans
 
@@ -89,6 +90,8 @@ class LabelPredictor:
         self.task = trained.task_settings
         self.max_length = int(self.task["max_length"])  # truncate as training did
         self.id2label = _config_of(self.model).id2label
+        # An adapted model's correction for its target domain's label prior (label_prior.json; None: none).
+        self.label_prior = read_label_prior(trained.folder, [self.id2label[i] for i in range(len(self.id2label))])
 
     def read(self, given: PredictInputs) -> list[Any]:
         if given.question is not None or given.context is not None:
@@ -99,7 +102,8 @@ class LabelPredictor:
         return texts
 
     def logits(self, texts: list[str], pairs: list[str] | None = None) -> Iterator[torch.Tensor]:
-        """(batch, num_labels) logits, batch by batch; `pairs` are the second texts of a text-pair task."""
+        """(batch, num_labels) logits, batch by batch, corrected for the label prior when the model records one;
+        `pairs` are the second texts of a text-pair task."""
         for start in range(0, len(texts), self.batch_size):
             batch = texts[start : start + self.batch_size]
             second = pairs[start : start + self.batch_size] if pairs is not None else None
@@ -107,7 +111,8 @@ class LabelPredictor:
                 batch, second, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
             )
             with torch.inference_mode():
-                yield self.model(**inputs).logits
+                logits = self.model(**inputs).logits
+            yield logits if self.label_prior is None else self.label_prior.adjust(logits)
 
     def predict(self, texts: list[str]) -> Iterator[dict[str, Any]]:
         id2label = self.id2label
