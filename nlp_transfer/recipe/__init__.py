@@ -1,7 +1,14 @@
 """What a run is: the recipe schema (pydantic, strict and frozen), loading it from YAML with -o overrides, and
 error messages that name the field and the fix. Imports nothing of the rooms above it."""
 
-from nlp_transfer.recipe.adapt_spec import AdaptSpec, PretrainStage, SelfTrainStage, TargetDomain
+from nlp_transfer.recipe.adapt_spec import (
+    AdaptSpec,
+    LabelShiftSpec,
+    PretrainStage,
+    PriorCorrectionStage,
+    SelfTrainStage,
+    TargetDomain,
+)
 from nlp_transfer.recipe.augment_spec import AugmentSpec
 from nlp_transfer.recipe.base import DataFile, SplitSpec, Strict
 from nlp_transfer.recipe.loading import LoadedRecipe, apply_override, dump_yaml, load_recipe, replace_method
@@ -36,6 +43,7 @@ __all__ = [
     "DataSpec",
     "ExtraMetric",
     "FullMethod",
+    "LabelShiftSpec",
     "LoadedRecipe",
     "LoraMethod",
     "MethodSpec",
@@ -43,6 +51,7 @@ __all__ = [
     "MultiLabelTask",
     "OutputSpec",
     "PretrainStage",
+    "PriorCorrectionStage",
     "ProbeMethod",
     "ProbeThenFinetuneMethod",
     "QuestionAnsweringTask",

@@ -8,7 +8,7 @@ added to the source data). Any subset in that order is a recipe; finetune alone 
 from __future__ import annotations
 
 import itertools
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -58,8 +58,9 @@ class FinetuneStage(Strict):
 
 
 class SelfTrainStage(Strict):
-    """Rounds of: pseudo-label the target corpus with the current model, keep confident class-balanced texts, train
-    again from the same starting weights on source + pseudo-labelled target."""
+    """Rounds of: pseudo-label the target corpus with the current model, keep its most probable texts of each class
+    in the target's class proportions, train again from the same starting weights on source + pseudo-labelled
+    target."""
 
     name: Literal["self_train"]
     rounds: int = Field(2, ge=1, le=20)
@@ -69,23 +70,77 @@ class SelfTrainStage(Strict):
         le=1,
         description="share of the target corpus pseudo-labelled in the last round; round r of R keeps r/R of it",
     )
-    balanced: bool = Field(
-        True,
-        description="the same number of texts per class, each class's most probable ones (the label prior "
-        "shifts between domains, so the model's own argmax counts are not trusted)",
+    proportions: Literal["estimated", "uniform", "predicted"] = Field(
+        "estimated",
+        description="how many pseudo-labels each class gets: estimated = the target prior estimated from the "
+        "round's teacher without labels (adapt.label_shift), each class its most probable texts; uniform = the "
+        "same number per class; predicted = the teacher's argmax, most confident first (carries its prior over)",
     )
     min_confidence: float = Field(0.0, ge=0, lt=1, description="drop pseudo-labels less probable than this")
     epochs: float | None = Field(None, gt=0, description="default: train.epochs")
     learning_rate: float | None = Field(None, gt=0, description="default: the finetune stage's learning rate")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _balanced_is_a_proportion(cls, data: Any) -> Any:
+        """Recipes written before `proportions` said balanced: true (uniform) or false (predicted)."""
+        if isinstance(data, dict) and "balanced" in data and "proportions" not in data:
+            balanced = data["balanced"]
+            data = {k: v for k, v in data.items() if k != "balanced"}
+            data["proportions"] = {True: "uniform", False: "predicted"}.get(balanced, balanced)
+        return data
 
-StageSpec = Annotated[PretrainStage | FinetuneStage | SelfTrainStage, Field(discriminator="name")]
-STAGE_ORDER = ("pretrain", "finetune", "self_train")
+
+class PriorCorrectionStage(Strict):
+    """The previous stage's classifier, corrected for the target's class prior estimated without labels
+    (adapt.label_shift): its folder records the correction (label_prior.json), which predict, evaluate and export
+    apply."""
+
+    name: Literal["prior_correction"]
+
+
+class LabelShiftSpec(Strict):
+    """How the target's class prior is estimated from the unlabelled corpus (studies/adapt/label_shift.py)."""
+
+    estimator: Literal["em", "bbse"] = Field(
+        "em",
+        description="em: Saerens et al. 2002 on calibrated posteriors; bbse: Lipton et al. 2018 from the source "
+        "confusion matrix. The other is always computed too, as a cross-check in the adapt table",
+    )
+    calibration: Literal["bcts", "temperature", "none"] = Field(
+        "bcts",
+        description="fitted on the source eval split before estimating: bcts = temperature and a per-class bias "
+        "(Alexandari et al. 2020), temperature = temperature only, none = the model's own probabilities",
+    )
+    max_iterations: int = Field(1000, ge=1, description="EM iterations before it counts as not converged")
+    tolerance: float = Field(1e-6, gt=0, description="EM stops when no class share moves more than this")
+    min_corpus_texts: int = Field(100, ge=1, description="a smaller corpus is refused as too small to estimate from")
+    min_share: float = Field(
+        0.005, ge=0, lt=1, description="an estimated class share below this is degenerate: refused, not used"
+    )
+    warn_difference: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="the adapt table warns when the estimated prior and the predicted shares (or the two "
+        "estimators) differ by more than this in some class",
+    )
+
+
+StageSpec = Annotated[
+    PretrainStage | FinetuneStage | SelfTrainStage | PriorCorrectionStage, Field(discriminator="name")
+]
+STAGE_ORDER = ("pretrain", "finetune", "self_train", "prior_correction")
 
 
 class AdaptSpec(Strict):
     target: TargetDomain
-    stages: list[StageSpec] = Field(min_length=1, description="in order: pretrain, finetune, self_train (any subset)")
+    stages: list[StageSpec] = Field(
+        min_length=1, description="in order: pretrain, finetune, self_train, prior_correction (any subset)"
+    )
+    label_shift: LabelShiftSpec = Field(
+        default_factory=LabelShiftSpec, description="estimating the target's class prior without labels"
+    )
 
     @model_validator(mode="after")
     def _stages_in_order(self) -> AdaptSpec:
@@ -99,11 +154,13 @@ class AdaptSpec(Strict):
                     f"adapt.stages: '{after}' comes after '{before}'; stages run in the order "
                     f"{' -> '.join(STAGE_ORDER)} (each feeds the next): reorder them"
                 )
-        if "self_train" in names and "finetune" not in names:
-            raise ValueError(
-                "adapt.stages: self_train pseudo-labels with a trained classifier; add {name: finetune} before it"
-            )
+        for needs_classifier in ("self_train", "prior_correction"):
+            if needs_classifier in names and "finetune" not in names:
+                raise ValueError(
+                    f"adapt.stages: {needs_classifier} starts from a trained classifier; add {{name: finetune}} "
+                    "before it"
+                )
         return self
 
-    def stage(self, name: str) -> PretrainStage | FinetuneStage | SelfTrainStage | None:
+    def stage(self, name: str) -> PretrainStage | FinetuneStage | SelfTrainStage | PriorCorrectionStage | None:
         return next((stage for stage in self.stages if stage.name == name), None)

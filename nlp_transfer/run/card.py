@@ -21,6 +21,7 @@ from nlp_transfer.run.diagnostics import messages
 from nlp_transfer.run.folder import (
     ENVIRONMENT_FILE,
     EXPORT_FILE,
+    LABEL_PRIOR_FILE,
     METRICS_FILE,
     RECIPE_FILE,
     layout_of,
@@ -57,6 +58,7 @@ def model_card(folder: Path, repo_id: str | None = None) -> str:
         f"({METHOD_WORDS.get(recipe.method.name, recipe.method.name)}).",
         *(["", MERGED_NOTE] if "merge" in exported else []),
         *(["", ONNX_NOTE] if "onnx" in exported else []),
+        *_label_prior_note(folder),
         "",
         "## Base model",
         *_base_model_lines(recipe.model.name, model_record, hub_id),
@@ -99,6 +101,22 @@ MERGED_NOTE = (
     "base model download); export.json records how closely it matched the adapter's outputs."
 )
 ONNX_NOTE = "model.onnx holds the same model for onnxruntime; export.json records its check against PyTorch."
+
+
+def _label_prior_note(folder: Path) -> list[str]:
+    """An adapted classifier's correction for its target domain's class prior (nlp-transfer adapt)."""
+    recorded = read_json_or_empty(folder / LABEL_PRIOR_FILE)
+    if not recorded:
+        return []
+    shares = ", ".join(f"{name} {100 * share:.0f}%" for name, share in recorded.get("target_prior", {}).items())
+    return [
+        "",
+        f"Its predictions are corrected for the class prior of the domain it was adapted to ({shares}, estimated "
+        f"without labels by {recorded.get('estimator', '?')}). `nlp-transfer predict` and `evaluate` apply "
+        f"`{LABEL_PRIOR_FILE}`, and so does model.onnx when exported; the plain transformers pipeline does not: "
+        "there, apply `softmax(logits * logit_scale + logit_bias)` with the values in that file.",
+    ]
+
 
 METHOD_WORDS = {
     "full": "full fine-tuning: every weight trained",

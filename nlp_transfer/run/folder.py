@@ -43,6 +43,7 @@ REPORT_FILE = "report.html"  # one self-contained page: recipe, metrics, diagnos
 CURVES_FILE = "curves.png"  # training loss, eval loss and metric over the run
 ERRORS_FILE = "errors.jsonl"  # classification: the eval examples the model gets wrong most confidently
 TRACKER_DIRS = ("tensorboard", "mlruns", "wandb")  # what train.report_to's trackers write under the run folder
+LABEL_PRIOR_FILE = "label_prior.json"  # a classifier's correction for its target domain's label prior (adapt)
 
 # Files of a run folder that describe the training process on this machine, not the model: never shared.
 RUN_INTERNALS = frozenset(

@@ -39,6 +39,7 @@ MODEL_FILE_PATTERNS = (
     "base_model_config.json",
     "probe.json",
     "thresholds.json",
+    "label_prior.json",  # run.folder.LABEL_PRIOR_FILE: a stale one would correct the new model's predictions
     "export.json",
     "tokenizer_files.json",
     "model.onnx",

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 
 from nlp_transfer.core.errors import UserError
+from nlp_transfer.run.folder import LABEL_PRIOR_FILE, label_names
+from nlp_transfer.share.label_prior import LabelPrior, read_label_prior
 from nlp_transfer.share.samples import MAX_LOGIT_DIFFERENCE, sample_inputs, sample_texts_inputs
 from nlp_transfer.share.trained import open_trained
 
@@ -29,12 +31,14 @@ INSTALL_HINT = "pip install 'nlp-transfer[onnx]' (onnxruntime and onnxscript)"
 
 class _Outputs(nn.Module):
     """The task model with tensor inputs by name and a tuple of tensor outputs, as the exporter wants. The inputs
-    are those of every architecture here (DistilBERT, RoBERTa and GPT-2 tokenizers give a subset)."""
+    are those of every architecture here (DistilBERT, RoBERTa and GPT-2 tokenizers give a subset). A classifier's
+    label-prior correction (label_prior.json) is part of the graph, so the ONNX logits are those predict uses."""
 
-    def __init__(self, model: nn.Module, output_names: list[str]) -> None:
+    def __init__(self, model: nn.Module, output_names: list[str], label_prior: LabelPrior | None = None) -> None:
         super().__init__()
         self.model = model
         self.output_names = output_names
+        self.label_prior = label_prior
 
     def forward(
         self,
@@ -44,7 +48,8 @@ class _Outputs(nn.Module):
     ) -> tuple[torch.Tensor, ...]:
         given = {"attention_mask": attention_mask, "token_type_ids": token_type_ids}
         output = self.model(input_ids=input_ids, **{k: v for k, v in given.items() if v is not None})
-        return tuple(getattr(output, name) for name in self.output_names)
+        found = tuple(getattr(output, name) for name in self.output_names)
+        return found if self.label_prior is None else (self.label_prior.adjust(found[0]),)
 
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")  # _Outputs.forward's parameters
@@ -62,7 +67,8 @@ def export_onnx(folder: Path, recipe: dict[str, Any]) -> dict[str, Any]:
     inputs = sample_inputs(tokenizer, recipe)
     input_names = [name for name in INPUT_NAMES if name in inputs]
     output_names = ["start_logits", "end_logits"] if recipe["task"]["name"] == "qa" else ["logits"]
-    wrapper = _Outputs(model, output_names).eval()
+    label_prior = read_label_prior(folder, label_names(folder)) if recipe["task"]["name"] == "classification" else None
+    wrapper = _Outputs(model, output_names, label_prior).eval()
     given = {name: inputs[name] for name in input_names}
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
     started = time.perf_counter()
@@ -107,6 +113,7 @@ def export_onnx(folder: Path, recipe: dict[str, Any]) -> dict[str, Any]:
         "checked_with": f"onnxruntime {onnxruntime.__version__}",
         "max_abs_logit_difference": difference,
         "export_seconds": round(seconds, 2),
+        **({"label_prior": f"{LABEL_PRIOR_FILE} applied in the graph"} if label_prior is not None else {}),
     }
 
 

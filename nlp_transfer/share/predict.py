@@ -20,6 +20,7 @@ from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.share.inference import WINDOW_BATCHES, in_length_order, ordered, predict_lines, windows
 from nlp_transfer.share.inputs import Inputs, Item, PredictInputs, Role, validated_inputs
+from nlp_transfer.share.label_prior import read_label_prior
 from nlp_transfer.share.text_items import TextItems
 from nlp_transfer.share.text_outputs import TextModel, config_of
 from nlp_transfer.share.text_predictors import LabelSetPredictor, NumberPredictor
@@ -98,6 +99,8 @@ class LabelPredictor:
         self.batch_size = batch_size
         self.task = trained.task_settings
         self.id2label = config_of(self.model).id2label
+        # An adapted model's correction for its target domain's label prior (label_prior.json; None: none).
+        self.label_prior = read_label_prior(trained.folder, [self.id2label[i] for i in range(len(self.id2label))])
 
     def roles(self, given: PredictInputs) -> dict[str, Role]:
         return self.items.roles(given)
@@ -112,8 +115,9 @@ class LabelPredictor:
         return self.items.length(item)
 
     def batch_logits(self, batch: list[Item]) -> torch.Tensor:
-        """(B, num_labels) float32 logits on the CPU."""
-        return self.text_model.batch_outputs(*self.items.texts(batch))
+        """(B, num_labels) float32 logits on the CPU, corrected for the label prior when the model records one."""
+        logits = self.text_model.batch_outputs(*self.items.texts(batch))
+        return logits if self.label_prior is None else self.label_prior.adjust(logits)
 
     def predict_batch(self, batch: list[Item]) -> list[dict[str, Any]]:
         id2label = self.id2label

@@ -1,6 +1,6 @@
 """The shipped domain-adaptation recipe end to end on the real all-MiniLM-L6-v2 and real data, through
 `scripts/bench_domain.py --quick` (tiny sizes, a few minutes: marked slow; the full benchmark measures the real
-thing)."""
+thing): source-only, prior correction, self-training with uniform and with estimated proportions."""
 
 from __future__ import annotations
 
@@ -18,15 +18,38 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_bench_domain_quick(tmp_path: Path, minilm: Path) -> None:
-    bench = [sys.executable, str(REPO / "scripts" / "bench_domain.py"), "--quick", "--out", str(tmp_path)]
+    rows = "source-only,+prior correction,+continued pre-training,+self-training,+self-training +prior correction"
+    bench = [
+        sys.executable,
+        str(REPO / "scripts" / "bench_domain.py"),
+        "--quick",
+        "--out",
+        str(tmp_path),
+        "--rows",
+        rows,
+    ]
     done = subprocess.run(bench, capture_output=True, text=True, env={**os.environ}, timeout=1800, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "best label-free row:" in done.stdout
+    assert "## targets" in done.stdout and "SST-2 dev never more than 1 point below" in done.stdout
     runs = json.loads((tmp_path / "quick" / "summary.json").read_text())["runs"]
-    assert [r["row"] for r in runs] == ["source-only", "+continued pre-training", "+self-training", "both"]
+    assert [r["row"] for r in runs] == [
+        "source-only",
+        "+prior correction",
+        "+self-training (uniform)",
+        "+continued pre-training",
+        "+self-training",
+        "+self-training +prior correction",
+    ]
     for row in runs:
         assert row["source_accuracy"] > 0.6  # 1,000 SST-2 sentences, 2 epochs, already teach MiniLM sentiment
         assert row["target_accuracy"] > 0.55
+        assert 0 < row["target_estimated_prior"]["positive"] < 1
+    # The corrected models are run folders that predict applies the estimated prior in.
+    corrected = tmp_path / "quick" / "electronics-s0" / "stages" / "finetune+self_train+prior_correction"
+    assert json.loads((corrected / "label_prior.json").read_text())["converged"]
+    # The uniform row reused the source-only stage of the main folder instead of training it again.
+    uniform = json.loads((tmp_path / "quick" / "electronics-s0-uniform" / "adapt_table.json").read_text())["rows"]
+    assert uniform[0]["reused"] == ["finetune"]
     pretrain = json.loads((tmp_path / "quick" / "electronics-s0" / "stages" / "pretrain" / "stage.json").read_text())
     assert pretrain["metrics"]["masked_positions_only"]
     assert pretrain["metrics"]["lm_eval_loss_after"] < pretrain["metrics"]["lm_eval_loss_before"]

@@ -31,14 +31,27 @@ def _jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def _adapt_recipe(tmp: Path, model: Path, source: Path, corpus: Path, stages: list[dict], **adapt: object) -> Path:
+def _adapt_recipe(
+    tmp: Path,
+    model: Path,
+    source: Path,
+    corpus: Path,
+    stages: list[dict],
+    label_shift: dict | None = None,
+    **adapt: object,
+) -> Path:
     test = _jsonl(tmp / "target_test.jsonl", _rows(ELECTRONICS / "test.jsonl", 30))
     recipe = {
         "model": {"name": str(model)},
         "task": {"name": "classification", "labels": ["negative", "positive"], "max_length": 32},
         "data": {"train": str(source)},
         "train": {"epochs": 1, "batch_size": 16, "learning_rate": 1e-3, "seed": 0, "logging_steps": 5},
-        "adapt": {"target": {"corpus": str(corpus), "test": str(test), **adapt}, "stages": stages},
+        "adapt": {
+            "target": {"corpus": str(corpus), "test": str(test), **adapt},
+            "stages": stages,
+            # The corpora here are tiny (20-40 texts): let the target prior be estimated from them anyway.
+            "label_shift": label_shift or {"min_corpus_texts": 10},
+        },
     }
     path = tmp / "adapt.yaml"
     path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
@@ -133,18 +146,19 @@ def test_balanced_pseudo_labels_correct_a_shifted_prior() -> None:
     # The model calls 8 of 10 texts negative, but texts 6-9 are its most positive: balanced takes 2 per class.
     positive = np.array([0.1, 0.2, 0.05, 0.3, 0.15, 0.25, 0.45, 0.48, 0.6, 0.9])
     probabilities = np.stack([1 - positive, positive], axis=1)
-    chosen = select_pseudo_labels(probabilities, 4, balanced=True, min_confidence=0.0)
+    uniform = np.array([0.5, 0.5])
+    chosen = select_pseudo_labels(probabilities, 4, shares=uniform, min_confidence=0.0)
     assert [(p.index, p.label) for p in chosen] == [(0, 0), (2, 0), (8, 1), (9, 1)]
-    by_argmax = select_pseudo_labels(probabilities, 4, balanced=False, min_confidence=0.0)
+    by_argmax = select_pseudo_labels(probabilities, 4, shares=None, min_confidence=0.0)
     assert [(p.index, p.label) for p in by_argmax] == [(0, 0), (2, 0), (4, 0), (9, 1)]
-    confident = select_pseudo_labels(probabilities, 4, balanced=True, min_confidence=0.85)
+    confident = select_pseudo_labels(probabilities, 4, shares=uniform, min_confidence=0.85)
     assert [(p.index, p.label) for p in confident] == [(0, 0), (2, 0), (9, 1)]
 
 
 def test_balanced_pseudo_labels_never_give_a_text_two_labels() -> None:
     rng = np.random.default_rng(0)
     probabilities = rng.dirichlet(np.ones(3), size=50)
-    chosen = select_pseudo_labels(probabilities, 30, balanced=True, min_confidence=0.0)
+    chosen = select_pseudo_labels(probabilities, 30, shares=np.full(3, 1 / 3), min_confidence=0.0)
     assert len({p.index for p in chosen}) == len(chosen) == 30
     assert np.bincount([p.label for p in chosen]).tolist() == [10, 10, 10]
 
@@ -161,7 +175,7 @@ def test_adapt_table_and_reuse(tmp_path: Path, tiny_models: dict[str, Path], sen
     stages = [
         {"name": "pretrain", "block_size": 32, "max_steps": 2, "batch_size": 8},
         {"name": "finetune"},
-        {"name": "self_train", "rounds": 2, "keep_fraction": 0.5},
+        {"name": "self_train", "rounds": 2, "keep_fraction": 0.5, "balanced": True},  # as older recipes say it
     ]
     recipe = _adapt_recipe(tmp_path, tiny_models["bert"], sentiment_csv, corpus, stages)
     out = tmp_path / "out"
@@ -184,7 +198,8 @@ def test_adapt_table_and_reuse(tmp_path: Path, tiny_models: dict[str, Path], sen
     assert all(row["reused"] == [] for row in table)
     rounds = _stage_record(out, "finetune+self_train")["metrics"]["rounds"]
     assert [r["pseudo_labels"] for r in rounds] == [10, 20]  # keep_fraction 0.5 of 40: 1/2 of it, then all of it
-    assert all(set(r["pseudo_label_shares"].values()) == {0.5} for r in rounds)  # balanced
+    assert all(set(r["pseudo_label_shares"].values()) == {0.5} for r in rounds)  # balanced: true = uniform
+    assert {r["proportions"] for r in rounds} == {"uniform"}
     # The adapted encoder loads as a classifier, and BERT's pooler kept the checkpoint's weights.
     adapted = AutoModelForSequenceClassification.from_pretrained(out / "stages" / "pretrain")
     original = AutoModelForSequenceClassification.from_pretrained(tiny_models["bert"])
@@ -204,26 +219,30 @@ def test_adapt_table_and_reuse(tmp_path: Path, tiny_models: dict[str, Path], sen
     assert len(_stage_record(out, "finetune+self_train")["metrics"]["rounds"]) == 1
 
 
-def test_target_labels_never_reach_training(tmp_path: Path, tiny_models: dict[str, Path], sentiment_csv: Path) -> None:
+def test_target_labels_never_reach_training(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
     """The same corpus with its true labels, with every label flipped, and with no label column: identical
-    pseudo-labels and identical models."""
-    rows = _rows(ELECTRONICS / "train.jsonl", 40)
+    estimated priors, identical pseudo-labels and identical models."""
+    source, corpus, _ = _keyword_data(tmp_path, 0.7)
+    texts = [json.loads(line)["text"] for line in corpus.read_text(encoding="utf-8").splitlines()]
+    rows = [{"text": text, "label": int(i < 140)} for i, text in enumerate(texts)]  # _keyword_data's labels
     variants = {
         "true": rows,
         "flipped": [{**r, "label": 1 - r["label"], "rating": 0} for r in rows],
         "none": [{"text": r["text"]} for r in rows],
     }
-    stages = [{"name": "finetune"}, {"name": "self_train", "rounds": 1, "keep_fraction": 0.5}]
+    stages = [{"name": "finetune"}, {"name": "self_train", "rounds": 1, "keep_fraction": 0.5}]  # estimated
     outputs = {}
     for name, corpus_rows in variants.items():
         folder = tmp_path / name
         folder.mkdir()
         corpus = _jsonl(folder / "corpus.jsonl", corpus_rows)
-        recipe = _adapt_recipe(folder, tiny_models["bert"], sentiment_csv, corpus, stages)
-        result = invoke("run", recipe, "--output-dir", folder / "out")
+        recipe = _adapt_recipe(folder, tiny_models["bert"], source, corpus, stages)
+        result = invoke("run", recipe, "--output-dir", folder / "out", *LEARNS)
         assert result.exit_code == 0, result.output
         stage = folder / "out" / "stages" / "finetune+self_train"
+        (round1,) = _stage_record(folder / "out", "finetune+self_train")["metrics"]["rounds"]
         outputs[name] = (
+            round1["pseudo_label_target_shares"],
             (stage / "pseudo_labels-round1.jsonl").read_text(encoding="utf-8"),
             (stage / "round1" / "model.safetensors").read_bytes(),
         )
@@ -242,6 +261,147 @@ def test_gpt2_and_lora_pretraining(tmp_path: Path, tiny_models: dict[str, Path],
         assert metrics["objective"] == {"gpt2": "clm", "roberta": "mlm"}[model]
         assert metrics["lm_eval_loss_after"] < metrics["lm_eval_loss_before"] + 1.0
         AutoModelForSequenceClassification.from_pretrained(out / "stages" / "pretrain")  # a plain model folder
+
+
+def _keyword_data(folder: Path, positive_share: float) -> tuple[Path, Path, Path]:
+    """Texts a tiny model can learn in seconds (one sentiment word among filler words): a balanced labelled source,
+    and a target corpus and test set with `positive_share` positive texts."""
+    rng = np.random.default_rng(0)
+    filler = [
+        "the",
+        "a",
+        "it",
+        "was",
+        "this",
+        "product",
+        "box",
+        "item",
+        "very",
+        "quite",
+        "really",
+        "and",
+        "but",
+        "with",
+        "for",
+    ]
+    words = {0: ["terrible", "awful", "broken"], 1: ["excellent", "wonderful", "great"]}
+
+    def text(label: int) -> str:
+        chosen = list(rng.choice(filler, size=6))
+        chosen.insert(int(rng.integers(7)), str(rng.choice(words[label])))
+        return " ".join(chosen)
+
+    source = folder / "source.csv"
+    source.write_text(
+        "text,label\n" + "".join(f"{text(i % 2)},{['negative', 'positive'][i % 2]}\n" for i in range(120))
+    )
+    target = [int(i < positive_share * 200) for i in range(200)]
+    corpus = _jsonl(folder / "corpus.jsonl", [{"text": text(label)} for label in target])
+    test = _jsonl(folder / "test.jsonl", [{"text": text(label), "label": label} for label in target[::2]])
+    return source, corpus, test
+
+
+LEARNS = ["-o", "train.epochs=15", "-o", "train.learning_rate=1e-3"]  # enough for a tiny model on keyword data
+
+
+def test_prior_correction_and_estimated_proportions(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    """On a 70%-positive target the estimated prior sets the pseudo-labels' proportions and corrects the final
+    models; the corrected folder is a complete run whose predictions carry the correction; the table shows the
+    estimate beside the predicted shares."""
+    source, corpus, test = _keyword_data(tmp_path, 0.7)
+    stages = [
+        {"name": "finetune"},
+        {"name": "self_train", "rounds": 1, "keep_fraction": 0.5, "proportions": "estimated"},
+        {"name": "prior_correction"},
+    ]
+    recipe = _adapt_recipe(tmp_path, tiny_models["bert"], source, corpus, stages, test=str(test))
+    out = tmp_path / "out"
+    result = invoke("adapt", recipe, "--output-dir", out, *LEARNS)
+    assert result.exit_code == 0, result.output
+    table = json.loads((out / "adapt_table.json").read_text(encoding="utf-8"))["rows"]
+    rows = ["source-only", "+prior correction", "+self-training", "+self-training +prior correction"]
+    assert [r["row"] for r in table] == rows
+    source_only = _stage_record(out, "finetune")["metrics"]
+    estimated = source_only["target_estimated_prior"]
+    # The source-only model under-predicts the positive class; its estimate of the prior moves towards the truth,
+    # and the self-trained model (pseudo-labels in the estimated proportions) estimates the truth itself.
+    assert source_only["target_predicted_shares"]["positive"] < estimated["positive"] < 0.7
+    assert (
+        source_only["target_prior_cross_check"]["bbse"]["positive"] > source_only["target_predicted_shares"]["positive"]
+    )
+    assert table[2]["target_estimated_prior"]["positive"] == pytest.approx(0.7, abs=0.03)
+    assert table[1]["target_accuracy"] > table[0]["target_accuracy"]  # the correction fixes the threshold
+    # Round 1's pseudo-labels come in the proportions estimated from its teacher (the source-only model).
+    (round1,) = _stage_record(out, "finetune+self_train")["metrics"]["rounds"]
+    assert round1["proportions"] == "estimated" and round1["pseudo_label_target_shares"] == pytest.approx(estimated)
+    assert round1["pseudo_labels"] == 100 and round1["pseudo_label_shares"]["positive"] == pytest.approx(
+        estimated["positive"], abs=0.01
+    )
+    # The corrected source-only model: a complete run folder with label_prior.json; predict applies it.
+    corrected = out / "stages" / "finetune+prior_correction"
+    record = json.loads((corrected / "label_prior.json").read_text(encoding="utf-8"))
+    assert record["labels"] == ["negative", "positive"] and record["target_prior"] == pytest.approx(estimated)
+    assert record["corrects"] == str(out / "stages" / "finetune") and record["converged"]
+    texts = ["the box was quite excellent", "it was broken and the item very"]
+    plain = [json.loads(line) for line in invoke("predict", out / "stages" / "finetune", *texts).stdout.splitlines()]
+    fixed = [json.loads(line) for line in invoke("predict", corrected, *texts).stdout.splitlines()]
+    for before, after in zip(plain, fixed, strict=True):
+        z = np.log([before["probabilities"]["negative"], before["probabilities"]["positive"]])
+        z = z * record["logit_scale"] + np.asarray(record["logit_bias"])
+        expected = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+        assert after["probabilities"]["positive"] == pytest.approx(float(expected[1]), abs=1e-3)
+    metrics = json.loads((corrected / "metrics.json").read_text(encoding="utf-8"))
+    assert "eval_before_prior_correction" in metrics
+    assert table[1]["source_accuracy"] == metrics["eval"]["eval_accuracy"]
+    assert "label_prior.json" in (corrected / "README.md").read_text(encoding="utf-8")
+    markdown = (out / "adapt_table.md").read_text(encoding="utf-8")
+    assert "target prior, estimated (cross-check)" in markdown and "(bbse: 30% / 70%)" in markdown
+
+
+def test_the_table_warns_when_the_threshold_does_not_fit_the_target() -> None:
+    from nlp_transfer.recipe import LabelShiftSpec
+    from nlp_transfer.studies.adapt.label_shift import estimate_prior
+    from nlp_transfer.studies.adapt.signals import prior_warnings
+
+    rng = np.random.default_rng(0)
+    source_labels = np.arange(2000) % 2
+    target_labels = (rng.uniform(size=2000) < 0.75).astype(int)
+
+    def logits(labels: np.ndarray) -> np.ndarray:
+        margin = np.where(labels == 1, 1.5, -1.5) + rng.normal(size=len(labels))
+        return np.stack([np.zeros(len(labels)), margin], axis=1)
+
+    estimate = estimate_prior(
+        LabelShiftSpec(), ["negative", "positive"], logits(source_labels), source_labels, logits(target_labels)
+    )
+    assert estimate.prior[1] == pytest.approx(0.75, abs=0.04)
+    leaning = prior_warnings(estimate, {"negative": 0.5, "positive": 0.5}, 0.1)
+    assert len(leaning) == 1 and "predicts negative for 50% of the corpus, but the estimated prior is 25%" in leaning[0]
+    assert prior_warnings(estimate, {"negative": 0.3, "positive": 0.7}, 0.1) == []
+    estimate.cross_check["bbse"] = np.array([0.5, 0.5])
+    assert "the em and bbse estimates of negative differ (25% vs 50%)" in " ".join(
+        prior_warnings(estimate, {"negative": 0.3, "positive": 0.7}, 0.1)
+    )
+
+
+def test_an_edited_corpus_trains_its_stages_again(
+    tmp_path: Path, tiny_models: dict[str, Path], sentiment_csv: Path
+) -> None:
+    """Reuse keys on the data files' contents, not their names: a corpus edited in place is a new input."""
+    rows = _rows(ELECTRONICS / "train.jsonl", 30)
+    corpus = _jsonl(tmp_path / "corpus.jsonl", rows)
+    recipe = _adapt_recipe(tmp_path, tiny_models["bert"], sentiment_csv, corpus, [{"name": "finetune"}])
+    out = tmp_path / "out"
+    assert invoke("run", recipe, "--output-dir", out).exit_code == 0
+    first = _stage_record(out, "finetune")
+    assert invoke("run", recipe, "--output-dir", out).exit_code == 0
+    assert _stage_record(out, "finetune") == first  # same contents: reused, not trained again
+    _jsonl(corpus, [*rows[:-1], {"text": "An edited review: the kettle leaks."}])  # same file, new contents
+    result = invoke("run", recipe, "--output-dir", out)
+    assert result.exit_code == 0, result.output
+    again = _stage_record(out, "finetune")
+    assert again["inputs_hash"] != first["inputs_hash"] and again["seconds"] > 0
+    assert json.loads((out / "adapt_table.json").read_text(encoding="utf-8"))["rows"][0]["reused"] == []
 
 
 # ---- bad input --------------------------------------------------------------------------------------------------
@@ -278,10 +438,47 @@ def test_bad_corpora_and_models(tmp_path: Path, tiny_models: dict[str, Path], se
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
 
 
+def test_estimation_needs_enough_corpus_and_every_class_before_training(
+    tmp_path: Path, tiny_models: dict[str, Path], sentiment_csv: Path
+) -> None:
+    corpus = _jsonl(tmp_path / "corpus.jsonl", _rows(ELECTRONICS / "train.jsonl", 30))
+    correct = [{"name": "finetune"}, {"name": "prior_correction"}]
+    small = _adapt_recipe(tmp_path, tiny_models["bert"], sentiment_csv, corpus, correct, {"min_corpus_texts": 100})
+    user_error(invoke("adapt", small, "--output-dir", tmp_path / "o1"), "30 texts are too few", "min_corpus_texts")
+    assert not (tmp_path / "o1").exists()  # refused before anything was trained or written
+    estimated = [{"name": "finetune"}, {"name": "self_train", "rounds": 1, "proportions": "estimated"}]
+    small = _adapt_recipe(tmp_path, tiny_models["bert"], sentiment_csv, corpus, estimated, {"min_corpus_texts": 100})
+    user_error(invoke("run", small, "--output-dir", tmp_path / "o2"), "too few to estimate", "proportions: estimated")
+    # A source eval split with no negative example: the calibration the estimate rests on cannot be fitted.
+    one_class = tmp_path / "eval.csv"
+    one_class.write_text("text,label\ngreat movie,positive\nloved it,positive\n", encoding="utf-8")
+    recipe = _adapt_recipe(tmp_path, tiny_models["bert"], sentiment_csv, corpus, correct)
+    user_error(
+        invoke("adapt", recipe, "--output-dir", tmp_path / "o3", "-o", f"data.eval={one_class}"),
+        "data.eval",
+        "no example of class negative",
+    )
+    assert not (tmp_path / "o3").exists()
+
+
+def test_a_classifier_that_cannot_tell_the_classes_apart_gives_no_prior(
+    tmp_path: Path, tiny_models: dict[str, Path], sentiment_csv: Path
+) -> None:
+    """An untrained-looking classifier (the tiny model after a few steps) has nearly equal posteriors everywhere:
+    EM cannot settle on a prior, and the correction is refused in one line instead of applied."""
+    corpus = _jsonl(tmp_path / "corpus.jsonl", _rows(ELECTRONICS / "train.jsonl", 30))
+    stages = [{"name": "finetune"}, {"name": "prior_correction"}]
+    recipe = _adapt_recipe(tmp_path, tiny_models["bert"], sentiment_csv, corpus, stages)
+    result = invoke("adapt", recipe, "--output-dir", tmp_path / "out")
+    user_error(result, "adapt.label_shift: the target prior of", "cannot be used")
+    assert "did not converge" in result.output or "degenerate" in result.output
+    assert not (tmp_path / "out" / "stages" / "finetune+prior_correction" / "label_prior.json").exists()
+
+
 def test_self_training_with_a_lora_method(tmp_path: Path, tiny_models: dict[str, Path], sentiment_csv: Path) -> None:
     """Any method trains the classifier stages; the LoRA rounds pseudo-label with the adapter on its base."""
     corpus = _jsonl(tmp_path / "corpus.jsonl", _rows(ELECTRONICS / "train.jsonl", 30))
-    stages = [{"name": "finetune"}, {"name": "self_train", "rounds": 2, "keep_fraction": 0.4}]
+    stages = [{"name": "finetune"}, {"name": "self_train", "rounds": 2, "keep_fraction": 0.4, "proportions": "uniform"}]
     recipe = _adapt_recipe(tmp_path, tiny_models["bert"], sentiment_csv, corpus, stages)
     out = tmp_path / "out"
     result = invoke("run", recipe, "--output-dir", out, "-o", "method.name=lora", "-o", "method.r=4")

@@ -95,7 +95,10 @@ def test_continued_pretraining_killed_mid_stage_resumes_from_its_checkpoint(
 def test_a_self_training_round_reproduces_exactly(
     tmp_path: Path, tiny_models: dict[str, Path], sentiment_csv: Path
 ) -> None:
-    stages: list[dict[str, Any]] = [{"name": "finetune"}, {"name": "self_train", "rounds": 1, "keep_fraction": 0.5}]
+    stages: list[dict[str, Any]] = [
+        {"name": "finetune"},
+        {"name": "self_train", "rounds": 1, "keep_fraction": 0.5, "proportions": "uniform"},
+    ]
     recipe = _adapt_recipe(tmp_path, tiny_models["bert"], sentiment_csv, _corpus(tmp_path), stages)
     ok("run", recipe, "--output-dir", tmp_path / "adapt")
     round_dir = tmp_path / "adapt" / "stages" / "finetune+self_train" / "round1"

@@ -8,6 +8,7 @@ share what they have in common (source-only and +self-training share `finetune`)
     <out>/stages/finetune/                   a normal run folder: the source-only classifier
     <out>/stages/pretrain+finetune/          the classifier fine-tuned from the adapted encoder
     <out>/stages/finetune+self_train/        round1/, round2/ (run folders), pseudo_labels-round<r>.jsonl
+    <out>/stages/finetune+prior_correction/  the source-only classifier with label_prior.json (a run folder)
     <out>/adapt_table.md, adapt_table.json
 
 Every input of every stage is read and checked before the first stage trains (check_inputs). Each stage folder's
@@ -35,7 +36,14 @@ from nlp_transfer.data.assets import default_data_root
 from nlp_transfer.recipe import AdaptSpec, LoadedRecipe, Recipe
 from nlp_transfer.run.folder import ADAPT_MARKER, RECIPE_FILE, RunFolder
 from nlp_transfer.studies.adapt.corpus import TargetTexts, load_corpus, load_target_test
-from nlp_transfer.studies.adapt.stages import RUNNERS, Outcome, Source, check_source, check_stage_inputs
+from nlp_transfer.studies.adapt.stages import (
+    RUNNERS,
+    Outcome,
+    Source,
+    check_estimation,
+    check_source,
+    check_stage_inputs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +53,12 @@ STARTED = "stages_started.json"  # chain -> inputs hash each stage folder was st
 # The rows of `nlp-transfer adapt`: name -> the stages of its chain. Rows whose stages the recipe lacks are left out.
 ROWS: dict[str, tuple[str, ...]] = {
     "source-only": ("finetune",),
+    "+prior correction": ("finetune", "prior_correction"),
     "+continued pre-training": ("pretrain", "finetune"),
     "+self-training": ("finetune", "self_train"),
+    "+self-training +prior correction": ("finetune", "self_train", "prior_correction"),
     "both": ("pretrain", "finetune", "self_train"),
+    "both +prior correction": ("pretrain", "finetune", "self_train", "prior_correction"),
 }
 
 
@@ -127,11 +138,13 @@ def run_rows(loaded: LoadedRecipe, rows: dict[str, tuple[str, ...]], options: Ad
 
 def check_inputs(adaptation: Adaptation, stages: set[str]) -> None:
     """Read and check everything any stage will read, before the first one trains: the target corpus and test set,
-    the labelled source data with the recipe's task, model and method, continued pre-training's settings."""
+    the labelled source data with the recipe's task, model and method, continued pre-training's settings, and
+    what estimating the target prior needs (when a stage uses the estimate)."""
     corpus, test = adaptation.corpus, adaptation.test
     check_stage_inputs(adaptation.loaded, adaptation.spec, stages, corpus)  # pretrain's, the first stage's
     if "finetune" in stages:
         adaptation.source = check_source(adaptation.loaded, adaptation.options.data_root, test)
+        check_estimation(adaptation.spec, stages, adaptation.source, corpus)
 
 
 def chain_rows(spec: AdaptSpec, all_rows: bool) -> dict[str, tuple[str, ...]]:
@@ -214,6 +227,8 @@ def _table_row(row: str, outcomes: list[Outcome]) -> dict[str, Any]:
         "target_entropy",
         "target_balance",
         "target_predicted_shares",
+        "target_estimated_prior",
+        "target_prior_cross_check",
     )
     return {
         "row": row,
@@ -222,4 +237,5 @@ def _table_row(row: str, outcomes: list[Outcome]) -> dict[str, Any]:
         "seconds": round(sum(o.seconds for o in outcomes), 1),
         "model": str(outcomes[-1].model_dir),
         "reused": [o.stage for o in outcomes if o.skipped],
+        "warnings": last.get("warnings", []),
     }

@@ -1,6 +1,7 @@
 """What each adapt stage does: pretrain (continued pre-training on the target corpus), finetune (the recipe's method
-on the labelled source) and self_train (rounds of pseudo-labelling the target and training again), and how a
-classifier is scored on both domains. chain.py decides which stages run and reuses finished ones.
+on the labelled source), self_train (rounds of pseudo-labelling the target and training again) and prior_correction
+(correction.py). signals.py scores each classifier on both domains; chain.py decides which stages run and reuses
+finished ones.
 
 A self-training round is an ordinary run: its pseudo-labels are a data file in the source's own columns and label
 form (pseudo_labels-round<r>.jsonl), listed in the round's data.train. The round's recorded recipe and data hashes
@@ -12,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,21 +34,26 @@ from nlp_transfer.recipe import (
     SelfTrainStage,
     describe_validation_error,
 )
-from nlp_transfer.run.folder import CHECKPOINTS_DIR, METRICS_FILE, RunFolder, read_status
+from nlp_transfer.run.folder import CHECKPOINTS_DIR, RunFolder, read_status
 from nlp_transfer.run.pipeline import RunOptions, prepare_run, run
 from nlp_transfer.studies.adapt.corpus import TargetTexts
+from nlp_transfer.studies.adapt.correction import corrected_copy
+from nlp_transfer.studies.adapt.label_shift import check_estimable
 from nlp_transfer.studies.adapt.pretrain import check_pretraining, continue_pretraining
 from nlp_transfer.studies.adapt.selftrain import PseudoLabel, select_pseudo_labels
-from nlp_transfer.studies.adapt.signals import class_probabilities, label_free_signals, target_metrics
+from nlp_transfer.studies.adapt.signals import (
+    CORPUS_LOGITS,
+    estimate_for,
+    evaluate_domains,
+    softmax,
+    stage_label_names,
+)
 from nlp_transfer.tasks.classification import gold_ids
 
 if TYPE_CHECKING:
     from nlp_transfer.studies.adapt.chain import Adaptation
 
 log = logging.getLogger(__name__)
-
-CORPUS_PROBABILITIES = "corpus_probabilities.npy"  # (N, K) of the stage's classifier on the target corpus
-STAGE_LABELS = "stage_labels.json"  # the classifier's label names, in id order
 
 
 @dataclass
@@ -70,6 +75,9 @@ class Source:
     label_names: list[str]
     label_ids_are_values: bool  # the label column holds class ids (ints), not class names
     declared: bool  # task.labels names the classes
+    eval_texts: list[str]  # the labelled source eval split: calibration and label-shift estimation read it
+    eval_pairs: list[str] | None  # its second texts, for a text-pair task
+    eval_labels: np.ndarray  # (M,) class ids
     file_hashes: dict[str, str] = field(default_factory=dict)
 
     def value(self, class_id: int) -> Any:
@@ -84,17 +92,29 @@ def check_source(loaded: LoadedRecipe, data_root: Path | None, test: TargetTexts
     target test labels checked against the source's."""
     setup = prepare_run(supervised_recipe(loaded, None), RunOptions(data_root=data_root))
     task: Any = loaded.recipe.task
-    train = setup.data.splits["train"]
+    train, evaluation = setup.data.splits["train"], setup.data.splits["eval"]
     label_type = str(getattr(train.features.get(task.label), "dtype", ""))
+    names, declared = setup.prepared.label_names, task.labels is not None
     source = Source(
-        label_names=setup.prepared.label_names,
+        label_names=names,
         label_ids_are_values=label_type.startswith("int"),
-        declared=task.labels is not None,
+        declared=declared,
+        eval_texts=[str(text) for text in evaluation[task.text]],
+        eval_pairs=[str(text) for text in evaluation[task.text_pair]] if task.text_pair else None,
+        eval_labels=gold_ids(evaluation[task.label], names, declared, "data.eval", fix="fix the eval file"),
         file_hashes=setup.data.file_hashes,
     )
     if test is not None and test.labels is not None:
         gold_ids(test.labels, source.label_names, source.declared, f"adapt.target.test ({', '.join(test.sources)})")
     return source
+
+
+def check_estimation(spec: AdaptSpec, stages: set[str], source: Source, corpus: TargetTexts) -> None:
+    """When a stage uses the estimated target prior: every class in the source eval split, a corpus big enough."""
+    self_train = spec.stage("self_train")
+    estimated = isinstance(self_train, SelfTrainStage) and self_train.proportions == "estimated"
+    if "prior_correction" in stages or ("self_train" in stages and estimated):
+        check_estimable(spec.label_shift, source.label_names, source.eval_labels, len(corpus.texts))
 
 
 def check_stage_inputs(loaded: LoadedRecipe, spec: AdaptSpec, stages: set[str], corpus: TargetTexts) -> None:
@@ -130,7 +150,7 @@ def _pretrain(adaptation: Adaptation, config: Any, folder: Path, previous: Outco
 def _finetune(adaptation: Adaptation, config: Any, folder: Path, previous: Outcome | None) -> Outcome:
     start = str(previous.model_dir.resolve()) if previous is not None else None
     _train_classifier(adaptation, supervised_recipe(adaptation.loaded, start), folder)
-    metrics = _evaluate_domains(adaptation, folder)
+    metrics = evaluate_domains(adaptation, folder)
     return Outcome("finetune", folder, start, metrics, 0.0)
 
 
@@ -138,16 +158,15 @@ def _self_train(adaptation: Adaptation, config: Any, folder: Path, previous: Out
     assert isinstance(config, SelfTrainStage) and previous is not None and adaptation.source is not None
     texts = adaptation.corpus.texts
     teacher = previous.model_dir
-    names = _label_names(teacher)
+    names = stage_label_names(teacher)
     rounds = []
     round_dir = teacher
     base = supervised_recipe(adaptation.loaded, previous.start_model, config.epochs, config.learning_rate)
     for round_number in range(1, config.rounds + 1):
-        probabilities = np.load(teacher / CORPUS_PROBABILITIES, allow_pickle=False)
+        probabilities = softmax(np.load(teacher / CORPUS_LOGITS, allow_pickle=False))
         keep = round(config.keep_fraction * round_number / config.rounds * len(texts))
-        chosen = select_pseudo_labels(
-            probabilities, keep, balanced=config.balanced, min_confidence=config.min_confidence
-        )
+        shares = _pseudo_label_shares(adaptation, config, teacher, len(names))
+        chosen = select_pseudo_labels(probabilities, keep, shares=shares, min_confidence=config.min_confidence)
         if not chosen:
             raise UserError(
                 f"adapt.stages (self_train): round {round_number} kept no pseudo-labels; lower min_confidence "
@@ -156,13 +175,15 @@ def _self_train(adaptation: Adaptation, config: Any, folder: Path, previous: Out
         pseudo = _write_pseudo_labels(folder / f"pseudo_labels-round{round_number}.jsonl", adaptation, chosen, texts)
         round_dir = folder / f"round{round_number}"
         _train_classifier(adaptation, with_extra_train(base, pseudo, len(chosen)), round_dir)
-        evaluation = _evaluate_domains(adaptation, round_dir)
-        shares = np.bincount([p.label for p in chosen], minlength=len(names)) / len(chosen)
+        evaluation = evaluate_domains(adaptation, round_dir)
+        taken = np.bincount([p.label for p in chosen], minlength=len(names)) / len(chosen)
         rounds.append(
             {
                 "round": round_number,
                 "pseudo_labels": len(chosen),
-                "pseudo_label_shares": dict(zip(names, shares.round(4).tolist(), strict=True)),
+                "proportions": config.proportions,
+                "pseudo_label_target_shares": _named(names, shares) if shares is not None else None,
+                "pseudo_label_shares": _named(names, taken),
                 "pseudo_label_mean_probability": round(float(np.mean([p.probability for p in chosen])), 4),
                 **evaluation,
             }
@@ -172,10 +193,33 @@ def _self_train(adaptation: Adaptation, config: Any, folder: Path, previous: Out
     return Outcome("self_train", round_dir, previous.start_model, {**rounds[-1], "rounds": rounds}, 0.0)
 
 
+def _prior_correction(adaptation: Adaptation, config: Any, folder: Path, previous: Outcome | None) -> Outcome:
+    """The previous classifier, copied with its correction for the estimated target prior (correction.py)."""
+    assert previous is not None
+    metrics = corrected_copy(adaptation, previous.model_dir, folder)
+    return Outcome("prior_correction", folder, previous.start_model, metrics, 0.0)
+
+
+def _pseudo_label_shares(adaptation: Adaptation, config: SelfTrainStage, teacher: Path, k: int) -> np.ndarray | None:
+    """The class proportions of a round's pseudo-labels (None: the teacher's argmax decides)."""
+    if config.proportions == "uniform":
+        return np.full(k, 1.0 / k)
+    if config.proportions == "predicted":
+        return None
+    estimate = estimate_for(adaptation, teacher, required=True)
+    assert estimate is not None
+    return estimate.prior
+
+
+def _named(names: list[str], values: np.ndarray) -> dict[str, float]:
+    return dict(zip(names, np.round(values, 4).tolist(), strict=True))
+
+
 RUNNERS: dict[str, Callable[[Adaptation, Any, Path, Outcome | None], Outcome]] = {
     "pretrain": _pretrain,
     "finetune": _finetune,
     "self_train": _self_train,
+    "prior_correction": _prior_correction,
 }
 
 
@@ -241,30 +285,3 @@ def _train_classifier(adaptation: Adaptation, loaded: LoadedRecipe, run_dir: Pat
         output_dir=run_dir, overwrite=not resume, resume=resume, data_root=adaptation.options.data_root
     )
     run(loaded, options)
-
-
-def _label_names(run_dir: Path) -> list[str]:
-    return list(json.loads((run_dir / STAGE_LABELS).read_text(encoding="utf-8")))
-
-
-def _evaluate_domains(adaptation: Adaptation, run_dir: Path) -> dict[str, Any]:
-    """Source dev (from the run's own evaluation), target test (labels read here only), label-free signals on the
-    target corpus. The corpus probabilities are kept for the next self-training round."""
-    started = time.perf_counter()
-    source = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8"))["eval"]
-    probabilities, names = class_probabilities(run_dir, adaptation.corpus.texts)
-    np.save(run_dir / CORPUS_PROBABILITIES, probabilities, allow_pickle=False)
-    RunFolder(run_dir).write_json(STAGE_LABELS, names)
-    result: dict[str, Any] = {
-        "source_accuracy": source["eval_accuracy"],
-        "source_macro_f1": source["eval_macro_f1"],
-        **label_free_signals(probabilities, names),
-    }
-    test = adaptation.test
-    if test is not None and test.labels is not None:
-        test_probabilities, _ = class_probabilities(run_dir, test.texts)
-        declared = adaptation.loaded.recipe.task.labels is not None  # type: ignore[union-attr]
-        gold = gold_ids(test.labels, names, declared, f"adapt.target.test ({', '.join(test.sources)})")
-        result.update(target_metrics(test_probabilities, gold, names))
-    result["eval_seconds"] = round(time.perf_counter() - started, 1)
-    return result

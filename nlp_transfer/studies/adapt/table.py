@@ -14,22 +14,32 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "target macro-F1": ("target_macro_f1", "percent"),
     "target entropy": ("target_entropy", "plain"),
     "target predicted shares": ("target_predicted_shares", "shares"),
+    "target prior, estimated (cross-check)": ("target_estimated_prior", "prior"),
     "time (s)": ("seconds", "plain"),
 }
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The table, then the label-free warnings of each row (where its signals disagree)."""
     header = "| model | " + " | ".join(COLUMNS) + " |"
     lines = [header, "|" + "---|" * (len(COLUMNS) + 1)]
     for row in rows:
-        cells = [_show(row.get(key), how) for key, how in COLUMNS.values()]
+        cells = [_show(row.get(key), how, row) for key, how in COLUMNS.values()]
         lines.append(f"| {row['row']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    warnings = [f"- {row['row']}: {warning}" for row in rows for warning in row.get("warnings") or []]
+    return "\n".join(lines) + "\n" + ("\nWarnings (label-free):\n" + "\n".join(warnings) + "\n" if warnings else "")
 
 
-def _show(value: Any, how: str) -> str:
+def _show(value: Any, how: str, row: dict[str, Any]) -> str:
     if value is None:
         return "-"
+    if how == "prior":
+        checks = row.get("target_prior_cross_check") or {}
+        shown = [
+            f"{name}: " + " / ".join(f"{100 * share:.0f}%" for share in shares.values())
+            for name, shares in checks.items()
+        ]
+        return _show(value, "shares", row) + (f" ({'; '.join(shown)})" if shown else "")
     if how == "percent":
         return f"{100 * value:.2f}"
     if how == "shares":
@@ -43,9 +53,13 @@ def save_table(out_dir: Path, rows: list[dict[str, Any]]) -> str:
     explained = (
         "Source acc: accuracy on the labelled source eval split. Target acc / macro-F1: on adapt.target.test, whose "
         "labels are used for this evaluation only. Label-free signals, from the unlabelled target corpus: entropy "
-        "(mean prediction entropy / log K; lower = more confident) and the predicted class shares (the true shares "
-        "are unknown without labels; a model that predicts one class far more often than the source prior "
-        "suggests is suspect). Time: wall seconds to build the row's model from scratch, shared stages included.\n"
+        "(mean prediction entropy / log K; lower = more confident), the predicted class shares, and the target's "
+        "class prior estimated without labels (adapt.label_shift: EM on calibrated posteriors, Saerens et al. 2002, "
+        "or BBSE, Lipton et al. 2018; the other estimator in brackets). A model whose predicted shares are far from "
+        "the estimated prior has a decision threshold that does not fit the target; estimators that disagree mean "
+        "the classes look different on the target, and neither estimate is sure. +prior correction rows apply the "
+        "estimated prior (label_prior.json in the model folder; predict, evaluate and export apply it). Time: wall "
+        "seconds to build the row's model from scratch, shared stages included.\n"
     )
     folder = RunFolder(out_dir)
     folder.write_text("adapt_table.md", "# Domain adaptation\n\n" + table + "\n" + explained)
