@@ -33,6 +33,9 @@ class PooledMetrics:
         self.pooling = pooling
         self.outputs: list[np.ndarray] = []
         self.labels: list[np.ndarray] = []
+        # The last scored evaluation, one row per text (windows pooled): what run.report draws its views from.
+        self.predictions: np.ndarray | None = None
+        self.label_ids: np.ndarray | None = None
 
     def __call__(self, prediction: EvalPrediction, compute_result: bool = True) -> dict[str, float]:
         outputs = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
@@ -46,6 +49,7 @@ class PooledMetrics:
             pooled, kept = pool_windows(outputs, labels, self.documents[: len(outputs)], self.pooling)
             assert kept is not None
             outputs, labels = pooled, kept
+        self.predictions, self.label_ids = outputs, labels
         return self.score(outputs, labels)
 
 
