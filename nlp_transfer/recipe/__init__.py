@@ -6,6 +6,7 @@ from nlp_transfer.recipe.base import DataFile, SplitSpec, Strict
 from nlp_transfer.recipe.loading import LoadedRecipe, apply_override, dump_yaml, load_recipe, replace_method
 from nlp_transfer.recipe.messages import describe_validation_error
 from nlp_transfer.recipe.method_specs import (
+    ContrastiveMethod,
     FullMethod,
     LoraMethod,
     MethodSpec,
@@ -16,11 +17,13 @@ from nlp_transfer.recipe.method_specs import (
 )
 from nlp_transfer.recipe.schema import CardSpec, DataSpec, ModelSpec, OutputSpec, Recipe, TrainSpec
 from nlp_transfer.recipe.task_specs import ClassificationTask, QuestionAnsweringTask, TaskSpec
+from nlp_transfer.recipe.tune_spec import SearchRange, TuneSpec, field_path_problem
 
 __all__ = [
     "AdaptSpec",
     "CardSpec",
     "ClassificationTask",
+    "ContrastiveMethod",
     "DataFile",
     "DataSpec",
     "FullMethod",
@@ -35,16 +38,19 @@ __all__ = [
     "QuestionAnsweringTask",
     "Recipe",
     "ScratchMethod",
+    "SearchRange",
     "SelfTrainStage",
     "SplitSpec",
     "Strict",
     "TargetDomain",
     "TaskSpec",
     "TrainSpec",
+    "TuneSpec",
     "UnfreezeLastMethod",
     "apply_override",
     "describe_validation_error",
     "dump_yaml",
+    "field_path_problem",
     "load_recipe",
     "replace_method",
 ]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import transformers
 from torch import nn
-from transformers import PreTrainedTokenizerBase, set_seed
+from transformers import PreTrainedTokenizerBase, TrainerCallback, set_seed
 
 from nlp_transfer.data.assets import Asset, default_data_root, resolve_model
 from nlp_transfer.data.loading import LoadedData, load_data
@@ -53,6 +53,7 @@ class RunOptions:
     data_root: Path | None = None  # overrides $NLP_TRANSFER_DATA and ../shared/data
     resume: bool = False  # continue an unfinished run folder from its last good checkpoint (resume.py)
     force: bool = False  # resume even though the recipe changed
+    callbacks: list[TrainerCallback] = dataclasses.field(default_factory=list)  # join every phase's Trainer (tune)
 
 
 @dataclass
@@ -103,7 +104,7 @@ def run(loaded: LoadedRecipe, options: RunOptions) -> RunResult:
         folder.write_json(TASK_FILE, {"name": recipe.task.name, **setup.prepared.resolved})
         for note in setup.notes:
             log.info("data: %s", note)
-        return train_and_save(setup, folder, resume=options.resume)
+        return train_and_save(setup, folder, resume=options.resume, callbacks=options.callbacks)
 
 
 def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
@@ -136,6 +137,9 @@ def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
 
     pretrained = load_model(task.auto_model_class, model_asset, recipe.model, tokenizer, **prepared.model_kwargs)
     model = method.prepare(pretrained, task)
+    check_data = getattr(method, "check_data", None)  # a method that needs more of the data (contrastive pairs)
+    if check_data is not None:
+        check_data(prepared)
     return PreparedRun(
         loaded=loaded,
         task=task,

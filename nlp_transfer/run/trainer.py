@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -210,11 +210,13 @@ def build_trainer(
     run_dir: Path,
     phase: str,
     loss: LossFunction | None = None,
+    extra_callbacks: Sequence[TrainerCallback] = (),
 ) -> TaskTrainer:
     """The Trainer for one phase of any run (a method's phase, or continued pre-training): its checkpoints go to
     checkpoints/<phase>, sealed; its log lines name the phase; a signal stops it cleanly with a checkpoint."""
     spec = inputs.train
     callbacks: list[TrainerCallback] = [JsonlLogger(run_dir / TRAINER_LOG, phase), SealCheckpoints()]
+    callbacks += extra_callbacks  # the caller's own (a tune trial's pruning)
     if spec.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=spec.early_stopping_patience))
     if spec.checkpoint_steps is not None:
