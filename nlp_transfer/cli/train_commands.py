@@ -174,6 +174,10 @@ def compare(
     keep_runs: Annotated[
         bool, typer.Option("--keep-runs", help="keep every run folder (each holds a model; they fill the disk)")
     ] = False,
+    per_class: Annotated[
+        bool,
+        typer.Option("--per-class", help="--train-sizes count examples of each label: class-balanced few-shot sets"),
+    ] = False,
 ) -> None:
     """Methods x training-set sizes x seeds on one recipe: a markdown table and a learning-curve PNG."""
     from nlp_transfer.recipe import load_recipe
@@ -186,6 +190,7 @@ def compare(
         seeds=seeds,
         output_dir=output_dir,
         keep_runs=keep_runs,
+        per_class=per_class,
     )
     loaded = load_recipe(recipe, override)
     install_handlers()  # a stopped compare keeps its finished cells

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import statistics
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ class CompareOptions:
     seeds: int = 1
     output_dir: Path | None = None
     keep_runs: bool = False
+    per_class: bool = False  # train sizes count examples of each label (class-balanced few-shot sets)
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,9 @@ def run_compare(loaded: LoadedRecipe, options: CompareOptions) -> Path:
     recipe = loaded.recipe
     folder = options.output_dir or Path(recipe.output.root) / f"compare-{loaded.name}-{_timestamp()}"
     info = _data_info(loaded)
-    sizes = _clamp(options.train_sizes, info["train_pool"], recipe.data.max_train_samples)
+    info["per_class"] = options.per_class
+    pool = info["smallest_class"] if options.per_class else info["train_pool"]
+    sizes = _clamp(options.train_sizes, pool, recipe.data.max_train_samples)
     seeds = [recipe.train.seed + i for i in range(options.seeds)]
     info.update(seeds=seeds, metric=recipe.train.metric_for_best)
     record = _open_record(folder / "compare.json", loaded, info)
@@ -101,12 +105,13 @@ def run_compare(loaded: LoadedRecipe, options: CompareOptions) -> Path:
             if (method, size, seed) in done:
                 print(f"{where}: skipping, already in compare.json")
                 continue
-            cell_recipe = _cell_recipe(loaded, method, size, seed)
+            cell_recipe = _cell_recipe(loaded, method, size, seed, options.per_class)
             print(f"{where}: training (learning rate {_learning_rate_label(_learning_rates(cell_recipe))})")
             result = run(
                 cell_recipe, RunOptions(output_dir=folder / "runs" / f"{method}-n{size}-s{seed}", overwrite=True)
             )
-            cell = _cell(cell_recipe, size, result.metrics)
+            rows_trained = size * info["labels"] if options.per_class else size
+            cell = _cell(cell_recipe, size, result.metrics, rows_trained)
             record["cells"].append(cell)
             _write_json(folder / "compare.json", record)  # after every cell: an interruption keeps what finished
             if not options.keep_runs:
@@ -125,8 +130,9 @@ def run_compare(loaded: LoadedRecipe, options: CompareOptions) -> Path:
     report = markdown_report(rows, info)
     (folder / "compare.md").write_text(report, encoding="utf-8")
     print(report)
-    title = f"{loaded.name}: eval {info['metric']} vs labelled training examples"
-    if plot_learning_curve(rows, folder / "learning_curve.png", title, f"eval {info['metric']}"):
+    examples = "labelled training examples" + (" per class" if options.per_class else "")
+    title = f"{loaded.name}: eval {info['metric']} vs {examples}"
+    if plot_learning_curve(rows, folder / "learning_curve.png", title, f"eval {info['metric']}", xlabel=examples):
         print(f"wrote {folder / 'compare.md'}, {folder / 'learning_curve.png'} and compare.json")
     else:
         print(f"wrote {folder / 'compare.md'} and compare.json; install nlp-transfer[plot] for the PNG")
@@ -139,13 +145,18 @@ def _data_info(loaded: LoadedRecipe) -> dict[str, Any]:
     from nlp_transfer.data.loading import load_data
 
     recipe = loaded.recipe
+    label_column = str(getattr(recipe.task, "label", "label"))
     data = load_data(
-        recipe.data.model_copy(update={"max_train_samples": None}),  # the whole pool; each run takes its subset
-        label_column=str(getattr(recipe.task, "label", "label")),
+        # The whole pool; each run takes its subset.
+        recipe.data.model_copy(update={"max_train_samples": None, "max_train_per_class": None}),
+        label_column=label_column,
         seed=recipe.train.seed,
         data_root=default_data_root(),
         base_dir=loaded.path.parent,
     )
+    train = data.splits["train"]
+    labels = train[label_column] if label_column in train.column_names else []
+    per_label = Counter(str(value).strip() for value in labels if value is not None and str(value).strip())
     return {
         "recipe": str(loaded.path),
         "name": loaded.name,
@@ -154,6 +165,9 @@ def _data_info(loaded: LoadedRecipe) -> dict[str, Any]:
         "eval_rows": len(data.splits["eval"]),
         "eval_held_out": recipe.data.eval is None,  # then each seed holds out its own eval rows
         "test_rows": len(data.splits["test"]) if "test" in data.splits else None,
+        # --per-class: how many labels a size is multiplied by, and the most any size can take of each
+        "labels": len(per_label),
+        "smallest_class": min(per_label.values(), default=0),
     }
 
 
@@ -167,7 +181,7 @@ def _clamp(sizes: list[int] | None, pool: int, recipe_limit: int | None) -> list
     return sorted({min(size, pool) for size in sizes})
 
 
-def _cell_recipe(loaded: LoadedRecipe, method: str, size: int, seed: int) -> LoadedRecipe:
+def _cell_recipe(loaded: LoadedRecipe, method: str, size: int, seed: int, per_class: bool = False) -> LoadedRecipe:
     """The recipe with this cell's method, training subset and seed, validated like one written in a file."""
     recipe = loaded.recipe
     if recipe.method.name == method:
@@ -178,7 +192,12 @@ def _cell_recipe(loaded: LoadedRecipe, method: str, size: int, seed: int) -> Loa
             spec["learning_rate"] = RECOMMENDED_LEARNING_RATE[method]
     varied = recipe.model_copy(
         update={
-            "data": recipe.data.model_copy(update={"max_train_samples": size}),
+            "data": recipe.data.model_copy(
+                update={
+                    "max_train_samples": None if per_class else size,
+                    "max_train_per_class": size if per_class else None,
+                }
+            ),
             "train": recipe.train.model_copy(update={"seed": seed}),
         }
     )
@@ -192,16 +211,20 @@ def _learning_rates(loaded: LoadedRecipe) -> dict[str, float]:
     rates = {"learning_rate": getattr(method, "learning_rate", None) or train.learning_rate}
     if hasattr(method, "probe_learning_rate"):
         rates["probe_learning_rate"] = method.probe_learning_rate
+    if hasattr(method, "head_learning_rate"):  # contrastive: the encoder on pairs, then the head
+        rates["head_learning_rate"] = method.head_learning_rate
     return rates
 
 
 def _learning_rate_label(rates: dict[str, Any]) -> str:
     if "probe_learning_rate" in rates:
         return f"{rates['probe_learning_rate']:g} then {rates['learning_rate']:g}"
+    if rates.get("head_learning_rate") is not None:
+        return f"{rates['learning_rate']:g} then head {rates['head_learning_rate']:g}"
     return f"{rates['learning_rate']:g}"
 
 
-def _cell(loaded: LoadedRecipe, size: int, metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _cell(loaded: LoadedRecipe, size: int, metrics: dict[str, dict[str, Any]], rows: int) -> dict[str, Any]:
     metric, train = loaded.recipe.train.metric_for_best, metrics["train"]
     test = metrics.get("test")
     return {
@@ -216,7 +239,7 @@ def _cell(loaded: LoadedRecipe, size: int, metrics: dict[str, dict[str, Any]]) -
         "train_wall_seconds": train["train_wall_seconds"],
         # Per second of the whole run, so that methods compare fairly: the Trainer's own figure for a cached probe
         # counts only the head's steps on precomputed features.
-        "train_samples_per_second": round(size * loaded.recipe.train.epochs / train["train_wall_seconds"], 2),
+        "train_samples_per_second": round(rows * loaded.recipe.train.epochs / train["train_wall_seconds"], 2),
         "eval": metrics["eval"],
         "test": test,
     }
@@ -237,6 +260,11 @@ def _open_record(path: Path, loaded: LoadedRecipe, info: dict[str, Any]) -> dict
         raise UserError(f"{path}: not valid JSON ({err}); delete it or choose another --output-dir") from err
     if record.get("resolved_recipe") != resolved:
         raise UserError(f"{path} was made with a different recipe or overrides; choose another --output-dir")
+    if bool(record.get("info", {}).get("per_class")) != bool(info.get("per_class")):
+        raise UserError(
+            f"{path}: its sizes count {'all' if info.get('per_class') else 'per-class'} examples; "
+            "run with the same --per-class setting, or choose another --output-dir"
+        )
     record["info"] = info
     return record
 
@@ -277,9 +305,10 @@ def aggregate(cells: list[dict[str, Any]]) -> list[Row]:
     return rows
 
 
-def markdown_table(rows: list[Row], metric: str) -> str:
+def markdown_table(rows: list[Row], metric: str, per_class: bool = False) -> str:
     with_test = any(row.test_mean is not None for row in rows)
-    header = ["method", "train examples", f"eval {metric} (mean ± std)"] + ([f"test {metric} (mean)"] * with_test)
+    examples = "train examples per class" if per_class else "train examples"
+    header = ["method", examples, f"eval {metric} (mean ± std)"] + ([f"test {metric} (mean)"] * with_test)
     header += ["trainable parameters", "train time (s)", "train samples/s (wall)", "learning rate"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
@@ -293,7 +322,7 @@ def markdown_table(rows: list[Row], metric: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def verdicts(rows: list[Row], metric: str) -> list[str]:
+def verdicts(rows: list[Row], metric: str, per_class: bool = False) -> list[str]:
     """One line per train size: the best method, and its margin over scratch when scratch ran."""
     sign = -1.0 if metric == "loss" else 1.0  # loss: lower is better, as for checkpoint selection
     lines = []
@@ -302,7 +331,7 @@ def verdicts(rows: list[Row], metric: str) -> list[str]:
         best = max(here, key=lambda row: sign * row.mean)
         top = [row.method for row in here if row.mean == best.mean]  # a tie is said, not settled by list order
         leader = f"{best.method} is best" if len(top) == 1 else f"{', '.join(top)} tie"
-        line = f"- {size:,} examples: {leader} ({metric} {best.mean:.4f})"
+        line = f"- {size:,} examples{' per class' if per_class else ''}: {leader} ({metric} {best.mean:.4f})"
         scratch = next((row for row in here if row.method == "scratch"), None)
         if scratch is not None and scratch.method not in top:
             margin = sign * (best.mean - scratch.mean)
@@ -316,7 +345,7 @@ def verdicts(rows: list[Row], metric: str) -> list[str]:
 
 
 def markdown_report(rows: list[Row], info: dict[str, Any]) -> str:
-    metric, seeds = info["metric"], info["seeds"]
+    metric, seeds, per_class = info["metric"], info["seeds"], bool(info.get("per_class"))
     held_out = " (held out from train, a different draw for each seed)" if info["eval_held_out"] else ""
     test = f"{info['test_rows']:,} rows" if info.get("test_rows") is not None else "none"
     header = [
@@ -325,15 +354,19 @@ def markdown_report(rows: list[Row], info: dict[str, Any]) -> str:
         f"- recipe: `{info['recipe']}` (model `{info['model']}`)",
         f"- main metric: eval {metric} (train.metric_for_best); {'lower' if metric == 'loss' else 'higher'} is better",
         f"- eval data: {info['eval_rows']:,} rows{held_out}; test data: {test}",
-        f"- training pool: {info['train_pool']:,} rows; each run takes a seeded random subset of its size",
+        f"- training pool: {info['train_pool']:,} rows; each run takes a seeded random subset of its size"
+        + (f" per label ({info['labels']} labels, class-balanced)" if per_class else ""),
         f"- seeds: {len(seeds)} ({', '.join(map(str, seeds))}); ± is the sample std over seeds (n - 1), "
         "'± -' means one seed (no spread)",
         "",
     ]
-    return "\n".join([*header, markdown_table(rows, metric), "Verdict:", "", *verdicts(rows, metric)]) + "\n"
+    table, verdict = markdown_table(rows, metric, per_class), verdicts(rows, metric, per_class)
+    return "\n".join([*header, table, "Verdict:", "", *verdict]) + "\n"
 
 
-def plot_learning_curve(rows: list[Row], path: Path, title: str, ylabel: str) -> bool:
+def plot_learning_curve(
+    rows: list[Row], path: Path, title: str, ylabel: str, xlabel: str = "labelled training examples"
+) -> bool:
     """metric vs training examples, one line per method with std error bars; False when matplotlib is missing."""
     try:
         from matplotlib.figure import Figure  # a bare Figure renders with Agg and leaves pyplot's state alone
@@ -357,7 +390,7 @@ def plot_learning_curve(rows: list[Row], path: Path, title: str, ylabel: str) ->
     ticks = sorted(set(sizes))
     axes.set_xticks(ticks, [f"{size:,}" for size in ticks])  # the sizes that ran, not 2x10^1
     axes.minorticks_off()
-    axes.set(title=title, xlabel="labelled training examples", ylabel=ylabel)
+    axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()

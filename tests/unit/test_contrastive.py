@@ -193,3 +193,26 @@ def test_max_train_per_class_is_a_seeded_balanced_subset(tmp_path: Path) -> None
     assert load(0) == load(0) and load(0) != load(1)
     with pytest.raises(ValueError, match="max_train_per_class both take a subset"):
         DataSpec.model_validate({"train": str(path), "max_train_samples": 4, "max_train_per_class": 2})
+
+
+def test_compare_includes_contrastive_on_class_balanced_few_shot_sets(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    data = write_sentiment_csv(tmp_path / "sentiment.csv", copies=6)
+    recipe = write_recipe(
+        tmp_path, tiny_models["bert"], data, data={"eval": str(data)}, train={"epochs": 2, "batch_size": 8}
+    )
+    out = tmp_path / "cmp"
+    # The recipe's method is full, so contrastive runs with its defaults (40 pairs per example).
+    args = ["compare", recipe, "--methods", "probe,contrastive", "--train-sizes", "4", "--per-class"]
+    result = invoke(*args, "--output-dir", out)
+    assert result.exit_code == 0, result.output
+    cells = json.loads((out / "compare.json").read_text())["cells"]
+    assert {(c["method"], c["train_size"]) for c in cells} == {("probe", 4), ("contrastive", 4)}
+    contrastive = [c for c in cells if c["method"] == "contrastive"]
+    assert all(c["head_learning_rate"] == 1e-2 and c["learning_rate"] == 2e-5 for c in contrastive)
+    assert all(c["trainable_parameters"] == c["total_parameters"] for c in contrastive)
+    report = (out / "compare.md").read_text()
+    assert "| method | train examples per class |" in report and "| contrastive | 4 |" in report
+    assert "2e-05 then head 0.01" in report and "- 4 examples per class:" in report
+    user_error(invoke(*args[:-1], "--output-dir", out), "per-class", "--output-dir")  # the same folder, other mode
