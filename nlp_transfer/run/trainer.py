@@ -44,6 +44,7 @@ SET_BY_TRAIN_FIELD = {
     "data_seed": "seed",
     "train_sampling_strategy": "group_by_length",
     "save_strategy": "eval_strategy",
+    "save_steps": "eval_steps",
     "load_best_model_at_end": "eval_strategy",
     "metric_for_best_model": "metric_for_best",
     "greater_is_better": "metric_for_best",
@@ -70,6 +71,7 @@ def training_arguments(spec: TrainSpec, output_dir: Path) -> TrainingArguments:
         "eval_strategy": spec.eval_strategy,
         "eval_steps": spec.eval_steps,
         "save_strategy": spec.eval_strategy,  # checkpoints where evaluations are, so the best one can be kept
+        "save_steps": spec.eval_steps or 500,  # (500: the Trainer's default, unused unless saving by steps)
         "save_total_limit": None,  # TaskTrainer rotates, after sealing (checkpoints.py)
         "load_best_model_at_end": evaluating,
         "metric_for_best_model": spec.metric_for_best if evaluating else None,

@@ -188,3 +188,13 @@ def test_list_choices_are_searched_and_written_back_as_lists(tmp_path: Path, sen
         assert space.recipe(values, tmp_path / "r").recipe.method.target_modules == modules  # type: ignore[union-attr]
     assert seen == {("query", "value"), ("query", "key", "value", "dense")}
     assert yaml.safe_load(recipe.read_text())["tune"]["space"]["method.target_modules"][0] == ["query", "value"]
+
+
+def test_evaluating_every_n_steps_saves_there_too() -> None:
+    """Pruning wants several evaluations a trial (train.eval_steps); the best one is kept, so checkpoints must fall
+    on them: any eval_steps works, not only divisors of the Trainer's default save_steps (500)."""
+    from nlp_transfer.recipe import TrainSpec
+    from nlp_transfer.run.trainer import training_arguments
+
+    arguments = training_arguments(TrainSpec(eval_strategy="steps", eval_steps=40), Path("unused"))
+    assert arguments.save_steps == 40 and arguments.load_best_model_at_end
