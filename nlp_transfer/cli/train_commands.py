@@ -239,6 +239,10 @@ def validate(recipe: RecipeArg, override: OverrideOpt = None) -> None:
 
     loaded = load_recipe(recipe, override)
     training_arguments(loaded.recipe.train, Path("unused"))  # train.trainer passthrough keys are checked here
+    if loaded.recipe.tune is not None:  # every bound and choice of the search space, built into the recipe
+        from nlp_transfer.studies.tune.space import SearchSpace
+
+        SearchSpace(loaded).check()
     typer.echo(
         f"{recipe}: valid ({loaded.recipe.task.name} with {loaded.recipe.method.name} on {loaded.recipe.model.name})"
     )
