@@ -293,7 +293,7 @@ def _adapter_usage(pipeline_tag: str, auto_class: str, base: str, where: str) ->
 
 def _probe_usage(pipeline_tag: str, auto_class: str, base: str, where: str) -> list[str]:
     return [
-        "A probe whose head reads a pooling or layer other than the model's own (see probe.json), so a plain",
+        "The head reads the encoder through a pooling or layer other than the model's own (see probe.json), so a plain",
         "transformers pipeline would pool differently. "
         f"Use: `nlp-transfer predict {where} {EXAMPLES[pipeline_tag][1]}`.",
     ]

@@ -142,6 +142,7 @@ def test_bad_search_spaces_are_one_line_errors_before_any_work(
     recipe = tune_recipe(tmp_path, "no-such-model", sentiment_csv, space=space)  # refused before the model is read
     user_error(invoke("tune", recipe, "--output-dir", tmp_path / "tune"), *fragments)
     assert not (tmp_path / "tune").exists()
+    user_error(invoke("validate", recipe), *fragments)  # validate checks the search space the same way
 
 
 def test_storage_that_cannot_be_opened_is_one_line_without_the_password(sentiment_csv: Path, tmp_path: Path) -> None:
