@@ -4,11 +4,13 @@ that predict / evaluate / export read, class-balanced few-shot subsets, and the 
 from __future__ import annotations
 
 import json
+import signal
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from nlp_transfer.core.errors import UserError
@@ -216,3 +218,26 @@ def test_compare_includes_contrastive_on_class_balanced_few_shot_sets(
     assert "| method | train examples per class |" in report and "| contrastive | 4 |" in report
     assert "2e-05 then head 0.01" in report and "- 4 examples per class:" in report
     user_error(invoke(*args[:-1], "--output-dir", out), "per-class", "--output-dir")  # the same folder, other mode
+
+
+@pytest.mark.subprocess
+def test_a_contrastive_run_killed_in_phase_embeddings_resumes_to_the_uninterrupted_metrics(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    from tests.unit.test_reliability import metrics_of, ok, start_and_stop
+
+    def recipe(folder: Path) -> Path:
+        folder.mkdir()
+        return fewshot_recipe(folder, tiny_models["bert"], pairs_per_example=20)
+
+    straight, killed = recipe(tmp_path / "straight"), recipe(tmp_path / "killed")
+    for path in (straight, killed):
+        raw = yaml.safe_load(path.read_text())
+        raw["train"]["checkpoint_steps"] = 5  # 12 examples x 20 pairs / batch 8 = 30 steps in phase embeddings
+        path.write_text(yaml.safe_dump(raw))
+    ok("run", straight)
+    start_and_stop(killed, "embeddings", signal.SIGKILL, at_step=5)
+    ok("run", killed, "--resume")
+    run = tmp_path / "killed" / "run"
+    assert "resume: from" in (run / "run.log").read_text(encoding="utf-8")
+    assert metrics_of(run) == metrics_of(tmp_path / "straight" / "run")
