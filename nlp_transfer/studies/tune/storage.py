@@ -8,6 +8,7 @@ RetryHeartbeatStaleTrialCallback); so a killed worker costs the trial it was run
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -62,25 +63,34 @@ def open_storage(url: str, heartbeat_seconds: int) -> Any:
         ) from err
     # SQLite: wait for the other workers' writes instead of failing; servers: give up on an unreachable host soon.
     connect = {"timeout": 60} if backend == "sqlite" else {"connect_timeout": 10}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs={"connect_args": connect},
-                heartbeat_interval=heartbeat_seconds,
-                grace_period=3 * heartbeat_seconds,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=RETRIES),
-            )
-    except (SQLAlchemyError, ImportError, ValueError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if parsed.password:
-            reason = reason.replace(str(parsed.password), "***")
-        raise UserError(
-            f"--storage {shown(url)}: cannot open the study database ({reason}); check the host, port, "
-            "user, password and database name, and that its driver is installed (psycopg2 for postgresql://, "
-            "PyMySQL for mysql+pymysql://)"
-        ) from err
+    failure: Exception | None = None
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs={"connect_args": connect},
+                    heartbeat_interval=heartbeat_seconds,
+                    grace_period=3 * heartbeat_seconds,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=RETRIES),
+                )
+        except SQLAlchemyError as err:
+            failure = err
+            if "already exists" not in str(err) and "locked" not in str(err):
+                break  # unreachable, refused, no such database: trying again would not help
+            time.sleep(1.0 + attempt)  # two workers started together raced to create the tables
+        except (ImportError, ValueError) as err:  # no driver installed for this database, or a malformed URL
+            failure = err
+            break
+    reason = str(failure).strip().splitlines()[0] if str(failure).strip() else type(failure).__name__
+    if parsed.password:
+        reason = reason.replace(str(parsed.password), "***")
+    raise UserError(
+        f"--storage {shown(url)}: cannot open the study database ({reason}); check the host, port, user, password "
+        "and database name, and that its driver is installed (psycopg2 for postgresql://, PyMySQL for "
+        "mysql+pymysql://)"
+    ) from failure
 
 
 def identity(loaded: LoadedRecipe) -> dict[str, Any]:

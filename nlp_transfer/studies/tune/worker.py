@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,9 @@ class Worker:
                 break
             if wanted is not None and finished + running >= wanted:
                 # The others' trials would finish the study; wait, in case one of their workers dies.
-                optuna.storages.fail_stale_trials(self.study)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(self.study)
                 time.sleep(min(5.0, float(self.spec.heartbeat_seconds)))
                 continue
             # A fresh sampler per trial, seeded by the trial count: one worker's study is reproducible, a resumed
