@@ -128,10 +128,11 @@ class Worker:
         values = self.space.suggest(trial)
         run_dir = self.folder / TRIALS_DIR / f"trial-{trial.number}"
         trial.set_user_attr("run_dir", str(run_dir))
-        recipe = self.space.recipe(values, run_dir, where=f"trial {trial.number}")
         print(f"[trial {trial.number}] {describe(values)}", flush=True)
         reporter = ReportToTrial(trial, f"eval_{self.metric}")
         try:
+            # Each value was checked alone before the search; a combination can still be refused (a bad trial).
+            recipe = self.space.recipe(values, run_dir, where=f"trial {trial.number}")
             result = run(recipe, RunOptions(output_dir=run_dir, overwrite=True, callbacks=[reporter]))
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)
