@@ -199,3 +199,16 @@ def test_evaluating_every_n_steps_saves_there_too() -> None:
 
     arguments = training_arguments(TrainSpec(eval_strategy="steps", eval_steps=40), Path("unused"))
     assert arguments.save_steps == 40 and arguments.load_best_model_at_end
+
+
+def test_trials_whose_settings_fail_are_recorded_and_three_in_a_row_stop_the_worker(
+    sentiment_csv: Path, tmp_path: Path
+) -> None:
+    # Each value is valid alone (checked before the search); together they are not: every trial fails.
+    space = {"train.eval_strategy": ["no"], "train.early_stopping_patience": [1]}
+    recipe = tune_recipe(tmp_path, "no-such-model", sentiment_csv, space=space)
+    out = tmp_path / "tune"
+    user_error(invoke("tune", recipe, "--output-dir", out), "3 trials in a row failed", "early_stopping_patience")
+    rows = json.loads((out / "trials.json").read_text())["trials"]
+    assert [row["state"] for row in rows] == ["failed"] * 3
+    assert all("needs evaluation" in row["error"] for row in rows)
