@@ -47,6 +47,7 @@ COMMANDS = (
     train_commands.run,
     train_commands.probe,
     train_commands.compare,
+    train_commands.tune,
     train_commands.adapt,
     train_commands.validate,
     train_commands.show,

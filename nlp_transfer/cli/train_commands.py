@@ -1,4 +1,4 @@
-"""Commands that read a recipe: run (and probe), compare, adapt, validate, show; and init, which writes one."""
+"""Commands that read a recipe: run (and probe), compare, tune, adapt, validate, show; and init, which writes one."""
 
 from __future__ import annotations
 
@@ -187,6 +187,10 @@ def compare(
     keep_runs: Annotated[
         bool, typer.Option("--keep-runs", help="keep every run folder (each holds a model; they fill the disk)")
     ] = False,
+    per_class: Annotated[
+        bool,
+        typer.Option("--per-class", help="--train-sizes count examples of each label: class-balanced few-shot sets"),
+    ] = False,
 ) -> None:
     """Methods x training-set sizes x seeds on one recipe: a markdown table and a learning-curve PNG."""
     from nlp_transfer.recipe import load_recipe
@@ -199,10 +203,45 @@ def compare(
         seeds=seeds,
         output_dir=output_dir,
         keep_runs=keep_runs,
+        per_class=per_class,
     )
     loaded = load_recipe(recipe, override)
     install_handlers()  # a stopped compare keeps its finished cells
     run_compare(loaded, options)
+
+
+@reports_errors
+def tune(
+    recipe: RecipeArg,
+    override: OverrideOpt = None,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option("--output-dir", help="tune folder (default <output.root>/tune-<recipe>); the same folder resumes"),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            help="database URL of a study shared by several workers (postgresql://..., mysql+pymysql://...); "
+            "default: SQLite in the tune folder",
+        ),
+    ] = None,
+    study_name: Annotated[str | None, typer.Option("--study-name", help="default tune-<recipe>")] = None,
+) -> None:
+    """Search the recipe's tune.space with Optuna: trials table, best recipe, best run folder, figures."""
+    from nlp_transfer.recipe import load_recipe
+    from nlp_transfer.run.interruption import install_handlers
+    from nlp_transfer.studies.tune import TuneOptions, run_tune
+
+    loaded = load_recipe(recipe, override)
+    install_handlers()  # a stopped trial is queued again; the study keeps every finished one
+    result = run_tune(loaded, TuneOptions(output_dir=output_dir, storage=storage, study_name=study_name))
+    folder, best = result.folder, result.record["best"]
+    typer.echo((folder / "trials.md").read_text(encoding="utf-8"))
+    if best is not None:
+        typer.echo(f"best settings: {folder / 'best_recipe.yaml'} (nlp-transfer run {folder / 'best_recipe.yaml'})")
+    figures = ", ".join(str(folder / name) for name in result.record["figures"])
+    typer.echo(f"wrote {folder / 'trials.md'}, trials.json" + (f", {figures}" if figures else ""))
 
 
 @reports_errors
@@ -213,6 +252,10 @@ def validate(recipe: RecipeArg, override: OverrideOpt = None) -> None:
 
     loaded = load_recipe(recipe, override)
     training_arguments(loaded.recipe.train, Path("unused"))  # train.trainer passthrough keys are checked here
+    if loaded.recipe.tune is not None:  # every bound and choice of the search space, built into the recipe
+        from nlp_transfer.studies.tune.space import SearchSpace
+
+        SearchSpace(loaded).check()
     typer.echo(
         f"{recipe}: valid ({loaded.recipe.task.name} with {loaded.recipe.method.name} on {loaded.recipe.model.name})"
     )

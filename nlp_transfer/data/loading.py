@@ -87,6 +87,9 @@ def load_data(
         loaded.notes.append(
             f"no data.eval: held out {len(held_out['test'])} training rows ({spec.eval_fraction:.0%}, seed {seed})"
         )
+    if spec.max_train_per_class is not None and "train" in rows:
+        rows["train"] = _per_class(rows["train"], label_column, spec.max_train_per_class, seed, loaded.notes)
+        keys["train"] = [*keys["train"], {"per_class": spec.max_train_per_class, "seed": seed}]
     limits = {"train": spec.max_train_samples, "eval": spec.max_eval_samples, "test": spec.max_test_samples}
     for split, limit in limits.items():
         if limit is not None and split in rows and len(rows[split]) > limit:
@@ -258,6 +261,30 @@ def _with_label_lines(
     if label_column in rows.column_names:
         rows = rows.remove_columns(label_column)
     return rows.add_column(label_column, labels), loaded.file_hashes[asset.location]
+
+
+def _per_class(
+    rows: datasets.Dataset, label_column: str, per_class: int, seed: int, notes: list[str]
+) -> datasets.Dataset:
+    """A seeded class-balanced subset: the first `per_class` rows of each label in a seeded shuffle (a few-shot set,
+    as SetFit samples them). Rows without a label are left out; a label with fewer rows gives all it has."""
+    if label_column not in rows.column_names:
+        return rows  # the task names the missing column, with the fix
+    shuffled = rows.shuffle(seed=seed)
+    taken: dict[str, list[int]] = {}
+    for index, value in enumerate(shuffled[label_column]):
+        if value is None or str(value).strip() == "":
+            continue
+        key = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value).strip()  # 1.0 is 1
+        chosen = taken.setdefault(key, [])
+        if len(chosen) < per_class:
+            chosen.append(index)
+    short = {k: len(v) for k, v in taken.items() if len(v) < per_class}
+    notes.append(
+        f"train: {per_class} rows of each of {len(taken)} labels, a seeded class-balanced subset of {len(rows)} rows "
+        f"(seed {seed})" + (f"; fewer rows than that for {short}" if short else "")
+    )
+    return shuffled.select(sorted(i for chosen in taken.values() for i in chosen))
 
 
 def _joined(parts: list[datasets.Dataset], field: str) -> datasets.Dataset:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nlp_transfer.methods.base import Method, Phase, PhaseContext, PhaseInputs, parameter_counts
+from nlp_transfer.methods.contrastive import Contrastive
 from nlp_transfer.methods.full import FullFineTuning
 from nlp_transfer.methods.lora import Lora
 from nlp_transfer.methods.probe import Probe
@@ -17,6 +18,7 @@ METHODS: dict[str, type[Method]] = {
     "lora": Lora,
     "probe_then_finetune": ProbeThenFinetune,
     "scratch": FromScratch,
+    "contrastive": Contrastive,
 }
 
 __all__ = ["METHODS", "Method", "Phase", "PhaseContext", "PhaseInputs", "parameter_counts"]

@@ -4,6 +4,8 @@ A method is asked three things, in this order:
   prepare(model, task)  freeze, wrap or re-initialise; runs before the run folder exists, so bad settings fail early
   phases(model, context) the training phases, each built only when it starts (phase 2 starts from phase 1's head)
   save(model, run_dir)   write what predict needs: a plain model folder, or an adapter plus what rebuilds the model
+and, optionally, check_data(prepared) when the method needs more of the tokenized data than the task checks
+(contrastive: two examples of every label to pair): the pipeline calls it before the run folder exists.
 Reading a model back goes by the files saved, not by the method (trained.LAYOUTS): a merged export of a LoRA run is a
 plain folder whatever its recipe says.
 """

@@ -54,12 +54,16 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
     raise ValueError(f"unknown pooling {pooling!r}")
 
 
-def encode(base_model: nn.Module, inputs: dict[str, torch.Tensor], pooling: str, layer: int) -> torch.Tensor:
-    """Run the encoder on a batch and pool the states of one layer: (B, H)."""
+def encode(
+    base_model: nn.Module, inputs: dict[str, torch.Tensor], pooling: str, layer: int, normalize: bool = False
+) -> torch.Tensor:
+    """Run the encoder on a batch and pool the states of one layer: (B, H), of unit length with `normalize` (what a
+    sentence encoder trained on cosine similarities is read as)."""
     wanted = {k: v for k, v in inputs.items() if k in MODEL_INPUTS}
     outputs = base_model(**wanted, output_hidden_states=layer != -1)
     hidden = outputs.last_hidden_state if layer == -1 else outputs.hidden_states[layer]
-    return pool(hidden.float(), inputs["attention_mask"], pooling)  # pooled in fp32 (under autocast too)
+    pooled = pool(hidden.float(), inputs["attention_mask"], pooling)  # pooled in fp32 (under autocast too)
+    return nn.functional.normalize(pooled, dim=-1) if normalize else pooled
 
 
 class PooledClassifier(nn.Module):
@@ -68,13 +72,13 @@ class PooledClassifier(nn.Module):
     forward() takes token ids like the task model; only the head modules of `model` receive gradients in a probe.
     """
 
-    def __init__(self, model: nn.Module, arch: Architecture, pooling: str, layer: int) -> None:
+    def __init__(self, model: nn.Module, arch: Architecture, pooling: str, layer: int, normalize: bool = False) -> None:
         super().__init__()
         self.model: Any = model
-        self.arch, self.pooling, self.layer = arch, pooling, layer
+        self.arch, self.pooling, self.layer, self.normalize = arch, pooling, layer, normalize
 
     def forward(self, labels: torch.Tensor | None = None, **inputs: Any) -> SequenceClassifierOutput:
-        pooled = encode(self.model.base_model, inputs, self.pooling, self.layer)  # (B, H)
+        pooled = encode(self.model.base_model, inputs, self.pooling, self.layer, self.normalize)  # (B, H)
         logits = self.arch.classify_pooled(head_modules(self.model, self.arch), pooled)  # (B, K)
         loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)
@@ -108,19 +112,21 @@ def extract_features(
     encoder_fingerprint: str,
     data_key: str,
     precision: Precision | None = None,
+    normalize: bool = False,
 ) -> tuple[FeatureDataset, bool]:
     """Pooled features for every example of a tokenized split, from the cache when possible. Returns (data, hit).
 
     The encoder runs in `precision` (the run's: bf16 autocast where the hardware does it), which the cache key
-    records: bf16 features differ from fp32 ones in the third digit."""
+    records: bf16 features differ from fp32 ones in the third digit. `normalize`: unit-length features."""
     precision_name = precision.name if precision is not None else "fp32"
     identity = {"encoder": encoder_fingerprint, "pooling": pooling, "layer": layer, "data": data_key}
-    key = json.dumps(identity | ({"precision": precision_name} if precision_name != "fp32" else {}), sort_keys=True)
+    identity |= {"precision": precision_name} if precision_name != "fp32" else {}
+    key = json.dumps(identity | ({"normalize": True} if normalize else {}), sort_keys=True)
     entry = cache_root() / "features" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.safetensors"
     if entry.is_file():
         tensors = load_file(str(entry))
         return FeatureDataset(tensors), True
-    tensors = {"features": _run_encoder(base_model, split, tokenizer, pooling, layer, precision)}
+    tensors = {"features": _run_encoder(base_model, split, tokenizer, pooling, layer, precision, normalize)}
     if "labels" in split.column_names:
         # class ids (long); multi-label 0/1 rows and regression targets (float) keep their type and shape
         tensors["labels"] = torch.tensor(split["labels"])
@@ -145,6 +151,7 @@ def _run_encoder(
     pooling: str,
     layer: int,
     precision: Precision | None,
+    normalize: bool,
 ) -> torch.Tensor:
     was_training = base_model.training
     base_model.eval()  # no dropout: the features a deployed model sees
@@ -161,7 +168,7 @@ def _run_encoder(
         examples = [{c: rows[c][i] for c in columns} for i in index]
         batch = {k: v.to(device) for k, v in collate(examples).items()}
         with precision.autocast() if precision is not None else nullcontext():
-            vectors = encode(base_model, batch, pooling, layer).float().cpu()  # (b, H)
+            vectors = encode(base_model, batch, pooling, layer, normalize).float().cpu()  # (b, H)
         if pooled.numel() == 0:
             pooled = torch.empty(len(order), vectors.shape[1])
         pooled[torch.tensor(index)] = vectors

@@ -67,7 +67,15 @@ def check_layer(model: nn.Module, arch: Architecture, layer: int) -> int:
 
 
 def features_phase(
-    model: Any, context: PhaseContext, *, pooling: str, layer: int, learning_rate: float, epochs: float, name: str
+    model: Any,
+    context: PhaseContext,
+    *,
+    pooling: str,
+    layer: int,
+    learning_rate: float,
+    epochs: float,
+    name: str,
+    normalize: bool = False,
 ) -> Phase:
     """Encode every split once (cached on disk), then let the Trainer fit the head on the pooled vectors."""
     arch = architecture_of(model, name)
@@ -91,6 +99,7 @@ def features_phase(
                     encoder_fingerprint=fingerprint,
                     data_key=context.prepared.keys.get(split_name) or content_key(split),
                     precision=context.precision,
+                    normalize=normalize,
                 )
         spec = context.train.model_copy(update={"learning_rate": learning_rate, "epochs": epochs})
         return PhaseInputs(
@@ -149,6 +158,8 @@ class Probe:
         if isinstance(model, PooledClassifier):
             save_model_folder(model.model, run_dir, **context)
             pooling = {"pooling": model.pooling, "layer": model.layer}
+            if model.normalize:  # a contrastive run's head reads unit-length embeddings
+                pooling["normalize"] = True
             (run_dir / PROBE_FILE).write_text(json.dumps(pooling, indent=2) + "\n", encoding="utf-8")
         else:
             save_model_folder(model, run_dir, **context)
@@ -159,4 +170,6 @@ class Probe:
         if not (run_dir / PROBE_FILE).is_file():
             return model
         pooling = json.loads((run_dir / PROBE_FILE).read_text(encoding="utf-8"))
-        return PooledClassifier(model, architecture_of(model, "probe"), pooling["pooling"], int(pooling["layer"]))
+        arch = architecture_of(model, "probe")
+        normalize = bool(pooling.get("normalize", False))
+        return PooledClassifier(model, arch, pooling["pooling"], int(pooling["layer"]), normalize)

@@ -14,6 +14,7 @@ from nlp_transfer.recipe.base import DataFile, SplitSpec, Strict
 from nlp_transfer.recipe.loading import LoadedRecipe, apply_override, dump_yaml, load_recipe, replace_method
 from nlp_transfer.recipe.messages import describe_validation_error
 from nlp_transfer.recipe.method_specs import (
+    ContrastiveMethod,
     FullMethod,
     LoraMethod,
     MethodSpec,
@@ -32,6 +33,7 @@ from nlp_transfer.recipe.task_specs import (
     TaskSpec,
     TextTaskSpec,
 )
+from nlp_transfer.recipe.tune_spec import SearchRange, TuneSpec, field_path_problem
 
 __all__ = [
     "LOWER_IS_BETTER",
@@ -39,6 +41,7 @@ __all__ = [
     "AugmentSpec",
     "CardSpec",
     "ClassificationTask",
+    "ContrastiveMethod",
     "DataFile",
     "DataSpec",
     "ExtraMetric",
@@ -58,6 +61,7 @@ __all__ = [
     "Recipe",
     "RegressionTask",
     "ScratchMethod",
+    "SearchRange",
     "SelfTrainStage",
     "SplitSpec",
     "Strict",
@@ -65,10 +69,12 @@ __all__ = [
     "TaskSpec",
     "TextTaskSpec",
     "TrainSpec",
+    "TuneSpec",
     "UnfreezeLastMethod",
     "apply_override",
     "describe_validation_error",
     "dump_yaml",
+    "field_path_problem",
     "load_recipe",
     "replace_method",
 ]

@@ -75,7 +75,42 @@ class ScratchMethod(Strict):
     learning_rate: float | None = Field(None, gt=0, description="defaults to train.learning_rate")
 
 
+class ContrastiveMethod(Strict):
+    """Few-shot (the SetFit recipe): phase `embeddings` fine-tunes the encoder on pairs of labelled examples (same
+    label pulled together, different labels pushed apart); phase `head` trains the head on the frozen embeddings."""
+
+    name: Literal["contrastive"]
+    pairs_per_example: int = Field(
+        40,
+        ge=2,
+        description="pairs that start at each labelled example, half with a partner of the same label and half "
+        "with one of another label (SetFit's num_iterations x 2)",
+    )
+    loss: Literal["cosine", "contrastive"] = Field(
+        "cosine",
+        description="cosine: squared error between the pair's cosine similarity and its target (1 same label, "
+        "0 different; SetFit's default); contrastive: pull same-label pairs together, push others past a margin",
+    )
+    margin: float = Field(
+        0.5, gt=0, le=2, description="cosine distance other-label pairs are pushed past (loss contrastive)"
+    )
+    pooling: Pooling = Field(
+        "mean", description="how one embedding is taken from the token states (mean: what sentence encoders use)"
+    )
+    normalize: bool = Field(True, description="scale each embedding to unit length before the head reads it")
+    epochs: float = Field(1, gt=0, description="passes over the pairs in phase embeddings")
+    learning_rate: float = Field(2e-5, gt=0, description="the encoder's learning rate in phase embeddings")
+    head_epochs: float = Field(50, gt=0, description="epochs of phase head (a few dozen examples: one step each)")
+    head_learning_rate: float = Field(1e-2, gt=0, description="the head's learning rate (phase head)")
+
+
 MethodSpec = Annotated[
-    FullMethod | ProbeMethod | UnfreezeLastMethod | LoraMethod | ProbeThenFinetuneMethod | ScratchMethod,
+    FullMethod
+    | ProbeMethod
+    | UnfreezeLastMethod
+    | LoraMethod
+    | ProbeThenFinetuneMethod
+    | ScratchMethod
+    | ContrastiveMethod,
     Field(discriminator="name"),
 ]

@@ -18,6 +18,7 @@ from nlp_transfer.recipe.augment_spec import AugmentSpec
 from nlp_transfer.recipe.base import DataFormat, Delimiter, SplitSpec, Strict
 from nlp_transfer.recipe.method_specs import FullMethod, MethodSpec
 from nlp_transfer.recipe.task_specs import TaskSpec
+from nlp_transfer.recipe.tune_spec import TuneSpec, field_path_problem
 
 
 class ModelSpec(Strict):
@@ -43,8 +44,19 @@ class DataSpec(Strict):
     hub_config: str | None = Field(None, description="configuration name of a hub dataset (e.g. glue's sst2)")
     eval_fraction: float = Field(0.1, gt=0, lt=1)
     max_train_samples: int | None = Field(None, gt=0, description="seeded random subset of train")
+    max_train_per_class: int | None = Field(
+        None, gt=0, description="seeded class-balanced subset of train: this many rows of each label (few-shot sets)"
+    )
     max_eval_samples: int | None = Field(None, gt=0)
     max_test_samples: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_train_subset(self) -> DataSpec:
+        if self.max_train_samples is not None and self.max_train_per_class is not None:
+            raise ValueError(
+                "data.max_train_samples and data.max_train_per_class both take a subset of train; set only one"
+            )
+        return self
 
 
 # ---- training -------------------------------------------------------------------------------------------------
@@ -197,6 +209,9 @@ class Recipe(Strict):
     adapt: AdaptSpec | None = Field(
         None, description="unlabelled domain adaptation: a target corpus and stages (see recipes/movies_to_products)"
     )
+    tune: TuneSpec | None = Field(
+        None, description="hyperparameter search for `nlp-transfer tune` (see recipes/sst2_minilm_lora_tune.yaml)"
+    )
 
     @field_validator("model", "task", "method", mode="before")
     @classmethod
@@ -220,6 +235,22 @@ class Recipe(Strict):
                 f"train.metric_for_best '{metric}' is not a {recipe.task.name} metric{did_you_mean(metric, names)}; "
                 f"choose one of {', '.join(names)}"
             )
+        if recipe.tune is not None:
+            _check_tune(recipe, recipe.tune, names)
         if recipe.train.metric_for_best is None:
             recipe = recipe.model_copy(update={"train": recipe.train.model_copy(update={"metric_for_best": metric})})
         return recipe
+
+
+def _check_tune(recipe: Recipe, tune: TuneSpec, metric_names: tuple[str, ...]) -> None:
+    if tune.metric is not None and tune.metric not in metric_names:
+        raise ValueError(
+            f"tune.metric '{tune.metric}' is not a {recipe.task.name} metric{did_you_mean(tune.metric, metric_names)}; "
+            f"choose one of {', '.join(metric_names)}"
+        )
+    for path in tune.space:
+        problem = field_path_problem(recipe, path)
+        if problem:
+            raise ValueError(f"tune.space.{path}: {problem}")
+        if path.split(".")[0] == "tune":
+            raise ValueError(f"tune.space.{path}: the search cannot search its own settings; name another field")

@@ -125,6 +125,8 @@ METHOD_WORDS = {
     "lora": "LoRA: low-rank updates to some of the linear layers and the task head trained, the base weights frozen",
     "probe_then_finetune": "the head trained on the frozen encoder first, then every weight fine-tuned",
     "scratch": "the architecture trained from random initialisation (no pre-trained weights)",
+    "contrastive": "contrastive few-shot fine-tuning (SetFit): the encoder trained on pairs of labelled examples, "
+    "then the head on its frozen embeddings",
 }
 
 

@@ -65,7 +65,7 @@ def adapter_usage(pipeline_tag: str, auto_class: str, base: str, where: str, exa
 
 def probe_usage(pipeline_tag: str, auto_class: str, base: str, where: str, example: Any = None) -> list[str]:
     return [
-        "A probe whose head reads a pooling or layer other than the model's own (see probe.json), so a plain",
+        "The head reads the encoder through a pooling or layer other than the model's own (see probe.json), so a plain",
         "transformers pipeline would pool differently. "
         f"Use: `nlp-transfer predict {where} {example_call(pipeline_tag, example)[1]}`.",
     ]

@@ -12,12 +12,14 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import safetensors.torch
 from torch import nn
+from transformers import TrainerCallback
 
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.methods import PhaseContext, parameter_counts
@@ -56,8 +58,11 @@ class RunResult:
     predict_example: str = '"your text here"'  # arguments of `nlp-transfer predict` for this task
 
 
-def train_and_save(setup: PreparedRun, folder: RunFolder, resume: bool = False) -> RunResult:
-    """Train the method's phases in order, evaluate the final model, save what the method says, mark complete."""
+def train_and_save(
+    setup: PreparedRun, folder: RunFolder, resume: bool = False, callbacks: Sequence[TrainerCallback] = ()
+) -> RunResult:
+    """Train the method's phases in order, evaluate the final model, save what the method says, mark complete.
+    `callbacks` join every phase's Trainer (a tune trial's pruning)."""
     recipe = setup.loaded.recipe
     context = PhaseContext(
         prepared=setup.prepared,
@@ -77,7 +82,13 @@ def train_and_save(setup: PreparedRun, folder: RunFolder, resume: bool = False) 
         phase_dir = folder.path / CHECKPOINTS_DIR / phase.name
         inputs = phase.build()  # e.g. extracts probe features, or unfreezes the encoder after the probe phase
         trainer = build_trainer(
-            inputs, setup.tokenizer, setup.prepared, folder.path, phase.name, main_metric=recipe.train.metric_for_best
+            inputs,
+            setup.tokenizer,
+            setup.prepared,
+            folder.path,
+            phase.name,
+            main_metric=recipe.train.metric_for_best,
+            extra_callbacks=callbacks,
         )
         captured = report.capture(trainer)
         finished = _finished_phase(phase_dir, setup.model) if resume else None
@@ -101,7 +112,8 @@ def train_and_save(setup: PreparedRun, folder: RunFolder, resume: bool = False) 
                 **inputs.info,
                 "phase_wall_seconds": round(time.perf_counter() - phase_started, 2),
             },
-            "eval": trainer.evaluate(metric_key_prefix="eval"),  # the phase's best checkpoint, reloaded at its end
+            # The phase's best checkpoint, reloaded at its end; a phase with no eval split (contrastive pairs) has none.
+            "eval": trainer.evaluate(metric_key_prefix="eval") if "eval" in inputs.splits else {},
         }
         # What that evaluation's metric saw, for the report (the test evaluation below must not replace it).
         seen = trainer.compute_metrics if trainer.args.batch_eval_metrics else report.Captured(**vars(captured))

@@ -21,7 +21,7 @@ import datasets
 import huggingface_hub
 import transformers
 from torch import nn
-from transformers import PreTrainedTokenizerBase, set_seed
+from transformers import PreTrainedTokenizerBase, TrainerCallback, set_seed
 
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.files import check_output_folder
@@ -67,6 +67,7 @@ class RunOptions:
     data_root: Path | None = None  # overrides $NLP_TRANSFER_DATA and ../shared/data
     resume: bool = False  # continue an unfinished run folder from its last good checkpoint (resume.py)
     force: bool = False  # resume even though the recipe changed
+    callbacks: list[TrainerCallback] = dataclasses.field(default_factory=list)  # join every phase's Trainer (tune)
 
 
 @dataclass
@@ -121,7 +122,7 @@ def run(loaded: LoadedRecipe, options: RunOptions) -> RunResult:
         folder.write_json(TASK_FILE, {"name": recipe.task.name, **setup.prepared.resolved})
         for note in setup.notes:
             log.info("data: %s", note)
-        return train_and_save(setup, folder, resume=options.resume)
+        return train_and_save(setup, folder, resume=options.resume, callbacks=options.callbacks)
 
 
 def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
@@ -163,6 +164,9 @@ def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
     pretrained.config.update(prepared.config_attributes)  # e.g. the regression scale, which predict undoes
     model = method.prepare(pretrained, task)
     check_sharding(model, recipe.method.name)  # FSDP / ZeRO-3 launches gather plain models only
+    check_data = getattr(method, "check_data", None)  # a method that needs more of the data (contrastive pairs)
+    if check_data is not None:
+        check_data(prepared)
     return PreparedRun(
         loaded=loaded,
         task=task,

@@ -7,7 +7,7 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ SET_BY_TRAIN_FIELD = {
     "data_seed": "seed",
     "train_sampling_strategy": "group_by_length",
     "save_strategy": "eval_strategy",
+    "save_steps": "eval_steps",
     "load_best_model_at_end": "eval_strategy",
     "metric_for_best_model": "metric_for_best",
     "greater_is_better": "metric_for_best",
@@ -122,6 +123,7 @@ def training_arguments(
         "eval_strategy": spec.eval_strategy,
         "eval_steps": spec.eval_steps,
         "save_strategy": spec.eval_strategy,  # checkpoints where evaluations are, so the best one can be kept
+        "save_steps": spec.eval_steps or 500,  # (500: the Trainer's default, unused unless saving by steps)
         "save_total_limit": None,  # TaskTrainer rotates, after sealing (checkpoints.py)
         "load_best_model_at_end": evaluating,
         "metric_for_best_model": spec.metric_for_best if evaluating else None,
@@ -309,6 +311,7 @@ def build_trainer(
     phase: str,
     loss: LossFunction | None = None,
     main_metric: str | None = None,
+    extra_callbacks: Sequence[TrainerCallback] = (),
 ) -> TaskTrainer:
     """The Trainer for one phase of any run (a method's phase, or continued pre-training): its checkpoints go to
     checkpoints/<phase>, sealed; its log lines name the phase; a signal stops it cleanly with a checkpoint; the
@@ -317,6 +320,7 @@ def build_trainer(
     if loss is None and prepared is not None and prepared.loss is not None:
         loss = loss_on_logits(prepared.loss)
     callbacks: list[TrainerCallback] = [JsonlLogger(run_dir / TRAINER_LOG, phase), SealCheckpoints()]
+    callbacks += extra_callbacks  # the caller's own (a tune trial's pruning)
     if spec.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=spec.early_stopping_patience))
     if spec.checkpoint_steps is not None:

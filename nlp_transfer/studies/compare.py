@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import shutil
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +38,7 @@ class CompareOptions:
     seeds: int = 1
     output_dir: Path | None = None
     keep_runs: bool = False
+    per_class: bool = False  # train sizes count examples of each label (class-balanced few-shot sets)
 
 
 def parse_methods(text: str) -> list[str]:
@@ -72,7 +74,9 @@ def run_compare(loaded: LoadedRecipe, options: CompareOptions) -> Path:
     folder = options.output_dir or Path(recipe.output.root) / f"compare-{loaded.name}-{_timestamp()}"
     check_output_folder(folder, "--output-dir")  # before any cell trains: a file above it, an unwritable place
     info = _data_info(loaded)
-    sizes = _clamp(options.train_sizes, info["train_pool"], recipe.data.max_train_samples)
+    info["per_class"] = options.per_class
+    pool = info["smallest_class"] if options.per_class else info["train_pool"]
+    sizes = _clamp(options.train_sizes, pool, recipe.data.max_train_samples)
     seeds = [recipe.train.seed + i for i in range(options.seeds)]
     info.update(seeds=seeds, metric=recipe.train.metric_for_best)
     record = _open_record(folder / "compare.json", loaded, info)
@@ -86,12 +90,13 @@ def run_compare(loaded: LoadedRecipe, options: CompareOptions) -> Path:
             if (method, size, seed) in done:
                 print(f"{where}: skipping, already in compare.json")
                 continue
-            cell_recipe = _cell_recipe(loaded, method, size, seed)
+            cell_recipe = _cell_recipe(loaded, method, size, seed, options.per_class)
             print(f"{where}: training (learning rate {learning_rate_label(_learning_rates(cell_recipe))})")
             result = run(
                 cell_recipe, RunOptions(output_dir=folder / "runs" / f"{method}-n{size}-s{seed}", overwrite=True)
             )
-            cell = _cell(cell_recipe, size, result.metrics)
+            rows_trained = size * info["labels"] if options.per_class else size
+            cell = _cell(cell_recipe, size, result.metrics, rows_trained)
             record["cells"].append(cell)
             _write_json(folder / "compare.json", record)  # after every cell: an interruption keeps what finished
             if not options.keep_runs:
@@ -110,8 +115,9 @@ def run_compare(loaded: LoadedRecipe, options: CompareOptions) -> Path:
     report = markdown_report(rows, info)
     (folder / "compare.md").write_text(report, encoding="utf-8")
     print(report)
-    title = f"{loaded.name}: eval {info['metric']} vs labelled training examples"
-    if plot_learning_curve(rows, folder / "learning_curve.png", title, f"eval {info['metric']}"):
+    examples = "labelled training examples" + (" per class" if options.per_class else "")
+    title = f"{loaded.name}: eval {info['metric']} vs {examples}"
+    if plot_learning_curve(rows, folder / "learning_curve.png", title, f"eval {info['metric']}", xlabel=examples):
         print(f"wrote {folder / 'compare.md'}, {folder / 'learning_curve.png'} and compare.json")
     else:
         print(f"wrote {folder / 'compare.md'} and compare.json; matplotlib is missing, so no PNG")
@@ -124,13 +130,18 @@ def _data_info(loaded: LoadedRecipe) -> dict[str, Any]:
     from nlp_transfer.data.loading import load_data
 
     recipe = loaded.recipe
+    label_column = str(getattr(recipe.task, "label", "label"))
     data = load_data(
-        recipe.data.model_copy(update={"max_train_samples": None}),  # the whole pool; each run takes its subset
-        label_column=str(getattr(recipe.task, "label", "label")),
+        # The whole pool; each run takes its subset.
+        recipe.data.model_copy(update={"max_train_samples": None, "max_train_per_class": None}),
+        label_column=label_column,
         seed=recipe.train.seed,
         data_root=default_data_root(),
         base_dir=loaded.path.parent,
     )
+    train = data.splits["train"]
+    labels = train[label_column] if label_column in train.column_names else []
+    per_label = Counter(str(value).strip() for value in labels if value is not None and str(value).strip())
     return {
         "recipe": str(loaded.path),
         "name": loaded.name,
@@ -139,6 +150,9 @@ def _data_info(loaded: LoadedRecipe) -> dict[str, Any]:
         "eval_rows": len(data.splits["eval"]),
         "eval_held_out": recipe.data.eval is None,  # then each seed holds out its own eval rows
         "test_rows": len(data.splits["test"]) if "test" in data.splits else None,
+        # --per-class: how many labels a size is multiplied by, and the most any size can take of each
+        "labels": len(per_label),
+        "smallest_class": min(per_label.values(), default=0),
     }
 
 
@@ -152,7 +166,7 @@ def _clamp(sizes: list[int] | None, pool: int, recipe_limit: int | None) -> list
     return sorted({min(size, pool) for size in sizes})
 
 
-def _cell_recipe(loaded: LoadedRecipe, method: str, size: int, seed: int) -> LoadedRecipe:
+def _cell_recipe(loaded: LoadedRecipe, method: str, size: int, seed: int, per_class: bool = False) -> LoadedRecipe:
     """The recipe with this cell's method, training subset and seed, validated like one written in a file."""
     recipe = loaded.recipe
     if recipe.method.name == method:
@@ -163,7 +177,12 @@ def _cell_recipe(loaded: LoadedRecipe, method: str, size: int, seed: int) -> Loa
             spec["learning_rate"] = RECOMMENDED_LEARNING_RATE[method]
     varied = recipe.model_copy(
         update={
-            "data": recipe.data.model_copy(update={"max_train_samples": size}),
+            "data": recipe.data.model_copy(
+                update={
+                    "max_train_samples": None if per_class else size,
+                    "max_train_per_class": size if per_class else None,
+                }
+            ),
             "train": recipe.train.model_copy(update={"seed": seed}),
         }
     )
@@ -177,10 +196,12 @@ def _learning_rates(loaded: LoadedRecipe) -> dict[str, float]:
     rates = {"learning_rate": getattr(method, "learning_rate", None) or train.learning_rate}
     if hasattr(method, "probe_learning_rate"):
         rates["probe_learning_rate"] = method.probe_learning_rate
+    if hasattr(method, "head_learning_rate"):  # contrastive: the encoder on pairs, then the head
+        rates["head_learning_rate"] = method.head_learning_rate
     return rates
 
 
-def _cell(loaded: LoadedRecipe, size: int, metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _cell(loaded: LoadedRecipe, size: int, metrics: dict[str, dict[str, Any]], rows: int) -> dict[str, Any]:
     metric, train = loaded.recipe.train.metric_for_best, metrics["train"]
     test = metrics.get("test")
     return {
@@ -198,7 +219,7 @@ def _cell(loaded: LoadedRecipe, size: int, metrics: dict[str, dict[str, Any]]) -
         "train_wall_seconds": train["train_wall_seconds"],
         # Per second of the whole run, so that methods compare fairly: the Trainer's own figure for a cached probe
         # counts only the head's steps on precomputed features.
-        "train_samples_per_second": round(size * loaded.recipe.train.epochs / train["train_wall_seconds"], 2),
+        "train_samples_per_second": round(rows * loaded.recipe.train.epochs / train["train_wall_seconds"], 2),
         "eval": metrics["eval"],
         "test": test,
     }
@@ -219,6 +240,11 @@ def _open_record(path: Path, loaded: LoadedRecipe, info: dict[str, Any]) -> dict
         raise UserError(f"{path}: not valid JSON ({err}); delete it or choose another --output-dir") from err
     if record.get("resolved_recipe") != resolved:
         raise UserError(f"{path} was made with a different recipe or overrides; choose another --output-dir")
+    if bool(record.get("info", {}).get("per_class")) != bool(info.get("per_class")):
+        raise UserError(
+            f"{path}: its sizes count {'all' if info.get('per_class') else 'per-class'} examples; "
+            "run with the same --per-class setting, or choose another --output-dir"
+        )
     record["info"] = info
     return record
 

@@ -35,6 +35,8 @@ class Row:
 def learning_rate_label(rates: dict[str, Any]) -> str:
     if "probe_learning_rate" in rates:
         return f"{rates['probe_learning_rate']:g} then {rates['learning_rate']:g}"
+    if rates.get("head_learning_rate") is not None:  # contrastive: the encoder on pairs, then the head
+        return f"{rates['learning_rate']:g} then head {rates['head_learning_rate']:g}"
     return f"{rates['learning_rate']:g}"
 
 
@@ -67,9 +69,10 @@ def aggregate(cells: list[dict[str, Any]]) -> list[Row]:
     return rows
 
 
-def markdown_table(rows: list[Row], metric: str) -> str:
+def markdown_table(rows: list[Row], metric: str, per_class: bool = False) -> str:
     with_test = any(row.test_mean is not None for row in rows)
-    header = ["method", "train examples", f"eval {metric} (mean ± std)"] + ([f"test {metric} (mean)"] * with_test)
+    examples = "train examples per class" if per_class else "train examples"
+    header = ["method", examples, f"eval {metric} (mean ± std)"] + ([f"test {metric} (mean)"] * with_test)
     header += ["trainable parameters", "train time (s)", "train samples/s (wall)", "learning rate"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
@@ -95,20 +98,21 @@ def baseline_at(rows: list[Row], size: int) -> float | None:
     return sum(found) / len(found) if found else None
 
 
-def verdicts(rows: list[Row], metric: str) -> list[str]:
+def verdicts(rows: list[Row], metric: str, per_class: bool = False) -> list[str]:
     """One line per train size: the best method, and its margin over scratch when scratch ran."""
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0  # loss, mse, mae: lower is better, as for checkpoints
     lines = []
+    each = " per class" if per_class else ""
     for size in sorted({row.train_size for row in rows}):
         here = [row for row in rows if row.train_size == size]
         best = max(here, key=lambda row: sign * row.mean)
         top = [row.method for row in here if row.mean == best.mean]  # a tie is said, not settled by list order
         leader = f"{best.method} is best" if len(top) == 1 else f"{', '.join(top)} tie"
-        line = f"- {size:,} examples: {leader} ({metric} {best.mean:.4f})"
+        line = f"- {size:,} examples{each}: {leader} ({metric} {best.mean:.4f})"
         baseline = baseline_at(rows, size)
         if baseline is not None and sign * (best.mean - baseline) <= BASELINE_MARGIN:
             lines.append(
-                f"- {size:,} examples: no method beats always answering the majority class ({metric} "
+                f"- {size:,} examples{each}: no method beats always answering the majority class ({metric} "
                 f"{baseline:.4f}); the best, {best.method}, reaches {best.mean:.4f}: none has learned the task"
             )
             continue
@@ -127,7 +131,7 @@ def verdicts(rows: list[Row], metric: str) -> list[str]:
 
 
 def markdown_report(rows: list[Row], info: dict[str, Any]) -> str:
-    metric, seeds = info["metric"], info["seeds"]
+    metric, seeds, per_class = info["metric"], info["seeds"], bool(info.get("per_class"))
     held_out = " (held out from train, a different draw for each seed)" if info["eval_held_out"] else ""
     test = f"{info['test_rows']:,} rows" if info.get("test_rows") is not None else "none"
     header = [
@@ -137,15 +141,19 @@ def markdown_report(rows: list[Row], info: dict[str, Any]) -> str:
         f"- main metric: eval {metric} (train.metric_for_best); "
         f"{'lower' if metric in LOWER_IS_BETTER else 'higher'} is better",
         f"- eval data: {info['eval_rows']:,} rows{held_out}; test data: {test}",
-        f"- training pool: {info['train_pool']:,} rows; each run takes a seeded random subset of its size",
+        f"- training pool: {info['train_pool']:,} rows; each run takes a seeded random subset of its size"
+        + (f" per label ({info['labels']} labels, class-balanced)" if per_class else ""),
         f"- seeds: {len(seeds)} ({', '.join(map(str, seeds))}); ± is the sample std over seeds (n - 1), "
         "'± -' means one seed (no spread)",
         "",
     ]
-    return "\n".join([*header, markdown_table(rows, metric), "Verdict:", "", *verdicts(rows, metric)]) + "\n"
+    table, verdict = markdown_table(rows, metric, per_class), verdicts(rows, metric, per_class)
+    return "\n".join([*header, table, "Verdict:", "", *verdict]) + "\n"
 
 
-def plot_learning_curve(rows: list[Row], path: Path, title: str, ylabel: str) -> bool:
+def plot_learning_curve(
+    rows: list[Row], path: Path, title: str, ylabel: str, xlabel: str = "labelled training examples"
+) -> bool:
     """metric vs training examples, one line per method with std error bars; False when matplotlib is missing."""
     try:
         from matplotlib.figure import Figure  # a bare Figure renders with Agg and leaves pyplot's state alone
@@ -173,7 +181,7 @@ def plot_learning_curve(rows: list[Row], path: Path, title: str, ylabel: str) ->
     ticks = sorted(set(sizes))
     axes.set_xticks(ticks, [f"{size:,}" for size in ticks])  # the sizes that ran, not 2x10^1
     axes.minorticks_off()
-    axes.set(title=title, xlabel="labelled training examples", ylabel=ylabel)
+    axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()

@@ -89,3 +89,10 @@ def test_show_prints_resolved_recipe_and_validate_accepts() -> None:
     assert resolved["train"]["weight_decay"] == 0.01  # a default, filled in
     valid = runner.invoke(app, ["validate", str(REPO / "recipes" / "quickstart.yaml")])
     assert valid.exit_code == 0 and "valid" in valid.stdout
+
+
+@pytest.mark.parametrize("path", [p for p in SHIPPED if "tune:" in p.read_text(encoding="utf-8")], ids=lambda p: p.name)
+def test_shipped_search_spaces_build_every_bound_and_choice(path: Path) -> None:
+    from nlp_transfer.studies.tune.space import SearchSpace
+
+    SearchSpace(load_recipe(path)).check()
