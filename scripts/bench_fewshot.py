@@ -39,8 +39,7 @@ def main() -> None:
     args = parser.parse_args()
 
     overrides = ["train.eval_strategy=no", f"train.epochs={args.epochs}"]
-    if args.bf16:
-        overrides += ["train.trainer.bf16=true", "train.trainer.use_cpu=true"]
+    overrides.append(f"train.precision={'bf16' if args.bf16 else 'fp32'}")
     options = CompareOptions(
         methods=METHODS,
         train_sizes=parse_train_sizes(args.sizes),

@@ -18,7 +18,7 @@ cut short continues where it stopped):
   speed       the same 5,000 SST-2 sentences, 1 epoch, no evaluation, as single-label classification, multi-label
               (each sentence's one label as a label set) and regression (the label as a number): train samples/s.
 
-Every run uses bf16 autocast on the CPU (train.trainer bf16 + use_cpu) unless --fp32.
+Every run uses train.precision bf16 (autocast on the CPU) unless --fp32 (train.precision fp32).
 
 How to run (heavy: under the shared lock)
     flock /work/heavy.lock env HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_labels.py goemotions
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-BF16 = ["train.trainer.bf16=true", "train.trainer.use_cpu=true"]
+BF16 = ["train.precision=bf16"]
 QUICK: list[str] = []  # --quick: a smoke test of the script on a few hundred rows
 
 
@@ -50,7 +50,7 @@ def train(recipe: str, overrides: list[str], run_dir: Path, fp32: bool) -> dict[
     if read_status(run_dir).get("state") == "complete":
         print(f"{run_dir}: complete, read back")
         return dict(json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8")))
-    loaded = load_recipe(REPO / "recipes" / recipe, [*overrides, *([] if fp32 else BF16), *QUICK])
+    loaded = load_recipe(REPO / "recipes" / recipe, [*overrides, *(["train.precision=fp32"] if fp32 else BF16), *QUICK])
     started = time.perf_counter()
     result = run(loaded, RunOptions(output_dir=run_dir, overwrite=True))
     print(f"{run_dir}: trained in {time.perf_counter() - started:.0f} s")

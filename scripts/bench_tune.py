@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench-tune"))
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CPU (about twice as fast here)")
     args = parser.parse_args()
-    precision = ["train.trainer.bf16=true", "train.trainer.use_cpu=true"] if args.bf16 else []
+    precision = [f"train.precision={'bf16' if args.bf16 else 'fp32'}"]
     args.out.mkdir(parents=True, exist_ok=True)
     best = args.out / "tune" / "best_recipe.yaml"
     if args.stage in ("tune", "all"):

@@ -118,7 +118,7 @@ def test_bad_hardware_settings_are_one_line_errors_before_anything_is_written(
     run = tmp_path / "run"
     user_error(invoke("run", recipe, "-o", "train.precision=bf16"), "train.precision: bf16 is not supported")
     user_error(invoke("run", recipe, "-o", "train.precision=fp16"), "fp16 needs a CUDA GPU")
-    user_error(invoke("run", recipe, "-o", "train.trainer.bf16=true"), "train.trainer.bf16: set train.precision")
+    user_error(invoke("run", recipe, "-o", "train.trainer.bf16=true"), "train.trainer.bf16: set by train.precision")
     user_error(invoke("run", recipe, "-o", "train.trainer.torch_compile=true"), "set train.compile")
     config = tmp_path / "ds.json"
     config.write_text('{"zero_optimization": {"stage": 2}}')

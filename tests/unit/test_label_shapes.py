@@ -91,7 +91,7 @@ def test_multi_label_learns_tunes_thresholds_and_predict_applies_them(multi_labe
     assert "joy" in rows[0]["labels"] and "anger" in rows[0]["labels"]
 
     # evaluate on the run's own eval file, with the saved thresholds: the run's eval metrics again
-    evaluated = json.loads(ok("evaluate", run, "--data", emotions[1]).stdout)["metrics"]
+    evaluated = json.loads(ok("evaluate", run, "--data", emotions[1], "--precision", "fp32").stdout)["metrics"]
     for key in ("macro_f1", "micro_f1", "subset_accuracy", *[f"f1_{n}" for n in NAMES]):
         assert evaluated[key] == pytest.approx(found[key], abs=1e-9), key
     assert evaluated["loss"] == pytest.approx(found["loss"], abs=1e-4)
@@ -115,16 +115,16 @@ def test_regression_stores_its_scale_and_predicts_in_the_targets_units(regressio
         assert key in found
     assert found["pearson_calm"] > 0.4 and found["pearson_score"] > 0.4, found  # the cue words set the targets
 
-    predictor: Any = open_predictor(run)
+    predictor: Any = open_predictor(run, runtime=Runtime.choose("cpu", "fp32"))  # the precision it trained in
     texts = ["furious and scared 1", "happy 2"]
     raw = torch.cat(list(predictor.text_model.outputs(texts))).numpy()
     expected = raw * np.array(config["target_std"]) + np.array(config["target_mean"])
-    rows = [json.loads(line) for line in ok("predict", run, *texts).stdout.splitlines()]
+    rows = [json.loads(line) for line in ok("predict", run, *texts, "--precision", "fp32").stdout.splitlines()]
     for row, values in zip(rows, expected, strict=True):
         assert [row["values"]["score"], row["values"]["calm"]] == pytest.approx(values.tolist(), abs=1e-4)
     assert rows[0]["values"]["calm"] < rows[1]["values"]["calm"]  # anger lowers calm
 
-    evaluated = json.loads(ok("evaluate", run, "--data", emotions[1]).stdout)["metrics"]
+    evaluated = json.loads(ok("evaluate", run, "--data", emotions[1], "--precision", "fp32").stdout)["metrics"]
     for key in ("pearson", "mse", "mae_score", "r2_calm"):
         assert evaluated[key] == pytest.approx(found[key], abs=1e-6), key
     assert "## Targets" in (run / "README.md").read_text(encoding="utf-8")
@@ -154,7 +154,7 @@ def test_every_method_trains_saves_and_reloads_both_tasks(
     ok("run", recipe, "-o", "train.epochs=1")
     run = tmp_path / "run"
     main = "macro_f1" if task == "multi_label" else "pearson"
-    evaluated = json.loads(ok("evaluate", run, "--data", emotions[1]).stdout)["metrics"]
+    evaluated = json.loads(ok("evaluate", run, "--data", emotions[1], "--precision", "fp32").stdout)["metrics"]
     assert evaluated[main] == pytest.approx(metrics(run)[main], abs=1e-5)
     if method["name"] == "probe":  # the head trained on cached features, whose labels kept their float shape
         assert metrics(run)["loss"] == pytest.approx(evaluated["loss"], abs=1e-4)

@@ -15,6 +15,7 @@ import torch
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.recipe import LabelShiftSpec
 from nlp_transfer.share.hub import MODEL_FILE_PATTERNS
+from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.share.predict import open_predictor
 from nlp_transfer.studies.adapt.label_shift import (
     bbse_prior,
@@ -194,7 +195,7 @@ def _with_prior(run: Path, tmp_path: Path, scale: float, bias: list[float], labe
 
 
 def _raw_logits(folder: Path) -> torch.Tensor:
-    predictor: Any = open_predictor(folder)
+    predictor: Any = open_predictor(folder, runtime=Runtime.choose("cpu", "fp32"))  # as the ONNX graph computes
     return torch.cat(list(predictor.logits(TEXTS)))
 
 

@@ -212,3 +212,17 @@ def test_trials_whose_settings_fail_are_recorded_and_three_in_a_row_stop_the_wor
     rows = json.loads((out / "trials.json").read_text())["trials"]
     assert [row["state"] for row in rows] == ["failed"] * 3
     assert all("needs evaluation" in row["error"] for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"), [("median", "MedianPruner"), ("hyperband", "HyperbandPruner"), ("none", "NopPruner")]
+)
+def test_the_recipe_pruner_is_the_study_pruner(name: str, kind: str) -> None:
+    """tune.pruner reaches the study each worker optimises (a pruner lives in the process, not the storage)."""
+    from nlp_transfer.recipe import load_recipe
+    from nlp_transfer.studies.tune.storage import open_study
+
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "sst2_minilm_lora_tune.yaml"
+    loaded = load_recipe(recipe, [f"tune.pruner={name}", "tune.startup_trials=2"])
+    study = open_study(optuna.storages.InMemoryStorage(), "s", loaded, "maximize", "memory")
+    assert type(study.pruner).__name__ == kind

@@ -27,7 +27,6 @@ def render(proposal: Proposal, options: Any, out: Path) -> str:
         "# the values with a comment were chosen from the data: check them.",
         *[f"# Data: {line}" for line in proposal.about],
         f"# Run: nlp-transfer run {out}",
-        "# (on a CPU with AVX-512 BF16 add -o train.trainer.bf16=true -o train.trainer.use_cpu=true: about 2x faster)",
     ]
     sections: list[tuple[str, dict[str, Any]]] = [
         ("model", {"name": options.model}),

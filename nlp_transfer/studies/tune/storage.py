@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,10 +103,23 @@ def identity(loaded: LoadedRecipe) -> dict[str, Any]:
     return raw
 
 
+# tune.pruner -> the Optuna pruner (given to each worker's study object: pruners live in the process, not the storage).
+# Median and Hyperband wait for tune.startup_trials finished trials before they stop any.
+PRUNERS: dict[str, Callable[[Any, int], Any]] = {
+    "median": lambda optuna, startup: optuna.pruners.MedianPruner(n_startup_trials=startup),
+    "hyperband": lambda optuna, startup: optuna.pruners.HyperbandPruner(),
+    "none": lambda optuna, startup: optuna.pruners.NopPruner(),
+}
+
+
 def open_study(storage: Any, name: str, loaded: LoadedRecipe, direction: str, where: str) -> Any:
     """Create the study, or join it (another worker, a resumed session) when it was made from the same recipe."""
     optuna = optuna_module()
-    study = optuna.create_study(storage=storage, study_name=name, direction=direction, load_if_exists=True)
+    spec = loaded.recipe.tune
+    pruner = PRUNERS[spec.pruner](optuna, spec.startup_trials) if spec is not None else None
+    study = optuna.create_study(
+        storage=storage, study_name=name, direction=direction, load_if_exists=True, pruner=pruner
+    )
     wanted = identity(loaded)
     recorded = study.user_attrs.get("recipe")
     if recorded is None:
