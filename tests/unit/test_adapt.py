@@ -301,7 +301,14 @@ def _keyword_data(folder: Path, positive_share: float) -> tuple[Path, Path, Path
     return source, corpus, test
 
 
-LEARNS = ["-o", "train.epochs=15", "-o", "train.learning_rate=1e-3", "-o", "train.precision=fp32"]  # a tiny model learns keyword data; fp32 keeps the toy estimates exact
+LEARNS = [
+    "-o",
+    "train.epochs=15",
+    "-o",
+    "train.learning_rate=1e-3",
+    "-o",
+    "train.precision=fp32",
+]  # a tiny model learns keyword data; fp32 keeps the toy estimates exact
 
 
 def test_prior_correction_and_estimated_proportions(tmp_path: Path, tiny_models: dict[str, Path]) -> None:

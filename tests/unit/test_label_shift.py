@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from nlp_transfer.core.errors import UserError
+from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.recipe import LabelShiftSpec
 from nlp_transfer.share.hub import MODEL_FILE_PATTERNS
-from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.share.predict import open_predictor
 from nlp_transfer.studies.adapt.label_shift import (
     bbse_prior,
