@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nlp_transfer.core.errors import UserError
-from nlp_transfer.core.files import read_json_or_empty
+from nlp_transfer.core.files import check_output_folder, read_json_or_empty
 from nlp_transfer.run import figures
 from nlp_transfer.run.callbacks import PlainProgress, ProgressBar
 from nlp_transfer.run.diagnostics import messages
@@ -134,6 +134,8 @@ def render(folder: Path) -> str:
 def rebuild(runs: list[Path], output_dir: Path | None) -> Path:
     """One run: its curves and report.html drawn again in place. Several: their curves overlaid and their headline
     metrics side by side, in output_dir (default runs/report-<time>). Returns the report written."""
+    if len(runs) > 1 and output_dir is not None:
+        check_output_folder(output_dir, "--output-dir")  # before any run is read
     for run in runs:
         if not (run / METRICS_FILE).is_file() or not (run / TRAINER_STATE).is_file():
             raise UserError(f"{run}: not a finished nlp-transfer run folder (no {METRICS_FILE}); pass run folders")

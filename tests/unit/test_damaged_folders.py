@@ -289,3 +289,16 @@ def test_a_recipe_with_the_same_label_twice_is_refused(tmp_path: Path, sentiment
     raw["task"]["labels"] = ["positive"]
     recipe.write_text(yaml.safe_dump(raw), encoding="utf-8")
     refused(invoke("validate", recipe), "names one class; a classifier needs at least two")
+
+
+def test_later_commands_check_their_output_paths_first(tmp_path: Path) -> None:
+    """tune --output-dir, report --output-dir and init --out below a regular file: one line naming the option,
+    before any data, run or study is read."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n", encoding="utf-8")
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "sst2_minilm_lora_tune.yaml"
+    refused(invoke("tune", recipe, "--output-dir", blocker / "tune"), "--output-dir", "is a file, not a folder")
+    refused(invoke("report", tmp_path, tmp_path, "--output-dir", blocker / "r"), "--output-dir", "is a file")
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\nfine,pos\nbad,neg\n", encoding="utf-8")
+    refused(invoke("init", data, "--out", blocker / "recipe.yaml"), "--out", "is a file, not a folder")

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from nlp_transfer.core.errors import UserError
+from nlp_transfer.core.files import check_output_file
 from nlp_transfer.recipe import Recipe
 from nlp_transfer.studies.init.profile import Profile, Source, check_header, inspect_columns, read_rows, read_source
 from nlp_transfer.studies.init.propose import propose
@@ -53,6 +54,7 @@ def init_recipe(options: InitOptions) -> InitResult:
     out = options.out or Path(_default_name(options.data[0]))
     if out.exists():
         raise UserError(f"--out {out}: exists; init never overwrites a file (choose another --out or remove it)")
+    check_output_file(out, "--out")  # a file above it or an unwritable place, before the data is read
     sources = [read_source(reference, options.data_root, options) for reference in options.data]
     if len(sources) > 1:
         _one_class_per_file(sources)

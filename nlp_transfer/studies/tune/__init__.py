@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nlp_transfer.recipe import LoadedRecipe
+from nlp_transfer.core.files import check_output_folder
+from nlp_transfer.recipe import LOWER_IS_BETTER, LoadedRecipe
 from nlp_transfer.studies.tune.report import Study, write_report
 from nlp_transfer.studies.tune.space import SearchSpace
 from nlp_transfer.studies.tune.storage import default_storage, open_storage, open_study, shown
@@ -40,8 +41,9 @@ def run_tune(loaded: LoadedRecipe, options: TuneOptions) -> TuneResult:
     tune = loaded.recipe.tune
     assert tune is not None
     metric = tune.metric or str(loaded.recipe.train.metric_for_best)
-    direction = "minimize" if metric == "loss" else "maximize"
+    direction = "minimize" if metric in LOWER_IS_BETTER else "maximize"
     folder = options.output_dir or Path(loaded.recipe.output.root) / f"tune-{loaded.name}"
+    check_output_folder(folder, "--output-dir")  # a file above it or an unwritable place, before any trial
     name = options.study_name or f"tune-{loaded.name}"
     if options.storage is None:
         folder.mkdir(parents=True, exist_ok=True)  # the SQLite file lives here
