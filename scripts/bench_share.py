@@ -86,7 +86,7 @@ def main() -> None:
 
     exported = work / "merged"
     started = time.perf_counter()
-    result = CliRunner().invoke(app, ["export", str(run), "--merge", "--onnx", "--out", str(exported)])
+    result = CliRunner().invoke(app, ["export", str(run), "--merge", "--onnx", "--output-dir", str(exported)])
     assert result.exit_code == 0, result.output
     print(f"export --merge --onnx: {time.perf_counter() - started:.1f} s ({result.stdout.strip()})")
     logits, seconds = score(exported)

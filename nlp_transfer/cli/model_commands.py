@@ -102,7 +102,9 @@ def cluster(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
     examples: Annotated[int, typer.Option("--examples", min=1, help="texts closest to each centroid to show")] = 5,
     seed: Annotated[int, typer.Option("--seed", help="fixes the subset, k-means and the silhouette sample")] = 42,
-    out: Annotated[Path | None, typer.Option("--out", help="folder (default runs/cluster-<data>-<time>)")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--output-dir", "--out", help="folder (default runs/cluster-<data>-<time>)")
+    ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="write into a non-empty --out")] = False,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
@@ -223,7 +225,10 @@ def push(
 @reports_errors
 def export(
     model: Annotated[str, typer.Argument(help="a complete run folder (or a copy of one, or a repo id)")],
-    out: Annotated[Path, typer.Option("--out", help="folder to write (must not hold anything but an earlier export)")],
+    out: Annotated[
+        Path,
+        typer.Option("--output-dir", "--out", help="folder to write (must not hold anything but an earlier export)"),
+    ],
     merge: Annotated[
         bool, typer.Option("--merge", help="LoRA: fold the adapter into the base weights (a plain transformers model)")
     ] = False,

@@ -150,6 +150,8 @@ def train_and_save(
             tokenized=setup.prepared.splits.get("eval"),
             tokenizer=setup.tokenizer,
             label_names=setup.prepared.label_names,
+            evaluation=metrics["eval"],
+            model_settings=setup.prepared.config_attributes,
         )
         example = EXAMPLES.get(recipe.task.name)
         if example is not None and "eval" in setup.data.splits:

@@ -81,6 +81,8 @@ def draw(
     tokenized: Any,
     tokenizer: Any,
     label_names: list[str],
+    evaluation: dict[str, Any] | None = None,
+    model_settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The run's figures; returns what metrics.json records under `report` (figures with captions, view numbers).
     A figure that cannot be drawn (matplotlib missing) is left out with a warning: the run itself stands."""
@@ -89,7 +91,10 @@ def draw(
         drawn = [Figure(CURVES_FILE, "Training loss per logging step, eval loss and metric per evaluation")]
         numbers: dict[str, Any] = {}
         if task in VIEWS and captured is not None:
-            view = VIEWS[task](ViewInputs(folder, captured, tokenized, tokenizer, label_names))
+            found = ViewInputs(
+                folder, captured, tokenized, tokenizer, label_names, evaluation or {}, model_settings or {}
+            )
+            view = VIEWS[task](found)
             drawn += view.figures
             numbers = view.numbers
     except ImportError as err:

@@ -1,8 +1,9 @@
 """Each task's view of its eval predictions, drawn once at the end of a run (VIEWS, one entry per task):
 classification: the confusion matrix, a calibration figure with its expected calibration error, and the eval
-examples the model gets wrong most confidently (errors.jsonl); question answering: exact match and F1 by the length
-of the gold answer. A view returns what it drew and the numbers it found; report.py puts them in report.html and the
-model card shows the figures."""
+examples the model gets wrong most confidently (errors.jsonl); multi-label: F1 per label; regression: predicted
+against true values per target; question answering: exact match and F1 by the length of the gold answer. A view
+returns what it drew and the numbers it found; report.py puts them in report.html and the model card shows the
+figures."""
 
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ class ViewInputs:
     tokenized: Any
     tokenizer: Any
     label_names: list[str]
+    evaluation: dict[str, Any] = field(default_factory=dict)  # the eval metrics the run reports (eval_f1_<label>)
+    model_settings: dict[str, Any] = field(default_factory=dict)  # config attributes (regression's target scale)
 
 
 def classification_view(inputs: ViewInputs) -> View:
@@ -126,8 +129,55 @@ def qa_view(inputs: ViewInputs) -> View:
     )
 
 
+def multi_label_view(inputs: ViewInputs) -> View:
+    """Eval F1 of each label at the run's decision thresholds, weakest first, with each label's support."""
+    names = inputs.label_names
+    found = {n: inputs.evaluation.get(f"eval_f1_{n}") for n in names}
+    scores = {n: float(v) for n, v in found.items() if isinstance(v, int | float)}
+    if not scores:
+        return View()
+    order = sorted(scores, key=lambda n: (scores[n], n))
+    support = {n: inputs.evaluation.get(f"eval_support_{n}") for n in order}
+    labels = [f"{n} ({support[n]:.0f})" if isinstance(support[n], int | float) else n for n in order]
+    figures.bars(
+        labels, [scores[n] for n in order], inputs.folder / "label_f1.png", title="eval F1 per label", ylabel="F1"
+    )
+    return View(
+        figures=[
+            Figure("label_f1.png", "Eval F1 of each label at its decision threshold (eval positives), weakest first")
+        ],
+        numbers={"weakest_labels": {n: scores[n] for n in order[:5]}},
+    )
+
+
+def regression_view(inputs: ViewInputs) -> View:
+    """Predicted against true eval values of each target, in the targets' own units."""
+    predicted = np.asarray(inputs.captured.predictions, dtype=np.float64)  # (N, T), standardised as trained
+    true = np.asarray(inputs.captured.label_ids, dtype=np.float64)
+    predicted, true = predicted.reshape(len(predicted), -1), true.reshape(len(true), -1)
+    mean = np.asarray(inputs.model_settings.get("target_mean", [0.0] * true.shape[1]), dtype=np.float64)
+    std = np.asarray(inputs.model_settings.get("target_std", [1.0] * true.shape[1]), dtype=np.float64)
+    drawn, numbers = [], {}
+    for index, name in enumerate(inputs.label_names[: true.shape[1]]):
+        file = f"scatter_{_safe(name)}.png"
+        values = (true[:, index] * std[index] + mean[index], predicted[:, index] * std[index] + mean[index])
+        figures.scatter(*values, inputs.folder / file, title=f"{name}: predicted vs true (eval)")
+        drawn.append(Figure(file, f"{name}: predicted against true eval values; the dashed line is a perfect model"))
+        numbers[f"mae_{name}"] = float(np.abs(values[0] - values[1]).mean())
+    return View(figures=drawn, numbers=numbers)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
 # task name -> its view of the eval predictions (tasks without one get the curves alone)
-VIEWS: dict[str, Callable[[ViewInputs], View]] = {"classification": classification_view, "qa": qa_view}
+VIEWS: dict[str, Callable[[ViewInputs], View]] = {
+    "classification": classification_view,
+    "multi_label": multi_label_view,
+    "regression": regression_view,
+    "qa": qa_view,
+}
 
 
 def classification_example(rows: Any, task: Any) -> dict[str, str] | None:

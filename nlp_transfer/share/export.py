@@ -48,7 +48,7 @@ class ExportResult:
 
 
 def export(reference: str | Path, options: ExportOptions) -> ExportResult:
-    check_output_folder(options.out, "--out")  # before anything is read: a file in the way, an unwritable place
+    check_output_folder(options.out, "--output-dir")  # before anything is read: a file in the way, an unwritable place
     trained = open_trained(reference)
     _check_target(options.out, options.overwrite)
     if options.merge and trained.layout.name != "adapter":
@@ -84,9 +84,14 @@ def _check_target(out: Path, overwrite: bool) -> None:
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return
     if not (out / EXPORT_FILE).is_file():
-        raise UserError(f"--out {out}: exists and is not an nlp-transfer export; choose another --out (never replaced)")
+        raise UserError(
+            f"--output-dir {out}: exists and is not an nlp-transfer export (never replaced); choose another "
+            "--output-dir"
+        )
     if not overwrite:
-        raise UserError(f"--out {out}: holds an earlier export; pass --overwrite to replace it, or another --out")
+        raise UserError(
+            f"--output-dir {out}: holds an earlier export; pass --overwrite to replace it, or another --output-dir"
+        )
 
 
 def _copy(trained: Trained, staging: Path, skip: set[str]) -> None:

@@ -117,7 +117,7 @@ def repair(trained: Trained | Path) -> str:
     if (folder / STATUS_FILE).is_file():
         return "the run folder is damaged: train it again (its recipe, with --overwrite)"
     if (folder / EXPORT_FILE).is_file():
-        return "the export is damaged: export the run again (nlp-transfer export RUN_DIR --out ... --overwrite)"
+        return "the export is damaged: export the run again (nlp-transfer export RUN_DIR --output-dir ... --overwrite)"
     if any(part.startswith("models--") for part in folder.resolve().parts):
         return "the downloaded copy is damaged: delete it from the Hugging Face cache (hf cache delete), download again"
     return "the folder is damaged: copy or download it again"

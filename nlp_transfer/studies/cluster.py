@@ -65,8 +65,10 @@ def run_cluster(options: ClusterOptions) -> tuple[Path, dict[str, Any]]:
     """Check everything, embed, cluster, score, write. Returns the output folder and the metrics."""
     out = options.out or default_run_dir("runs", f"cluster-{Path(options.data).stem}")
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not options.overwrite)):
-        raise UserError(f"--out {out} exists and is not an empty folder; choose another --out (or pass --overwrite)")
-    check_output_folder(out, "--out")  # a file above it or an unwritable place, found before the model loads
+        raise UserError(
+            f"--output-dir {out} exists and is not an empty folder; choose another --output-dir (or pass --overwrite)"
+        )
+    check_output_folder(out, "--output-dir")  # a file above it or an unwritable place, found before the model loads
     runtime = Runtime.choose(options.device, options.precision)
     corpus = read_corpus(options)
     k = choose_k(options.k, corpus, options.label)

@@ -22,7 +22,7 @@ def test_minilm_clusters_agnews_by_topic(minilm: Path, tmp_path: Path) -> None:
         pytest.fail(f"real data missing: {DATA_ROOT}/agnews (the suite expects ../shared beside the repo)")
     out = tmp_path / "out"
     args = ["--columns", "text,label", "--label", "label", "--k", "4", "--max-samples", "400", "--seed", "0"]
-    result = invoke("cluster", minilm, "agnews/dev.tsv", *args, "--out", out)
+    result = invoke("cluster", minilm, "agnews/dev.tsv", *args, "--output-dir", out)
     assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
 
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))

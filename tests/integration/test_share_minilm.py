@@ -68,7 +68,7 @@ def test_minilm_lora_pushed_evaluated_and_merged_gives_the_same_predictions(
     assert scores[repo]["accuracy"] > 0.6  # 600 sentences of LoRA: learning, not chance
 
     merged = tmp_path / "merged"
-    assert invoke("export", run, "--merge", "--out", merged).exit_code == 0
+    assert invoke("export", run, "--merge", "--output-dir", merged).exit_code == 0
     texts = dev_texts(200)
     expected = logits(run, texts)
     for model in (repo, merged):

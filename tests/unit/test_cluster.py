@@ -36,7 +36,7 @@ def groups_csv(tmp_path: Path) -> Path:
 
 
 def cluster(model: Path | str, data: Path | str, out: Path, *extra: object) -> dict:
-    result = invoke("cluster", model, data, "--out", out, *extra)
+    result = invoke("cluster", model, data, "--output-dir", out, *extra)
     assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
     assert {p.name for p in out.iterdir()} == OUTPUT_FILES  # no temporary files left behind
     return json.loads((out / "metrics.json").read_text(encoding="utf-8"))
@@ -50,7 +50,9 @@ def test_two_obvious_groups_split_and_every_file_is_written(
     tiny_models: dict[str, Path], groups_csv: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    result = invoke("cluster", tiny_models["bert"], groups_csv, "--label", "label", "--examples", "3", "--out", out)
+    result = invoke(
+        "cluster", tiny_models["bert"], groups_csv, "--label", "label", "--examples", "3", "--output-dir", out
+    )
     assert result.exit_code == 0, result.output
     assert "k=2, n=24" in result.stdout and "NMI" in result.stdout and str(out) in result.stdout
 
@@ -138,7 +140,9 @@ def test_overwrite(tiny_models: dict[str, Path], groups_csv: Path, tmp_path: Pat
     cluster(tiny_models["bert"], groups_csv, out, "--k", "2")
     before = (out / "assignments.jsonl").read_bytes()
     user_error(
-        invoke("cluster", tiny_models["bert"], groups_csv, "--k", "3", "--out", out), f"--out {out}", "--overwrite"
+        invoke("cluster", tiny_models["bert"], groups_csv, "--k", "3", "--output-dir", out),
+        f"--output-dir {out}",
+        "--overwrite",
     )
     assert (out / "assignments.jsonl").read_bytes() == before
     assert cluster(tiny_models["bert"], groups_csv, out, "--k", "3", "--overwrite")["k"] == 3
@@ -169,9 +173,9 @@ def bert(tiny_models: dict[str, Path]) -> Path:
 
 def test_bad_k(bert: Path, groups_csv: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    user_error(invoke("cluster", bert, groups_csv, "--k", "1", "--out", out), "--k 1", "between 2 and 24")
-    user_error(invoke("cluster", bert, groups_csv, "--k", "25", "--out", out), "--k 25", "between 2 and 24")
-    user_error(invoke("cluster", bert, groups_csv, "--out", out), "--k is required without --label", "--k 4")
+    user_error(invoke("cluster", bert, groups_csv, "--k", "1", "--output-dir", out), "--k 1", "between 2 and 24")
+    user_error(invoke("cluster", bert, groups_csv, "--k", "25", "--output-dir", out), "--k 25", "between 2 and 24")
+    user_error(invoke("cluster", bert, groups_csv, "--output-dir", out), "--k is required without --label", "--k 4")
     assert not out.exists()
 
 
@@ -193,7 +197,9 @@ def test_empty_corpus(bert: Path, tmp_path: Path) -> None:
     for name, content in (("empty.txt", "\n\n"), ("header_only.csv", "text,label\n"), ("empty.jsonl", "")):
         data = tmp_path / name
         data.write_text(content, encoding="utf-8")
-        user_error(invoke("cluster", bert, data, "--k", "2", "--out", tmp_path / "out"), str(data), "a file with rows")
+        user_error(
+            invoke("cluster", bert, data, "--k", "2", "--output-dir", tmp_path / "out"), str(data), "a file with rows"
+        )
     assert not (tmp_path / "out").exists()
 
 

@@ -93,7 +93,7 @@ def test_export_merge_of_a_damaged_adapter_writes_nothing(runs: dict[str, Path],
     cut_short(run / "adapter_model.safetensors", keep=500)
     before = {p.name for p in tmp_path.iterdir()}
     refused(
-        invoke("export", run, "--merge", "--out", tmp_path / "shipped"),
+        invoke("export", run, "--merge", "--output-dir", tmp_path / "shipped"),
         f"{run / 'adapter_model.safetensors'} is cut short",
         "train it again",
     )
@@ -104,7 +104,7 @@ def test_a_damaged_export_says_export_again_and_a_damaged_base_model_says_downlo
     runs: dict[str, Path], tmp_path: Path, tiny_models: dict[str, Path]
 ) -> None:
     exported = tmp_path / "shipped"
-    assert invoke("export", runs["full"], "--out", exported).exit_code == 0
+    assert invoke("export", runs["full"], "--output-dir", exported).exit_code == 0
     assert (exported / TOKENIZER_RECORD).is_file()  # the record travels with the model
     cut_short(exported / "model.safetensors")
     refused(invoke("predict", exported, "great"), "is cut short", "the export is damaged: export the run again")
@@ -147,7 +147,7 @@ def test_a_run_folder_records_its_tokenizer_and_refuses_another(
     config = json.loads((changed / "tokenizer_config.json").read_text(encoding="utf-8"))
     (changed / "tokenizer_config.json").write_text(json.dumps({**config, "do_lower_case": False}), encoding="utf-8")
     refused(
-        invoke("export", changed, "--out", tmp_path / "out"),
+        invoke("export", changed, "--output-dir", tmp_path / "out"),
         f"{changed / 'tokenizer_config.json'} differs from the tokenizer the model was trained with",
     )
     assert not (tmp_path / "out").exists()
@@ -196,9 +196,12 @@ def test_output_paths_are_checked_before_the_model_loads(
         (("predict", run, "great", "--out", a_file / "p.jsonl"), f"--out {a_file / 'p.jsonl'} cannot be written"),
         (("predict", run, "great", "--out", tmp_path), "is a folder; name a file"),
         (("evaluate", run, "--data", "x.csv", "--out", a_file / "m.json"), f"{a_file} is a file, not a folder"),
-        (("export", run, "--out", a_file / "shipped"), f"--out {a_file / 'shipped'} cannot be written"),
-        (("export", run, "--out", a_file), "is a file, not a folder"),
-        (("export", run, "--out", Path("/proc/nlp-transfer-test/shipped")), "cannot be written"),  # even for root
+        (("export", run, "--output-dir", a_file / "shipped"), f"--output-dir {a_file / 'shipped'} cannot be written"),
+        (("export", run, "--output-dir", a_file), "is a file, not a folder"),
+        (
+            ("export", run, "--output-dir", Path("/proc/nlp-transfer-test/shipped")),
+            "cannot be written",
+        ),  # even for root
     ]
     for args, fragment in cases:
         refused(invoke(*args), fragment, "choose another --out" if "folder;" not in fragment else "")

@@ -275,3 +275,18 @@ def test_thresholds_are_tuned_per_label_or_globally_and_settled_for_the_test_spl
     assert record["thresholds"]["b"] == pytest.approx(per_label[1])
     shuffled = rng.permutation(gold)  # after settling, another split never re-tunes them
     assert (decisions.thresholds(probabilities, shuffled) == per_label).all()
+
+
+def test_multi_label_and_regression_runs_draw_their_own_views(multi_label_run: Path, regression_run: Path) -> None:
+    """Per-label F1 bars for multi-label, predicted-vs-true scatters per target for regression: drawn with the run,
+    listed in metrics.json and embedded in report.html."""
+    for run, files in (
+        (multi_label_run, ["label_f1.png"]),
+        (regression_run, ["scatter_score.png", "scatter_calm.png"]),
+    ):
+        drawn = [f["file"] for f in json.loads((run / "metrics.json").read_text(encoding="utf-8"))["report"]["figures"]]
+        assert drawn == ["curves.png", *files]
+        for name in files:
+            assert (run / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+        report = (run / "report.html").read_text(encoding="utf-8")
+        assert report.count("data:image/png;base64,") == 1 + len(files)

@@ -310,7 +310,7 @@ def test_card_names_the_hub_id_of_a_local_copy(runs: dict[str, Path], tmp_path: 
 
 def test_merged_lora_export_predicts_what_the_adapter_predicts(runs: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "merged"
-    result = invoke("export", runs["lora"], "--merge", "--out", out)
+    result = invoke("export", runs["lora"], "--merge", "--output-dir", out)
     assert result.exit_code == 0, result.output
     assert (out / "config.json").is_file() and not (out / "adapter_config.json").exists()
     texts = [line.split(",")[0] for line in (runs["lora"].parent.parent / "eval.csv").read_text().splitlines()[1:]]
@@ -329,24 +329,26 @@ def test_merged_lora_export_predicts_what_the_adapter_predicts(runs: dict[str, P
 
 def test_export_without_merge_is_the_push_file_set_and_reloads(runs: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "probe-copy"
-    assert invoke("export", runs["probe"], "--out", out).exit_code == 0
+    assert invoke("export", runs["probe"], "--output-dir", out).exit_code == 0
     names = {p.relative_to(out).as_posix() for p in shared_files(out)}
     assert names == {p.relative_to(runs["probe"]).as_posix() for p in shared_files(runs["probe"])} | {"export.json"}
     assert torch.allclose(logits(out), logits(runs["probe"]), atol=1e-6)  # probe.json: the mean pooling kept
 
 
 def test_export_refuses_what_it_must_not_do(runs: dict[str, Path], tmp_path: Path) -> None:
-    user_error(invoke("export", runs["full"], "--merge", "--out", tmp_path / "m"), "not a LoRA adapter", "drop --merge")
+    user_error(
+        invoke("export", runs["full"], "--merge", "--output-dir", tmp_path / "m"), "not a LoRA adapter", "drop --merge"
+    )
     assert not (tmp_path / "m").exists()
     taken = tmp_path / "taken"
     taken.mkdir()
     (taken / "notes.txt").write_text("mine", encoding="utf-8")
-    user_error(invoke("export", runs["full"], "--out", taken), "not an nlp-transfer export")
+    user_error(invoke("export", runs["full"], "--output-dir", taken), "not an nlp-transfer export")
     assert (taken / "notes.txt").read_text(encoding="utf-8") == "mine"
     out = tmp_path / "out"
-    assert invoke("export", runs["full"], "--out", out).exit_code == 0
-    user_error(invoke("export", runs["full"], "--out", out), "--overwrite")
-    assert invoke("export", runs["lora"], "--out", out, "--merge", "--overwrite").exit_code == 0
+    assert invoke("export", runs["full"], "--output-dir", out).exit_code == 0
+    user_error(invoke("export", runs["full"], "--output-dir", out), "--overwrite")
+    assert invoke("export", runs["lora"], "--output-dir", out, "--merge", "--overwrite").exit_code == 0
     assert json.loads((out / "export.json").read_text(encoding="utf-8"))["merge"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folders left
 
@@ -354,7 +356,7 @@ def test_export_refuses_what_it_must_not_do(runs: dict[str, Path], tmp_path: Pat
 def test_onnx_export_matches_pytorch(runs: dict[str, Path], tmp_path: Path) -> None:
     onnxruntime = pytest.importorskip("onnxruntime")
     out = tmp_path / "onnx"
-    result = invoke("export", runs["lora"], "--merge", "--onnx", "--out", out)
+    result = invoke("export", runs["lora"], "--merge", "--onnx", "--output-dir", out)
     assert result.exit_code == 0, result.output
     record = json.loads((out / "export.json").read_text(encoding="utf-8"))["onnx"]
     assert record["max_abs_logit_difference"] < 1e-4
