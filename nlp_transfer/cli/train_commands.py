@@ -248,7 +248,7 @@ def tune(
 def validate(recipe: RecipeArg, override: OverrideOpt = None) -> None:
     """Check a recipe against the schema without running it."""
     from nlp_transfer.recipe import load_recipe
-    from nlp_transfer.run.trainer import training_arguments
+    from nlp_transfer.run.arguments import training_arguments
 
     loaded = load_recipe(recipe, override)
     training_arguments(loaded.recipe.train, Path("unused"))  # train.trainer passthrough keys are checked here

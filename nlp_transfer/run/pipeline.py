@@ -36,6 +36,7 @@ from nlp_transfer.methods.pretrained import check_against_model, load_config, lo
 from nlp_transfer.recipe import LoadedRecipe
 from nlp_transfer.run import distributed
 from nlp_transfer.run.acceleration import training_precision
+from nlp_transfer.run.arguments import training_arguments
 from nlp_transfer.run.contextual import contextual_operation
 from nlp_transfer.run.disk import bytes_needed, check_room
 from nlp_transfer.run.folder import (
@@ -53,7 +54,6 @@ from nlp_transfer.run.phases import RunResult, train_and_save
 from nlp_transfer.run.record import environment_record
 from nlp_transfer.run.resume import check_resumable, resume_target
 from nlp_transfer.run.sharding import check_sharding
-from nlp_transfer.run.trainer import training_arguments
 from nlp_transfer.tasks import TASKS, PreparedTask, Task
 from nlp_transfer.tasks.extra_metrics import load_extra_metrics
 

@@ -218,7 +218,7 @@ def test_a_multi_label_export_carries_its_thresholds_and_compare_grids_it(
 
 def test_lower_is_better_metrics_pick_the_lowest_checkpoint(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
     from nlp_transfer.recipe import load_recipe
-    from nlp_transfer.run.trainer import training_arguments
+    from nlp_transfer.run.arguments import training_arguments
 
     recipe = write_recipe(tmp_path, tiny_models["bert"], "x.csv", task={"name": "regression", "label": "y"})
     for metric, greater in (("mae", False), ("mse", False), ("pearson", True), ("loss", False)):

@@ -240,7 +240,7 @@ def test_every_training_argument_we_set_says_where_it_is_set() -> None:
     """A train.trainer entry for a TrainingArguments field that nlp-transfer sets is refused with a reason that
     names the train field (or why nlp-transfer sets it): no field may fall through unexplained."""
     from nlp_transfer.recipe import TrainSpec
-    from nlp_transfer.run.trainer import SET_BY_NLP_TRANSFER, SET_BY_TRAIN_FIELD, training_arguments
+    from nlp_transfer.run.arguments import SET_BY_NLP_TRANSFER, SET_BY_TRAIN_FIELD, training_arguments
 
     arguments = training_arguments(TrainSpec(), Path("unused"))
     default = type(arguments)(output_dir="unused")

@@ -1,0 +1,42 @@
+"""train.report_to: the experiment trackers of the Trainer, writing under the run folder by default."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+from nlp_transfer.core.errors import UserError
+
+_SET_BY_US: dict[str, str] = {}  # environment variables this process set for an earlier run's trackers
+
+
+def _default_env(name: str, value: str) -> bool:
+    """Set `name` to this run's folder unless the user set it; True when set. A value an earlier run of this
+    process set (compare and tune run many) is the user's no more and moves to this run."""
+    if name in os.environ and os.environ[name] != _SET_BY_US.get(name):
+        return False
+    os.environ[name] = _SET_BY_US[name] = value
+    return True
+
+
+def tracker_callbacks(trackers: list[str], run_dir: Path, phase: str) -> list[TrainerCallback]:
+    """Trackers write under the run folder by default: TensorBoard event files in tensorboard/<phase>, MLflow's file
+    store in mlruns/, Weights & Biases in wandb/ (a user's own MLFLOW_TRACKING_URI or WANDB_DIR wins). The other
+    integrations are the Trainer's own (train.report_to reaches it unchanged)."""
+    if "mlflow" in trackers and _default_env("MLFLOW_TRACKING_URI", (run_dir / "mlruns").resolve().as_uri()):
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 keeps its file store only when asked
+    if "wandb" in trackers:
+        _default_env("WANDB_DIR", str(run_dir.resolve()))
+    if "tensorboard" not in trackers:
+        return []
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as err:
+        raise UserError(
+            "train.report_to: tensorboard is not installed; pip install 'nlp-transfer[tensorboard]' (or drop it)"
+        ) from err
+    from transformers.integrations import TensorBoardCallback
+
+    return [TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(run_dir / "tensorboard" / phase)))]
