@@ -99,7 +99,9 @@ def bbse_prior(
     source_predicted: np.ndarray, source_labels: np.ndarray, target_predicted: np.ndarray, k: int
 ) -> np.ndarray | None:
     """Lipton et al.'s black-box shift estimate from hard predictions (class ids) on both domains; None when the
-    source confusion matrix cannot be inverted (the classifier never predicts some class on the source)."""
+    source confusion matrix cannot be inverted (the classifier never predicts some class on the source) or the solved
+    prior has no positive share left after clipping (cannot happen when every class occurs on the source: C w = t
+    with t summing to 1 leaves some w positive; kept as "no estimate" rather than a uniform guess)."""
     confusion = np.zeros((k, k))  # [predicted, true], joint shares on the source eval split
     np.add.at(confusion, (source_predicted, source_labels), 1.0 / len(source_labels))
     target_shares = np.bincount(target_predicted, minlength=k) / len(target_predicted)
@@ -107,7 +109,7 @@ def bbse_prior(
         return None
     weights = np.linalg.solve(confusion, target_shares)  # target prior / source prior, per class
     prior = np.clip(weights * confusion.sum(axis=0), 0.0, None)
-    return prior / prior.sum() if prior.sum() > 0 else np.full(k, 1.0 / k)
+    return prior / prior.sum() if prior.sum() > 0 else None
 
 
 @dataclass
@@ -195,8 +197,8 @@ def estimate_prior(
         )
     if bbse is None and spec.estimator == "bbse":
         problems.append(
-            "bbse needs the classifier to predict every class on the source eval split, and it does not (use "
-            "estimator: em)"
+            "bbse gives no estimate here: the classifier does not predict every class on the source eval split, or "
+            "the solved prior is zero everywhere (use estimator: em)"
         )
     chosen = found.get(spec.estimator, em.prior)
     rare = [f"{name} {100 * share:.1f}%" for name, share in zip(names, chosen, strict=True) if share < spec.min_share]
