@@ -5,7 +5,7 @@ What it measures
     depend on the weights) and all-MiniLM-L6-v2's uncased WordPiece vocabulary, which is BERT's. Each way trains it
     for one epoch on the same SST-2 training sentences (1 epoch, lr 5e-5, --batch-size, max_length 128):
 
-    nlp-transfer        the pipeline with its defaults: dynamic padding, length buckets, train.precision auto
+    nlp-transfer        the pipeline with its defaults: dynamic padding, length-sorted sub-batches, train.precision auto
                         (bf16 autocast on Ampere and newer, fp16 before)
     nlp-transfer-fp32   the same with train.precision fp32 (the bf16 target is against this)
     padded-fp32         a plain Trainer as the transformers example runs it: every sentence padded to 128, fp32
