@@ -9,7 +9,7 @@ What it measures
                   max_length, random batches, fp32 (default_data_collator)
     dynamic       a plain Trainer with dynamic padding (DataCollatorWithPadding), random batches, fp32
     nlp-transfer  recipes/quickstart.yaml run through nlp_transfer.run.pipeline.run with its defaults: dynamic
-                  padding, random batches sorted by length into sub-batches, train.precision auto (bf16 autocast on CPUs that do bf16)
+                  padding, random batches trained as length-sorted sub-batches, train.precision auto (bf16 where native)
     and, on request (--ways), diagnostic variants: nlp-transfer-fp32 (train.precision fp32), nlp-transfer-compile
     (train.compile true; the compile time is part of the training time), nlp-transfer-random
     (group_by_length off: random batches), nlp-transfer-plain (no warmup, no weight decay: the plain Trainer's
