@@ -229,6 +229,11 @@ class Recipe(Strict):
         extra = [m if isinstance(m, ExtraMetric) else ExtraMetric(path=m) for m in recipe.train.extra_metrics]
         if extra and recipe.task.name == "qa":
             raise ValueError("train.extra_metrics: QA is scored by SQuAD exact match and F1 only; remove extra_metrics")
+        if recipe.data.max_train_per_class is not None and recipe.task.name in ("regression", "qa"):
+            raise ValueError(
+                f"data.max_train_per_class takes rows per class, and a {recipe.task.name} task has no classes; use "
+                "data.max_train_samples"
+            )
         names = (*recipe.task.metric_names, *[m.label for m in extra])
         if metric not in names:
             raise ValueError(

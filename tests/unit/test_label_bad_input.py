@@ -146,3 +146,14 @@ def test_recipe_level_contradictions_are_caught_on_validation(tmp_path: Path, ti
         tmp_path / "both", model, "x", data={"train": {"path": "a.txt", "label": 1, "label_lines": "b"}}
     )
     user_error(invoke("run", both), "label and label_lines both label its rows")
+
+
+def test_rows_per_class_need_classes(tmp_path: Path) -> None:
+    """data.max_train_per_class on a regression task is refused at validate, naming the field and the fix."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "model: m\ntask: {name: regression, label: score}\nmethod: full\n"
+        "data: {train: t.csv, max_train_per_class: 8}\n",
+        encoding="utf-8",
+    )
+    user_error(invoke("validate", recipe), "data.max_train_per_class", "data.max_train_samples")
