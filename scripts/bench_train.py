@@ -188,14 +188,21 @@ def environment_variable(name: str, value: str) -> Iterator[None]:
 
 
 def nlp_transfer_way(
-    extra: list[str], adjust: Callable[[Settings], Settings] = lambda s: s, bucket_batches: int | None = None
+    extra: list[str],
+    adjust: Callable[[Settings], Settings] = lambda s: s,
+    bucket_batches: int | None = None,
+    split: int | None = None,
 ) -> Any:
     def train(settings: Settings, root: Path, rows: tuple[datasets.Dataset, datasets.Dataset], workdir: Path) -> Any:
         settings = adjust(settings)
         loaded = load_recipe(RECIPE, recipe_overrides(settings, workdir / "run", extra))
         check_same_rows(loaded, root, *rows)
         # A private tokenization cache: the benchmark leaves ~/.cache/nlp-transfer as it found it.
-        with environment_variable(CACHE_ENV, str(workdir / "token-cache")), sampler_buckets(bucket_batches):
+        with (
+            environment_variable(CACHE_ENV, str(workdir / "token-cache")),
+            sampler_buckets(bucket_batches),
+            fixed_sub_batches(split),
+        ):
             result = run(loaded, RunOptions(data_root=root))
         train_metrics, evaluation = result.metrics["train"], result.metrics["eval"]
         return (
@@ -207,6 +214,22 @@ def nlp_transfer_way(
         )
 
     return train
+
+
+@contextmanager
+def fixed_sub_batches(split: int | None) -> Iterator[None]:
+    """Diagnostic ways: each random batch cut into `split` length-sorted sub-batches instead of the default count."""
+    if split is None:
+        yield
+        return
+    from nlp_transfer.run import trainer
+
+    original = trainer.sub_batches
+    trainer.sub_batches = lambda spec, device: split  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        trainer.sub_batches = original  # type: ignore[assignment]
 
 
 @contextmanager
@@ -300,6 +323,7 @@ WAYS: dict[str, Any] = {
     "nlp-transfer-random": nlp_transfer_way(["train.group_by_length=false"]),
     "nlp-transfer-plain": nlp_transfer_way([], lambda s: replace(s, warmup_ratio=0.0, weight_decay=0.0)),
     **{f"nlp-transfer-bb{n}": nlp_transfer_way([], bucket_batches=n) for n in (2, 3, 4, 6, 8, 12, 24)},
+    **{f"nlp-transfer-sub{k}": nlp_transfer_way([], split=k) for k in (1, 2, 4, 8)},
 }
 
 
