@@ -7,6 +7,7 @@ a column named `text` (blank lines skipped).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nlp_transfer.core.errors import UserError
+from nlp_transfer.data.diagnose import is_wide, wide_bom
 from nlp_transfer.data.readers import SUFFIX_FORMATS, read_squad_json
 
 STREAMED_FORMATS = ("csv", "tsv", "jsonl", "json", "text")
@@ -58,8 +60,9 @@ def check_stream(path: Path, options: StreamOptions, field: str) -> str:
 def stream_rows(path: Path, options: StreamOptions, field: str) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, row) for every row of the file, in order; a malformed row is a UserError naming its line."""
     fmt = check_stream(path, options, field)
+    encoding = _encoding_of(path, options.encoding, field)
     try:
-        with path.open(encoding=options.encoding, newline="" if fmt in {"csv", "tsv"} else None) as handle:
+        with path.open(encoding=encoding, newline="" if fmt in {"csv", "tsv"} else None) as handle:
             yield from READERS[fmt](handle, path, options, field)
     except LookupError as err:
         raise UserError(f"--encoding {options.encoding}: unknown encoding; use e.g. utf-8 or latin-1") from err
@@ -68,6 +71,25 @@ def stream_rows(path: Path, options: StreamOptions, field: str) -> Iterator[tupl
             f"{field} {path}: not valid {options.encoding} ({err.reason} at byte {err.start} of a read block); "
             "convert the file to utf-8"
         ) from err
+
+
+def _encoding_of(path: Path, encoding: str, field: str) -> str:
+    """The encoding to open the file with, from its first bytes as readers.read_text does: a UTF-8 byte-order mark
+    is read as one (not left in the first column's name); a UTF-16/32 file read as anything else is named as such."""
+    try:
+        wide = is_wide(encoding)
+    except LookupError as err:
+        raise UserError(f"--encoding {encoding}: unknown encoding; use e.g. utf-8 or latin-1") from err
+    with path.open("rb") as handle:
+        start = handle.read(4)
+    bom = wide_bom(start)
+    if bom is not None and not wide:
+        what, codec = bom
+        raise UserError(
+            f"{field} {path} is {what} (it starts with a {what} byte-order mark), not {encoding}; pass --encoding "
+            f"{codec}, or save the file as UTF-8"
+        )
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" and start.startswith(codecs.BOM_UTF8) else encoding
 
 
 def _text_rows(handle: Any, path: Path, options: StreamOptions, field: str) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -231,3 +231,17 @@ def test_export_quantize_int8_checks_the_quantized_model(models: dict[str, Path]
 def test_window_size_follows_the_batch_size(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(inference, "WINDOW_BATCHES", 2)
     assert [len(w) for w in inference.windows(range(7), 3)] == [3, 3, 1]
+
+
+def test_byte_order_marks_are_read_as_such(models: dict[str, Path], tmp_path: Path) -> None:
+    """A UTF-8 byte-order mark does not become part of the first column's name; a UTF-16 file read as utf-8 is
+    named as UTF-16 (as the recipe's data readers say), and --encoding utf-16 reads it."""
+    marked = tmp_path / "marked.csv"
+    marked.write_bytes("text,id\ngreat film,1\nawful film,2\n".encode("utf-8-sig"))
+    assert [row["text"] for row in predicted(models["single"], "--file", marked)] == ["great film", "awful film"]
+    wide = tmp_path / "wide.csv"
+    wide.write_text("text,id\ngreat film,1\n", encoding="utf-16")
+    user_error(invoke("predict", models["single"], "--file", wide), "is UTF-16", "--encoding utf-16")
+    assert [row["text"] for row in predicted(models["single"], "--file", wide, "--encoding", "utf-16")] == [
+        "great film"
+    ]
