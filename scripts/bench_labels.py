@@ -38,7 +38,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 BF16 = ["train.precision=bf16"]
-QUICK: list[str] = []  # --quick: a smoke test of the script on a few hundred rows
+QUICK: list[str] = []  # --quick (a smoke test on a few hundred rows), --epochs, --max-train: overrides of every run
+WEIGHTS = ["none", "balanced"]  # --weights: the class_weights settings goemotions and tweeteval compare
 
 
 def train(recipe: str, overrides: list[str], run_dir: Path, fp32: bool) -> dict[str, Any]:
@@ -85,7 +86,7 @@ def goemotions(out: Path, fp32: bool) -> list[dict[str, Any]]:
 
     recipe = "goemotions_minilm.yaml"
     rows = []
-    for weights in ("none", "balanced"):
+    for weights in WEIGHTS:
         run_dir = out / f"weights-{weights}"
         metrics = train(recipe, [f"task.class_weights={weights}"], run_dir, fp32)
         trained = open_trained(run_dir)
@@ -202,7 +203,7 @@ def _exact(guess: np.ndarray, stars: np.ndarray) -> float:
 
 def tweeteval(out: Path, fp32: bool) -> list[dict[str, Any]]:
     rows = []
-    for weights in ("none", "balanced"):
+    for weights in WEIGHTS:
         metrics = train("tweeteval_emotion_minilm.yaml", [f"task.class_weights={weights}"], out / weights, fp32)
         test = metrics["test"]
         rows.append(
@@ -282,7 +283,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench_labels")
     parser.add_argument("--fp32", action="store_true", help="train in float32 (default: bf16 autocast on the CPU)")
     parser.add_argument("--quick", action="store_true", help="smoke test: 300 training rows, 1 epoch, 200 eval/test")
+    parser.add_argument("--epochs", type=float, default=None, help="train.epochs of every run (default: the recipe's)")
+    parser.add_argument("--max-train", type=int, default=None, help="a seeded subset of each training set")
+    parser.add_argument(
+        "--weights", default="none,balanced", help="class_weights settings compared (goemotions, tweeteval)"
+    )
     args = parser.parse_args()
+    WEIGHTS[:] = args.weights.split(",")
+    QUICK.extend([f"train.epochs={args.epochs}"] if args.epochs is not None else [])
+    QUICK.extend([f"data.max_train_samples={args.max_train}"] if args.max_train is not None else [])
     if args.quick:
         QUICK.extend(
             ["data.max_train_samples=300", "data.max_eval_samples=200", "data.max_test_samples=200", "train.epochs=1"]
