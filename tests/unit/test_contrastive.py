@@ -14,6 +14,7 @@ import yaml
 from safetensors.torch import load_file
 
 from nlp_transfer.core.errors import UserError
+from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.data.loading import load_data
 from nlp_transfer.methods.contrastive import PairCollator, PairDataset, PairEncoder, cosine_loss, margin_loss
 from nlp_transfer.methods.pairs import check_pairable, draw_pairs, jaccard, label_sets
@@ -131,7 +132,7 @@ def test_contrastive_trains_the_encoder_then_the_head_and_predict_reads_it_back(
     # predict rebuilds exactly the trained model: mean pooling, unit length, the trained head.
     tokenizer, _ = head_inputs(run_dir)
     expected = logits_of(setup.model, tokenizer)
-    predictor = open_predictor(run_dir)
+    predictor = open_predictor(run_dir, runtime=Runtime.choose("cpu", "fp32"))  # as logits_of computes them
     loaded = torch.cat(list(predictor.logits(TEXTS)))  # type: ignore[attr-defined]
     assert torch.allclose(loaded, expected, atol=1e-5)
     labels = [row["label"] for row in predictor.predict(TEXTS)]
