@@ -30,7 +30,7 @@ test: setup
 # two pytest workers with one torch thread each (a tiny model's step is too small for two threads to pay).
 test-fast: setup
 	OMP_NUM_THREADS=1 NLP_TRANSFER_FAST_TESTS=1 HF_HUB_OFFLINE=1 \
-		$(BIN)/python -m pytest -m "not slow and not integration and not subprocess" -q -n 2
+		$(BIN)/python -m pytest -m "not slow and not integration and not subprocess and not heavy" -q -n 2
 
 test-all: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q

@@ -170,7 +170,7 @@ def _stage_record(out: Path, chain: str) -> dict:
     return json.loads((out / "stages" / chain / "stage.json").read_text(encoding="utf-8"))
 
 
-@pytest.mark.slow  # over 20 s of tiny-model training: make test runs it, make test-fast does not
+@pytest.mark.heavy  # over 20 s of tiny-model training: make test runs it, make test-fast does not
 def test_adapt_table_and_reuse(tmp_path: Path, tiny_models: dict[str, Path], sentiment_csv: Path) -> None:
     corpus = _jsonl(tmp_path / "corpus.jsonl", _rows(ELECTRONICS / "train.jsonl", 40))
     stages = [
@@ -220,7 +220,7 @@ def test_adapt_table_and_reuse(tmp_path: Path, tiny_models: dict[str, Path], sen
     assert len(_stage_record(out, "finetune+self_train")["metrics"]["rounds"]) == 1
 
 
-@pytest.mark.slow  # over 20 s of tiny-model training: make test runs it, make test-fast does not
+@pytest.mark.heavy  # over 20 s of tiny-model training: make test runs it, make test-fast does not
 def test_target_labels_never_reach_training(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
     """The same corpus with its true labels, with every label flipped, and with no label column: identical
     estimated priors, identical pseudo-labels and identical models."""
@@ -313,7 +313,7 @@ LEARNS = [
 ]  # a tiny model learns keyword data; fp32 keeps the toy estimates exact
 
 
-@pytest.mark.slow  # over 20 s of tiny-model training: make test runs it, make test-fast does not
+@pytest.mark.heavy  # over 20 s of tiny-model training: make test runs it, make test-fast does not
 def test_prior_correction_and_estimated_proportions(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
     """On a 70%-positive target the estimated prior sets the pseudo-labels' proportions and corrects the final
     models; the corrected folder is a complete run whose predictions carry the correction; the table shows the

@@ -16,7 +16,7 @@ from tests.conftest import write_recipe
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.slow  # over 20 s of tiny-model training: make test runs it, make test-fast does not
+@pytest.mark.heavy  # over 20 s of tiny-model training: make test runs it, make test-fast does not
 def test_compare_runs_the_grid_writes_table_and_plot_and_resumes(
     tiny_models: dict[str, Path], sentiment_csv: Path, tmp_path: Path
 ) -> None:

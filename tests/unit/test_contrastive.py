@@ -198,7 +198,7 @@ def test_max_train_per_class_is_a_seeded_balanced_subset(tmp_path: Path) -> None
         DataSpec.model_validate({"train": str(path), "max_train_samples": 4, "max_train_per_class": 2})
 
 
-@pytest.mark.slow  # over 20 s of tiny-model training: make test runs it, make test-fast does not
+@pytest.mark.heavy  # over 20 s of tiny-model training: make test runs it, make test-fast does not
 def test_compare_includes_contrastive_on_class_balanced_few_shot_sets(
     tiny_models: dict[str, Path], tmp_path: Path
 ) -> None:
