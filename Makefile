@@ -23,10 +23,12 @@ $(STAMP): pyproject.toml
 quickstart: setup
 	HF_HUB_OFFLINE=1 $(BIN)/nlp-transfer run recipes/quickstart.yaml --overwrite
 
+# Everything but the slow real-model runs, on two pytest workers with one torch thread each (each accelerate launch
+# of a test takes its own port, so two can run at once).
 test: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" -q
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" -q -n 2
 
-# The inner loop: unit tests on tiny models, no processes started, no real-model runs (about 90 s on 2 cores):
+# The inner loop: unit tests on tiny models, no processes started, no real-model runs, none over 20 s (heavy):
 # two pytest workers with one torch thread each (a tiny model's step is too small for two threads to pay).
 test-fast: setup
 	OMP_NUM_THREADS=1 NLP_TRANSFER_FAST_TESTS=1 HF_HUB_OFFLINE=1 \

@@ -261,3 +261,13 @@ def user_error(result: Any, *fragments: str) -> str:
     for fragment in fragments:
         assert fragment in errors[0], f"{fragment!r} not in {errors[0]!r}"
     return errors[0]
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now: each `accelerate launch` of a test gets its own, so that tests running in
+    parallel (make test runs two workers) do not meet on accelerate's default 29500."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

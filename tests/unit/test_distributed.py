@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_recipe
+from tests.conftest import free_port, write_recipe
 
 pytestmark = pytest.mark.subprocess
 
@@ -25,6 +25,7 @@ def test_two_processes_write_one_complete_run(
     # --multi_gpu makes accelerate start one process per rank (torchrun); without GPUs nlp-transfer joins them with
     # gloo. Plain --num_processes 2 on a CPU-only machine starts a single process.
     command = [str(ACCELERATE), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+    command += ["--main_process_port", str(free_port())]
     command += ["--mixed_precision", "no", "--dynamo_backend", "no", "-m", "nlp_transfer", "run", str(recipe)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(29500 + os.getpid() % 1000)}
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
@@ -73,6 +74,7 @@ def test_two_processes_score_qa_like_one(tiny_models: dict[str, Path], tmp_path:
         encoding="utf-8",
     )
     command = [str(ACCELERATE), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+    command += ["--main_process_port", str(free_port())]
     command += ["--mixed_precision", "no", "--dynamo_backend", "no", "-m", "nlp_transfer", "run", str(recipe)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(29600 + os.getpid() % 1000)}
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from nlp_transfer.run.checkpoints import SEAL_FILE
-from tests.conftest import REPO, write_recipe
+from tests.conftest import REPO, free_port, write_recipe
 
 pytestmark = pytest.mark.subprocess
 
@@ -27,6 +27,7 @@ STEPS, CHECKPOINT_STEPS = 40, 4
 
 def launch(args: list[str], tmp_path: Path, tag: str, script: str | None = None, **env: str) -> subprocess.Popen:
     command = [str(ACCELERATE), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+    command += ["--main_process_port", str(free_port())]
     command += ["--mixed_precision", "no", "--dynamo_backend", "no"]
     command += [script] if script else ["-m", "nlp_transfer"]
     environment = {

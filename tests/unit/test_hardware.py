@@ -14,7 +14,7 @@ from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.hardware import Runtime, resolve_device, resolve_precision
 from nlp_transfer.recipe import TrainSpec
 from nlp_transfer.run import acceleration
-from tests.conftest import invoke, user_error, write_recipe
+from tests.conftest import free_port, invoke, user_error, write_recipe
 
 CPU = torch.device("cpu")
 
@@ -200,6 +200,7 @@ def test_the_fsdp_config_on_cpus_trains_as_ddp_and_saves_a_whole_model(
     recipe = write_recipe(tmp_path, tiny_models["bert"], sentiment_csv, train={"precision": "fp32"})
     accelerate = Path(sys.executable).parent / "accelerate"
     command = [str(accelerate), "launch", "--config_file", str(CONFIGS / "fsdp.yaml"), "--num_processes", "2"]
+    command += ["--main_process_port", str(free_port())]
     done = subprocess.run(
         [*command, "-m", "nlp_transfer", "run", str(recipe)], capture_output=True, text=True, timeout=600, cwd=tmp_path
     )

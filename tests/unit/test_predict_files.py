@@ -13,7 +13,7 @@ import pytest
 
 from nlp_transfer.share import inference
 from nlp_transfer.share.inference import WINDOW_BATCHES, merged, my_share, ordered
-from tests.conftest import invoke, user_error, write_recipe, write_sentiment_csv
+from tests.conftest import free_port, invoke, user_error, write_recipe, write_sentiment_csv
 
 REVIEWS = ["great movie 3", "awful acting and a dull, lifeless plot that never ends", "a delight", "hated it 7", "ok"]
 
@@ -196,6 +196,7 @@ def test_accelerate_launch_splits_the_file_and_merges_in_order(models: dict[str,
     assert result.exit_code == 0, result.output
     launched = tmp_path / "launched.jsonl"
     command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+    command += ["--main_process_port", str(free_port())]
     command += ["-m", "nlp_transfer", "predict", str(models["single"]), "--file", str(path), "--out", str(launched)]
     command += ["--batch-size", "1", "--precision", "fp32"]  # windows of 64: five go to one process, five to the other
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
