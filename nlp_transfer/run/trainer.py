@@ -92,13 +92,16 @@ class TaskTrainer(Trainer):
         self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None
     ) -> Any:
         labels = inputs.get("labels")
-        # Labels per example (classification ids; multi-label/regression rows under the task's own loss): each
-        # micro-batch's mean loss weighted by its share of the step, as _example_weighted explains.
+        # A mean loss over labelled items (class ids; label cells and targets under a task's own loss; masked tokens
+        # of continued pre-training): each micro-batch's mean weighted by its share of the step's items, as
+        # _example_weighted explains.
         per_example = (
             labels is not None and num_items_in_batch is not None and (self.loss is not None or labels.dim() == 1)
         )
         if per_example:
-            found: Any = self._example_weighted(model, inputs, return_outputs, labels.numel() / num_items_in_batch)
+            # Items as the Trainer counts them (labels other than -100): examples, label cells, or masked tokens (MLM).
+            counted = labels.ne(-100).sum()
+            found: Any = self._example_weighted(model, inputs, return_outputs, counted / num_items_in_batch)
         elif self.loss is not None:
             found = self.loss(model, inputs, return_outputs)
         else:

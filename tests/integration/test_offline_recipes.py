@@ -8,6 +8,7 @@ import pytest
 
 from nlp_transfer.recipe import load_recipe
 from nlp_transfer.run.pipeline import RunOptions, prepare_run
+from nlp_transfer.tasks.text_inputs import DOCUMENT
 from tests.conftest import DATA_ROOT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -16,6 +17,7 @@ SMALL = ["data.max_train_samples=64", "data.max_eval_samples=64", "data.max_test
 pytestmark = pytest.mark.integration
 
 # recipe -> the label names its real data must produce
+GOEMOTIONS = (DATA_ROOT / "goemotions" / "emotions.txt").read_text(encoding="utf-8").split()
 OFFLINE = {
     "quickstart.yaml": ["negative", "positive"],
     "sst2_minilm_full.yaml": ["negative", "positive"],
@@ -29,6 +31,11 @@ OFFLINE = {
     "movies_to_products_minilm.yaml": ["negative", "positive"],  # the source; the target test uses the same
     "sst2_minilm_fewshot.yaml": ["negative", "positive"],
     "sst2_minilm_lora_tune.yaml": ["negative", "positive"],
+    "goemotions_minilm.yaml": GOEMOTIONS,  # multi-label: the names of goemotions/emotions.txt, in id order
+    "emobank_minilm.yaml": ["V", "A", "D"],  # regression: the targets
+    "amazon_ratings_minilm.yaml": ["rating"],
+    "tweeteval_emotion_minilm.yaml": ["anger", "joy", "optimism", "sadness"],
+    "imdb_windows_minilm.yaml": ["negative", "positive"],
 }
 
 
@@ -47,8 +54,9 @@ def test_offline_recipe_prepares_real_data(name: str, minilm: Path) -> None:
     assert setup.model_asset.source == "mirror"
     assert setup.prepared.label_names == OFFLINE[name]
     for split in setup.prepared.splits.values():
-        # QA splits hold windows: a long context gives several for one question.
-        questions = len(set(split["question_index"])) if "question_index" in split.column_names else len(split)
+        # QA splits and text windows hold windows: a long context or review gives several rows for one example.
+        found = next((c for c in ("question_index", DOCUMENT) if c in split.column_names), None)
+        questions = len(set(split[found])) if found else len(split)
         assert 0 < questions <= 64 and len(split) >= questions
         assert max(len(ids) for ids in split["input_ids"]) <= setup.loaded.recipe.task.max_length
 

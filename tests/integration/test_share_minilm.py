@@ -12,6 +12,7 @@ import pytest
 import torch
 from huggingface_hub import metadata_load
 
+from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.data.loading import load_extra_split
 from nlp_transfer.share.predict import open_predictor
 from tests.conftest import DATA_ROOT, invoke
@@ -30,7 +31,7 @@ def dev_texts(count: int) -> list[str]:
 
 
 def logits(model: str | Path, texts: list[str]) -> torch.Tensor:
-    predictor: Any = open_predictor(model, batch_size=64)
+    predictor: Any = open_predictor(model, batch_size=64, runtime=Runtime.choose("cpu", "fp32"))  # exact comparisons
     return torch.cat(list(predictor.logits(texts)))
 
 

@@ -45,7 +45,15 @@ def _adapt_recipe(
         "model": {"name": str(model)},
         "task": {"name": "classification", "labels": ["negative", "positive"], "max_length": 32},
         "data": {"train": str(source)},
-        "train": {"epochs": 1, "batch_size": 16, "learning_rate": 1e-3, "seed": 0, "logging_steps": 5},
+        # fp32: the chains compare their stages' numbers exactly (bf16 autocast is the default on bf16 CPUs)
+        "train": {
+            "epochs": 1,
+            "batch_size": 16,
+            "learning_rate": 1e-3,
+            "seed": 0,
+            "logging_steps": 5,
+            "precision": "fp32",
+        },
         "adapt": {
             "target": {"corpus": str(corpus), "test": str(test), **adapt},
             "stages": stages,
