@@ -59,8 +59,8 @@ class FinetuneStage(Strict):
 
 class SelfTrainStage(Strict):
     """Rounds of: pseudo-label the target corpus with the current model, keep its most probable texts of each class
-    in the target's class proportions, train again from the same starting weights on source + pseudo-labelled
-    target."""
+    (as many per class, or in proportions: see below), train again from the same starting weights on source +
+    pseudo-labelled target."""
 
     name: Literal["self_train"]
     rounds: int = Field(2, ge=1, le=20)
@@ -70,11 +70,14 @@ class SelfTrainStage(Strict):
         le=1,
         description="share of the target corpus pseudo-labelled in the last round; round r of R keeps r/R of it",
     )
+    # Default uniform, measured: on skewed Amazon targets (books 70% positive, dvd 30%) the prior estimated from a
+    # movie-review model missed the truth by 17-26 points, and estimated proportions trailed uniform ones by 1.6
+    # (books70, 2 seeds) and 3.8 points (dvd30) of target accuracy (README, Domain adaptation).
     proportions: Literal["estimated", "uniform", "predicted"] = Field(
-        "estimated",
-        description="how many pseudo-labels each class gets: estimated = the target prior estimated from the "
-        "round's teacher without labels (adapt.label_shift), each class its most probable texts; uniform = the "
-        "same number per class; predicted = the teacher's argmax, most confident first (carries its prior over)",
+        "uniform",
+        description="how many pseudo-labels each class gets: uniform = the same number per class; estimated = the "
+        "target prior estimated from the round's teacher without labels (adapt.label_shift), each class its most "
+        "probable texts; predicted = the teacher's argmax, most confident first (carries its prior over)",
     )
     min_confidence: float = Field(0.0, ge=0, lt=1, description="drop pseudo-labels less probable than this")
     epochs: float | None = Field(None, gt=0, description="default: train.epochs")

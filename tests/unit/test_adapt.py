@@ -240,7 +240,10 @@ def test_target_labels_never_reach_training(tmp_path: Path, tiny_models: dict[st
         "flipped": [{**r, "label": 1 - r["label"], "rating": 0} for r in rows],
         "none": [{"text": r["text"]} for r in rows],
     }
-    stages = [{"name": "finetune"}, {"name": "self_train", "rounds": 1, "keep_fraction": 0.5}]  # estimated
+    stages = [
+        {"name": "finetune"},
+        {"name": "self_train", "rounds": 1, "keep_fraction": 0.5, "proportions": "estimated"},
+    ]
     outputs = {}
     for name, corpus_rows in variants.items():
         folder = tmp_path / name
