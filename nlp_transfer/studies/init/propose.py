@@ -28,9 +28,10 @@ LENGTHS = (32, 64, 128, 256)  # max_length candidates; texts longer than the las
 WINDOW = 256
 MIN_STEPS = 500  # optimizer steps a small data set gets, at most MAX_EPOCHS epochs
 MAX_EPOCHS = 20
-# Multi-label with skewed labels: per-label thresholds tuned on dev already rescue rare labels; the GoEmotions
-# benchmark (README, Measured results) decides whether positive weights add to that.
-MULTI_LABEL_WEIGHTS = "none"
+# Multi-label with skewed labels: balanced positive weights, measured on GoEmotions (README, Measured results: 10,000
+# comments, one epoch, test macro-F1 0.07 without weights (the model learns the base rates only), 0.34 with them and
+# per-label thresholds).
+MULTI_LABEL_WEIGHTS = "balanced"
 
 
 @dataclass
