@@ -29,6 +29,7 @@ from nlp_transfer.tasks.text_rows import (
     check_kinds,
     count_unusable,
     has_texts,
+    text_fields,
     tokenize_splits,
     where,
 )
@@ -54,8 +55,7 @@ class Classification:
             check_columns(
                 split, name, data, [("text", config.text), ("text_pair", config.text_pair), ("label", config.label)]
             )
-            texts = {f"task.{f}": c for f, c in (("text", config.text), ("text_pair", config.text_pair)) if c}
-            check_kinds(split, where(name, data), texts, ("task.label", config.label))
+            check_kinds(split, where(name, data), text_fields(config), ("task.label", config.label))
             count_unusable(split, name, data, columns, self._usable, notes)
         declared = declared_names(config, data)
         label_ids = self._label_ids(data, declared)

@@ -32,6 +32,7 @@ from nlp_transfer.tasks.text_rows import (
     check_kinds,
     count_unusable,
     has_texts,
+    text_fields,
     tokenize_splits,
     where,
 )
@@ -57,8 +58,7 @@ class MultiLabel:
         for name, split in data.splits.items():
             fields = [("text", config.text), ("text_pair", config.text_pair)]
             check_columns(split, name, data, fields + [("label", c) for c in label_columns])
-            texts = {f"task.{f}": c for f, c in (("text", config.text), ("text_pair", config.text_pair)) if c}
-            check_kinds(split, where(name, data), texts)
+            check_kinds(split, where(name, data), text_fields(config))
             count_unusable(split, name, data, [c for c in (config.text, config.text_pair) if c], self._usable, notes)
         reader = LabelReader(config, declared_names(config, data))
         reader.learn(data)

@@ -21,7 +21,15 @@ from nlp_transfer.tasks.evaluation import metrics_for
 from nlp_transfer.tasks.extra_metrics import LoadedMetric, extra_scores
 from nlp_transfer.tasks.metrics import regression_metrics
 from nlp_transfer.tasks.text_inputs import TextInputs
-from nlp_transfer.tasks.text_rows import Batch, check_columns, check_kinds, has_texts, tokenize_splits, where
+from nlp_transfer.tasks.text_rows import (
+    Batch,
+    check_columns,
+    check_kinds,
+    has_texts,
+    text_fields,
+    tokenize_splits,
+    where,
+)
 
 
 class Regression:
@@ -41,8 +49,7 @@ class Regression:
         for name, split in data.splits.items():
             fields = [("text", config.text), ("text_pair", config.text_pair)]
             check_columns(split, name, data, fields + [("label", c) for c in self.targets])
-            texts = {f"task.{f}": c for f, c in (("text", config.text), ("text_pair", config.text_pair)) if c}
-            check_kinds(split, where(name, data), texts)
+            check_kinds(split, where(name, data), text_fields(config))
             self._check_targets(split, name, data)
             texts = split.select_columns([c for c in (config.text, config.text_pair) if c]).to_dict()
             empty = sum(not has_texts(config, texts, i) for i in range(len(split)))

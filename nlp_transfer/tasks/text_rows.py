@@ -103,6 +103,11 @@ def tokenize_splits(
 TEXT_DTYPES = {"string", "large_string"}
 
 
+def text_fields(config: Any) -> dict[str, str]:
+    """A text task's text columns by the field that names them ({"task.text": "review", ...}), for check_kinds."""
+    return {f"task.{f}": c for f, c in (("text", config.text), ("text_pair", config.text_pair)) if c}
+
+
 def check_kinds(
     rows: datasets.Dataset, where: str, texts: dict[str, str], label: tuple[str, str] | None = None
 ) -> None:
