@@ -29,8 +29,15 @@ RECIPE = REPO / "recipes" / "quickstart.yaml"
 def cli(checkout: Path, args: list[str], cache: Path) -> tuple[int, float, list[str]]:
     env = {**os.environ, "PYTHONPATH": str(checkout), "HF_HUB_OFFLINE": "1", "NLP_TRANSFER_CACHE": str(cache)}
     started = time.perf_counter()
+    # cwd: `python -m` puts the working directory first on sys.path, ahead of PYTHONPATH; started from a checkout it
+    # would import that checkout's code for the baseline too.
     done = subprocess.run(
-        [sys.executable, "-m", "nlp_transfer.cli", *args], capture_output=True, text=True, env=env, timeout=3600
+        [sys.executable, "-m", "nlp_transfer.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=3600,
+        cwd=checkout,
     )
     seconds = time.perf_counter() - started
     lines = [line for line in (done.stdout + done.stderr).replace("\r", "\n").splitlines() if line.strip()]
