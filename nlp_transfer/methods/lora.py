@@ -20,6 +20,7 @@ from transformers import AutoConfig, PreTrainedTokenizerBase
 from transformers.pytorch_utils import Conv1D
 
 from nlp_transfer.core.errors import UserError, did_you_mean
+from nlp_transfer.core.quiet import quiet_libraries
 from nlp_transfer.data.assets import resolve_model
 from nlp_transfer.methods.architectures import architecture_of, head_module_names
 from nlp_transfer.methods.base import Phase, PhaseContext, save_model_folder, train_phase
@@ -85,6 +86,15 @@ def lora_config(
     )
 
 
+def with_adapters(model: nn.Module, config: LoraConfig) -> PeftModel:
+    """peft's get_peft_model, with what it warns held for the run log: under transformers 5 it reads the deprecated
+    `is_gradient_checkpointing`, a FutureWarning on every LoRA run that the user can do nothing about."""
+    with quiet_libraries():
+        peft_model = get_peft_model(model, config)
+    assert isinstance(peft_model, PeftModel)  # a LoraConfig never makes peft's mixed model
+    return peft_model
+
+
 def arch_name(model: nn.Module) -> str:
     return str(getattr(getattr(model, "config", None), "model_type", type(model).__name__))
 
@@ -103,8 +113,7 @@ class Lora:
             dropout=self.config.dropout,
             task_type=task.peft_task_type,
         )
-        peft_model: nn.Module = get_peft_model(model, config)
-        return peft_model
+        return with_adapters(model, config)
 
     def phases(self, model: nn.Module, context: PhaseContext) -> list[Phase]:
         return [train_phase(model, context, self.config.learning_rate)]

@@ -19,7 +19,6 @@ from typing import Any
 
 import datasets
 import torch
-from peft import get_peft_model
 from torch import nn
 from transformers import (
     AutoConfig,
@@ -34,7 +33,7 @@ from transformers import (
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.data.assets import Asset
 from nlp_transfer.methods import PhaseInputs
-from nlp_transfer.methods.lora import lora_config
+from nlp_transfer.methods.lora import lora_config, with_adapters
 from nlp_transfer.methods.pretrained import has_head, loading
 from nlp_transfer.recipe import PretrainStage, TrainSpec
 from nlp_transfer.run import checkpoints, interruption
@@ -222,7 +221,7 @@ def _with_lora(lm: Any, stage: PretrainStage) -> Any:
     the output projection tied to the input embeddings."""
     encoder_prefix = lm.base_model_prefix + "."
     tied = lm.get_input_embeddings().weight
-    model = get_peft_model(lm, _lora_config(lm, stage))
+    model = with_adapters(lm, _lora_config(lm, stage))
     for name, parameter in model.get_base_model().named_parameters():
         if not name.startswith(encoder_prefix) and parameter is not tied and "lora_" not in name:
             parameter.requires_grad = True
