@@ -138,8 +138,10 @@ METHOD_CASES = [
     ("multi_label", {"name": "probe_then_finetune", "probe_epochs": 1}),
     ("multi_label", {"name": "scratch"}),
     ("regression", {"name": "probe", "pooling": "mean", "learning_rate": 1e-2}),
+    ("regression", {"name": "unfreeze_last", "layers": 1}),
     ("regression", {"name": "lora", "r": 4}),
     ("regression", {"name": "probe_then_finetune", "probe_epochs": 1}),
+    ("regression", {"name": "scratch"}),
 ]
 
 
@@ -196,6 +198,25 @@ def test_onnx_export_of_a_regression_model_gives_its_outputs(regression_run: Pat
     expected = torch.cat(list(predictor.text_model.outputs(["happy 1", "furious and scared 22"]))).numpy()
     assert np.abs(found - expected).max() < 1e-4
     assert "output x std + mean" in (out / "README.md").read_text(encoding="utf-8")
+
+
+def test_onnx_export_of_a_multi_label_model_gives_its_logits_and_thresholds(
+    multi_label_run: Path, tmp_path: Path
+) -> None:
+    onnxruntime = pytest.importorskip("onnxruntime")
+    out = tmp_path / "export"
+    ok("export", multi_label_run, "--onnx", "--out", out)
+    thresholds = json.loads((out / "thresholds.json").read_text(encoding="utf-8"))
+    assert thresholds == json.loads((multi_label_run / "thresholds.json").read_text(encoding="utf-8"))
+    texts = ["glad 3", "furious and scared 22"]
+    predictor: Any = open_predictor(out, runtime=Runtime.choose("cpu", "fp32"))
+    inputs = predictor.text_model.tokenizer(texts, padding=True, return_tensors="np")
+    session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    (found,) = session.run(["logits"], {i.name: inputs[i.name].astype(np.int64) for i in session.get_inputs()})
+    expected = torch.cat(list(predictor.text_model.outputs(texts))).numpy()
+    assert found.shape == (2, len(NAMES)) and np.abs(found - expected).max() < 1e-4
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "threshold" in card.lower()
 
 
 def test_a_multi_label_export_carries_its_thresholds_and_compare_grids_it(
