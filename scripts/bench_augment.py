@@ -6,11 +6,13 @@ What it measures
     `augment: {copies: C, operations: [...]}`; then one table: eval accuracy mean ± std without and with
     augmentation, the difference, and whether it exceeds the spread over seeds. Each run's training subset is the
     same with and without (the seed picks it); augmentation adds C altered copies of each of its rows.
+    C copies also mean (C + 1) times the optimizer steps, so a third arm (at --same-steps-sizes) trains without
+    augmentation for (C + 1) times the recipe's epochs: what the copies add beyond the extra steps.
 
 How to run
     HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_augment.py                       # 100 and 1,000, 3 seeds
     HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_augment.py --sizes 100 --seeds 1 --methods full   # smoke
-    Compare folders go to runs/bench_augment/{plain,augmented}; a run again skips finished cells.
+    Compare folders go to runs/bench_augment/{plain,augmented,same_steps}; a run again skips finished cells.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--copies", type=int, default=4)
     parser.add_argument("--operations", default="delete,swap,insert,synonym")
+    parser.add_argument(
+        "--same-steps-sizes", default="100", help="sizes of the no-augmentation, more-epochs arm ('' none)"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench_augment")
     parser.add_argument("-o", "--override", action="append", default=[], help="more recipe overrides, both arms")
     args = parser.parse_args()
@@ -39,13 +44,22 @@ def main() -> None:
     from typer.testing import CliRunner
 
     from nlp_transfer.cli import app
+    from nlp_transfer.recipe import load_recipe
 
     augment = f"augment={{copies: {args.copies}, operations: [{args.operations}]}}"
-    arms = {"plain": [], "augmented": ["-o", augment]}
+    epochs = load_recipe(RECIPE).recipe.train.epochs * (args.copies + 1)
+    arms = {
+        "plain": ([], args.sizes),
+        "augmented": (["-o", augment], args.sizes),
+        "same_steps": (["-o", f"train.epochs={epochs:g}"], args.same_steps_sizes),
+    }
     cells: dict[str, list[dict[str, Any]]] = {}
-    for arm, extra in arms.items():
+    for arm, (extra, sizes) in arms.items():
         folder = args.out / arm
-        command = ["compare", str(RECIPE), "--methods", args.methods, "--train-sizes", args.sizes]
+        if not sizes:
+            cells[arm] = []
+            continue
+        command = ["compare", str(RECIPE), "--methods", args.methods, "--train-sizes", sizes]
         command += ["--seeds", str(args.seeds), "--output-dir", str(folder), *extra]
         for override in args.override:
             command += ["-o", override]
@@ -59,22 +73,26 @@ def main() -> None:
         f"\nAugmentation ({args.copies} copies per example: {args.operations}) on SST-2, eval accuracy on all 872 dev"
     )
     print(
-        "| method | train examples | without | with | difference | beyond the seed spread? | time without / with (s) |"
+        "| method | train examples | without | without, same steps | with | difference | beyond the seed spread? "
+        "| with - same steps | time without / with (s) |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for method in args.methods.split(","):
         for size in sorted({c["train_size"] for c in cells["plain"]}):
-            plain = [c for c in cells["plain"] if c["method"] == method and c["train_size"] == size]
-            more = [c for c in cells["augmented"] if c["method"] == method and c["train_size"] == size]
-            a, b = [c["value"] for c in plain], [c["value"] for c in more]
-            spread = max(_std(a), _std(b))
-            difference = 100 * (statistics.fmean(b) - statistics.fmean(a))
+            a, b, same = ([c for c in cells[arm] if c["method"] == method and c["train_size"] == size] for arm in arms)
+            plain, more = [c["value"] for c in a], [c["value"] for c in b]
+            spread = max(_std(plain), _std(more))
+            difference = 100 * (statistics.fmean(more) - statistics.fmean(plain))
             beyond = "yes" if abs(difference) > 100 * spread else "no"
-            seconds = f"{statistics.fmean(c['train_wall_seconds'] for c in plain):.0f} / "
-            seconds += f"{statistics.fmean(c['train_wall_seconds'] for c in more):.0f}"
+            control = _show([c["value"] for c in same]) if same else "-"
+            versus = (
+                f"{100 * (statistics.fmean(more) - statistics.fmean(c['value'] for c in same)):+.2f}" if same else "-"
+            )
+            seconds = f"{statistics.fmean(c['train_wall_seconds'] for c in a):.0f} / "
+            seconds += f"{statistics.fmean(c['train_wall_seconds'] for c in b):.0f}"
             print(
-                f"| {method} | {size:,} | {_show(a)} | {_show(b)} | {difference:+.2f} | {beyond} ({len(a)} seeds) "
-                f"| {seconds} |"
+                f"| {method} | {size:,} | {_show(plain)} | {control} | {_show(more)} | {difference:+.2f} "
+                f"| {beyond} ({len(plain)} seeds) | {versus} | {seconds} |"
             )
 
 
