@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from nlp_transfer.core.errors import UserError, did_you_mean
 from nlp_transfer.data.stream import StreamOptions, check_stream, stream_rows
@@ -40,6 +40,27 @@ class Role:
     column: str
     option: str  # e.g. --text; for the error message that says how to name another column
     chosen: bool = False  # named on the command line (no fallback to a `text` column)
+
+
+class InputSide(Protocol):
+    """A predictor's input side: what it reads and how one input is checked and sized. Text tasks share one
+    (text_items.TextItems), QA has its own (question_items.QuestionItems); predictors add only batch -> rows."""
+
+    def roles(self, given: PredictInputs) -> dict[str, Role]:
+        """The input fields read from a --file, and the column each comes from."""
+        ...
+
+    def from_arguments(self, given: PredictInputs) -> list[Item]:
+        """The inputs given on the command line (a UserError for options that do not fit the task)."""
+        ...
+
+    def check(self, item: Item, where: str) -> None:
+        """One input, before any prediction: a UserError naming `where` if it cannot be predicted."""
+        ...
+
+    def length(self, item: Item) -> int:
+        """Roughly how long the input is (characters): batches are made of inputs of similar length."""
+        ...
 
 
 @dataclass

@@ -2,8 +2,9 @@
 each text or text pair (classification), the labels of each text (multi_label), its numbers (regression), an answer
 span for each question (QA). PREDICTORS picks the predictor from the task the model was trained on.
 
-A predictor is a task's own part only: which inputs it reads (its roles and their default columns), how to check
-one, and a batch of inputs -> one output row each (predict_batch). Reading the inputs (inputs.py), batching them
+A predictor is a task's own part only: its input side (`items`, an inputs.InputSide: which inputs it reads, their
+default columns, how to check one; text_items.TextItems for the three text tasks, question_items.QuestionItems for
+QA) and a batch of inputs -> one output row each (predict_batch). Reading the inputs (inputs.py), batching them
 by length and keeping input order, sharing them out across processes and writing the rows (inference.py), and the
 device and precision (core.hardware.Runtime) are the same for every task.
 """
@@ -16,11 +17,11 @@ from typing import Any, Protocol
 
 import torch
 
-from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.share.inference import WINDOW_BATCHES, in_length_order, ordered, predict_lines, windows
-from nlp_transfer.share.inputs import Inputs, Item, PredictInputs, Role, validated_inputs
+from nlp_transfer.share.inputs import Inputs, InputSide, Item, PredictInputs, validated_inputs
 from nlp_transfer.share.label_prior import read_label_prior
+from nlp_transfer.share.question_items import QuestionItems
 from nlp_transfer.share.text_items import TextItems
 from nlp_transfer.share.text_outputs import TextModel, config_of
 from nlp_transfer.share.text_predictors import LabelSetPredictor, NumberPredictor
@@ -31,23 +32,12 @@ from nlp_transfer.tasks import spans
 class Predictor(Protocol):
     batch_size: int
 
+    @property
+    def items(self) -> InputSide:
+        """What the task reads, and how one input is checked and sized."""
+        ...
+
     def __init__(self, trained: Trained, batch_size: int = 32, runtime: Runtime | None = None) -> None: ...
-
-    def roles(self, given: PredictInputs) -> dict[str, Role]:
-        """The input fields read from a --file, and the column each comes from."""
-        ...
-
-    def from_arguments(self, given: PredictInputs) -> list[Item]:
-        """The inputs given on the command line (a UserError for options that do not fit the task)."""
-        ...
-
-    def check(self, item: Item, where: str) -> None:
-        """One input, before any prediction: a UserError naming `where` if it cannot be predicted."""
-        ...
-
-    def length(self, item: Item) -> int:
-        """Roughly how long the input is (characters): batches are made of inputs of similar length."""
-        ...
 
     def predict_batch(self, batch: list[Item]) -> list[dict[str, Any]]:
         """One output row per input, in the batch's order."""
@@ -64,9 +54,9 @@ def open_predictor(
 
 def read_inputs(predictor: Predictor, given: PredictInputs) -> Inputs:
     """Every input (command line, then --file) checked and counted before any prediction is made."""
-    arguments = predictor.from_arguments(given)
-    roles = predictor.roles(given) if given.file is not None else {}
-    return validated_inputs(arguments, given.file, roles, given.stream, predictor.check)
+    arguments = predictor.items.from_arguments(given)
+    roles = predictor.items.roles(given) if given.file is not None else {}
+    return validated_inputs(arguments, given.file, roles, given.stream, predictor.items.check)
 
 
 def predict_inputs(predictor: Predictor, inputs: Inputs, out: Path | None, show_progress: bool) -> None:
@@ -74,7 +64,7 @@ def predict_inputs(predictor: Predictor, inputs: Inputs, out: Path | None, show_
 
     def rows(part: tuple[int, int], progress: Any) -> Iterator[dict[str, Any]]:
         items = (item for _, item in inputs.stream())
-        return ordered(items, predictor.length, predictor.batch_size, predictor.predict_batch, part, progress)
+        return ordered(items, predictor.items.length, predictor.batch_size, predictor.predict_batch, part, progress)
 
     predict_lines(rows, inputs.count, predictor.batch_size, out, show_progress)
 
@@ -82,7 +72,7 @@ def predict_inputs(predictor: Predictor, inputs: Inputs, out: Path | None, show_
 def predictions(predictor: Predictor, items: Sequence[Any]) -> Iterator[dict[str, Any]]:
     """In-process predictions for a list of inputs (for classification plain strings will do), in order."""
     normalized = [item if isinstance(item, dict) else {"text": str(item)} for item in items]
-    return ordered(normalized, predictor.length, predictor.batch_size, predictor.predict_batch)
+    return ordered(normalized, predictor.items.length, predictor.batch_size, predictor.predict_batch)
 
 
 class LabelPredictor:
@@ -101,18 +91,6 @@ class LabelPredictor:
         self.id2label = config_of(self.model).id2label
         # An adapted model's correction for its target domain's label prior (label_prior.json; None: none).
         self.label_prior = read_label_prior(trained.folder, [self.id2label[i] for i in range(len(self.id2label))])
-
-    def roles(self, given: PredictInputs) -> dict[str, Role]:
-        return self.items.roles(given)
-
-    def from_arguments(self, given: PredictInputs) -> list[Item]:
-        return self.items.from_arguments(given)
-
-    def check(self, item: Item, where: str) -> None:
-        self.items.check(item, where)
-
-    def length(self, item: Item) -> int:
-        return self.items.length(item)
 
     def batch_logits(self, batch: list[Item]) -> torch.Tensor:
         """(B, num_labels) float32 logits on the CPU, corrected for the label prior when the model records one."""
@@ -141,7 +119,7 @@ class LabelPredictor:
         """(window, num_labels) logits, window by window in input order (torch.cat gives (N, num_labels))."""
         items = [{"text": t} | ({"text_pair": pairs[i]} if pairs is not None else {}) for i, t in enumerate(texts)]
         for window in windows(items, self.batch_size * WINDOW_BATCHES):
-            rows = in_length_order(window, self.length, self.batch_size, lambda b: list(self.batch_logits(b)))
+            rows = in_length_order(window, self.items.length, self.batch_size, lambda b: list(self.batch_logits(b)))
             yield torch.stack(rows)
 
 
@@ -156,36 +134,7 @@ class AnswerPredictor:
         self.model = trained.load().to(self.runtime.device)
         self.batch_size = batch_size
         self.task = trained.task_settings
-
-    def roles(self, given: PredictInputs) -> dict[str, Role]:
-        if given.text_column is not None or given.text_pairs:
-            raise UserError("predict: --text/--text-pair are for classification; a QA --file needs question, context")
-        return {
-            "question": Role(self.task["question"], "(the model's task.question)"),
-            "context": Role(self.task["context"], "(the model's task.context)"),
-        }
-
-    def from_arguments(self, given: PredictInputs) -> list[Item]:
-        if given.texts:
-            raise UserError('predict: this run answers questions; use --question "..." --context "..." or --file')
-        if (given.question is None) != (given.context is None):
-            raise UserError("predict: give both --question and --context")
-        if given.question is None and given.file is None:
-            raise UserError('predict: give --question "..." --context "..." or --file PAIRS.jsonl')
-        return [] if given.question is None else [{"question": given.question, "context": given.context}]
-
-    def check(self, item: Item, where: str) -> None:
-        if not item["question"].strip() or not item["context"].strip():
-            raise UserError(f"predict: {where}: the question and the context must not be empty")
-        length = spans.question_lengths(self.tokenizer, [item["question"].lstrip()])[0]
-        if spans.context_room(self.tokenizer, length, self.task["max_length"]) <= self.task["stride"]:
-            raise UserError(
-                f"predict: {where}: the question ({length} tokens) leaves no room for the context in the "
-                f"{self.task['max_length']}-token windows this model was trained with; shorten the question"
-            )
-
-    def length(self, item: Item) -> int:
-        return len(item["question"]) + len(item["context"])
+        self.items = QuestionItems(self.task, self.tokenizer)
 
     def predict_batch(self, batch: list[Item]) -> list[dict[str, Any]]:
         task = self.task

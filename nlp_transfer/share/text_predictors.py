@@ -13,7 +13,7 @@ from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.files import read_json_or_empty
 from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.run.folder import THRESHOLDS_FILE
-from nlp_transfer.share.inputs import Item, PredictInputs, Role
+from nlp_transfer.share.inputs import Item
 from nlp_transfer.share.text_items import TextItems
 from nlp_transfer.share.text_outputs import TextModel
 from nlp_transfer.share.trained import Trained
@@ -58,18 +58,6 @@ class LabelSetPredictor:
         self.names = label_names_of(self.text_model.config)
         self.thresholds = thresholds_of(trained.folder, self.names, trained.origin)
 
-    def roles(self, given: PredictInputs) -> dict[str, Role]:
-        return self.items.roles(given)
-
-    def from_arguments(self, given: PredictInputs) -> list[Item]:
-        return self.items.from_arguments(given)
-
-    def check(self, item: Item, where: str) -> None:
-        self.items.check(item, where)
-
-    def length(self, item: Item) -> int:
-        return self.items.length(item)
-
     def predict_batch(self, batch: list[Item]) -> list[dict[str, Any]]:
         probabilities = sigmoid(self.text_model.batch_outputs(*self.items.texts(batch)).numpy())
         rows = []
@@ -89,18 +77,6 @@ class NumberPredictor:
         self.batch_size = batch_size
         self.names = label_names_of(self.text_model.config)
         self.mean, self.std = target_scale(self.text_model.config, trained.origin)
-
-    def roles(self, given: PredictInputs) -> dict[str, Role]:
-        return self.items.roles(given)
-
-    def from_arguments(self, given: PredictInputs) -> list[Item]:
-        return self.items.from_arguments(given)
-
-    def check(self, item: Item, where: str) -> None:
-        self.items.check(item, where)
-
-    def length(self, item: Item) -> int:
-        return self.items.length(item)
 
     def values(self, texts: list[str], pairs: list[str] | None = None) -> Iterator[np.ndarray]:
         """(batch, T) values in the targets' units, batch by batch."""
