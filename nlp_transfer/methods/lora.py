@@ -123,7 +123,9 @@ class Lora:
         tokenizer.save_pretrained(run_dir)
         # adapter_config.json names the base model: its hub id when one is known, not the local copy loaded here.
         model.peft_config[model.active_adapter].base_model_name_or_path = base_model
-        model.save_pretrained(str(run_dir))
+        # save_embedding_layers "auto" asks the Hub whether the base model's vocabulary was resized (a warning on
+        # every offline save); runs here never resize it, and LoRA weights on embeddings are in the adapter anyway.
+        model.save_pretrained(str(run_dir), save_embedding_layers=False)
         (run_dir / "README.md").unlink(missing_ok=True)  # peft's stub card; the run writes the real one
         base_config = model.get_base_model().config.to_dict()  # type: ignore[union-attr,operator]
         (run_dir / BASE_CONFIG_FILE).write_text(json.dumps(base_config, indent=2) + "\n", encoding="utf-8")

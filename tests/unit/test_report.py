@@ -191,10 +191,12 @@ def test_report_rebuilds_a_run_and_overlays_several(
 def test_a_successful_run_fits_on_one_screen(
     tiny_models: dict[str, Path], sentiment_csv: Path, tmp_path: Path, method: str
 ) -> None:
-    """No library noise either: peft under transformers 5 warns on every LoRA model it wraps (held for run.log)."""
+    """No library noise either: peft under transformers 5 warns on every LoRA model it wraps (held for run.log),
+    and asks the Hub about the base model when it saves an adapter (offline: a warning)."""
     train = {"epochs": 3, "logging_steps": 1}
-    recipe = write_recipe(tmp_path, tiny_models["bert"], sentiment_csv, method={"name": method}, train=train)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    card = {"base_model": "google-bert/bert-base-uncased"}  # the adapter names its Hub base model
+    recipe = write_recipe(tmp_path, tiny_models["bert"], sentiment_csv, method={"name": method}, train=train, card=card)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "nlp_transfer", "run", str(recipe)], capture_output=True, text=True, env=env, timeout=300
     )
