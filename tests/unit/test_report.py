@@ -144,6 +144,25 @@ def test_tensorboard_and_mlflow_write_under_the_run_folder(
     assert not [p for p in shared_files(run) if "tensorboard" in p.parts or "mlruns" in p.parts]
 
 
+def test_weights_and_biases_offline_writes_under_the_run_folder(
+    tiny_models: dict[str, Path], sentiment_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """W&B without an account or a network (WANDB_MODE=offline, as `wandb sync` later uploads): its run files land
+    in the run folder's wandb/, which is never pushed."""
+    pytest.importorskip("wandb")
+    monkeypatch.delenv("WANDB_DIR", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    recipe = write_recipe(tmp_path, tiny_models["bert"], sentiment_csv, train={"epochs": 1, "report_to": ["wandb"]})
+    ok("run", recipe)
+    run = tmp_path / "run"
+    offline_runs = list((run / "wandb").glob("offline-run-*"))
+    assert offline_runs and list(offline_runs[0].glob("*.wandb")), "W&B wrote no offline run under the run folder"
+    from nlp_transfer.share.trained import shared_files
+
+    assert not [p for p in shared_files(run) if "wandb" in p.parts]
+
+
 def _installed(module: str) -> bool:
     import importlib.util
 
