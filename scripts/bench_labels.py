@@ -285,6 +285,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke test: 300 training rows, 1 epoch, 200 eval/test")
     parser.add_argument("--epochs", type=float, default=None, help="train.epochs of every run (default: the recipe's)")
     parser.add_argument("--max-train", type=int, default=None, help="a seeded subset of each training set")
+    parser.add_argument("--seed", type=int, default=None, help="train.seed of every run (default: the recipe's)")
     parser.add_argument(
         "--weights", default="none,balanced", help="class_weights settings compared (goemotions, tweeteval)"
     )
@@ -292,6 +293,7 @@ def main() -> None:
     WEIGHTS[:] = args.weights.split(",")
     QUICK.extend([f"train.epochs={args.epochs}"] if args.epochs is not None else [])
     QUICK.extend([f"data.max_train_samples={args.max_train}"] if args.max_train is not None else [])
+    QUICK.extend([f"train.seed={args.seed}"] if args.seed is not None else [])
     if args.quick:
         QUICK.extend(
             ["data.max_train_samples=300", "data.max_eval_samples=200", "data.max_test_samples=200", "train.epochs=1"]
