@@ -31,7 +31,7 @@ DATA_SETS: dict[str, tuple[list[str], str, dict[str, Any]]] = {
     "tweeteval": (
         ["tweeteval/emotion/train_text.txt"],
         "classification",
-        {"task.labels_file": "tweeteval/emotion/mapping.txt", "task.class_weights": "balanced"},
+        {"task.labels_file": "tweeteval/emotion/mapping.txt", "task.class_weights": "none"},  # 4.8x apart
     ),
     "goemotions": (
         ["goemotions/train.tsv", "--columns", "text,labels,id"],
