@@ -14,6 +14,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy.exc
 
 from tests.conftest import REPO, write_recipe, write_sentiment_csv
 
@@ -55,6 +56,10 @@ def test_a_killed_worker_costs_its_trial_not_the_study(tiny_models: dict[str, Pa
             return optuna.load_study(study_name="tune-recipe", storage=url)
         except KeyError:  # not created yet
             return None
+        except sqlalchemy.exc.OperationalError as err:  # the worker is creating the tables this very moment
+            if "already exists" in str(err) or "locked" in str(err):
+                return None
+            raise
 
     first = worker(recipe, out, tmp_path / "first.log")
     wait_for(lambda: (out / "study.db").is_file() and study(), 120, "the first worker to create the study")
