@@ -24,18 +24,16 @@ from nlp_transfer.tasks.classification import normalise_label
 from nlp_transfer.tasks.label_names import read_label_names
 
 SKEW = 3.0  # largest class (label) over smallest at or above this: the data is called skewed
-# Single-label classes get weights only when far more skewed: on TweetEval emotion (classes 4.8x apart) balanced
-# weights cost 3.6 points of test macro-F1 (0.743 vs 0.779, README, Measured results), while a class 10x rarer than
-# the commonest is one a model without weights can learn to ignore.
-CLASS_WEIGHTS_SKEW = 10.0
+# The skew from which balanced weights are proposed, by what is counted (README, Measured results). Labels: from any
+# skew (GoEmotions, 10,000 comments, one epoch: test macro-F1 0.07 without weights, the model learns the base rates
+# only; 0.34 with them and per-label thresholds). Classes: only when far apart (TweetEval emotion, 4.8x: weights cost
+# 3.6 points of test macro-F1, 0.743 vs 0.779), as a class 10x rarer than the commonest is one a model without
+# weights can learn to ignore.
+WEIGHTS_FROM_SKEW = {"class": 10.0, "label": SKEW}
 LENGTHS = (32, 64, 128, 256)  # max_length candidates; texts longer than the last are read in windows
 WINDOW = 256
 MIN_STEPS = 500  # optimizer steps a small data set gets, at most MAX_EPOCHS epochs
 MAX_EPOCHS = 20
-# Multi-label with skewed labels: balanced positive weights, measured on GoEmotions (README, Measured results: 10,000
-# comments, one epoch, test macro-F1 0.07 without weights (the model learns the base rates only), 0.34 with them and
-# per-label thresholds).
-MULTI_LABEL_WEIGHTS = "balanced"
 
 
 @dataclass
@@ -235,16 +233,8 @@ def _balance(counts: dict[str, int], what: str, proposal: Proposal) -> None:
     more = f" (+{len(ordered) - 6} more)" if len(ordered) > 6 else ""
     proposal.about.append(f"{what}es: {shares}{more}" if what == "class" else f"labels: {shares}{more}")
     skew = ordered[0][1] / max(ordered[-1][1], 1)
-    weights = "balanced" if what == "class" else MULTI_LABEL_WEIGHTS
-    if what == "class" and SKEW <= skew < CLASS_WEIGHTS_SKEW:
-        proposal.say(
-            "task.class_weights",
-            f"none: the classes are {skew:.1f}x apart, where weights measured worse (TweetEval emotion, 4.8x); "
-            "balanced to compare",
-        )
-        proposal.task["class_weights"] = "none"
-    elif skew >= SKEW and weights != "none":
-        proposal.task["class_weights"] = weights
+    if skew >= WEIGHTS_FROM_SKEW[what]:
+        proposal.task["class_weights"] = "balanced"
         proposal.say(
             "task.class_weights",
             f"the commonest {what} is {skew:.0f}x the rarest ({ordered[0][0]} {ordered[0][1]:,}, {ordered[-1][0]} "
@@ -253,7 +243,8 @@ def _balance(counts: dict[str, int], what: str, proposal: Proposal) -> None:
     elif skew >= SKEW:
         proposal.say(
             "task.class_weights",
-            f"none: skewed labels ({skew:.0f}x) are handled by the tuned thresholds; try balanced to compare",
+            f"none: the classes are {skew:.1f}x apart, where weights measured worse (TweetEval emotion, 4.8x); "
+            "balanced to compare",
         )
         proposal.task["class_weights"] = "none"
 
