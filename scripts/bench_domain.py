@@ -13,13 +13,18 @@ What it measures
     (and, with --rows, +continued pre-training and both). Targets: electronics and kitchen as they are (49% positive
     corpus, 54% positive test), and skewed ones built here from the other Amazon domains: `books70` is books with
     negative reviews dropped at random until 70% are positive, `dvd30` is dvd with positives dropped until 30% are,
-    the same subsampling for the unlabelled corpus (train.jsonl) and the test set. It prints every run, then the
-    mean over seeds per target and row (changes against source-only), the estimated positive share against the
-    true one, and checks the issue's targets.
+    the same subsampling for the unlabelled corpus (train.jsonl) and the test set. `rt`, `rt70`, `rt30`: movie
+    snippets (rt_polarity), the control where the texts read like the source's and only the label shares move.
+    Every row's estimate is tested for label shift (adapt.label_shift.shift_test, on by default): where the test
+    rejects it, the corrections and estimated proportions are not used (the rows then repeat source-only and
+    uniform self-training, and --no-uniform saves training the latter twice). It prints every run, then the mean
+    over seeds per target and row (changes against source-only), the estimated positive share against the true
+    one, the label-shift test, and checks the issue's targets.
 
 How to run
     HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_domain.py        # 4 targets x 3 seeds (hours on 2 CPU cores)
     HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_domain.py --targets books70,dvd30 --seeds 1
+    HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_domain.py --targets rt70,rt30 --out runs/bench_domain_rt
     HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_domain.py --quick   # tiny sizes, a few minutes: smoke only
     Runs go to runs/bench_domain/<target>-s<seed> (the uniform self-training to <target>-s<seed>-uniform, sharing
     the source-only stage) and are reused when run again (finished stages are skipped). Skewed data files are
@@ -89,6 +94,10 @@ def main() -> None:
             ]
             loaded = load_recipe(RECIPE, overrides)
             assert loaded.recipe.adapt is not None
+            # The recipe's self-training takes uniform proportions; the +self-training row measures estimated ones.
+            names = [stage.name for stage in loaded.recipe.adapt.stages]
+            overrides.append(f"adapt.stages.{names.index('self_train')}.proportions=estimated")
+            loaded = load_recipe(RECIPE, overrides)
             rows = chain_rows(loaded.recipe.adapt, all_rows=True)
             rows = {name: rows[name] for name in args.rows.split(",")}
             folder = out / f"{target}-s{seed}"
@@ -109,18 +118,35 @@ def target_files(target: str, data_root: Path, data_out: Path) -> tuple[str, str
     assert found, f"target {target!r}: a domain name, or a domain and a positive percentage (books70)"
     domain, percent = found.group(1), found.group(2)
     source = data_root / "amazon_mds" / domain
-    if percent is None:
+    if percent is None and domain != "rt":
         labels = [json.loads(line)["label"] for line in (source / "train.jsonl").read_text().splitlines()]
         return f"amazon_mds/{domain}/train.jsonl", f"amazon_mds/{domain}/test.jsonl", float(np.mean(labels))
     folder = data_out / target
     folder.mkdir(parents=True, exist_ok=True)
     shares = []
     for split, seed in (("train", 1), ("test", 2)):
-        rows = [json.loads(line) for line in (source / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
-        kept = skew(rows, int(percent) / 100, seed)
+        rows = rt_rows(data_root, split) if domain == "rt" else read_jsonl(source / f"{split}.jsonl")
+        kept = skew(rows, int(percent) / 100, seed) if percent is not None else rows
         (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
         shares.append(float(np.mean([r["label"] for r in kept])))
     return str(folder / "train.jsonl"), str(folder / "test.jsonl"), shares[0]
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def rt_rows(data_root: Path, split: str) -> list[dict[str, Any]]:
+    """Movie-review snippets (rt_polarity, Pang & Lee 2005), 800 + 800 for train and 200 + 200 for test, in a
+    seeded order: the control target, text like SST-2's, where label shift is what changes. (SST-2 was built from
+    these snippets, so some may be in the source's training sentences too: a control, not a transfer result.)"""
+    rows = []
+    for label, name in ((1, "rt-polarity.pos"), (0, "rt-polarity.neg")):
+        lines = (data_root / "rt_polarity" / name).read_bytes().decode("latin-1").splitlines()
+        order = np.random.default_rng(label).permutation(len(lines))
+        chosen = order[:800] if split == "train" else order[800:1000]
+        rows += [{"text": lines[i].strip(), "label": label} for i in chosen]
+    return [rows[i] for i in np.random.default_rng(3).permutation(len(rows))]
 
 
 def skew(rows: list[dict[str, Any]], positive_share: float, seed: int) -> list[dict[str, Any]]:
@@ -160,9 +186,9 @@ def summarise(results: list[dict[str, Any]], targets: list[str], truth: dict[str
     print("\n## mean over seeds (change against source-only, in points)\n")
     print(
         "| target | true positive share | model | seeds | source acc | target acc | target macro-F1 | predicted "
-        "positive | estimated positive (min-max) | time (s) |"
+        "positive | estimated positive (min-max) | label-shift test | time (s) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     means: dict[tuple[str, str], dict[str, Any]] = {}
     for target in targets:
         for row in dict.fromkeys(r["row"] for r in results):
@@ -194,7 +220,8 @@ def summarise(results: list[dict[str, Any]], targets: list[str], truth: dict[str
                 f"| {target} | {100 * truth[target]:.1f} | {row} | {len(runs)} | {100 * mean['source_accuracy']:.2f} "
                 f"({delta['source_accuracy']:+.2f}) | {100 * mean['target_accuracy']:.2f} "
                 f"({delta['target_accuracy']:+.2f}) | {100 * mean['target_macro_f1']:.2f} "
-                f"({delta['target_macro_f1']:+.2f}) | {100 * mean['predicted']:.1f} | {shown} | {mean['seconds']:.0f} |"
+                f"({delta['target_macro_f1']:+.2f}) | {100 * mean['predicted']:.1f} | {shown} | {_shift(runs)} | "
+                f"{mean['seconds']:.0f} |"
             )
     return {"checks": checks(means, targets, truth)}
 
@@ -243,6 +270,17 @@ def checks(means: dict[tuple[str, str], dict[str, Any]], targets: list[str], tru
     print("\n## targets\n")
     print("\n".join(found))
     return found
+
+
+def _shift(runs: list[dict[str, Any]]) -> str:
+    """The label-shift test's domain-classifier accuracy against its bound (the same corpus in every run)."""
+    tested = [r["label_shift_test"] for r in runs if r.get("label_shift_test")]
+    if not tested:
+        return "-"
+    rejected = sum(t["rejects_label_shift"] for t in tested)
+    accuracy = statistics.mean(t["domain_classifier_accuracy"] for t in tested)
+    verdict = "rejected" if rejected == len(tested) else "passed" if not rejected else f"rejected {rejected}x"
+    return f"{verdict} ({100 * accuracy:.0f}% {'>' if rejected else '<='} {100 * tested[0]['label_shift_bound']:.0f}%)"
 
 
 def _verdict(text: str, met: bool) -> str:

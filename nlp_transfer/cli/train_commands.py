@@ -123,7 +123,12 @@ def adapt(
 def _adaptation(loaded: Any, output_dir: Path | None, overwrite: bool, all_rows: bool) -> None:
     from nlp_transfer.studies.adapt import AdaptOptions, run_adaptation
 
-    result = run_adaptation(loaded, AdaptOptions(output_dir=output_dir, overwrite=overwrite), all_rows=all_rows)
+    options = AdaptOptions(
+        output_dir=output_dir,
+        overwrite=overwrite,
+        on_warning=lambda message: typer.echo(f"warning: {message}", err=True),
+    )
+    result = run_adaptation(loaded, options, all_rows=all_rows)
     typer.echo("\n" + result.table)
     typer.echo(f"saved {result.folder / 'adapt_table.md'} and adapt_table.json; models: {result.folder / 'stages'}")
     typer.echo(f'predict with the last row\'s model: nlp-transfer predict {result.rows[-1]["model"]} "your text here"')

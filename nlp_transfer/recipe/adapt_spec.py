@@ -121,6 +121,14 @@ class LabelShiftSpec(Strict):
     min_share: float = Field(
         0.005, ge=0, lt=1, description="an estimated class share below this is degenerate: refused, not used"
     )
+    shift_test: Literal["require", "report", "off"] = Field(
+        "require",
+        description="label shift (the classes look alike on both domains) is what every estimate assumes; a "
+        "word-level classifier that tells target from source texts better than label shift allows rejects it "
+        "(studies/adapt/shift_test.py). require: a rejected estimate is reported but not used (prior_correction "
+        "leaves the classifier as it is, proportions: estimated takes uniform ones), with a warning; report: used "
+        "anyway, with the warning; off: not tested",
+    )
     warn_difference: float = Field(
         0.1,
         gt=0,

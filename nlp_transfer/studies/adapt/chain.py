@@ -24,6 +24,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -36,6 +37,7 @@ from nlp_transfer.data.assets import default_data_root
 from nlp_transfer.recipe import AdaptSpec, LoadedRecipe, Recipe
 from nlp_transfer.run.folder import ADAPT_MARKER, RECIPE_FILE, RunFolder
 from nlp_transfer.studies.adapt.corpus import TargetTexts, load_corpus, load_target_test
+from nlp_transfer.studies.adapt.shift_test import ShiftTest, label_shift_test
 from nlp_transfer.studies.adapt.stages import (
     RUNNERS,
     Outcome,
@@ -67,6 +69,8 @@ class AdaptOptions:
     output_dir: Path | None = None
     overwrite: bool = False  # run every stage again, even those complete with the same inputs
     data_root: Path | None = None
+    # Told what the user should know before the stages train (the CLI prints it); the table repeats it.
+    on_warning: Callable[[str], None] | None = None
 
 
 @dataclass
@@ -92,6 +96,16 @@ class Adaptation:
         return load_target_test(
             self.spec.target, seed=self.seed, data_root=self.data_root, base_dir=self.loaded.path.parent
         )
+
+    @cached_property
+    def shift_test(self) -> ShiftTest | None:
+        """Does label shift hold between the source eval split and the corpus (shift_test.py)? None when
+        adapt.label_shift.shift_test is off or the texts are too few to test; read after check_inputs."""
+        source = self.source
+        if source is None or self.spec.label_shift.shift_test == "off":
+            return None
+        k = len(source.label_names)
+        return label_shift_test(source.eval_texts, source.eval_labels, self.corpus.texts, k, seed=self.seed)
 
     @property
     def seed(self) -> int:
@@ -144,7 +158,23 @@ def check_inputs(adaptation: Adaptation, stages: set[str]) -> None:
     check_stage_inputs(adaptation.loaded, adaptation.spec, stages, corpus)  # pretrain's, the first stage's
     if "finetune" in stages:
         adaptation.source = check_source(adaptation.loaded, adaptation.options.data_root, test)
-        check_estimation(adaptation.spec, stages, adaptation.source, corpus)
+        if check_estimation(adaptation.spec, stages, adaptation.source, corpus):
+            warn_before_training(adaptation)
+
+
+def warn_before_training(adaptation: Adaptation) -> None:
+    """A stage will use the estimated prior: say now, not after the training, when the test rejects it."""
+    found = adaptation.shift_test
+    policy = adaptation.spec.label_shift.shift_test
+    if found is None or not found.rejects_label_shift or adaptation.options.on_warning is None:
+        return
+    consequence = {
+        "require": "the estimated target prior will be reported but not used (prior_correction leaves the "
+        "classifier as it is, proportions: estimated takes uniform ones); adapt.label_shift.shift_test: report "
+        "uses it anyway",
+        "report": "the estimated target prior is used anyway (adapt.label_shift.shift_test: report)",
+    }[policy]
+    adaptation.options.on_warning(f"adapt.target.corpus: {found.finding()}: {consequence}")
 
 
 def chain_rows(spec: AdaptSpec, all_rows: bool) -> dict[str, tuple[str, ...]]:
@@ -237,5 +267,6 @@ def _table_row(row: str, outcomes: list[Outcome]) -> dict[str, Any]:
         "seconds": round(sum(o.seconds for o in outcomes), 1),
         "model": str(outcomes[-1].model_dir),
         "reused": [o.stage for o in outcomes if o.skipped],
+        "label_shift_test": (last.get("label_shift") or {}).get("shift_test"),
         "warnings": last.get("warnings", []),
     }

@@ -26,11 +26,13 @@ from nlp_transfer.studies.adapt.signals import (
     estimate_for,
     evaluate_domains,
     softmax,
+    trusted,
 )
 from nlp_transfer.tasks.metrics import classification_metrics
 
 if TYPE_CHECKING:
     from nlp_transfer.studies.adapt.chain import Adaptation
+    from nlp_transfer.studies.adapt.label_shift import PriorEstimate
 
 # Left behind: checkpoints, the previous classifier's saved logits (recomputed for the corrected model) and its
 # stage record (chain.STAGE_RECORD; the new stage writes its own).
@@ -44,6 +46,8 @@ def corrected_copy(adaptation: Adaptation, classifier: Path, folder: Path) -> di
     estimate = estimate_for(adaptation, classifier, required=True)
     assert estimate is not None and adaptation.source is not None
     _copy_run(classifier, folder)
+    if not trusted(adaptation, estimate):
+        return _left_uncorrected(adaptation, classifier, folder, estimate)
     scale, bias = estimate.logit_adjustment()
     record = {
         "labels": estimate.names,
@@ -60,7 +64,24 @@ def corrected_copy(adaptation: Adaptation, classifier: Path, folder: Path) -> di
     logits = DomainLogits.load(classifier).adjusted(scale, bias)
     _record_corrected_metrics(folder, logits.source, adaptation.source.eval_labels, estimate.names)
     run.write_text(CARD_FILE, model_card(folder))
-    return evaluate_domains(adaptation, folder, logits, applied=estimate)
+    return evaluate_domains(adaptation, folder, logits, applied=estimate) | {"prior_correction_applied": True}
+
+
+def _left_uncorrected(
+    adaptation: Adaptation, classifier: Path, folder: Path, estimate: PriorEstimate
+) -> dict[str, Any]:
+    """The label-shift test rejected what the estimate assumes (adapt.label_shift.shift_test: require): the copy
+    predicts as the classifier does, no label_prior.json; its metrics.json and the table say why."""
+    why = f"label shift does not hold here: {estimate.doubt}"
+    metrics = read_json_or_empty(folder / METRICS_FILE)
+    metrics["prior_correction"] = {"applied": False, "why": why, **estimate.record()}
+    RunFolder(folder).write_json(METRICS_FILE, metrics)
+    result = evaluate_domains(adaptation, folder, DomainLogits.load(classifier), applied=estimate)
+    result["prior_correction_applied"] = False
+    result["warnings"].insert(
+        0, f"not corrected: {why} (adapt.label_shift.shift_test: report applies the estimate anyway)"
+    )
+    return result
 
 
 def _copy_run(classifier: Path, folder: Path) -> None:

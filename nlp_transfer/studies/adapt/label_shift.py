@@ -126,6 +126,8 @@ class PriorEstimate:
     converged: bool
     corpus_texts: int
     problems: list[str] = field(default_factory=list)  # non-convergence, a degenerate prior: unusable for correction
+    shift_test: dict[str, Any] | None = None  # shift_test.py's record, when the label-shift test ran
+    doubt: str | None = None  # what the test found when it rejects label shift, which the estimate assumes
 
     def logit_adjustment(self) -> tuple[float, list[float]]:
         """(scale, bias) with softmax(logits * scale + bias) the calibrated posterior under the target prior."""
@@ -149,6 +151,7 @@ class PriorEstimate:
             "converged": self.converged,
             "corpus_texts": self.corpus_texts,
             "problems": self.problems,
+            "shift_test": self.shift_test,
         }
 
 

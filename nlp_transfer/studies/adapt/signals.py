@@ -117,7 +117,16 @@ def estimate_for(adaptation: Adaptation, run_dir: Path, *, required: bool) -> Pr
     )
     if required and estimate.problems:
         raise UserError(f"adapt.label_shift: the target prior of {run_dir} cannot be used: {estimate.problems[0]}")
+    tested = adaptation.shift_test
+    if tested is not None:
+        estimate.shift_test = tested.record()
+        estimate.doubt = tested.finding() if tested.rejects_label_shift else None
     return estimate
+
+
+def trusted(adaptation: Adaptation, estimate: PriorEstimate) -> bool:
+    """May a stage use the estimate? Not when the label-shift test rejects it and the recipe requires the test."""
+    return estimate.doubt is None or adaptation.spec.label_shift.shift_test != "require"
 
 
 @dataclass

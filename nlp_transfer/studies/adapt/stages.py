@@ -47,6 +47,7 @@ from nlp_transfer.studies.adapt.signals import (
     evaluate_domains,
     softmax,
     stage_label_names,
+    trusted,
 )
 from nlp_transfer.tasks.classification import gold_ids
 
@@ -109,12 +110,15 @@ def check_source(loaded: LoadedRecipe, data_root: Path | None, test: TargetTexts
     return source
 
 
-def check_estimation(spec: AdaptSpec, stages: set[str], source: Source, corpus: TargetTexts) -> None:
-    """When a stage uses the estimated target prior: every class in the source eval split, a corpus big enough."""
+def check_estimation(spec: AdaptSpec, stages: set[str], source: Source, corpus: TargetTexts) -> bool:
+    """When a stage uses the estimated target prior: every class in the source eval split, a corpus big enough.
+    True when one does."""
     self_train = spec.stage("self_train")
     estimated = isinstance(self_train, SelfTrainStage) and self_train.proportions == "estimated"
     if "prior_correction" in stages or ("self_train" in stages and estimated):
         check_estimable(spec.label_shift, source.label_names, source.eval_labels, len(corpus.texts))
+        return True
+    return False
 
 
 def check_stage_inputs(loaded: LoadedRecipe, spec: AdaptSpec, stages: set[str], corpus: TargetTexts) -> None:
@@ -165,7 +169,7 @@ def _self_train(adaptation: Adaptation, config: Any, folder: Path, previous: Out
     for round_number in range(1, config.rounds + 1):
         probabilities = softmax(np.load(teacher / CORPUS_LOGITS, allow_pickle=False))
         keep = round(config.keep_fraction * round_number / config.rounds * len(texts))
-        shares = _pseudo_label_shares(adaptation, config, teacher, len(names))
+        shares, proportions = _pseudo_label_shares(adaptation, config, teacher, len(names))
         chosen = select_pseudo_labels(probabilities, keep, shares=shares, min_confidence=config.min_confidence)
         if not chosen:
             raise UserError(
@@ -181,7 +185,7 @@ def _self_train(adaptation: Adaptation, config: Any, folder: Path, previous: Out
             {
                 "round": round_number,
                 "pseudo_labels": len(chosen),
-                "proportions": config.proportions,
+                "proportions": proportions,
                 "pseudo_label_target_shares": _named(names, shares) if shares is not None else None,
                 "pseudo_label_shares": _named(names, taken),
                 "pseudo_label_mean_probability": round(float(np.mean([p.probability for p in chosen])), 4),
@@ -200,15 +204,20 @@ def _prior_correction(adaptation: Adaptation, config: Any, folder: Path, previou
     return Outcome("prior_correction", folder, previous.start_model, metrics, 0.0)
 
 
-def _pseudo_label_shares(adaptation: Adaptation, config: SelfTrainStage, teacher: Path, k: int) -> np.ndarray | None:
-    """The class proportions of a round's pseudo-labels (None: the teacher's argmax decides)."""
+def _pseudo_label_shares(
+    adaptation: Adaptation, config: SelfTrainStage, teacher: Path, k: int
+) -> tuple[np.ndarray | None, str]:
+    """The class proportions of a round's pseudo-labels (None: the teacher's argmax decides), and what they are."""
     if config.proportions == "uniform":
-        return np.full(k, 1.0 / k)
+        return np.full(k, 1.0 / k), "uniform"
     if config.proportions == "predicted":
-        return None
+        return None, "predicted"
     estimate = estimate_for(adaptation, teacher, required=True)
     assert estimate is not None
-    return estimate.prior
+    if not trusted(adaptation, estimate):
+        log.warning("self_train: the estimated prior is not used (label shift does not hold): uniform proportions")
+        return np.full(k, 1.0 / k), f"uniform: the estimate is not used, label shift does not hold ({estimate.doubt})"
+    return estimate.prior, "estimated"
 
 
 def _named(names: list[str], values: np.ndarray) -> dict[str, float]:

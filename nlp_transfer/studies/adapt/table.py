@@ -20,14 +20,30 @@ COLUMNS: dict[str, tuple[str, str]] = {
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """The table, then the label-free warnings of each row (where its signals disagree)."""
+    """The table, the label-shift test, then the label-free warnings of each row (where its signals disagree)."""
     header = "| model | " + " | ".join(COLUMNS) + " |"
     lines = [header, "|" + "---|" * (len(COLUMNS) + 1)]
     for row in rows:
         cells = [_show(row.get(key), how, row) for key, how in COLUMNS.values()]
         lines.append(f"| {row['row']} | " + " | ".join(cells) + " |")
     warnings = [f"- {row['row']}: {warning}" for row in rows for warning in row.get("warnings") or []]
-    return "\n".join(lines) + "\n" + ("\nWarnings (label-free):\n" + "\n".join(warnings) + "\n" if warnings else "")
+    tested = next((row["label_shift_test"] for row in rows if row.get("label_shift_test")), None)
+    test = f"\n{shift_test_line(tested)}\n" if tested else ""
+    return (
+        "\n".join(lines) + "\n" + test + ("\nWarnings (label-free):\n" + "\n".join(warnings) + "\n" if warnings else "")
+    )
+
+
+def shift_test_line(record: dict[str, Any]) -> str:
+    """The label-shift test's result (shift_test.py), said once for the table: every row shares the corpus."""
+    accuracy, bound = 100 * record["domain_classifier_accuracy"], 100 * record["label_shift_bound"]
+    seen = f"a word-level classifier tells the target corpus from the source eval split {accuracy:.0f}% of the time"
+    if record["rejects_label_shift"]:
+        return (
+            f"Label-shift test: REJECTED, {seen}, where label shift alone allows {bound:.0f}%: the classes do not look "
+            "on the target as on the source, so the estimated prior (which assumes they do) is a guess."
+        )
+    return f"Label-shift test: passed, {seen} (label shift alone allows {bound:.0f}%)."
 
 
 def _show(value: Any, how: str, row: dict[str, Any]) -> str:
