@@ -44,9 +44,18 @@ def test_bench_domain_quick(tmp_path: Path, minilm: Path) -> None:
         assert row["source_accuracy"] > 0.6  # 1,000 SST-2 sentences, 2 epochs, already teach MiniLM sentiment
         assert row["target_accuracy"] > 0.55
         assert 0 < row["target_estimated_prior"]["positive"] < 1
-    # The corrected models are run folders that predict applies the estimated prior in.
+    # SST-2 sentences against electronics reviews: the label-shift test rejects the estimate, so the corrections
+    # are not applied (the rows predict as the models they copy) and self-training took uniform proportions.
+    by_row = {r["row"]: r for r in runs}
+    assert by_row["source-only"]["label_shift_test"]["rejects_label_shift"]
+    assert by_row["+prior correction"]["target_accuracy"] == by_row["source-only"]["target_accuracy"]
     corrected = tmp_path / "quick" / "electronics-s0" / "stages" / "finetune+self_train+prior_correction"
-    assert json.loads((corrected / "label_prior.json").read_text())["converged"]
+    assert not (corrected / "label_prior.json").exists()
+    assert json.loads((corrected / "metrics.json").read_text())["prior_correction"]["applied"] is False
+    assert "label-shift test" in done.stdout and "rejected (" in done.stdout
+    self_train = tmp_path / "quick" / "electronics-s0" / "stages" / "finetune+self_train" / "stage.json"
+    (round1,) = json.loads(self_train.read_text())["metrics"]["rounds"]
+    assert round1["proportions"].startswith("uniform: the estimate is not used")
     # The uniform row reused the source-only stage of the main folder instead of training it again.
     uniform = json.loads((tmp_path / "quick" / "electronics-s0-uniform" / "adapt_table.json").read_text())["rows"]
     assert uniform[0]["reused"] == ["finetune"]

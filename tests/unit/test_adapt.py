@@ -276,9 +276,12 @@ def test_gpt2_and_lora_pretraining(tmp_path: Path, tiny_models: dict[str, Path],
         AutoModelForSequenceClassification.from_pretrained(out / "stages" / "pretrain")  # a plain model folder
 
 
-def _keyword_data(folder: Path, positive_share: float) -> tuple[Path, Path, Path]:
+def _keyword_data(
+    folder: Path, positive_share: float, target_filler: list[str] | None = None
+) -> tuple[Path, Path, Path]:
     """Texts a tiny model can learn in seconds (one sentiment word among filler words): a balanced labelled source,
-    and a target corpus and test set with `positive_share` positive texts."""
+    and a target corpus and test set with `positive_share` positive texts (their filler words `target_filler`, when
+    given: a target that reads unlike the source)."""
     rng = np.random.default_rng(0)
     filler = [
         "the",
@@ -299,8 +302,8 @@ def _keyword_data(folder: Path, positive_share: float) -> tuple[Path, Path, Path
     ]
     words = {0: ["terrible", "awful", "broken"], 1: ["excellent", "wonderful", "great"]}
 
-    def text(label: int) -> str:
-        chosen = list(rng.choice(filler, size=6))
+    def text(label: int, words_around: list[str] = filler) -> str:
+        chosen = list(rng.choice(words_around, size=6))
         chosen.insert(int(rng.integers(7)), str(rng.choice(words[label])))
         return " ".join(chosen)
 
@@ -308,9 +311,10 @@ def _keyword_data(folder: Path, positive_share: float) -> tuple[Path, Path, Path
     source.write_text(
         "text,label\n" + "".join(f"{text(i % 2)},{['negative', 'positive'][i % 2]}\n" for i in range(120))
     )
+    around = target_filler or filler
     target = [int(i < positive_share * 200) for i in range(200)]
-    corpus = _jsonl(folder / "corpus.jsonl", [{"text": text(label)} for label in target])
-    test = _jsonl(folder / "test.jsonl", [{"text": text(label), "label": label} for label in target[::2]])
+    corpus = _jsonl(folder / "corpus.jsonl", [{"text": text(label, around)} for label in target])
+    test = _jsonl(folder / "test.jsonl", [{"text": text(label, around), "label": label} for label in target[::2]])
     return source, corpus, test
 
 
@@ -377,6 +381,58 @@ def test_prior_correction_and_estimated_proportions(tmp_path: Path, tiny_models:
     assert "label_prior.json" in (corrected / "README.md").read_text(encoding="utf-8")
     markdown = (out / "adapt_table.md").read_text(encoding="utf-8")
     assert "target prior, estimated (cross-check)" in markdown and "(bbse: 30% / 70%)" in markdown
+
+
+@pytest.mark.heavy  # tiny-model training: make test runs it, make test-fast does not
+def test_a_target_that_reads_unlike_the_source_is_not_corrected(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    """Target texts with other words around the sentiment word: the label-shift test rejects the estimate before
+    training, says so on the terminal and in the table, and no stage uses it (shift_test: require); with
+    shift_test: report the same estimate is applied."""
+    other = ["order", "shipping", "seller", "delivered", "package", "refund", "warranty", "cable", "battery", "screen"]
+    source, corpus, test = _keyword_data(tmp_path, 0.7, target_filler=other)
+    evaluation = tmp_path / "eval.csv"  # 60 source texts: enough for the test (shift_test.MIN_TEXTS is 50)
+    rows = source.read_text(encoding="utf-8").splitlines()
+    evaluation.write_text("\n".join(rows[:1] + rows[1:61]) + "\n", encoding="utf-8")
+    stages = [
+        {"name": "finetune"},
+        {"name": "self_train", "rounds": 1, "keep_fraction": 0.5, "proportions": "estimated"},
+        {"name": "prior_correction"},
+    ]
+    recipe = _adapt_recipe(tmp_path, tiny_models["bert"], source, corpus, stages, test=str(test))
+    out = tmp_path / "out"
+    result = invoke("adapt", recipe, "--output-dir", out, "-o", f"data.eval={evaluation}", *LEARNS)
+    assert result.exit_code == 0, result.output
+    assert "warning: adapt.target.corpus: a word-level classifier tells the target corpus from" in result.output
+    assert "will be reported but not used" in result.output
+    table = json.loads((out / "adapt_table.json").read_text(encoding="utf-8"))["rows"]
+    tested = table[0]["label_shift_test"]
+    assert tested["rejects_label_shift"] and tested["domain_classifier_accuracy"] > tested["label_shift_bound"]
+    # Not corrected: no label_prior.json, the same predictions as the classifier it copies, the reason recorded.
+    corrected = out / "stages" / "finetune+prior_correction"
+    assert not (corrected / "label_prior.json").exists()
+    assert table[1]["target_accuracy"] == table[0]["target_accuracy"]
+    assert table[1]["target_predicted_shares"] == table[0]["target_predicted_shares"]
+    record = json.loads((corrected / "metrics.json").read_text(encoding="utf-8"))["prior_correction"]
+    assert record["applied"] is False and "label shift does not hold" in record["why"]
+    assert record["shift_test"] == tested and 0 < record["target_prior"]["positive"] < 1
+    assert any(w.startswith("not corrected: label shift does not hold") for w in table[1]["warnings"])
+    # Self-training asked for estimated proportions and took uniform ones, saying why.
+    (round1,) = _stage_record(out, "finetune+self_train")["metrics"]["rounds"]
+    assert round1["proportions"].startswith("uniform: the estimate is not used, label shift does not hold")
+    assert round1["pseudo_label_shares"] == {"negative": 0.5, "positive": 0.5}
+    assert "Label-shift test: REJECTED" in (out / "adapt_table.md").read_text(encoding="utf-8")
+    # shift_test: report applies the very estimate the test doubted (the same source-only model: same seed, data).
+    (tmp_path / "report").mkdir()
+    correct = [{"name": "finetune"}, {"name": "prior_correction"}]
+    recipe = _adapt_recipe(tmp_path / "report", tiny_models["bert"], source, corpus, correct, test=str(test))
+    overrides = ["-o", f"data.eval={evaluation}", "-o", "adapt.label_shift.shift_test=report", *LEARNS]
+    report = invoke("run", recipe, "--output-dir", tmp_path / "report" / "out", *overrides)
+    assert report.exit_code == 0, report.output
+    assert "is used anyway" in report.output
+    folder = tmp_path / "report" / "out" / "stages" / "finetune+prior_correction"
+    applied = json.loads((folder / "label_prior.json").read_text(encoding="utf-8"))
+    assert applied["target_prior"] == pytest.approx(table[0]["target_estimated_prior"])
+    assert applied["shift_test"] == tested
 
 
 def test_the_table_warns_when_the_threshold_does_not_fit_the_target() -> None:

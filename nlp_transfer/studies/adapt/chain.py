@@ -37,7 +37,7 @@ from nlp_transfer.data.assets import default_data_root
 from nlp_transfer.recipe import AdaptSpec, LoadedRecipe, Recipe
 from nlp_transfer.run.folder import ADAPT_MARKER, RECIPE_FILE, RunFolder
 from nlp_transfer.studies.adapt.corpus import TargetTexts, load_corpus, load_target_test
-from nlp_transfer.studies.adapt.shift_test import ShiftTest, label_shift_test
+from nlp_transfer.studies.adapt.shift_test import MIN_TEXTS, ShiftTest, label_shift_test
 from nlp_transfer.studies.adapt.stages import (
     RUNNERS,
     Outcome,
@@ -166,7 +166,14 @@ def warn_before_training(adaptation: Adaptation) -> None:
     """A stage will use the estimated prior: say now, not after the training, when the test rejects it."""
     found = adaptation.shift_test
     policy = adaptation.spec.label_shift.shift_test
-    if found is None or not found.rejects_label_shift or adaptation.options.on_warning is None:
+    tell = adaptation.options.on_warning
+    if tell is None or policy == "off" or (found is not None and not found.rejects_label_shift):
+        return
+    if found is None:
+        tell(
+            f"adapt.label_shift: the label-shift test needs {MIN_TEXTS} texts or more in both the source eval split "
+            "and the corpus; it did not run, so the estimated target prior is used untested"
+        )
         return
     consequence = {
         "require": "the estimated target prior will be reported but not used (prior_correction leaves the "
@@ -174,7 +181,7 @@ def warn_before_training(adaptation: Adaptation) -> None:
         "uses it anyway",
         "report": "the estimated target prior is used anyway (adapt.label_shift.shift_test: report)",
     }[policy]
-    adaptation.options.on_warning(f"adapt.target.corpus: {found.finding()}: {consequence}")
+    tell(f"adapt.target.corpus: {found.finding()}: {consequence}")
 
 
 def chain_rows(spec: AdaptSpec, all_rows: bool) -> dict[str, tuple[str, ...]]:
