@@ -57,8 +57,7 @@ def test_bench_domain_quick(tmp_path: Path, minilm: Path) -> None:
     (round1,) = json.loads(self_train.read_text())["metrics"]["rounds"]
     assert round1["proportions"].startswith("uniform: the estimate is not used")
     # The uniform row reused the source-only stage of the main folder instead of training it again.
-    uniform = json.loads((tmp_path / "quick" / "electronics-s0-uniform" / "adapt_table.json").read_text())["rows"]
-    assert uniform[0]["reused"] == ["finetune"]
+    assert by_row["+self-training (uniform)"]["reused"] == ["finetune"]
     pretrain = json.loads((tmp_path / "quick" / "electronics-s0" / "stages" / "pretrain" / "stage.json").read_text())
     assert pretrain["metrics"]["masked_positions_only"]
     assert pretrain["metrics"]["lm_eval_loss_after"] < pretrain["metrics"]["lm_eval_loss_before"]
