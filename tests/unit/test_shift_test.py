@@ -3,6 +3,9 @@ that read differently are rejected, and the bound follows the source's rarest cl
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -58,3 +61,37 @@ def test_the_bound_allows_every_target_prior_of_the_source_classes() -> None:
     assert label_shift_bound(np.array([0, 1] * 10), 2) == pytest.approx(0.75 + SLACK)
     # A class the source eval split lacks would allow any accuracy (check_estimable refuses that split earlier).
     assert label_shift_bound(np.array([0, 0, 1]), 3) == pytest.approx(1.0 + SLACK)
+
+
+def _fake_adaptation(tmp_path: Path, policy: str, rejects: bool) -> Any:
+    """What estimate_for reads: a run folder's saved logits, the source eval labels, the spec, the test's result."""
+    from types import SimpleNamespace
+
+    from nlp_transfer.recipe import LabelShiftSpec
+    from nlp_transfer.studies.adapt.shift_test import ShiftTest
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(400) % 2
+    source = np.stack([np.zeros(400), np.where(labels == 1, 3.0, -3.0) + rng.normal(size=400)], axis=1)
+    corpus = np.stack([np.zeros(200), np.full(200, -12.0)], axis=1)  # every text far on the negative side
+    np.save(tmp_path / "source_eval_logits.npy", source)
+    np.save(tmp_path / "corpus_logits.npy", corpus)
+    (tmp_path / "stage_labels.json").write_text('["negative", "positive"]', encoding="utf-8")
+    spec = SimpleNamespace(label_shift=LabelShiftSpec(shift_test=policy, min_corpus_texts=10))
+    test = ShiftTest(0.97 if rejects else 0.5, 0.8, 200)
+    return SimpleNamespace(source=SimpleNamespace(eval_labels=labels), spec=spec, shift_test=test)
+
+
+def test_an_unusable_estimate_the_test_keeps_from_use_is_no_error(tmp_path: Path) -> None:
+    """A degenerate estimate on a target the test rejects: not used anyway (require), so no error; where it would be
+    used (report, or a target the test passes) it is the one-line error it always was."""
+    from nlp_transfer.core.errors import UserError
+    from nlp_transfer.studies.adapt.signals import estimate_for, trusted
+
+    adaptation = _fake_adaptation(tmp_path, "require", rejects=True)
+    estimate = estimate_for(adaptation, tmp_path, required=True)
+    assert estimate is not None and "degenerate" in estimate.problems[0]
+    assert estimate.doubt is not None and not trusted(adaptation, estimate)
+    for policy, rejects in (("report", True), ("require", False)):
+        with pytest.raises(UserError, match="cannot be used: the estimated prior is degenerate"):
+            estimate_for(_fake_adaptation(tmp_path, policy, rejects), tmp_path, required=True)

@@ -115,12 +115,13 @@ def estimate_for(adaptation: Adaptation, run_dir: Path, *, required: bool) -> Pr
     estimate = estimate_prior(
         spec, names, np.load(run_dir / SOURCE_LOGITS, allow_pickle=False), source.eval_labels, corpus
     )
-    if required and estimate.problems:
-        raise UserError(f"adapt.label_shift: the target prior of {run_dir} cannot be used: {estimate.problems[0]}")
     tested = adaptation.shift_test
     if tested is not None:
         estimate.shift_test = tested.record()
         estimate.doubt = tested.finding() if tested.rejects_label_shift else None
+    # An estimate the label-shift test keeps from use needs no error for being unusable in other ways too.
+    if required and estimate.problems and trusted(adaptation, estimate):
+        raise UserError(f"adapt.label_shift: the target prior of {run_dir} cannot be used: {estimate.problems[0]}")
     return estimate
 
 
