@@ -92,18 +92,16 @@ def main() -> None:
                 *(QUICK if args.quick else []),
                 *args.override,
             ]
+            # The recipe's self-training takes uniform proportions; the +self-training row measures estimated ones.
+            overrides.append(proportions("estimated"))
             loaded = load_recipe(RECIPE, overrides)
             assert loaded.recipe.adapt is not None
-            # The recipe's self-training takes uniform proportions; the +self-training row measures estimated ones.
-            names = [stage.name for stage in loaded.recipe.adapt.stages]
-            overrides.append(f"adapt.stages.{names.index('self_train')}.proportions=estimated")
-            loaded = load_recipe(RECIPE, overrides)
             rows = chain_rows(loaded.recipe.adapt, all_rows=True)
             rows = {name: rows[name] for name in args.rows.split(",")}
             folder = out / f"{target}-s{seed}"
             table = run_rows(loaded, rows, AdaptOptions(output_dir=folder))
             if not args.no_uniform:
-                table.insert(2, uniform_row(loaded, overrides, folder, run_rows))
+                table.insert(2, uniform_row(overrides, folder, run_rows))
             print(f"\n## {target}, seed {seed} (true positive share of the corpus {100 * truth[target]:.1f}%)\n")
             print(save_table(folder, table), flush=True)
             results += [{"target": target, "seed": seed, **row} for row in table]
@@ -162,15 +160,22 @@ def skew(rows: list[dict[str, Any]], positive_share: float, seed: int) -> list[d
     return [rows[i] for i in sorted(positive + negative)]
 
 
-def uniform_row(loaded: Any, overrides: list[str], folder: Path, run_rows: Any) -> dict[str, Any]:
+def proportions(value: str) -> str:
+    """The override that sets the shipped recipe's self_train proportions."""
+    from nlp_transfer.recipe import load_recipe
+
+    stages = load_recipe(RECIPE, []).recipe.adapt.stages  # type: ignore[union-attr]
+    return f"adapt.stages.{[stage.name for stage in stages].index('self_train')}.proportions={value}"
+
+
+def uniform_row(overrides: list[str], folder: Path, run_rows: Any) -> dict[str, Any]:
     """Self-training with 50/50 pseudo-labels, in a folder of its own that reuses `folder`'s source-only stage (the
     same recipe minus self_train's proportions, so the same stage hash: copying its record is all it takes)."""
     from nlp_transfer.recipe import load_recipe
     from nlp_transfer.run.folder import ADAPT_MARKER
     from nlp_transfer.studies.adapt.chain import AdaptOptions
 
-    names = [stage.name for stage in loaded.recipe.adapt.stages]
-    uniform = load_recipe(RECIPE, [*overrides, f"adapt.stages.{names.index('self_train')}.proportions=uniform"])
+    uniform = load_recipe(RECIPE, [*overrides, proportions("uniform")])
     target = folder.with_name(folder.name + "-uniform")
     record = folder / "stages" / "finetune" / "stage.json"
     if not (target / "stages" / "finetune" / "stage.json").is_file():

@@ -328,18 +328,21 @@ LEARNS = [
 ]  # a tiny model learns keyword data; fp32 keeps the toy estimates exact
 
 
+# Every stage that uses the estimated target prior: pseudo-labels in its proportions, and its correction.
+ESTIMATING_CHAIN = [
+    {"name": "finetune"},
+    {"name": "self_train", "rounds": 1, "keep_fraction": 0.5, "proportions": "estimated"},
+    {"name": "prior_correction"},
+]
+
+
 @pytest.mark.heavy  # over 20 s of tiny-model training: make test runs it, make test-fast does not
 def test_prior_correction_and_estimated_proportions(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
     """On a 70%-positive target the estimated prior sets the pseudo-labels' proportions and corrects the final
     models; the corrected folder is a complete run whose predictions carry the correction; the table shows the
     estimate beside the predicted shares."""
     source, corpus, test = _keyword_data(tmp_path, 0.7)
-    stages = [
-        {"name": "finetune"},
-        {"name": "self_train", "rounds": 1, "keep_fraction": 0.5, "proportions": "estimated"},
-        {"name": "prior_correction"},
-    ]
-    recipe = _adapt_recipe(tmp_path, tiny_models["bert"], source, corpus, stages, test=str(test))
+    recipe = _adapt_recipe(tmp_path, tiny_models["bert"], source, corpus, ESTIMATING_CHAIN, test=str(test))
     out = tmp_path / "out"
     result = invoke("adapt", recipe, "--output-dir", out, *LEARNS)
     assert result.exit_code == 0, result.output
@@ -392,13 +395,8 @@ def test_a_target_that_reads_unlike_the_source_is_not_corrected(tmp_path: Path, 
     source, corpus, test = _keyword_data(tmp_path, 0.7, target_filler=other)
     evaluation = tmp_path / "eval.csv"  # 60 source texts: enough for the test (shift_test.MIN_TEXTS is 50)
     rows = source.read_text(encoding="utf-8").splitlines()
-    evaluation.write_text("\n".join(rows[:1] + rows[1:61]) + "\n", encoding="utf-8")
-    stages = [
-        {"name": "finetune"},
-        {"name": "self_train", "rounds": 1, "keep_fraction": 0.5, "proportions": "estimated"},
-        {"name": "prior_correction"},
-    ]
-    recipe = _adapt_recipe(tmp_path, tiny_models["bert"], source, corpus, stages, test=str(test))
+    evaluation.write_text("\n".join(rows[:61]) + "\n", encoding="utf-8")  # the header and 60 rows
+    recipe = _adapt_recipe(tmp_path, tiny_models["bert"], source, corpus, ESTIMATING_CHAIN, test=str(test))
     out = tmp_path / "out"
     result = invoke("adapt", recipe, "--output-dir", out, "-o", f"data.eval={evaluation}", *LEARNS)
     assert result.exit_code == 0, result.output

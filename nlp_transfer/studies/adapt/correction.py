@@ -64,7 +64,7 @@ def corrected_copy(adaptation: Adaptation, classifier: Path, folder: Path) -> di
     logits = DomainLogits.load(classifier).adjusted(scale, bias)
     _record_corrected_metrics(folder, logits.source, adaptation.source.eval_labels, estimate.names)
     run.write_text(CARD_FILE, model_card(folder))
-    return evaluate_domains(adaptation, folder, logits, applied=estimate) | {"prior_correction_applied": True}
+    return evaluate_domains(adaptation, folder, logits, applied=estimate)
 
 
 def _left_uncorrected(
@@ -77,7 +77,6 @@ def _left_uncorrected(
     metrics["prior_correction"] = {"applied": False, "why": why, **estimate.record()}
     RunFolder(folder).write_json(METRICS_FILE, metrics)
     result = evaluate_domains(adaptation, folder, DomainLogits.load(classifier), applied=estimate)
-    result["prior_correction_applied"] = False
     result["warnings"].insert(
         0, f"not corrected: {why} (adapt.label_shift.shift_test: report applies the estimate anyway)"
     )

@@ -26,6 +26,7 @@ import torch
 
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.recipe import LabelShiftSpec
+from nlp_transfer.studies.adapt.shift_test import ShiftTest
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,13 @@ class PriorEstimate:
     converged: bool
     corpus_texts: int
     problems: list[str] = field(default_factory=list)  # non-convergence, a degenerate prior: unusable for correction
-    shift_test: dict[str, Any] | None = None  # shift_test.py's record, when the label-shift test ran
-    doubt: str | None = None  # what the test found when it rejects label shift, which the estimate assumes
+    shift_test: ShiftTest | None = None  # the label-shift test of the corpus (shift_test.py), when it ran
+
+    @property
+    def doubt(self) -> str | None:
+        """What the label-shift test found, when it rejects the assumption this estimate rests on."""
+        tested = self.shift_test
+        return tested.finding() if tested is not None and tested.rejects_label_shift else None
 
     def logit_adjustment(self) -> tuple[float, list[float]]:
         """(scale, bias) with softmax(logits * scale + bias) the calibrated posterior under the target prior."""
@@ -151,7 +157,7 @@ class PriorEstimate:
             "converged": self.converged,
             "corpus_texts": self.corpus_texts,
             "problems": self.problems,
-            "shift_test": self.shift_test,
+            "shift_test": self.shift_test.record() if self.shift_test is not None else None,
         }
 
 

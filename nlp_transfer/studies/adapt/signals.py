@@ -115,10 +115,7 @@ def estimate_for(adaptation: Adaptation, run_dir: Path, *, required: bool) -> Pr
     estimate = estimate_prior(
         spec, names, np.load(run_dir / SOURCE_LOGITS, allow_pickle=False), source.eval_labels, corpus
     )
-    tested = adaptation.shift_test
-    if tested is not None:
-        estimate.shift_test = tested.record()
-        estimate.doubt = tested.finding() if tested.rejects_label_shift else None
+    estimate.shift_test = adaptation.shift_test
     # An estimate the label-shift test keeps from use needs no error for being unusable in other ways too.
     if required and estimate.problems and trusted(adaptation, estimate):
         raise UserError(f"adapt.label_shift: the target prior of {run_dir} cannot be used: {estimate.problems[0]}")
