@@ -210,7 +210,7 @@ def _cell(loaded: LoadedRecipe, size: int, metrics: dict[str, dict[str, Any]], r
         "seed": loaded.recipe.train.seed,
         **_learning_rates(loaded),
         "value": metrics["eval"][f"eval_{metric}"],
-        # Always answering the training subset's majority class, scored on the same eval rows (where the task has
+        # The best constant answer on the eval rows every cell is scored on (where the task has
         # such a baseline): what a method must beat to have learned anything.
         "baseline": metrics.get("diagnostics", {}).get("baseline", {}).get(metric),
         "test_value": test.get(f"test_{metric}") if test else None,
