@@ -39,7 +39,7 @@ from nlp_transfer.run.folder import (
 )
 from nlp_transfer.run.sharding import gathered_model
 from nlp_transfer.run.trainer import build_trainer, stopped_on_request
-from nlp_transfer.run.views import EXAMPLES
+from nlp_transfer.run.views import EXAMPLES, EvalSource
 
 if TYPE_CHECKING:
     from nlp_transfer.run.pipeline import PreparedRun
@@ -153,6 +153,7 @@ def train_and_save(
             evaluation=metrics["eval"],
             model_settings=setup.prepared.config_attributes,
             baseline=metrics["diagnostics"].get("baseline", {}).get(str(recipe.train.metric_for_best)),
+            source=EvalSource(setup.data, recipe.task) if "eval" in setup.data.splits else None,
         )
         example = EXAMPLES.get(recipe.task.name)
         if example is not None and "eval" in setup.data.splits:

@@ -89,6 +89,7 @@ def draw(
     evaluation: dict[str, Any] | None = None,
     model_settings: dict[str, Any] | None = None,
     baseline: float | None = None,
+    source: Any = None,
 ) -> dict[str, Any]:
     """The run's figures; returns what metrics.json records under `report` (figures with captions, view numbers).
     A figure that cannot be drawn (matplotlib missing) is left out with a warning: the run itself stands."""
@@ -100,7 +101,7 @@ def draw(
         numbers: dict[str, Any] = {}
         if task in VIEWS and captured is not None:
             found = ViewInputs(
-                folder, captured, tokenized, tokenizer, label_names, evaluation or {}, model_settings or {}
+                folder, captured, tokenized, tokenizer, label_names, evaluation or {}, model_settings or {}, source
             )
             view = VIEWS[task](found)
             drawn += view.figures
@@ -282,7 +283,7 @@ def _errors(folder: Path) -> list[str]:
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()[:SHOWN_ERRORS]]
     if not rows:
         return []
-    columns = [c for c in ("text", "text_pair", "label", "predicted", "probability") if c in rows[0]]
+    columns = [c for c in ("text", "text_pair", "label", "predicted", "probability", "file", "row") if c in rows[0]]
     head = "".join(f"<th>{_e(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{_e(str(r.get(c, '')))}</td>" for c in columns) + "</tr>" for r in rows)
     return [
