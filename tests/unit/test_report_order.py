@@ -194,3 +194,59 @@ def test_the_curves_share_their_step_axis_and_draw_the_baseline() -> None:
     flat = [line for line in scores.get_lines() if len(set(line.get_ydata())) == 1]
     assert any(float(line.get_ydata()[0]) == 0.55 for line in flat)
     assert any("baseline" in text.get_text() for text in scores.get_legend().get_texts())
+
+
+def test_errors_show_the_users_text_and_its_row_in_their_file_per_text_with_windows(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    """Long reviews read in windows: errors.jsonl has one row per review (never window i beside review i's label),
+    with the review as the user wrote it (case and apostrophes kept) and its row in the user's file, counted
+    across a row the run skipped (an empty text)."""
+    import csv
+
+    from tests.unit.labels_data import long_review_rows, write_jsonl
+
+    train = write_jsonl(tmp_path / "train.jsonl", long_review_rows(32, 2))
+    reviews = [
+        {**row, "text": f"It's Review {i}: " + str(row["text"])} for i, row in enumerate(long_review_rows(16, 3))
+    ]
+    reviews.insert(2, {"text": "", "label": "positive"})  # skipped: row 3 of the file is never scored
+    evaluation = tmp_path / "eval.csv"
+    with evaluation.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, ["text", "label"])
+        writer.writeheader()
+        writer.writerows(reviews)
+    recipe = write_recipe(
+        tmp_path,
+        tiny_models["bert"],
+        train,
+        task={"max_length": 32, "truncation": "windows", "stride": 8},
+        data={"eval": str(evaluation)},
+        train={"max_steps": 1, "learning_rate": 1e-7},
+    )
+    ok("run", recipe)
+    errors = [json.loads(line) for line in (tmp_path / "run" / "errors.jsonl").read_text("utf-8").splitlines()]
+    assert errors, "an untrained model gets some reviews wrong"
+    for error in errors:
+        assert error["file"] == str(evaluation) and error["row"] != 3
+        written = reviews[error["row"] - 1]
+        assert error["text"] == written["text"] and error["label"] == written["label"] != error["predicted"]
+
+
+@pytest.mark.subprocess
+def test_export_to_onnx_and_int8_prints_one_line(many_labels: tuple[Path, str], tmp_path: Path) -> None:
+    """No "torchvision is not installed" lines from torch.onnx, no quantization advice from onnxruntime."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "nlp_transfer", "export", str(many_labels[0]), "--quantize", "int8"]
+    done = subprocess.run(
+        [*command, "--out", str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("exported "), "\n".join(lines)
