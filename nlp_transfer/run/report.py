@@ -21,7 +21,7 @@ import yaml
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.files import check_output_folder, read_json_or_empty
 from nlp_transfer.run import figures
-from nlp_transfer.run.callbacks import PlainProgress, ProgressBar
+from nlp_transfer.run.callbacks import PlainProgress
 from nlp_transfer.run.diagnostics import messages
 from nlp_transfer.run.folder import (
     CURVES_FILE,
@@ -69,9 +69,10 @@ def capture(trainer: Any) -> Captured:
 
 
 def quiet_progress(trainer: Any) -> None:
-    """After training: the evaluations that follow score the kept checkpoint for the summary, not progress."""
+    """After training: the evaluations that follow score the kept checkpoint for the summary, not progress (a
+    terminal's bar stays: it draws only an evaluation long enough to wait for)."""
     for callback in list(trainer.callback_handler.callbacks):
-        if isinstance(callback, ProgressBar | PlainProgress):
+        if isinstance(callback, PlainProgress):
             trainer.remove_callback(callback)
 
 
