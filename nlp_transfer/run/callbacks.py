@@ -111,6 +111,7 @@ class ProgressBar(ProgressCallback):
     def __init__(self, phase: str, main_metric: str | None) -> None:
         super().__init__()
         self.phase, self.main_metric = phase, main_metric
+        self.evaluated = 0  # batches of the evaluation under way
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.is_world_process_zero:
@@ -124,13 +125,14 @@ class ProgressBar(ProgressCallback):
             return
         total = len(eval_dataloader)
         if self.training_bar is not None:
-            self.evaluated = getattr(self, "evaluated", 0) + 1
+            self.evaluated += 1
             self.training_bar.set_postfix_str(f"evaluating {self.evaluated}/{total}", refresh=False)
             self.training_bar.update(0)  # redraws at most every mininterval
             return
         if self.prediction_bar is None:
             self.prediction_bar = tqdm(total=total, desc="evaluating", leave=False, dynamic_ncols=True, delay=BAR_DELAY)
-        self.prediction_bar.update(1)
+        bar: Any = self.prediction_bar
+        bar.update(1)
 
     def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.evaluated = 0
