@@ -146,6 +146,11 @@ class ProgressBar(ProgressCallback):
             self.training_bar.write(eval_line(self.phase, state, logs, self.main_metric))
 
 
+class QuietProgress(TrainerCallback):
+    """Given among a run's callbacks (RunOptions.callbacks): the run shows no progress, neither bar nor lines. A
+    study's cells (compare) print one line each instead of one per evaluation."""
+
+
 class PlainProgress(TrainerCallback):
     """Where stderr is not a terminal (a log file, CI) a bar would print hundreds of lines: a line at every tenth of
     the phase (step, loss, speed, time left) and one per evaluation instead."""

@@ -41,7 +41,7 @@ def diagnose(
             "message": f"early stopping ended the run at step {steps} of {planned_steps}: eval {metric} did not "
             f"improve for {early_stopping_patience} evaluations",
         }
-    if (overfitting := _overfitting(history, evaluations)) is not None:
+    if (overfitting := _overfitting(history, evaluations, metric, greater_is_better)) is not None:
         found["overfitting"] = overfitting
     if baseline:
         found["baseline"] = baseline
@@ -78,24 +78,37 @@ def _kept(evaluations: list[dict[str, Any]], metric: str, greater: bool, best: s
     return {"step": chosen["step"], "epoch": chosen.get("epoch"), metric: chosen[key], "message": message}
 
 
-def _overfitting(history: list[dict[str, Any]], evaluations: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _overfitting(
+    history: list[dict[str, Any]], evaluations: list[dict[str, Any]], metric: str, greater: bool
+) -> dict[str, Any] | None:
     """Eval loss rose for RISING_EVALUATIONS evaluations in a row while the training loss logged between them
-    fell: the first sign of over-fitting, reported with the numbers."""
+    fell, or while the eval metric did not improve (a head trained for many epochs on few examples: the model grows
+    surer of its mistakes at flat accuracy): the first sign of over-fitting, reported with the numbers."""
     losses = [e["eval_loss"] for e in evaluations]
+    key = f"eval_{metric}"
     for end in range(RISING_EVALUATIONS, len(evaluations)):
         start = end - RISING_EVALUATIONS
         rising = all(losses[i + 1] > losses[i] for i in range(start, end))
         if not rising or losses[end] < losses[start] * (1 + MEANINGFUL_CHANGE):
             continue
         first, last = evaluations[start]["step"], evaluations[end]["step"]
+        rose = (
+            f"over-fitting: eval loss rose from {losses[start]:.4f} to {losses[end]:.4f} between steps {first} "
+            f"and {last}"
+        )
         train = [e["loss"] for e in history if "loss" in e and first <= e.get("step", 0) <= last]
         if len(train) >= 2 and train[-1] < train[0] * (1 - MEANINGFUL_CHANGE):
-            return {
-                "from_step": first,
-                "to_step": last,
-                "message": f"over-fitting: eval loss rose from {losses[start]:.4f} to {losses[end]:.4f} between "
-                f"steps {first} and {last} while the training loss fell from {train[0]:.4f} to {train[-1]:.4f}",
-            }
+            message = f"{rose} while the training loss fell from {train[0]:.4f} to {train[-1]:.4f}"
+            return {"from_step": first, "to_step": last, "message": message}
+        scores = [float(e[key]) for e in evaluations[start : end + 1] if isinstance(e.get(key), int | float)]
+        if metric != "loss" and len(scores) == end - start + 1:
+            gain = (scores[-1] - scores[0]) * (1 if greater else -1)
+            if gain <= MEANINGFUL_CHANGE * max(abs(scores[0]), 1e-12):
+                message = (
+                    f"{rose} while eval {metric} stayed at {scores[0]:.4f} to {scores[-1]:.4f}: the model grows surer "
+                    "of its mistakes; fewer epochs or more data"
+                )
+                return {"from_step": first, "to_step": last, "message": message}
     return None
 
 

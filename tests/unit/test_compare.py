@@ -163,3 +163,49 @@ def test_no_method_is_called_best_below_the_best_constant_answer() -> None:
     table = markdown_table(rows, "accuracy")
     assert "| best constant answer (baseline) | 100 | 0.5700 |" in table
     assert "| best constant answer (baseline) | 1,000 | 0.5500 |" in table
+
+
+def test_compare_with_contrastive_cells_prints_one_line_per_cell(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    """A contrastive head evaluates every epoch: a cell once printed a line per evaluation (about 50)."""
+    from tests.unit.test_contrastive import fewshot_recipe
+
+    recipe = fewshot_recipe(tmp_path, tiny_models["bert"], head_epochs=12)
+    command = ["compare", str(recipe), "--methods", "contrastive", "--output-dir", str(tmp_path / "cmp")]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    cell_lines = [line for line in result.output.splitlines() if line.startswith("[1/1]")]
+    assert len(cell_lines) <= 3, cell_lines  # training, the result, perhaps a note
+    assert "eval loss" not in result.output.replace("note: over-fitting: eval loss", "")
+
+
+def test_over_fitting_is_seen_when_eval_loss_climbs_at_flat_accuracy() -> None:
+    """compare's contrastive cells: eval loss 0.66 -> 2.32 at flat accuracy, the head's training loss logged too
+    rarely to fall inside the window. The check that single runs have sees it."""
+    from nlp_transfer.run.diagnostics import diagnose
+
+    history = [{"step": 1, "loss": 0.7}]
+    for step, loss in zip((10, 20, 30, 40), (0.66, 0.9, 1.5, 2.32), strict=True):
+        history.append({"step": step, "eval_loss": loss, "eval_accuracy": 0.5})
+    found = diagnose(
+        history,
+        metric="accuracy",
+        greater_is_better=True,
+        best_checkpoint=None,
+        planned_steps=40,
+        early_stopping_patience=None,
+        baseline=None,
+        final={"eval_accuracy": 0.5},
+    )
+    assert found["overfitting"]["from_step"] == 10
+    assert "stayed at 0.5000" in found["overfitting"]["message"]
+    history[1:] = [{**e, "eval_accuracy": 0.5 + e["step"] / 100} for e in history[1:]]  # accuracy climbing too
+    assert "overfitting" not in diagnose(
+        history,
+        metric="accuracy",
+        greater_is_better=True,
+        best_checkpoint=None,
+        planned_steps=40,
+        early_stopping_patience=None,
+        baseline=None,
+        final={},
+    )
