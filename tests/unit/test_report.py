@@ -244,7 +244,7 @@ def test_cards_state_what_the_run_used(tiny_models: dict[str, Path], tmp_path: P
     ok("run", lora)
     card = (tmp_path / "lora" / "run" / "README.md").read_text(encoding="utf-8")
     assert "learning rate: 0.0015" in card and "learning rate: 5e-05" not in card
-    assert "adapted modules: dense" in card and "attention" not in card.split("## Training")[1].split("##")[0]
+    assert "adapted modules: dense" in card and "attention" not in card.split("## Training\n")[1].split("##")[0]
     full = write_recipe(tmp_path / "full", tiny_models["bert"], data, train={"max_steps": 2})
     ok("run", full)
     card = (tmp_path / "full" / "run" / "README.md").read_text(encoding="utf-8")
