@@ -250,3 +250,53 @@ def test_export_to_onnx_and_int8_prints_one_line(many_labels: tuple[Path, str], 
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("exported "), "\n".join(lines)
+
+
+def test_every_task_has_a_view_that_renders_without_training(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    """Every task in TASKS draws its view from what its last evaluation saw; here that is made up (no model runs):
+    a new task cannot leave the report without figures, and a view that breaks fails here, not after a run."""
+    import datasets
+    from transformers import AutoTokenizer
+
+    from nlp_transfer.run.views import VIEWS, ViewInputs
+    from nlp_transfer.tasks import TASKS
+
+    assert set(VIEWS) == set(TASKS)
+    rng = np.random.default_rng(0)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["bert"])
+    texts = ["a fine day", "a dull day", "a good film", "a bad film"]
+    tokenized = datasets.Dataset.from_dict({"input_ids": [tokenizer(t)["input_ids"] for t in texts]})
+    names = ["negative", "positive"]
+    made_up = {
+        "classification": {"captured": SimpleNamespace(predictions=rng.normal(size=(4, 2)), label_ids=[0, 1, 1, 0])},
+        "multi_label": {"evaluation": {"eval_f1_negative": 0.5, "eval_support_negative": 2.0, "eval_f1_positive": 0.0}},
+        "regression": {
+            "captured": SimpleNamespace(predictions=rng.normal(size=(4, 1)), label_ids=rng.normal(size=(4, 1))),
+            "model_settings": {"target_mean": [3.0], "target_std": [0.5]},
+        },
+        "qa": {
+            "captured": SimpleNamespace(
+                merger=SimpleNamespace(answers=lambda: {0: SimpleNamespace(text="Paris"), 1: SimpleNamespace(text="")}),
+                golds={0: ["Paris"], 1: ["the old town"]},
+            )
+        },
+    }
+    for task, view in VIEWS.items():
+        folder = tmp_path / task
+        folder.mkdir()
+        given = {"captured": None, "evaluation": {}, "model_settings": {}, **made_up[task]}
+        drawn = view(
+            ViewInputs(
+                folder,
+                given["captured"],
+                tokenized,
+                tokenizer,
+                names,
+                **{k: v for k, v in given.items() if k != "captured"},
+            )
+        )
+        assert drawn.figures, task
+        for figure in drawn.figures:
+            assert (folder / figure.file).read_bytes().startswith(b"\x89PNG"), (task, figure.file)
+    errors = [json.loads(line) for line in (tmp_path / "classification" / "errors.jsonl").read_text().splitlines()]
+    assert all(row["text"] in texts and row["label"] != row["predicted"] for row in errors)
