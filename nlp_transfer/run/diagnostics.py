@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from nlp_transfer.recipe import LOWER_IS_BETTER
 from nlp_transfer.tasks.text_inputs import DOCUMENT
 
 RISING_EVALUATIONS = 2  # eval loss rising this many evaluations in a row (while training loss falls): over-fitting
@@ -47,7 +48,9 @@ def diagnose(
         found["baseline"] = baseline
         value = final.get(f"eval_{metric}")
         if metric in baseline and isinstance(value, int | float):
-            worse = value <= baseline[metric] + BASELINE_MARGIN if greater_is_better else value >= baseline[metric]
+            # The recipe's one definition of direction: mse and mae, like the loss, are better lower.
+            lower = metric in LOWER_IS_BETTER
+            worse = value >= baseline[metric] if lower else value <= baseline[metric] + BASELINE_MARGIN
             if worse:
                 found["no_better_than_baseline"] = (
                     f"eval {metric} {value:.4f} is no better than {baseline['name']} ({baseline[metric]:.4f}): the "
@@ -194,7 +197,8 @@ def regression_baseline(prepared: Any) -> dict[str, Any]:
     gold_values = np.asarray(gold, dtype=np.float64).reshape(len(gold), -1) * std + mean
     constant = np.tile(train_values.mean(axis=0), (len(gold_values), 1))
     scores = regression_metrics(gold_values, constant, prepared.label_names[: gold_values.shape[1]])
-    return {"name": "always the training mean", **{k: scores[k] for k in ("mse", "mae", "r2")}}
+    # A constant has no correlation with the truth: pearson and spearman are 0 (regression_metrics' convention).
+    return {"name": "always the training mean", **{k: scores[k] for k in ("pearson", "spearman", "r2", "mse", "mae")}}
 
 
 # task name -> the trivial baseline its models must beat (QA has none worth stating).

@@ -300,3 +300,21 @@ def test_every_task_has_a_view_that_renders_without_training(tmp_path: Path, tin
             assert (folder / figure.file).read_bytes().startswith(b"\x89PNG"), (task, figure.file)
     errors = [json.loads(line) for line in (tmp_path / "classification" / "errors.jsonl").read_text().splitlines()]
     assert all(row["text"] in texts and row["label"] != row["predicted"] for row in errors)
+
+
+@pytest.mark.parametrize(("mse", "flagged"), [(0.5, False), (1.2, True)])
+def test_a_regression_model_kept_by_mse_is_measured_against_the_mean_the_right_way(mse: float, flagged: bool) -> None:
+    """Lower mse is better: a model below the training mean's mse has learned something, one above it has not."""
+    from nlp_transfer.run.diagnostics import diagnose
+
+    found = diagnose(
+        [{"step": 5, "eval_loss": 0.4, "eval_mse": mse}],
+        metric="mse",
+        greater_is_better=False,
+        best_checkpoint=None,
+        planned_steps=5,
+        early_stopping_patience=None,
+        baseline={"name": "always the training mean", "mse": 1.0},
+        final={"eval_mse": mse},
+    )
+    assert ("no_better_than_baseline" in found) is flagged
