@@ -53,8 +53,8 @@ def diagnose(
             worse = value >= baseline[metric] if lower else value <= baseline[metric] + BASELINE_MARGIN
             if worse:
                 found["no_better_than_baseline"] = (
-                    f"eval {metric} {value:.4f} is no better than {baseline['name']} ({baseline[metric]:.4f}): the "
-                    "model has not learned the task; train longer, raise the learning rate, or add data"
+                    f"eval {metric} {value:.4f} is no better than {baseline['name']}, {baseline[metric]:.4f}: the "
+                    "model has not learned the task; train longer or raise the learning rate"
                 )
     return found
 
