@@ -266,10 +266,7 @@ def _breakdown(metrics: dict[str, Any], splits: list[str], shown: MetricOrder) -
         + "</tr>"
         for row in rows
     )
-    title = (
-        f"Per {kind} ({split}, {len(rows)} {kind if len(rows) == 1 else kind + 'es' if kind == 'class' else kind + 's'}"
-    )
-    title += ", the weakest first)" if shown.classes else ")"
+    title = f"Per {kind} on the {split} split: {len(rows)} rows" + (", the weakest first" if shown.classes else "")
     return [
         f"<details><summary><b>{_e(title)}</b></summary>",
         f"<table><tr><th>{kind}</th>{header}</tr>{body}</table>",
