@@ -68,6 +68,7 @@ def _positions(text: str, *markers: str) -> list[int]:
 def test_a_many_label_report_leads_with_macro_f1_the_verdicts_and_a_figure(many_labels: tuple[Path, str]) -> None:
     run, _ = many_labels
     page = (run / "report.html").read_text(encoding="utf-8")
+    assert "Run complete;" in page and "not complete" not in page  # written just before the run is marked complete
     results = page.split("<h2>Results</h2>")[1].split("</table>")[0]
     assert "<td>macro_f1</td>" in results and results.count("<tr>") <= 12  # the headline, not 120 rows
     assert "f1_feeling" not in results and "support" not in results
