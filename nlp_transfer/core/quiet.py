@@ -44,8 +44,9 @@ def quiet_libraries() -> Iterator[None]:
     _depth += 1
     try:
         with ExitStack() as stack:
-            for name in LIBRARY_LOGGERS:
-                stack.enter_context(_held_logger(logging.getLogger(name)))
+            for logger in _library_loggers():
+                stack.enter_context(_held_logger(logger))
+            stack.enter_context(_held_root_calls())
             for bars in _progress_bars():
                 stack.enter_context(bars)
             caught = stack.enter_context(warnings.catch_warnings(record=True))
@@ -65,6 +66,19 @@ def held_records() -> list[logging.LogRecord]:
     return records
 
 
+def _library_loggers() -> list[logging.Logger]:
+    """The libraries' loggers, and those below them with handlers of their own (torch gives torch.onnx, torch._dynamo
+    and others their own stderr handler, not propagating to `torch`)."""
+    below = [
+        logger
+        for name, logger in list(logging.root.manager.loggerDict.items())
+        if isinstance(logger, logging.Logger)
+        and logger.handlers
+        and name.startswith(tuple(f"{n}." for n in LIBRARY_LOGGERS))
+    ]
+    return [logging.getLogger(name) for name in LIBRARY_LOGGERS] + below
+
+
 @contextmanager
 def _held_logger(logger: logging.Logger) -> Iterator[None]:
     """The logger's own handlers (e.g. transformers' stderr handler) swapped for the holder, and no propagation to
@@ -78,6 +92,31 @@ def _held_logger(logger: logging.Logger) -> Iterator[None]:
     finally:
         logger.handlers = handlers
         logger.propagate = propagate
+
+
+class _HoldFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        _Hold().emit(record)
+        return False
+
+
+@contextmanager
+def _held_root_calls() -> Iterator[None]:
+    """Records a library logs on the root logger itself (onnxruntime's quantizer calls logging.warning) are held.
+    A logger's filter sees only the records made on it, so our own lines, which reach the root's handlers by
+    propagation, still print. While the root has no handler, a null one stops logging.warning from installing a
+    stderr handler for the rest of the process (logging.basicConfig)."""
+    root = logging.getLogger()
+    hold, null = _HoldFilter(), None if root.handlers else logging.NullHandler()
+    root.addFilter(hold)
+    if null is not None:
+        root.addHandler(null)
+    try:
+        yield
+    finally:
+        root.removeFilter(hold)
+        if null is not None:
+            root.removeHandler(null)
 
 
 def _progress_bars() -> list[Any]:

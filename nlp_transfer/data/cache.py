@@ -12,7 +12,8 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,9 @@ import datasets
 import pyarrow as pa
 
 CACHE_ENV = "NLP_TRANSFER_CACHE"
+# Rows from which tokenizing takes long enough (seconds) to deserve a progress bar on a terminal; below it, and for
+# writing the cache entry (datasets' "Saving the dataset" bar), nothing is drawn.
+BAR_FROM_ROWS = 20_000
 
 
 def cache_root() -> Path:
@@ -84,22 +88,37 @@ def cached_map(
     entry = cache_root() / "tokenized" / key
     if (entry / "dataset_info.json").is_file():
         return datasets.load_from_disk(str(entry)), True
-    mapped = dataset.map(
-        transform,
-        batched=True,
-        with_indices=with_indices,
-        remove_columns=dataset.column_names,
-        desc=description,
-        load_from_cache_file=False,
-        new_fingerprint=key,  # our key already says what this is; datasets need not hash the function
-    )
+    with _bars(len(dataset) >= BAR_FROM_ROWS):
+        mapped = dataset.map(
+            transform,
+            batched=True,
+            with_indices=with_indices,
+            remove_columns=dataset.column_names,
+            desc=description,
+            load_from_cache_file=False,
+            new_fingerprint=key,  # our key already says what this is; datasets need not hash the function
+        )
     staging = entry.with_name(f".{key}.{uuid.uuid4().hex}")
     staging.parent.mkdir(parents=True, exist_ok=True)
     try:
-        mapped.save_to_disk(str(staging))
+        with _bars(False):
+            mapped.save_to_disk(str(staging))
         os.replace(staging, entry)
     except OSError:
         # Another process filled the entry first, or the cache is not writable: the mapped data is still good.
         shutil.rmtree(staging, ignore_errors=True)
         return mapped, False
     return datasets.load_from_disk(str(entry)), False
+
+
+@contextmanager
+def _bars(wanted: bool) -> Iterator[None]:
+    """datasets' progress bars on only if `wanted` and they were on (a pipe or log file has them off), restored."""
+    was_on = datasets.is_progress_bar_enabled()
+    if was_on and not wanted:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_on and not wanted:
+            datasets.enable_progress_bars()

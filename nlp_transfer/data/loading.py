@@ -24,6 +24,20 @@ from nlp_transfer.data.assets import Asset, resolve_data_file
 from nlp_transfer.data.readers import RECIPE_NAMES, ReadOptions, file_format, read_hub, read_local, read_text
 from nlp_transfer.recipe import DataFile, DataSpec, SplitSpec
 
+# A column carried through reading, holding out and subsetting, then taken off into LoadedData.origins: which file
+# and which of its rows each row of a split is (packed in one integer: file number * ORIGIN_FILES + row).
+ORIGIN = "__nlp_transfer_origin__"
+ORIGIN_FILES = 2**40
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a row of a split came from: the file (or hub dataset) and its row there (1 = the first data row)."""
+
+    source: str
+    row: int
+
+
 # Recipe split name -> default split name of a hub dataset.
 HUB_SPLITS = {"train": "train", "eval": "validation", "test": "test"}
 
@@ -37,6 +51,15 @@ class LoadedData:
     keys: dict[str, str] = field(default_factory=dict)  # split -> provenance key (equal keys: equal rows)
     data_root: Path | None = None  # where names resolve, for the other files a task reads (task_file)
     base_dir: Path | None = None
+    origins: dict[str, list[int]] = field(default_factory=dict)  # split -> each row's packed origin (ORIGIN)
+    files: list[str] = field(default_factory=list)  # the files read, in order: the file numbers of origins
+
+    def origin(self, split: str, row: int) -> Origin | None:
+        """The file and file row that row `row` of `split` was read from (None for rows added later)."""
+        packed = self.origins.get(split, [])
+        if row >= len(packed):
+            return None
+        return Origin(self.files[packed[row] // ORIGIN_FILES], packed[row] % ORIGIN_FILES + 1)
 
     def task_file(self, reference: str, field: str) -> Path:
         """A file the task names (e.g. task.labels_file), resolved like a data file and recorded with its sha256."""
@@ -100,9 +123,17 @@ def load_data(
     for split in parts if "eval" in parts else [*parts, "eval"]:
         joined = [rows[split]] if split in rows else []
         joined += [p.rows for p in own[split]]
-        loaded.splits[split] = _joined(joined, f"data.{split}")
+        loaded.splits[split] = _without_origins(loaded, split, _joined(joined, f"data.{split}"))
         loaded.keys[split] = _digest([*keys.get(split, []), *[p.key for p in own[split]]])
     return loaded
+
+
+def _without_origins(loaded: LoadedData, split: str, rows: datasets.Dataset) -> datasets.Dataset:
+    """The split as the task reads it (its own columns only); where each row came from kept in loaded.origins."""
+    if ORIGIN not in rows.column_names:
+        return rows
+    loaded.origins[split] = list(rows[ORIGIN])
+    return rows.remove_columns(ORIGIN)
 
 
 def load_extra_split(
@@ -124,7 +155,7 @@ def load_extra_split(
     loaded = LoadedData(splits=datasets.DatasetDict(), sources={}, data_root=data_root, base_dir=base_dir)
     spec = DataSpec(train=split_spec, columns=columns, delimiter=delimiter, encoding=encoding)
     found = _read_parts(split_spec, split, field, spec, "label", data_root, base_dir, loaded, names=names)
-    loaded.splits[split] = _joined([p.rows for p in found], field)
+    loaded.splits[split] = _without_origins(loaded, split, _joined([p.rows for p in found], field))
     loaded.keys[split] = _digest([p.key for p in found])
     return loaded
 
@@ -200,6 +231,8 @@ def _read_file(
         key |= {"sha256": loaded.file_hashes[asset.location], "format": fmt, "columns": columns}
         if delimiter is not None:  # only when set: the keys of files read as before stay as they were
             key["delimiter"] = delimiter
+    loaded.files.append(asset.location)
+    rows = rows.add_column(ORIGIN, [(len(loaded.files) - 1) * ORIGIN_FILES + i for i in range(len(rows))])
     if data_file.where:
         rows = _selected(rows, data_file.where, f"{field} ({asset.location})")
         key["where"] = sorted((k, str(v)) for k, v in data_file.where.items())
@@ -224,7 +257,7 @@ def _selected(rows: datasets.Dataset, where: dict[str, Any], field: str) -> data
         if column not in rows.column_names:
             raise UserError(
                 f"{field}: where names column '{column}', which the file does not have; columns are: "
-                f"{', '.join(rows.column_names)}"
+                f"{', '.join(c for c in rows.column_names if c != ORIGIN)}"
             )
     wanted = {column: str(value) for column, value in where.items()}
     values = {column: rows[column] for column in wanted}
@@ -293,8 +326,9 @@ def _joined(parts: list[datasets.Dataset], field: str) -> datasets.Dataset:
     if len(parts) == 1:
         return parts[0]
     shared = [c for c in parts[0].column_names if all(c in p.column_names for p in parts[1:])]
-    if not shared:
+    if shared == [ORIGIN] or not shared:
         raise UserError(f"{field}: its files share no column name; give every file the same text and label columns")
+    named = ", ".join(c for c in shared if c != ORIGIN)
     first = parts[0].select_columns(shared)
     aligned = [first]
     for part in parts[1:]:
@@ -304,7 +338,7 @@ def _joined(parts: list[datasets.Dataset], field: str) -> datasets.Dataset:
                 aligned.append(part.cast(first.features))
         except (ValueError, TypeError) as err:
             raise UserError(
-                f"{field}: a file's columns ({', '.join(shared)}) hold other kinds of values than the first file's "
+                f"{field}: a file's columns ({named}) hold other kinds of values than the first file's "
                 f"({err}); make the label columns agree (all class names, or all integer ids)"
             ) from err
     return datasets.concatenate_datasets(aligned)

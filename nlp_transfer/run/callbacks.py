@@ -13,10 +13,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
 from transformers import ProgressCallback, TrainerCallback
+from transformers.trainer_utils import has_length
 
 from nlp_transfer.run import checkpoints
 from nlp_transfer.run.interruption import STOP
+
+BAR_DELAY = 2.0  # seconds a phase runs before its bar is drawn: nothing for work under a second or two
 
 
 class JsonlLogger(TrainerCallback):
@@ -98,16 +102,53 @@ def eval_line(phase: str, state: Any, metrics: dict[str, Any], main: str | None)
 
 
 class ProgressBar(ProgressCallback):
-    """The Trainer's progress bar on a terminal, with one compact line per evaluation instead of a dict per log
-    (the full log is in trainer_log.jsonl and on curves.png)."""
+    """The Trainer's progress bar on a terminal: one bar per phase, drawn once the phase has run a couple of
+    seconds (nothing for shorter work); an evaluation during training shows in that bar ("evaluating 3/10") rather
+    than as a second bar (whose cursor-up codes a terminal log keeps as stray `[A`), and ends in one compact line
+    instead of a dict per log (the full log is in trainer_log.jsonl and on curves.png). An evaluation outside
+    training (the kept checkpoint scored again) gets a bar of its own only when it takes that long too."""
 
     def __init__(self, phase: str, main_metric: str | None) -> None:
         super().__init__()
         self.phase, self.main_metric = phase, main_metric
+        self.evaluated = 0  # batches of the evaluation under way
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.is_world_process_zero:
+            self.training_bar = tqdm(total=state.max_steps, desc=self.phase, dynamic_ncols=True, delay=BAR_DELAY)
+        self.current_step = 0
+
+    def on_prediction_step(
+        self, args: Any, state: Any, control: Any, eval_dataloader: Any = None, **kwargs: Any
+    ) -> None:
+        if not state.is_world_process_zero or not has_length(eval_dataloader):
+            return
+        total = len(eval_dataloader)
+        if self.training_bar is not None:
+            self.evaluated += 1
+            self.training_bar.set_postfix_str(f"evaluating {self.evaluated}/{total}", refresh=False)
+            self.training_bar.update(0)  # redraws at most every mininterval
+            return
+        if self.prediction_bar is None:
+            self.prediction_bar = tqdm(total=total, desc="evaluating", leave=False, dynamic_ncols=True, delay=BAR_DELAY)
+        bar: Any = self.prediction_bar
+        bar.update(1)
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.evaluated = 0
+        if self.training_bar is not None:
+            self.training_bar.set_postfix_str("", refresh=False)
+        super().on_evaluate(args, state, control, **kwargs)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         if logs and "eval_loss" in logs and state.is_world_process_zero and self.training_bar is not None:
+            self.training_bar.set_postfix_str("", refresh=False)  # the evaluation is over (logged before on_evaluate)
             self.training_bar.write(eval_line(self.phase, state, logs, self.main_metric))
+
+
+class QuietProgress(TrainerCallback):
+    """Given among a run's callbacks (RunOptions.callbacks): the run shows no progress, neither bar nor lines. A
+    study's cells (compare) print one line each instead of one per evaluation."""
 
 
 class PlainProgress(TrainerCallback):

@@ -60,6 +60,11 @@ def model_card(folder: Path, repo_id: str | None = None) -> str:
         *(["", ONNX_NOTE] if "onnx" in exported else []),
         *_label_prior_note(folder),
         "",
+        # The answer first: the headline metrics, the verdicts and the figures, then what the model is made of.
+        "## Metrics",
+        *_metrics_table(recipe.task.metric_names, metrics),
+        "",
+        *_training_report(metrics),
         "## Base model",
         *_base_model_lines(recipe.model.name, model_record, hub_id),
         "",
@@ -72,10 +77,6 @@ def model_card(folder: Path, repo_id: str | None = None) -> str:
         "## Training",
         *_training_lines(recipe, metrics, folder),
         "",
-        "## Metrics",
-        *_metrics_table(recipe.task.metric_names, metrics),
-        "",
-        *_training_report(metrics),
         "## How to use",
         *USAGE[layout](
             task.pipeline_tag,

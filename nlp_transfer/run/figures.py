@@ -13,11 +13,11 @@ import numpy as np
 DPI = 110
 
 
-def _figure(width: float, height: float, rows: int = 1) -> tuple[Any, Any]:
+def _figure(width: float, height: float, rows: int = 1, sharex: bool = False) -> tuple[Any, Any]:
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(width, height))
-    return figure, figure.subplots(rows, 1, squeeze=False)[:, 0]
+    return figure, figure.subplots(rows, 1, squeeze=False, sharex=sharex)[:, 0]
 
 
 def _save(figure: Any, path: Path) -> Path:
@@ -27,12 +27,27 @@ def _save(figure: Any, path: Path) -> Path:
 
 
 def curves(
-    runs: dict[str, list[dict[str, Any]]], metric: str, path: Path, kept: dict[str, int | None] | None = None
+    runs: dict[str, list[dict[str, Any]]],
+    metric: str,
+    path: Path,
+    kept: dict[str, int | None] | None = None,
+    baseline: float | None = None,
 ) -> Path:
     """Training loss per logging step and eval loss per evaluation (top), the eval metric per evaluation (bottom),
-    for one run or several (overlaid). A run's phases follow each other on the step axis, their boundaries marked;
-    the kept checkpoint is starred."""
-    figure, (losses, scores) = _figure(8, 6, rows=2)
+    for one run or several (overlaid), on one step axis shared by both panels. A run's phases follow each other on
+    the step axis, their boundaries marked; the kept checkpoint is starred; `baseline` (the trivial baseline's
+    score on the metric) is a dashed line on the metric panel."""
+    return _save(curves_figure(runs, metric, kept, baseline), path)
+
+
+def curves_figure(
+    runs: dict[str, list[dict[str, Any]]],
+    metric: str,
+    kept: dict[str, int | None] | None = None,
+    baseline: float | None = None,
+) -> Any:
+    """The matplotlib Figure that `curves` saves."""
+    figure, (losses, scores) = _figure(8, 6, rows=2, sharex=True)
     for index, (name, history) in enumerate(runs.items()):
         color = f"C{index}"
         label = f"{name}: " if len(runs) > 1 else ""
@@ -79,13 +94,16 @@ def curves(
                 scores.plot(
                     [step[id(e)]], [e[f"eval_{metric}"]], marker="*", ms=16, color=color, ls="", label="kept checkpoint"
                 )
-    losses.set(ylabel="loss", title="training and eval loss")
+    if baseline is not None:
+        scores.axhline(baseline, color="grey", ls=":", lw=1.5, label=f"trivial baseline ({baseline:.4f})")
+    losses.set(xlabel="optimizer step", ylabel="loss", title="training and eval loss")
     scores.set(xlabel="optimizer step", ylabel=f"eval {metric}", title=f"eval {metric}")
+    losses.tick_params(labelbottom=True)  # shared axis: matplotlib hides the top panel's step numbers otherwise
     for axes in (losses, scores):
         axes.grid(alpha=0.3)
         if axes.get_legend_handles_labels()[0]:
             axes.legend(fontsize=8)
-    return _save(figure, path)
+    return figure
 
 
 def confusion(gold: np.ndarray, predicted: np.ndarray, names: list[str], path: Path) -> Path:

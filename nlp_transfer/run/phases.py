@@ -39,7 +39,7 @@ from nlp_transfer.run.folder import (
 )
 from nlp_transfer.run.sharding import gathered_model
 from nlp_transfer.run.trainer import build_trainer, stopped_on_request
-from nlp_transfer.run.views import EXAMPLES
+from nlp_transfer.run.views import EXAMPLES, EvalSource
 
 if TYPE_CHECKING:
     from nlp_transfer.run.pipeline import PreparedRun
@@ -152,6 +152,8 @@ def train_and_save(
             label_names=setup.prepared.label_names,
             evaluation=metrics["eval"],
             model_settings=setup.prepared.config_attributes,
+            baseline=metrics["diagnostics"].get("baseline", {}).get(str(recipe.train.metric_for_best)),
+            source=EvalSource(setup.data, recipe.task) if "eval" in setup.data.splits else None,
         )
         example = EXAMPLES.get(recipe.task.name)
         if example is not None and "eval" in setup.data.splits:
@@ -172,7 +174,7 @@ def train_and_save(
     folder.write_json(METRICS_FILE, metrics)
     if folder.writer:
         folder.write_text(CARD_FILE, model_card(folder.path))  # from the files just written, as push renders it
-        report.write_html(folder.path)
+        report.write_html(folder.path, state="complete")  # marked complete just below
     if folder.writer and not recipe.output.keep_checkpoints:
         shutil.rmtree(folder.path / CHECKPOINTS_DIR, ignore_errors=True)
     folder.mark("complete")

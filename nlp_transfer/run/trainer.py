@@ -31,6 +31,7 @@ from nlp_transfer.run.callbacks import (
     JsonlLogger,
     PlainProgress,
     ProgressBar,
+    QuietProgress,
     SaveEvery,
     SealCheckpoints,
     StopOnRequest,
@@ -238,9 +239,10 @@ def build_trainer(
     # elsewhere, and one compact line per evaluation either way.
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(
-        ProgressBar(phase, main_metric) if not args.disable_tqdm else PlainProgress(phase, main_metric)
-    )
+    if not any(isinstance(callback, QuietProgress) for callback in extra_callbacks):
+        trainer.add_callback(
+            ProgressBar(phase, main_metric) if not args.disable_tqdm else PlainProgress(phase, main_metric)
+        )
     return trainer
 
 

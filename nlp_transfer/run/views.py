@@ -17,6 +17,8 @@ import numpy as np
 
 from nlp_transfer.run import figures
 from nlp_transfer.run.folder import ERRORS_FILE, RunFolder
+from nlp_transfer.tasks.text_inputs import document_ids
+from nlp_transfer.tasks.text_rows import has_texts
 
 WORST_ERRORS = 50  # eval examples kept in errors.jsonl: the confidently wrong ones first
 
@@ -45,6 +47,40 @@ class ViewInputs:
     label_names: list[str]
     evaluation: dict[str, Any] = field(default_factory=dict)  # the eval metrics the run reports (eval_f1_<label>)
     model_settings: dict[str, Any] = field(default_factory=dict)  # config attributes (regression's target scale)
+    source: EvalSource | None = None  # the user's eval rows, for errors.jsonl (None: decoded from the token ids)
+
+
+@dataclass
+class EvalSource:
+    """The eval split as the user wrote it: `data` the run's LoadedData (its rows and where each came from),
+    `task` the task's recipe section (which columns hold the texts and the label)."""
+
+    data: Any
+    task: Any
+
+    def scored_rows(self, tokenized: Any) -> list[int]:
+        """The eval rows the model was scored on, in scoring order: a text's windows (truncation: windows) are one
+        text; rows without text or label were never scored."""
+        documents = document_ids(tokenized)
+        if documents is not None:
+            return [int(d) for d in dict.fromkeys(documents)]  # a text's windows are consecutive, in text order
+        rows = self.data.splits["eval"]
+        batch = rows.select_columns([c for c in (self.task.text, self.task.text_pair, self.task.label) if c]).to_dict()
+        return [i for i in range(len(rows)) if has_texts(self.task, batch, i) and _labelled(batch, self.task, i)]
+
+    def text(self, index: int) -> dict[str, Any]:
+        """Eval row `index` as the user wrote it: the text (and pair), the file and the row of that file."""
+        row = self.data.splits["eval"][index]
+        entry: dict[str, Any] = {"text": row[self.task.text]}
+        if self.task.text_pair:
+            entry["text_pair"] = row[self.task.text_pair]
+        origin = self.data.origin("eval", index)
+        return entry | ({"file": origin.source, "row": origin.row} if origin is not None else {})
+
+
+def _labelled(batch: dict[str, list[Any]], task: Any, i: int) -> bool:
+    value = batch[task.label][i]
+    return value is not None and str(value).strip() != ""
 
 
 def classification_view(inputs: ViewInputs) -> View:
@@ -60,10 +96,15 @@ def classification_view(inputs: ViewInputs) -> View:
     _, ece = figures.calibration(confidence, predicted == gold, inputs.folder / "calibration.png")
     wrong = np.flatnonzero(predicted != gold)
     worst = wrong[np.argsort(-confidence[wrong], kind="stable")][:WORST_ERRORS]
+    # The user's own text and where it is in their file; without the source, the text as the model read it.
+    scored = inputs.source.scored_rows(inputs.tokenized) if inputs.source is not None else None
     rows = [
         {
-            "row": int(i),  # position in the eval split as the model read it (rows without text or label skipped)
-            **_texts(inputs.tokenized, inputs.tokenizer, int(i)),
+            **(
+                inputs.source.text(scored[i])
+                if inputs.source is not None and scored is not None
+                else _texts(inputs.tokenized, inputs.tokenizer, int(i))
+            ),
             "label": names[gold[i]],
             "predicted": names[predicted[i]],
             "probability": round(float(confidence[i]), 4),
@@ -80,8 +121,9 @@ def classification_view(inputs: ViewInputs) -> View:
     )
 
 
-def _texts(tokenized: Any, tokenizer: Any, row: int) -> dict[str, str]:
-    """The text (and pair) as the model saw it: decoded from the eval split's token ids, truncation included."""
+def _texts(tokenized: Any, tokenizer: Any, row: int) -> dict[str, Any]:
+    """The text (and pair) as the model saw it: decoded from the eval split's token ids, truncation included (when
+    the user's rows are not at hand)."""
     ids = tokenized[row]["input_ids"]
     segments = tokenized[row].get("token_type_ids")
     if segments and any(segments):

@@ -67,9 +67,10 @@ def export(reference: str | Path, options: ExportOptions) -> ExportResult:
         if options.onnx or options.quantize:
             from nlp_transfer.share.onnx import export_onnx, quantize_onnx
 
-            record["onnx"] = export_onnx(staging, trained.recipe)
-            if options.quantize:
-                record["onnx_int8"] = quantize_onnx(staging, trained.recipe, record["onnx"])
+            with quiet_libraries():  # torch.onnx's "torchvision is not installed", onnxruntime's advice
+                record["onnx"] = export_onnx(staging, trained.recipe)
+                if options.quantize:
+                    record["onnx_int8"] = quantize_onnx(staging, trained.recipe, record["onnx"])
         record["exported_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         (staging / EXPORT_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         (staging / CARD_FILE).write_text(model_card(staging), encoding="utf-8")

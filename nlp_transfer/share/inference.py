@@ -88,7 +88,11 @@ def predict_lines(
     rank, world = distributed.rank_and_world()
     window = batch_size * WINDOW_BATCHES
     progress = tqdm(
-        total=my_share(count, window, rank, world), desc="Predicting", unit="inputs", disable=not show_progress
+        total=my_share(count, window, rank, world),
+        desc="Predicting",
+        unit="inputs",
+        disable=not show_progress,
+        delay=2.0,  # nothing drawn for a prediction that takes less (a few texts)
     )
     if world == 1:
         with _sink(out) as write:

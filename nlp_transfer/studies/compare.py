@@ -68,6 +68,7 @@ def parse_train_sizes(text: str | None) -> list[int] | None:
 
 def run_compare(loaded: LoadedRecipe, options: CompareOptions) -> Path:
     """Run every missing cell, then write compare.md and learning_curve.png. Returns the compare folder."""
+    from nlp_transfer.run.callbacks import QuietProgress
     from nlp_transfer.run.pipeline import RunOptions, run
 
     recipe = loaded.recipe
@@ -92,9 +93,9 @@ def run_compare(loaded: LoadedRecipe, options: CompareOptions) -> Path:
                 continue
             cell_recipe = _cell_recipe(loaded, method, size, seed, options.per_class)
             print(f"{where}: training (learning rate {learning_rate_label(_learning_rates(cell_recipe))})")
-            result = run(
-                cell_recipe, RunOptions(output_dir=folder / "runs" / f"{method}-n{size}-s{seed}", overwrite=True)
-            )
+            where_to = folder / "runs" / f"{method}-n{size}-s{seed}"
+            # One line per cell (below), not one per evaluation: a contrastive head evaluates every epoch.
+            result = run(cell_recipe, RunOptions(output_dir=where_to, overwrite=True, callbacks=[QuietProgress()]))
             rows_trained = size * info["labels"] if options.per_class else size
             cell = _cell(cell_recipe, size, result.metrics, rows_trained)
             record["cells"].append(cell)
@@ -104,6 +105,8 @@ def run_compare(loaded: LoadedRecipe, options: CompareOptions) -> Path:
                 with contextlib.suppress(OSError):  # an empty runs/ is clutter; the next run makes it again
                     (folder / "runs").rmdir()
             print(f"{where}: eval {info['metric']} {cell['value']:.4f} in {cell['train_wall_seconds']:.1f}s")
+            if cell.get("overfitting"):
+                print(f"{where}: note: {cell['overfitting']}")
     except KeyboardInterrupt:
         print(
             f"interrupted: compare.json keeps {len(record['cells'])} finished runs; resume with --output-dir {folder}"
@@ -210,9 +213,11 @@ def _cell(loaded: LoadedRecipe, size: int, metrics: dict[str, dict[str, Any]], r
         "seed": loaded.recipe.train.seed,
         **_learning_rates(loaded),
         "value": metrics["eval"][f"eval_{metric}"],
-        # Always answering the training subset's majority class, scored on the same eval rows (where the task has
+        # The best constant answer on the eval rows every cell is scored on (where the task has
         # such a baseline): what a method must beat to have learned anything.
         "baseline": metrics.get("diagnostics", {}).get("baseline", {}).get(metric),
+        # What the run's own diagnostics saw (eval loss climbing while the metric stays flat), as single runs say it.
+        "overfitting": metrics.get("diagnostics", {}).get("overfitting", {}).get("message"),
         "test_value": test.get(f"test_{metric}") if test else None,
         "trainable_parameters": train["trainable_parameters"],
         "total_parameters": train["total_parameters"],

@@ -1,5 +1,5 @@
-"""compare's outputs: cells aggregated into rows (mean and std over seeds), compare.md (the table, the majority-class
-baseline, a verdict per training size) and learning_curve.png."""
+"""compare's outputs: cells aggregated into rows (mean and std over seeds), compare.md (the table, the trivial
+baseline (the best constant answer on the eval split), a verdict per training size) and learning_curve.png."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from nlp_transfer.recipe import LOWER_IS_BETTER
 
-BASELINE_NAME = "majority class (baseline)"
+BASELINE_NAME = "best constant answer (baseline)"
 BASELINE_MARGIN = 0.01  # a best mean within this of the baseline has not learned the task (diagnostics' margin)
 
 
@@ -29,7 +29,7 @@ class Row:
     train_seconds: float
     samples_per_second: float
     learning_rate: str
-    baseline: float | None = None  # the majority class's eval metric (mean over seeds), where the task has one
+    baseline: float | None = None  # the best constant answer's eval metric (mean over seeds), where the task has one
 
 
 def learning_rate_label(rates: dict[str, Any]) -> str:
@@ -92,8 +92,8 @@ def markdown_table(rows: list[Row], metric: str, per_class: bool = False) -> str
 
 
 def baseline_at(rows: list[Row], size: int) -> float | None:
-    """The majority-class baseline of a training size (the same eval rows for every method; the training subset
-    decides which class is the majority): the mean over the cells that recorded one."""
+    """The trivial baseline of a training size (for classification the best constant answer on the eval rows every
+    method is scored on): the mean over the cells that recorded one."""
     found = [row.baseline for row in rows if row.train_size == size and row.baseline is not None]
     return sum(found) / len(found) if found else None
 
@@ -112,12 +112,12 @@ def verdicts(rows: list[Row], metric: str, per_class: bool = False) -> list[str]
         baseline = baseline_at(rows, size)
         if baseline is not None and sign * (best.mean - baseline) <= BASELINE_MARGIN:
             lines.append(
-                f"- {size:,} examples{each}: no method beats always answering the majority class ({metric} "
+                f"- {size:,} examples{each}: no method beats the best constant answer on the eval split ({metric} "
                 f"{baseline:.4f}); the best, {best.method}, reaches {best.mean:.4f}: none has learned the task"
             )
             continue
         if baseline is not None:
-            line += f", {sign * (best.mean - baseline):.4f} above the majority class ({baseline:.4f})"
+            line += f", {sign * (best.mean - baseline):.4f} above the best constant answer ({baseline:.4f})"
         scratch = next((row for row in here if row.method == "scratch"), None)
         if scratch is not None and scratch.method not in top:
             margin = sign * (best.mean - scratch.mean)

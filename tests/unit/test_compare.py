@@ -50,10 +50,10 @@ def test_compare_runs_the_grid_writes_table_and_plot_and_resumes(
         for size in (24, 48):
             assert any(line.startswith(f"| {method} | {size} | ") and "±" in line for line in report.splitlines())
     assert "Verdict" in report
-    # The majority-class baseline: a row per size, and the verdict measures the best method against it.
+    # The best constant answer on the eval split: a row per size, and the verdict measures the best method against it.
     for size in (24, 48):
-        assert any(line.startswith(f"| majority class (baseline) | {size} | 0.") for line in report.splitlines())
-    assert "majority class" in report.split("Verdict:")[1]
+        assert any(line.startswith(f"| best constant answer (baseline) | {size} | 0.") for line in report.splitlines())
+    assert "best constant answer" in report.split("Verdict:")[1]
     assert all(c["baseline"] is not None and 0 < c["baseline"] < 1 for c in cells)
     assert (out / "learning_curve.png").read_bytes().startswith(PNG_SIGNATURE)
     assert not (out / "runs").exists()  # no --keep-runs: every run folder (a model each) is deleted
@@ -146,16 +146,66 @@ def test_verdict_for_loss_prefers_lower_and_flags_a_win_inside_the_spread() -> N
     )
 
 
-def test_no_method_is_called_best_below_the_majority_class() -> None:
+def test_no_method_is_called_best_below_the_best_constant_answer() -> None:
     """compare once called a method "best" at 44% accuracy where always answering the majority class gave 57%."""
     cells = [{**_cell("full", 100, s, v), "baseline": 0.57} for s, v in enumerate([0.44, 0.45])]
     cells += [{**_cell("probe", 100, s, v), "baseline": 0.57} for s, v in enumerate([0.50, 0.52])]
     cells += [{**_cell("full", 1000, s, v), "baseline": 0.55} for s, v in enumerate([0.80, 0.82])]
     rows = aggregate(cells)
     lines = verdicts(rows, "accuracy")
-    assert lines[0].startswith("- 100 examples: no method beats always answering the majority class (accuracy 0.5700)")
+    assert lines[0].startswith(
+        "- 100 examples: no method beats the best constant answer on the eval split (accuracy 0.5700)"
+    )
     assert "is best" not in lines[0]
-    assert lines[1] == "- 1,000 examples: full is best (accuracy 0.8100), 0.2600 above the majority class (0.5500)"
+    assert (
+        lines[1] == "- 1,000 examples: full is best (accuracy 0.8100), 0.2600 above the best constant answer (0.5500)"
+    )
     table = markdown_table(rows, "accuracy")
-    assert "| majority class (baseline) | 100 | 0.5700 |" in table
-    assert "| majority class (baseline) | 1,000 | 0.5500 |" in table
+    assert "| best constant answer (baseline) | 100 | 0.5700 |" in table
+    assert "| best constant answer (baseline) | 1,000 | 0.5500 |" in table
+
+
+def test_compare_with_contrastive_cells_prints_one_line_per_cell(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    """A contrastive head evaluates every epoch: a cell once printed a line per evaluation (about 50)."""
+    from tests.unit.test_contrastive import fewshot_recipe
+
+    recipe = fewshot_recipe(tmp_path, tiny_models["bert"], head_epochs=12)
+    command = ["compare", str(recipe), "--methods", "contrastive", "--output-dir", str(tmp_path / "cmp")]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    cell_lines = [line for line in result.output.splitlines() if line.startswith("[1/1]")]
+    assert len(cell_lines) <= 3, cell_lines  # training, the result, perhaps a note
+    assert "eval loss" not in result.output.replace("note: over-fitting: eval loss", "")
+
+
+def test_over_fitting_is_seen_when_eval_loss_climbs_at_flat_accuracy() -> None:
+    """compare's contrastive cells: eval loss 0.66 -> 2.32 at flat accuracy, the head's training loss logged too
+    rarely to fall inside the window. The check that single runs have sees it."""
+    from nlp_transfer.run.diagnostics import diagnose
+
+    history = [{"step": 1, "loss": 0.7}]
+    for step, loss in zip((10, 20, 30, 40), (0.66, 0.9, 1.5, 2.32), strict=True):
+        history.append({"step": step, "eval_loss": loss, "eval_accuracy": 0.5})
+    found = diagnose(
+        history,
+        metric="accuracy",
+        greater_is_better=True,
+        best_checkpoint=None,
+        planned_steps=40,
+        early_stopping_patience=None,
+        baseline=None,
+        final={"eval_accuracy": 0.5},
+    )
+    assert found["overfitting"]["from_step"] == 10
+    assert "stayed at 0.5000" in found["overfitting"]["message"]
+    history[1:] = [{**e, "eval_accuracy": 0.5 + e["step"] / 100} for e in history[1:]]  # accuracy climbing too
+    assert "overfitting" not in diagnose(
+        history,
+        metric="accuracy",
+        greater_is_better=True,
+        best_checkpoint=None,
+        planned_steps=40,
+        early_stopping_patience=None,
+        baseline=None,
+        final={},
+    )

@@ -108,14 +108,14 @@ def test_a_run_built_to_overfit_says_so(tiny_models: dict[str, Path], tmp_path: 
     assert found["kept"]["step"] < max(e["step"] for e in history if "eval_loss" in e)  # an earlier checkpoint
 
 
-def test_the_majority_class_is_the_baseline_a_model_must_beat(
+def test_the_best_constant_answer_is_the_baseline_a_model_must_beat(
     tiny_models: dict[str, Path], sentiment_csv: Path, tmp_path: Path
 ) -> None:
     # One step at a tiny learning rate: the model cannot have learned; it is told.
     recipe = write_recipe(tmp_path, tiny_models["bert"], sentiment_csv, train={"max_steps": 1, "learning_rate": 1e-7})
     output = ok("run", recipe)
     baseline = json.loads((tmp_path / "run" / "metrics.json").read_text())["diagnostics"]["baseline"]
-    assert "majority class" in baseline["name"] and 0 < baseline["accuracy"] < 1
+    assert "best constant answer on the eval split" in baseline["name"] and 0 < baseline["accuracy"] < 1
     if "no better than" in output:
         assert "has not learned the task" in output
 
@@ -244,7 +244,7 @@ def test_cards_state_what_the_run_used(tiny_models: dict[str, Path], tmp_path: P
     ok("run", lora)
     card = (tmp_path / "lora" / "run" / "README.md").read_text(encoding="utf-8")
     assert "learning rate: 0.0015" in card and "learning rate: 5e-05" not in card
-    assert "adapted modules: dense" in card and "attention" not in card.split("## Training")[1].split("##")[0]
+    assert "adapted modules: dense" in card and "attention" not in card.split("## Training\n")[1].split("##")[0]
     full = write_recipe(tmp_path / "full", tiny_models["bert"], data, train={"max_steps": 2})
     ok("run", full)
     card = (tmp_path / "full" / "run" / "README.md").read_text(encoding="utf-8")
