@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: setup quickstart test test-fast test-all lint format bench bench-full clean
+.PHONY: setup quickstart test test-fast test-all lint format docs bench bench-full clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,13 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The documentation site (docs/, mkdocs.yml): the generated pages must be current (scripts/render_docs.py), then a
+# strict build, where a broken link, a missing page or any other warning fails. NO_MKDOCS_2_WARNING silences
+# Material's notice about MkDocs 2, which is about the future, not this build.
+docs: setup
+	$(BIN)/python scripts/render_docs.py --check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
@@ -57,4 +64,4 @@ bench-full: setup
 	HF_HUB_OFFLINE=1 $(BIN)/nlp-transfer run recipes/sst2_minilm_full.yaml
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) runs site .pytest_cache .mypy_cache .ruff_cache

@@ -315,8 +315,8 @@ def readme_headline(records: list[dict[str, Any]]) -> str:
     train = by_name["bench_train"]["rows"][-1]
     return "\n".join(
         [
-            f"- `make quickstart`: **{quick('dev accuracy')} SST-2 dev accuracy** after {quick('training')} of "
-            f"training at {quick('samples/s')} samples/s on 2 CPU cores (first release, fp32: {first('dev accuracy')}, "
+            f"- `make quickstart`: **{quick('dev accuracy')} SST-2 dev accuracy**; training took {quick('training')} "
+            f"at {quick('samples/s')} samples/s on 2 CPU cores (first release, fp32: {first('dev accuracy')}, "
             f"{first('in all')}) ([results/quickstart.json](results/quickstart.json)).",
             f"- Training speed against a plain `Trainer` padding to 128 tokens: {train['x padded'].replace('**', '')} "
             f"the samples/s at {train['dev accuracy (mean ± std)'].replace('**', '')} dev accuracy "
