@@ -312,7 +312,7 @@ def readme_headline(records: list[dict[str, Any]]) -> str:
     by_name = {r["name"]: r for r in records}
     quick = lambda column: _cell_of(by_name, "quickstart", 1, column)  # noqa: E731  # this release's row
     first = lambda column: _cell_of(by_name, "quickstart", 0, column)  # noqa: E731
-    train = by_name["bench_train"]["rows"][-1]
+    train = by_name["train_throughput"]["rows"][-1]
     return "\n".join(
         [
             f"- `make quickstart`: **{quick('dev accuracy')} SST-2 dev accuracy**; training took {quick('training')} "
@@ -320,7 +320,7 @@ def readme_headline(records: list[dict[str, Any]]) -> str:
             f"{first('in all')}) ([results/quickstart.json](results/quickstart.json)).",
             f"- Training speed against a plain `Trainer` padding to 128 tokens: {train['x padded'].replace('**', '')} "
             f"the samples/s at {train['dev accuracy (mean ± std)'].replace('**', '')} dev accuracy "
-            "([results/bench_train.json](results/bench_train.json)).",
+            "([results/train_throughput.json](results/train_throughput.json)).",
             f"- `make test`: {_cell_of(by_name, 'tests', 0, 'tests')} tests in {_cell_of(by_name, 'tests', 0, 'time')} "
             "([results/tests.json](results/tests.json)).",
         ]

@@ -280,3 +280,21 @@ def test_the_predict_examples_run_on_a_tiny_run(
         assert rows and all(row["label"] in {"positive", "negative"} for row in rows), out
         ran += 1
     assert ran >= 2
+
+
+def test_a_benchmark_record_reaches_its_results_page(tmp_path: Path) -> None:
+    """What write_results records (command, commit, machine) is what the page shows beside the table."""
+    spec = importlib.util.spec_from_file_location("bench_results", REPO / "scripts" / "bench_results.py")
+    assert spec is not None and spec.loader is not None
+    bench_results = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_results)
+    rows = [{"way": "ours", "samples/s": 112.5}, {"way": "padded", "samples/s": 21.3}]
+    on_page = {"page": "speed", "title": "A new measurement", "order": 9, "columns": ["way", "samples/s"]}
+    path = bench_results.write_results(
+        "bench_x", rows, seeds=[42], argv=["scripts/bench_x.py", "--quick"], directory=tmp_path, on_page=on_page
+    )
+    record = json.loads(path.read_text("utf-8"))
+    assert record["command"] == "python scripts/bench_x.py --quick" and record["machine"]["cores"]
+    page = render_docs.results_page("speed", [record])
+    assert "| ours | 112.5 |" in page and "| padded | 21.3 |" in page
+    assert "command `python scripts/bench_x.py --quick`" in page and f"commit `{record['commit'][:10]}`" in page
