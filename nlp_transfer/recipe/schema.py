@@ -218,7 +218,8 @@ class Recipe(Strict):
     output: OutputSpec = Field(default_factory=OutputSpec, description="where the run folder goes")
     card: CardSpec = Field(default_factory=CardSpec, description="what the model card says that a run cannot know")
     augment: AugmentSpec | None = Field(
-        None, description="altered copies of the training examples (small data sets; see the README for evidence)"
+        None,
+        description="altered copies of the training examples, for small data sets (docs/results/augmentation.md)",
     )
     adapt: AdaptSpec | None = Field(
         None, description="unlabelled domain adaptation: a target corpus and stages (see recipes/movies_to_products)"
