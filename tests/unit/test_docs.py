@@ -298,3 +298,14 @@ def test_a_benchmark_record_reaches_its_results_page(tmp_path: Path) -> None:
     page = render_docs.results_page("speed", [record])
     assert "| ours | 112.5 |" in page and "| padded | 21.3 |" in page
     assert "command `python scripts/bench_x.py --quick`" in page and f"commit `{record['commit'][:10]}`" in page
+
+
+def test_the_readme_links_resolve() -> None:
+    """mkdocs checks the site's links; the README is not part of the site, so its links are checked here."""
+    readme = (REPO / "README.md").read_text("utf-8")
+    assert len(readme.splitlines()) < 250
+    targets = re.findall(r"\]\(([^)\s]+)\)", readme)
+    anchors = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-") for h in re.findall(r"^#+ (.+)$", readme, re.M)}
+    broken = [t for t in targets if not t.startswith("http") and not (REPO / t.split("#")[0]).exists()]
+    broken += [t for t in targets if t.startswith("#") and t[1:] not in anchors]
+    assert not broken, f"README links that lead nowhere: {broken}"
