@@ -249,7 +249,8 @@ RESULTS_PAGES = {
         "GPU, torch 2.13.0 CPU, transformers 5.24, all-MiniLM-L6-v2.\n\n"
         "The other pages: [speed and hardware](speed.md), [transfer methods](methods.md), "
         "[every kind of label](labels.md), [augmentation](augmentation.md), [few-shot and hyperparameter "
-        "search](fewshot_tune.md), [question answering](qa.md), [domain adaptation](domain.md), [sharing](sharing.md).",
+        "search](fewshot_tune.md), [question answering](qa.md), [domain adaptation](domain.md), [sharing](sharing.md), "
+        "[reliability](reliability.md).",
     ),
     "speed": ("Results: speed and hardware", ""),
     "methods": ("Results: transfer methods", ""),
@@ -259,6 +260,7 @@ RESULTS_PAGES = {
     "qa": ("Results: question answering", ""),
     "domain": ("Results: domain adaptation", ""),
     "sharing": ("Results: sharing and reloading", ""),
+    "reliability": ("Results: reliability", ""),
 }
 
 
