@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: setup quickstart test test-fast test-all lint format bench bench-full clean
+.PHONY: setup quickstart test test-fast test-all lint format docs bench bench-full clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,14 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The documentation site (docs/, mkdocs.yml) into site/: the generated pages written from the code and results/
+# (scripts/render_docs.py; tests/unit/test_docs.py fails when the committed ones are stale), then a strict build,
+# where a broken link, a missing page or any other warning fails. NO_MKDOCS_2_WARNING silences Material's notice
+# about MkDocs 2, which is about the future, not this build.
+docs: setup
+	$(BIN)/python scripts/render_docs.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
@@ -57,4 +65,4 @@ bench-full: setup
 	HF_HUB_OFFLINE=1 $(BIN)/nlp-transfer run recipes/sst2_minilm_full.yaml
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) runs site .pytest_cache .mypy_cache .ruff_cache

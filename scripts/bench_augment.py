@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("-o", "--override", action="append", default=[], help="more recipe overrides, both arms")
     args = parser.parse_args()
 
+    from bench_results import write_results
     from typer.testing import CliRunner
 
     from nlp_transfer.cli import app
@@ -77,6 +78,7 @@ def main() -> None:
         "| with - same steps | time without / with (s) |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
+    rows = []
     for method in args.methods.split(","):
         for size in sorted({c["train_size"] for c in cells["plain"]}):
             a, b, same = ([c for c in cells[arm] if c["method"] == method and c["train_size"] == size] for arm in arms)
@@ -94,6 +96,23 @@ def main() -> None:
                 f"| {method} | {size:,} | {_show(plain)} | {control} | {_show(more)} | {difference:+.2f} "
                 f"| {beyond} ({len(plain)} seeds) | {versus} | {seconds} |"
             )
+            rows.append(
+                {
+                    "method": method,
+                    "train_size": size,
+                    "without": plain,
+                    "with": more,
+                    "same_steps": [c["value"] for c in same],
+                    "difference_points": round(difference, 2),
+                    "beyond_seed_spread": beyond == "yes",
+                    "train_seconds_without": [c["train_wall_seconds"] for c in a],
+                    "train_seconds_with": [c["train_wall_seconds"] for c in b],
+                }
+            )
+    seeds = sorted({c["seed"] for c in cells["plain"] if "seed" in c})
+    print(
+        f"wrote {write_results('bench_augment', rows, seeds=seeds, notes=f'{args.copies} copies: {args.operations}')}"
+    )
 
 
 def _std(values: list[float]) -> float:

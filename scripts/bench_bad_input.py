@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_results import write_results
+
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "quickstart.yaml"
 
@@ -55,12 +57,26 @@ def main() -> None:
         checkouts = {"before": args.baseline.resolve(), "now": REPO}
         print("| bad input | checkout | exit | seconds | lines of output | last line |")
         print("|---|---|---|---|---|---|")
+        rows = []
         for name, command in cases.items():
             for label, checkout in checkouts.items():
                 code, seconds, lines = cli(checkout, command, work / f"cache-{label}-{len(name)}-{time.time_ns()}")
                 last = (lines[-1] if lines else "").replace("|", "\\|")[:90]
                 print(f"| {name} | {label} | {code} | {seconds:.1f} | {len(lines)} | `{last}` |", flush=True)
-        print(f"\nopening the run folder now (checks included): {open_cost(run):.1f} ms (median of 20)")
+                rows.append(
+                    {
+                        "bad_input": name,
+                        "checkout": label,
+                        "exit": code,
+                        "seconds": seconds,
+                        "lines": len(lines),
+                        "last_line": lines[-1] if lines else "",
+                    }
+                )
+        opening = open_cost(run)
+        print(f"\nopening the run folder now (checks included): {opening:.1f} ms (median of 20)")
+        notes = f"opening the run folder now (checks included): {opening:.1f} ms (median of 20)"
+        print(f"wrote {write_results('bench_bad_input', rows, notes=notes)}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("-o", "--override", action="append", default=[], help="recipe override, as in the CLI")
     args = parser.parse_args()
 
+    from bench_results import write_results
+
     from nlp_transfer.data.assets import default_data_root
     from nlp_transfer.recipe import load_recipe
     from nlp_transfer.studies.adapt.chain import AdaptOptions, chain_rows, run_rows
@@ -108,6 +110,11 @@ def main() -> None:
     summary = summarise(results, targets, truth)
     (out / "summary.json").write_text(json.dumps({"runs": results, "summary": summary}, indent=2) + "\n")
     print(f"\nsaved {out / 'summary.json'}")
+    # A --quick smoke run is not a result: its record stays beside the runs.
+    notes = json.dumps({"summary": summary, "true_positive_share": truth})
+    name = f"bench_domain_{'-'.join(targets)}"
+    where = out if args.quick else None
+    print(f"wrote {write_results(name, results, seeds=list(range(seeds)), notes=notes, directory=where)}")
 
 
 def target_files(target: str, data_root: Path, data_out: Path) -> tuple[str, str, float]:

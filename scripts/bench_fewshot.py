@@ -21,6 +21,8 @@ import json
 import statistics
 from pathlib import Path
 
+from bench_results import write_results
+
 from nlp_transfer.recipe import load_recipe
 from nlp_transfer.studies.compare import CompareOptions, parse_train_sizes, run_compare
 
@@ -48,7 +50,11 @@ def main() -> None:
         per_class=True,
     )
     folder = run_compare(load_recipe(RECIPE, overrides), options)
-    print(targets(json.loads((folder / "compare.json").read_text(encoding="utf-8"))["cells"]))
+    cells = json.loads((folder / "compare.json").read_text(encoding="utf-8"))["cells"]
+    print(targets(cells))
+    seeds = sorted({cell["seed"] for cell in cells})
+    written = write_results("bench_fewshot", cells, seeds=seeds, notes="one row per compare cell (per-class sizes)")
+    print(f"wrote {written}")
 
 
 def targets(cells: list[dict]) -> str:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from bench_results import write_results
 
 # bench_train.py, beside this file: the same SST-2 reading and subsetting as the CPU benchmark.
 from bench_train import read_tsv, subset, usable  # type: ignore[import-not-found]
@@ -229,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
             "results": results,
         }
         args.json.write_text(json.dumps(summary | {"checks": checks}, indent=2) + "\n", encoding="utf-8")
+    rows = [{"way": way, **found} for way, found in results.items()]
+    notes = json.dumps({"device": device, "peak": peak_source, "parameters": parameters, "checks": checks})
+    print(f"wrote {write_results('bench_gpu', rows, notes=notes)}")
     return 0
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from bench_results import write_results
 from transformers import AutoTokenizer
 
 from nlp_transfer.core.hardware import Runtime, cpu_bf16
@@ -257,6 +258,13 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    rows = [
+        {"step": name, **json.loads(json.dumps(found, default=str))}
+        for name, found in report.items()
+        if isinstance(found, dict)
+    ]
+    notes = f"CPU bf16: {report['cpu_bf16'] or 'none'}; {report['threads']} torch threads"
+    print(f"wrote {write_results('bench_infer', rows, notes=notes)}")
     return 0
 
 

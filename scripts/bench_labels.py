@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_results import write_results
 
 REPO = Path(__file__).resolve().parents[1]
 BF16 = ["train.precision=bf16"]
@@ -302,6 +303,9 @@ def main() -> None:
         print(f"\n## {section}\n")
         rows = SECTIONS[section](args.out / section, args.fp32)
         (args.out / f"{section}.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+        # A --quick smoke run is not a result: its record stays beside the runs.
+        where = args.out if args.quick else None
+        print(f"wrote {write_results(f'bench_labels_{section}', rows, directory=where)}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_results import write_results
 from transformers import AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling
 
 from nlp_transfer.studies.adapt.corpus import pack_blocks
@@ -82,6 +83,8 @@ def main() -> None:
         print(f"| {name} | {statistics.median(times[name]):.2f} | {first_loss[name]:.4f} |")
     plain, ours = (statistics.median(times[name]) for name in ways)
     print(f"\nspeed-up: {plain / ours:.2f}x")
+    rows = [{"loss_on": name, "seconds_per_step": times[name], "first_step_loss": first_loss[name]} for name in ways]
+    print(f"wrote {write_results('bench_mlm', rows, seeds=[0], notes=f'speed-up {plain / ours:.2f}x (medians)')}")
 
 
 if __name__ == "__main__":

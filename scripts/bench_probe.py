@@ -36,6 +36,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench_results import write_results
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -115,6 +117,9 @@ def main() -> None:
             )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    # A --quick smoke run is not a result: its record goes to the temporary folder.
+    where = Path(tempfile.gettempdir()) if args.quick else None
+    print(f"wrote {write_results('bench_probe', rows, seeds=[42], directory=where)}")
 
 
 if __name__ == "__main__":

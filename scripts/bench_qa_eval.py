@@ -155,6 +155,8 @@ def main() -> None:
         print(json.dumps(evaluate(args.folder, args.worker, args.max_length)))
         return
 
+    from bench_results import write_results
+
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         env = {**os.environ, "NLP_TRANSFER_CACHE": str(folder / "cache"), "HF_DATASETS_CACHE": str(folder / "hf")}
@@ -181,6 +183,11 @@ def main() -> None:
         )
     same = (batched["exact_match"], batched["f1"]) == (accumulated["exact_match"], accumulated["f1"])
     print("same EM/F1 both ways:", same)
+    rows = [
+        {"evaluation": "batch by batch (nlp-transfer)", **batched},
+        {"evaluation": "all logits at the end", **accumulated},
+    ]
+    print(f"wrote {write_results('bench_qa_eval', rows, notes=f'same EM/F1 both ways: {same}')}")
 
 
 if __name__ == "__main__":

@@ -85,8 +85,12 @@ def write_results(
     notes: str = "",
     argv: Sequence[str] | None = None,
     directory: Path | None = None,
+    on_page: dict[str, Any] | None = None,
 ) -> Path:
-    """Write `results/<name>.json` (atomically) and return its path."""
+    """Write `results/<name>.json` (atomically) and return its path.
+
+    `on_page` places the record on a results page of the docs (scripts/render_docs.py): `page` (a results page's
+    name), `title`, `order`, and optionally `columns` (the table's columns, in order), `intro`, `notes`."""
     argv = list(sys.argv if argv is None else argv)
     script = Path(argv[0]) if argv else Path(name)
     try:
@@ -103,6 +107,7 @@ def write_results(
         "seeds": list(seeds),
         "rows": list(rows),
         "notes": notes,
+        **(on_page or {}),
     }
     target_dir = directory or RESULTS_DIR
     target_dir.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench_resume")
     args = parser.parse_args()
 
+    from bench_results import write_results
+
     from nlp_transfer.run.checkpoints import SEAL_FILE, by_step, problem
 
     env = os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
@@ -91,6 +93,18 @@ def main() -> None:
         f"newest checkpoint at the kill: {newest.name}, {size / 1e6:.0f} MB, seal {verdict or 'valid'}, "
         f"checked in {check_seconds:.2f} s"
     )
+    rows = [
+        {"run": "uninterrupted", "eval": a, "wall_seconds": straight_seconds},
+        {
+            "run": f"killed at {newest.name}, then --resume",
+            "eval": b,
+            "killed_after_seconds": killed_after,
+            "resume_seconds": resume_seconds,
+            "checkpoint_bytes": size,
+            "seal_check_seconds": check_seconds,
+        },
+    ]
+    print(f"wrote {write_results('bench_resume', rows, seeds=[42], notes=f'every eval metric identical: {a == b}')}")
 
 
 if __name__ == "__main__":

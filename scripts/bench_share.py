@@ -33,6 +33,7 @@ def main() -> None:
 
     import pytest
     import torch
+    from bench_results import write_results
     from typer.testing import CliRunner
 
     from nlp_transfer.cli import app
@@ -96,10 +97,23 @@ def main() -> None:
     print(f"\nSST-2 dev, {len(texts)} sentences, all-MiniLM-L6-v2 + LoRA, {torch.get_num_threads()} CPU threads\n")
     print("| model reached as | accuracy | labels = run folder's | max abs logit diff | seconds |")
     print("|---|---|---|---|---|")
+    measured = []
     for name, found, seconds in rows:
         accuracy = float((found.argmax(-1) == gold).mean())
         agree = float((found.argmax(-1) == reference.argmax(-1)).mean())
-        print(f"| {name} | {accuracy:.4f} | {agree:.2%} | {np.abs(found - reference).max():.1e} | {seconds:.1f} |")
+        difference = float(np.abs(found - reference).max())
+        print(f"| {name} | {accuracy:.4f} | {agree:.2%} | {difference:.1e} | {seconds:.1f} |")
+        measured.append(
+            {
+                "reached_as": name,
+                "accuracy": accuracy,
+                "labels_equal_to_run_folder": agree,
+                "max_abs_logit_diff": difference,
+                "seconds": seconds,
+                "sentences": len(texts),
+            }
+        )
+    print(f"wrote {write_results('bench_share', measured, seeds=[42])}")
 
 
 def onnx_logits(folder: Path, texts: list[str]) -> tuple[np.ndarray, float]:

@@ -53,6 +53,7 @@ import datasets
 import numpy as np
 import torch
 import transformers
+from bench_results import write_results
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -466,6 +467,12 @@ def main(argv: list[str] | None = None) -> int:
     print_report(summary)
     if args.json is not None:
         args.json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    seeds = sorted({result.seed for result in results})
+    # A --quick smoke run is not a result: its record goes to the temporary folder.
+    where = Path(tempfile.gettempdir()) if args.quick else None
+    rows = [asdict(result) for result in results]
+    notes = json.dumps({k: v for k, v in summary.items() if k != "results"}, default=str)
+    print(f"wrote {write_results('bench_train', rows, seeds=seeds, notes=notes, directory=where)}")
     return 0
 
 

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_results import write_results
+
 from nlp_transfer.core.files import read_json_or_empty, write_json_atomically
 from nlp_transfer.recipe import load_recipe
 
@@ -53,7 +55,10 @@ def main() -> None:
         cells(args.out, "full@20000", RECIPES / "quickstart.yaml", final, seeds)
         cells(args.out, "found@20000", best, [*final, "data.max_train_samples=20000"], seeds)
         cells(args.out, "shipped@20000", RECIPES / "sst2_minilm_lora.yaml", final, seeds)
-    print(report(read_json_or_empty(args.out / "bench_tune.json")))
+    record = read_json_or_empty(args.out / "bench_tune.json")
+    print(report(record))
+    found = record.get("cells", [])
+    print(f"wrote {write_results('bench_tune', found, seeds=sorted({c['seed'] for c in found}))}")
 
 
 def cells(out: Path, name: str, recipe: Path, overrides: list[str], seeds: list[int]) -> None:

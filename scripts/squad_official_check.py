@@ -19,6 +19,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench_results import write_results  # noqa: E402
+
 from nlp_transfer.data.readers import read_squad_json  # noqa: E402
 from nlp_transfer.share.predict import open_predictor  # noqa: E402
 from nlp_transfer.tasks.metrics import squad_metrics  # noqa: E402
@@ -51,6 +53,17 @@ def main() -> None:
     print(f"{'run (metrics.json eval)':28} {reported['eval_exact_match']:12.4f} {reported['eval_f1']:10.4f}")
     print(f"{'ours on these predictions':28} {ours['exact_match']:12.4f} {ours['f1']:10.4f}")
     print(f"{'official evaluate-v1.1.py':28} {official['exact_match']:12.4f} {official['f1']:10.4f}")
+    scored = [
+        {
+            "scored_by": "run (metrics.json eval)",
+            "exact_match": reported["eval_exact_match"],
+            "f1": reported["eval_f1"],
+        },
+        {"scored_by": "ours on these predictions", "exact_match": ours["exact_match"], "f1": ours["f1"]},
+        {"scored_by": "official evaluate-v1.1.py", "exact_match": official["exact_match"], "f1": official["f1"]},
+    ]
+    name = f"squad_official_check_{args.run_dir.name}"
+    print(f"wrote {write_results(name, scored, notes=f'{len(rows)} questions of {args.data}')}")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,12 @@ def predict(
     question: Annotated[str | None, typer.Option("--question", help="QA: the question")] = None,
     context: Annotated[str | None, typer.Option("--context", help="QA: the passage that holds the answer")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="write JSONL here instead of stdout")] = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "--batch-size", min=1, help="texts per inference batch (sorted by length within each window of batches)"
+        ),
+    ] = 32,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     revision: RevisionOpt = None,
@@ -99,7 +104,12 @@ def cluster(
     encoding: EncodingOpt = "utf-8",
     max_samples: Annotated[int | None, typer.Option("--max-samples", min=1, help="seeded random subset")] = None,
     max_length: Annotated[int, typer.Option("--max-length", min=1, help="truncate texts to this many tokens")] = 128,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "--batch-size", min=1, help="texts per inference batch (sorted by length within each window of batches)"
+        ),
+    ] = 32,
     examples: Annotated[int, typer.Option("--examples", min=1, help="texts closest to each centroid to show")] = 5,
     seed: Annotated[int, typer.Option("--seed", help="fixes the subset, k-means and the silhouette sample")] = 42,
     out: Annotated[
@@ -153,7 +163,12 @@ def evaluate(
     encoding: EncodingOpt = "utf-8",
     max_samples: Annotated[int | None, typer.Option("--max-samples", min=1, help="seeded random subset")] = None,
     seed: Annotated[int, typer.Option("--seed", help="picks the --max-samples subset")] = 42,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "--batch-size", min=1, help="texts per inference batch (sorted by length within each window of batches)"
+        ),
+    ] = 32,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     revision: RevisionOpt = None,

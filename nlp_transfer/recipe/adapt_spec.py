@@ -23,27 +23,27 @@ class TargetDomain(Strict):
     text: str = Field("text", description="column holding the text, in corpus and test")
     label: str = Field("label", description="column holding the label in test")
     max_corpus_samples: int | None = Field(None, gt=0, description="seeded random subset of the corpus")
-    max_test_samples: int | None = Field(None, gt=0)
+    max_test_samples: int | None = Field(None, gt=0, description="seeded random subset of the target test set")
 
 
 class PretrainStage(Strict):
     """Continued pre-training (domain-adaptive): masked LM for encoders, causal LM for GPT-2, on the target corpus
     packed into blocks. The adapted encoder is what finetune starts from."""
 
-    name: Literal["pretrain"]
+    name: Literal["pretrain"] = Field(description="continued pre-training on the target corpus")
     objective: Literal["auto", "mlm", "clm"] = Field(
         "auto", description="auto: masked LM when the architecture has one (BERT, RoBERTa, ...), else causal LM"
     )
     method: Literal["full", "lora"] = Field("full", description="full: every weight trains; lora: low-rank adapters")
-    lora_r: int = Field(8, gt=0)
-    lora_alpha: int = Field(16, gt=0)
+    lora_r: int = Field(8, gt=0, description="LoRA rank when method is lora")
+    lora_alpha: int = Field(16, gt=0, description="LoRA scaling alpha when method is lora")
     lora_targets: list[str] | None = Field(None, description="default: the architecture's LoRA targets")
     block_size: int = Field(128, ge=16, le=8192, description="tokens per packed block")
     mlm_probability: float = Field(0.15, gt=0, lt=1, description="share of tokens masked (masked LM)")
-    epochs: float = Field(1.0, gt=0)
+    epochs: float = Field(1.0, gt=0, description="passes over the packed corpus")
     max_steps: int | None = Field(None, gt=0, description="stop after this many steps (overrides epochs)")
-    learning_rate: float = Field(5e-5, gt=0)
-    batch_size: int = Field(32, gt=0)
+    learning_rate: float = Field(5e-5, gt=0, description="learning rate of continued pre-training")
+    batch_size: int = Field(32, gt=0, description="blocks per optimizer step")
     eval_fraction: float = Field(0.05, gt=0, lt=1, description="blocks held out to measure the LM loss")
     checkpoint_steps: int | None = Field(
         None, gt=0, description="also save a resumable checkpoint every N steps (each epoch saves one)"
@@ -54,7 +54,7 @@ class FinetuneStage(Strict):
     """Supervised training on the labelled source data with the recipe's method, data and train settings; from the
     adapted encoder when pretrain comes first."""
 
-    name: Literal["finetune"]
+    name: Literal["finetune"] = Field(description="the recipe's method on the labelled source data")
 
 
 class SelfTrainStage(Strict):
@@ -62,8 +62,8 @@ class SelfTrainStage(Strict):
     (as many per class, or in proportions: see below), train again from the same starting weights on source +
     pseudo-labelled target."""
 
-    name: Literal["self_train"]
-    rounds: int = Field(2, ge=1, le=20)
+    name: Literal["self_train"] = Field(description="rounds of pseudo-labelling the target corpus and training again")
+    rounds: int = Field(2, ge=1, le=20, description="pseudo-labelling rounds")
     keep_fraction: float = Field(
         0.5,
         gt=0,
@@ -102,7 +102,9 @@ class PriorCorrectionStage(Strict):
     (adapt.label_shift): its folder records the correction (label_prior.json), which predict, evaluate and export
     apply."""
 
-    name: Literal["prior_correction"]
+    name: Literal["prior_correction"] = Field(
+        description="the previous classifier corrected for the estimated target prior"
+    )
 
 
 class LabelShiftSpec(Strict):
@@ -148,7 +150,7 @@ STAGE_ORDER = ("pretrain", "finetune", "self_train", "prior_correction")
 
 
 class AdaptSpec(Strict):
-    target: TargetDomain
+    target: TargetDomain = Field(description="where the unlabelled target texts (and its labelled test set) are")
     stages: list[StageSpec] = Field(
         min_length=1, description="in order: pretrain, finetune, self_train, prior_correction (any subset)"
     )

@@ -12,7 +12,7 @@ from nlp_transfer.recipe.base import Strict
 class FullMethod(Strict):
     """Every weight trains."""
 
-    name: Literal["full"]
+    name: Literal["full"] = Field(description="every weight trains")
     learning_rate: float | None = Field(None, gt=0, description="defaults to train.learning_rate")
 
 
@@ -22,7 +22,7 @@ Pooling = Literal["native", "cls", "mean", "last"]
 class ProbeMethod(Strict):
     """The encoder is frozen; only the task head trains (a probe of what the pre-trained features already know)."""
 
-    name: Literal["probe"]
+    name: Literal["probe"] = Field(description="only the task head trains, on the frozen encoder")
     pooling: Pooling = Field(
         "native",
         description="how one vector is taken from the token states: native = what the model's own head uses "
@@ -38,7 +38,7 @@ class ProbeMethod(Strict):
 class UnfreezeLastMethod(Strict):
     """Embeddings and lower layers frozen; the top `layers` encoder layers and the head train."""
 
-    name: Literal["unfreeze_last"]
+    name: Literal["unfreeze_last"] = Field(description="the top N blocks and the head train")
     layers: int = Field(2, ge=1, description="how many of the top encoder layers train")
     learning_rate: float | None = Field(None, gt=0, description="defaults to train.learning_rate")
 
@@ -46,10 +46,10 @@ class UnfreezeLastMethod(Strict):
 class LoraMethod(Strict):
     """Low-rank adapters (peft LoRA) in the attention layers; the pre-trained weights stay frozen, the head trains."""
 
-    name: Literal["lora"]
+    name: Literal["lora"] = Field(description="low-rank adapters (peft) plus the whole head")
     r: int = Field(8, gt=0, description="rank of the update matrices")
     alpha: float = Field(16, gt=0, description="scaling numerator, usually 2 x r")
-    dropout: float = Field(0.1, ge=0, lt=1)
+    dropout: float = Field(0.1, ge=0, lt=1, description="dropout on the LoRA branches")
     target_modules: list[str] | None = Field(
         None, description="module names to adapt; default per architecture (BERT query/value, GPT-2 c_attn, ...)"
     )
@@ -60,7 +60,7 @@ class LoraMethod(Strict):
 class ProbeThenFinetuneMethod(Strict):
     """Two stages: train the head on the frozen encoder (cached features), then everything with train.* settings."""
 
-    name: Literal["probe_then_finetune"]
+    name: Literal["probe_then_finetune"] = Field(description="the head on cached features first, then every weight")
     probe_epochs: float = Field(5, gt=0, description="epochs of the head-only stage")
     probe_learning_rate: float = Field(1e-3, gt=0, description="learning rate of the head-only stage")
     unfreeze_last: int | None = Field(
@@ -71,7 +71,7 @@ class ProbeThenFinetuneMethod(Strict):
 class ScratchMethod(Strict):
     """The same architecture, randomly initialised: the baseline that shows what pre-training buys."""
 
-    name: Literal["scratch"]
+    name: Literal["scratch"] = Field(description="every weight, from a random initialisation of the same architecture")
     learning_rate: float | None = Field(None, gt=0, description="defaults to train.learning_rate")
 
 
@@ -79,7 +79,9 @@ class ContrastiveMethod(Strict):
     """Few-shot (the SetFit recipe): phase `embeddings` fine-tunes the encoder on pairs of labelled examples (same
     label pulled together, different labels pushed apart); phase `head` trains the head on the frozen embeddings."""
 
-    name: Literal["contrastive"]
+    name: Literal["contrastive"] = Field(
+        description="few-shot (SetFit's recipe): the encoder on pairs of examples, then the head"
+    )
     pairs_per_example: int = Field(
         40,
         ge=2,

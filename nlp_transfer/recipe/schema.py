@@ -32,9 +32,13 @@ class ModelSpec(Strict):
 
 
 class DataSpec(Strict):
-    train: SplitSpec
+    train: SplitSpec = Field(
+        description="a path, a name under the data root, a hub dataset id, a {path, ...} mapping, or a list of them"
+    )
     eval: SplitSpec | None = Field(None, description="when absent, eval_fraction of train is held out (seeded)")
-    test: SplitSpec | None = None
+    test: SplitSpec | None = Field(
+        None, description="scored once at the end of the run, never used to pick a checkpoint"
+    )
     format: DataFormat = Field("auto", description="auto: from the file extension; hub: a hub dataset id")
     columns: list[str] | None = Field(None, description="column names for csv/tsv files without a header row")
     delimiter: Delimiter | None = Field(
@@ -42,13 +46,13 @@ class DataSpec(Strict):
     )
     encoding: str = Field("utf-8", description="text encoding of csv/tsv/json/text files (e.g. latin-1)")
     hub_config: str | None = Field(None, description="configuration name of a hub dataset (e.g. glue's sst2)")
-    eval_fraction: float = Field(0.1, gt=0, lt=1)
+    eval_fraction: float = Field(0.1, gt=0, lt=1, description="share of train held out for eval when eval is absent")
     max_train_samples: int | None = Field(None, gt=0, description="seeded random subset of train")
     max_train_per_class: int | None = Field(
         None, gt=0, description="seeded class-balanced subset of train: this many rows of each label (few-shot sets)"
     )
-    max_eval_samples: int | None = Field(None, gt=0)
-    max_test_samples: int | None = Field(None, gt=0)
+    max_eval_samples: int | None = Field(None, gt=0, description="seeded random subset of eval")
+    max_test_samples: int | None = Field(None, gt=0, description="seeded random subset of test")
 
     @model_validator(mode="after")
     def _one_train_subset(self) -> DataSpec:
@@ -95,13 +99,17 @@ class ExtraMetric(Strict):
 
 
 class TrainSpec(Strict):
-    epochs: float = Field(3.0, gt=0)
+    epochs: float = Field(3.0, gt=0, description="passes over the training data (fractions allowed)")
     max_steps: int | None = Field(None, gt=0, description="stop after this many optimizer steps (overrides epochs)")
-    learning_rate: float = Field(5e-5, gt=0)
-    batch_size: int = Field(32, gt=0)
-    eval_batch_size: int | None = Field(None, gt=0)
-    gradient_accumulation_steps: int = Field(1, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
+    learning_rate: float = Field(
+        5e-5, gt=0, description="peak learning rate (a method's own learning_rate overrides it)"
+    )
+    batch_size: int = Field(32, gt=0, description="training examples per step, per process")
+    eval_batch_size: int | None = Field(None, gt=0, description="examples per evaluation batch (default: batch_size)")
+    gradient_accumulation_steps: int = Field(
+        1, gt=0, description="batches whose gradients add up to one optimizer step"
+    )
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
     warmup_ratio: float = Field(0.06, ge=0, lt=1, description="fraction of steps with a linear learning-rate warmup")
     seed: int = Field(42, description="fixes initialisation, data order and the eval split")
     padding: Literal["dynamic", "max_length"] = Field(
@@ -110,8 +118,10 @@ class TrainSpec(Strict):
     group_by_length: bool = Field(
         True, description="pad less: sort each random batch by length and train it as sub-batches (same gradient)"
     )
-    eval_strategy: Literal["epoch", "steps", "no"] = "epoch"
-    eval_steps: int | None = Field(None, gt=0)
+    eval_strategy: Literal["epoch", "steps", "no"] = Field(
+        "epoch", description="when to evaluate (and save a checkpoint): every epoch, every eval_steps, or never"
+    )
+    eval_steps: int | None = Field(None, gt=0, description="optimizer steps between evaluations (eval_strategy: steps)")
     logging_steps: int | None = Field(
         None, gt=0, description="log the training loss every N steps (default: about 25 points over the run)"
     )
@@ -196,15 +206,20 @@ class CardSpec(Strict):
 
 
 class Recipe(Strict):
-    model: ModelSpec
-    task: TaskSpec
-    method: MethodSpec = Field(default_factory=lambda: FullMethod(name="full"))
-    data: DataSpec
-    train: TrainSpec = Field(default_factory=TrainSpec)
-    output: OutputSpec = Field(default_factory=OutputSpec)
-    card: CardSpec = Field(default_factory=CardSpec)
+    model: ModelSpec = Field(
+        description="the pre-trained model to start from (`model: NAME` is short for {name: NAME})"
+    )
+    task: TaskSpec = Field(description="what the model predicts and which columns it reads")
+    method: MethodSpec = Field(
+        default_factory=lambda: FullMethod(name="full"), description="how much of the pre-trained model trains"
+    )
+    data: DataSpec = Field(description="where the train, eval and test rows come from")
+    train: TrainSpec = Field(default_factory=TrainSpec, description="the training loop's settings")
+    output: OutputSpec = Field(default_factory=OutputSpec, description="where the run folder goes")
+    card: CardSpec = Field(default_factory=CardSpec, description="what the model card says that a run cannot know")
     augment: AugmentSpec | None = Field(
-        None, description="altered copies of the training examples (small data sets; see the README for evidence)"
+        None,
+        description="altered copies of the training examples, for small data sets (docs/results/augmentation.md)",
     )
     adapt: AdaptSpec | None = Field(
         None, description="unlabelled domain adaptation: a target corpus and stages (see recipes/movies_to_products)"

@@ -94,7 +94,7 @@ class ClassificationTask(Strict):
     metric_names: ClassVar[tuple[str, ...]] = ("accuracy", "macro_f1", "loss")
     main_metric: ClassVar[str] = "accuracy"  # picks the best checkpoint unless train.metric_for_best says otherwise
 
-    name: Literal["classification"]
+    name: Literal["classification"] = Field(description="single texts or sentence pairs, two or more classes")
     text: str = Field("text", description="column holding the text")
     text_pair: str | None = Field(None, description="column holding the second text of a pair")
     label: str = Field("label", description="column holding the label (int or string)")
@@ -140,7 +140,7 @@ class MultiLabelTask(Strict):
     )
     main_metric: ClassVar[str] = "macro_f1"
 
-    name: Literal["multi_label"]
+    name: Literal["multi_label"] = Field(description="several labels per text, one sigmoid per label")
     text: str = Field("text", description="column holding the text")
     text_pair: str | None = Field(None, description="column holding the second text of a pair")
     label: str | list[str] = Field(
@@ -197,7 +197,7 @@ class RegressionTask(Strict):
     metric_names: ClassVar[tuple[str, ...]] = ("pearson", "spearman", "r2", "mse", "mae", "loss")
     main_metric: ClassVar[str] = "pearson"  # the mean over targets when there are several
 
-    name: Literal["regression"]
+    name: Literal["regression"] = Field(description="one number or several per text")
     text: str = Field("text", description="column holding the text")
     text_pair: str | None = Field(None, description="column holding the second text of a pair")
     label: str | list[str] = Field(
@@ -231,7 +231,7 @@ class QuestionAnsweringTask(Strict):
     metric_names: ClassVar[tuple[str, ...]] = ("exact_match", "f1", "loss")
     main_metric: ClassVar[str] = "f1"
 
-    name: Literal["qa"]
+    name: Literal["qa"] = Field(description="extractive question answering (SQuAD v1.1 and v2)")
     question: str = Field("question", description="column holding the question")
     context: str = Field("context", description="column holding the passage the answer is taken from")
     answers: str = Field(
