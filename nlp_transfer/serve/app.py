@@ -14,10 +14,11 @@ from fastapi import Depends, FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
 
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.serve.batching import Batcher, BatchSettings, QueueFull
-from nlp_transfer.serve.errors import APIError, install_error_handlers, internal_error
+from nlp_transfer.serve.errors import APIError, body_too_large, error_response, install_error_handlers, internal_error
 from nlp_transfer.serve.keys import key_accepted
 from nlp_transfer.serve.limits import Limits, check_inputs
 from nlp_transfer.serve.metrics import Metrics
@@ -103,7 +104,6 @@ def create_app(served: Served, metrics: Metrics) -> FastAPI:
         description="Predictions from models trained with nlp-transfer: the same rows `nlp-transfer predict` prints.",
         version="1",
         strict_content_type=False,  # a body is read as JSON whatever its Content-Type says (curl -d sends a form's)
-        max_body_size=served.limits.max_body_bytes,  # 413 on Content-Length, or as a body streams past it
         lifespan=_lifespan(served, metrics),
     )
     app.state.limits = served.limits
@@ -170,6 +170,7 @@ def create_app(served: Served, metrics: Metrics) -> FastAPI:
 
     if served.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=served.cors_origins, allow_methods=["GET", "POST"])
+    app.add_middleware(BodyLimit, max_bytes=served.limits.max_body_bytes)
     app.add_middleware(AccessLog, metrics=metrics)
     return app
 
@@ -239,3 +240,32 @@ class AccessLog:
             route = getattr(scope.get("route"), "path", "other")
             self.metrics.request(route, status, seconds)
             access.info("%s %s %d %.1f ms", scope["method"], scope["path"], status, seconds * 1000)
+
+
+class BodyLimit:
+    """ASGI middleware: a body over the limit gets the JSON 413, at once when its Content-Length says so, else as it
+    streams past the limit (an HTTPException raised where the route reads the body, answered by the handlers).
+    FastAPI's own max_body_size answers a declared length in plain text, so it is not used."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await error_response(413, body_too_large(self.max_bytes))(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Any:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise HTTPException(413)
+            return message
+
+        await self.app(scope, counted, send)

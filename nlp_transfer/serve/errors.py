@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -28,7 +29,7 @@ class APIError(Exception):
         self.status, self.message, self.headers = status, message, headers or {}
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
@@ -75,14 +76,17 @@ def install_error_handlers(app: FastAPI) -> None:
         messages = {
             404: f"no such endpoint: {request.url.path}",
             405: f"{request.method} is not allowed here",
-            413: f"the request body is over {request.app.state.limits.max_body_bytes} bytes (--max-body-bytes); "
-            "send fewer or shorter inputs",
+            413: body_too_large(request.app.state.limits.max_body_bytes),
         }
         return error_response(err.status_code, messages.get(err.status_code, str(err.detail)), err.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, err: Exception) -> JSONResponse:
         return error_response(500, internal_error(err))
+
+
+def body_too_large(limit: int) -> str:
+    return f"the request body is over {limit} bytes (--max-body-bytes); send fewer or shorter inputs"
 
 
 def _sent_as_json(request: Request) -> bool:

@@ -9,6 +9,7 @@ handler that was there before it started; the handlers installed here take that 
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import socket
 import sys
@@ -93,7 +94,7 @@ def bind(host: str, port: int) -> socket.socket:
         raise UserError(
             f"--host {host} --port {port}: cannot listen there ({err.strerror}); choose another --port"
         ) from err
-    listener.set_inheritable(True)
+    listener.listen(2048)  # connections wait in the backlog from now on: none is refused once the line is printed
     return listener
 
 
@@ -119,7 +120,12 @@ def _run(served: Served, listener: socket.socket, grace: float) -> None:
 
     app = create_app(served, Metrics())
     config = uvicorn.Config(
-        app, log_config=None, access_log=False, timeout_graceful_shutdown=grace, lifespan="on", server_header=False
+        app,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=math.ceil(grace),
+        lifespan="on",
+        server_header=False,
     )
     server = uvicorn.Server(config)
     before = {sig: signal.signal(sig, _after_shutdown) for sig in (signal.SIGTERM, signal.SIGINT)}

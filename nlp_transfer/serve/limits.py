@@ -9,6 +9,7 @@ refuses a text the model would truncate (422), for callers who must know nothing
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from nlp_transfer.serve.models import InputError, ServedModel
 from nlp_transfer.share.inputs import Item
@@ -45,7 +46,8 @@ def _refuse_truncated(model: ServedModel, items: list[Item]) -> None:
     settings = model.trained.task_settings
     if "text" not in model.roles or TextInputs.of(settings).windowed:
         return
-    tokenizer = getattr(model.predictor, "text_model", model.predictor).tokenizer  # the text tasks' TextModel
+    predictor: Any = model.predictor
+    tokenizer = getattr(predictor, "text_model", predictor).tokenizer  # the text tasks' TextModel holds it
     pairs = "text_pair" in model.roles
     texts = [item["text"] for item in items]
     encoded = tokenizer(texts, [item["text_pair"] for item in items] if pairs else None, truncation=False)
