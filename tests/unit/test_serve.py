@@ -129,7 +129,8 @@ def server(runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> I
     keys = tmp_path_factory.mktemp("keys") / "keys.txt"
     keys.write_text(f"# one key a line\n{KEY}\n", encoding="utf-8")
     names = [f"--name={name}={path}" for name, path in runs.items()]
-    limits = ["--max-inputs", 16, "--max-chars", 2000, "--max-body-bytes", 20000, "--max-wait-ms", 20]
+    limits = ["--max-inputs", 16, "--max-chars", 2000, "--max-body-bytes", 20000, "--max-wait-ms", 20, "--strict"]
+    limits += ["--cors-origin", "http://example.org"]
     started = start_server(*names, "--api-keys-file", keys, *limits)
     yield started
     stop(started)
@@ -243,6 +244,7 @@ BAD = [  # (model, body as sent, status, a fragment of the one sentence)
     ("sentiment", json.dumps({"inputs": ["a"] * 17}).encode(), 413, "the limit is 16 (--max-inputs)"),
     ("sentiment", json.dumps({"inputs": ["a" * 2001]}).encode(), 413, "2001 characters; the limit is 2000"),
     ("sentiment", json.dumps({"inputs": ["ab " * 8000]}).encode(), 413, "over 20000 bytes"),
+    ("sentiment", json.dumps({"inputs": ["short", "great " * 40]}).encode(), 422, "inputs[1] is 42 tokens; this"),
 ]
 
 
@@ -363,3 +365,25 @@ def test_serve_refuses_bad_settings_in_one_line(runs: dict[str, Path], tmp_path:
         user_error(invoke("serve", runs["sentiment"]), "without accelerate launch")
     finally:
         del os.environ["WORLD_SIZE"]
+
+
+def test_cors_only_for_the_origin_allowed(server: Server) -> None:
+    allowed = server.post("sentiment", ["a"], headers={**HEADERS, "Origin": "http://example.org"})
+    assert allowed.headers["access-control-allow-origin"] == "http://example.org"
+    other = server.post("sentiment", ["a"], headers={**HEADERS, "Origin": "http://elsewhere.example"})
+    assert "access-control-allow-origin" not in other.headers
+
+
+def test_predict_and_evaluate_read_an_onnx_export(runs: dict[str, Path], tmp_path: Path) -> None:
+    """The export's model.onnx gives PyTorch's predictions (float rounding apart); evaluate takes it too."""
+    rows = [{"text": text} for text in TEXTS]
+    onnx = predicted(runs["int8"].with_name("model.onnx"), rows, tmp_path)
+    torch_rows = predicted(runs["sentiment"], rows, tmp_path)
+    for a, b in zip(onnx, torch_rows, strict=True):
+        assert a["label"] == b["label"] and abs(a["probability"] - b["probability"]) < 1e-5
+    data = tmp_path / "eval.csv"
+    write_sentiment_csv(data, copies=1)
+    scores = json.loads(ok("evaluate", runs["int8"], "--data", data).stdout)
+    assert scores["rows"] == 12 and 0.0 <= scores["metrics"]["accuracy"] <= 1.0
+    assert scores["runtime"] == "cpu onnx int8"
+    user_error(invoke("predict", runs["int8"].with_name("model.fp16.onnx"), "a"), "not an ONNX file nlp-transfer")
