@@ -37,6 +37,9 @@ class OnnxModel(nn.Module):
             raise UserError(f"{path}: running an ONNX model needs onnxruntime: {INSTALL_HINT}") from err
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # errors only: its graph-optimisation notices are not for the terminal
+        # Its worker threads sleep between runs instead of spinning: a spinning pool takes the cores from the
+        # tokenizer and, in a server, from the event loop between batches.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = onnxruntime.InferenceSession(
                 str(path), sess_options=options, providers=["CPUExecutionProvider"]
