@@ -334,6 +334,7 @@ def test_a_client_that_disconnects_does_not_disturb_the_others(slow_server: Serv
         answer = other.result()
     assert answer.status_code == 200 and answer.json()["outputs"][0]["text"] == "loved it"
     assert slow_server.post("run", ["still here"]).status_code == 200
+    assert not any("internal error" in line or "Traceback" in line for line in slow_server.stderr), slow_server.stderr
 
 
 def test_sigterm_drains_in_flight_requests_and_exits_0(slow_server: Server) -> None:
