@@ -388,3 +388,60 @@ def test_predict_and_evaluate_read_an_onnx_export(runs: dict[str, Path], tmp_pat
     assert scores["rows"] == 12 and 0.0 <= scores["metrics"]["accuracy"] <= 1.0
     assert scores["runtime"] == "cpu onnx int8"
     user_error(invoke("predict", runs["int8"].with_name("model.fp16.onnx"), "a"), "not an ONNX file nlp-transfer")
+
+
+@pytest.fixture(scope="module")
+def served_sentiment(runs: dict[str, Path]) -> Any:
+    """The sentiment model as the server loads it, in this process (for faults no real request can cause)."""
+    from nlp_transfer.core.hardware import Runtime
+    from nlp_transfer.serve.models import load_model
+    from nlp_transfer.share.trained import open_trained
+
+    return load_model("sentiment", open_trained(runs["sentiment"]), Runtime.choose("cpu", "fp32"), 32)
+
+
+def in_process_app(model: Any, timeout: float = 30.0) -> Any:
+    from fastapi.testclient import TestClient
+
+    from nlp_transfer.serve.app import Served, create_app
+    from nlp_transfer.serve.batching import BatchSettings
+    from nlp_transfer.serve.limits import Limits
+    from nlp_transfer.serve.metrics import Metrics
+
+    served = Served({"sentiment": model}, Limits(timeout=timeout), BatchSettings(), [], [])
+    return TestClient(create_app(served, Metrics()), raise_server_exceptions=False)
+
+
+def test_a_server_error_is_logged_under_an_id_and_the_client_gets_only_the_id(
+    served_sentiment: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        raise RuntimeError("boom in /secret/path/model.py (torch 9.9)")
+
+    monkeypatch.setattr(served_sentiment.predictor, "predict_batch", broken)
+    with in_process_app(served_sentiment) as client:
+        response = client.post("/v1/models/sentiment/predict", json={"inputs": ["a"]})
+    assert response.status_code == 500
+    message = response.json()["error"]
+    incident = re.fullmatch(r"internal server error \(id ([0-9a-f]{12})\); the server's log has the details", message)
+    assert incident is not None, message
+    logged = [record for record in caplog.records if incident.group(1) in record.getMessage()]
+    assert len(logged) == 1 and logged[0].exc_info is not None and "boom" in str(logged[0].exc_info[1])
+
+
+def test_a_request_not_answered_in_time_gets_504_and_the_server_goes_on(
+    served_sentiment: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = served_sentiment.predictor.predict_batch
+
+    def slow(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if any(item["text"] == "slow" for item in batch):
+            time.sleep(1.0)
+        return real(batch)
+
+    monkeypatch.setattr(served_sentiment.predictor, "predict_batch", slow)
+    with in_process_app(served_sentiment, timeout=0.3) as client:
+        response = client.post("/v1/models/sentiment/predict", json={"inputs": ["slow"]})
+        assert response.status_code == 504 and response.json() == {"error": "not answered within 0.3 s (--timeout)"}
+        time.sleep(1.0)  # the worker finishes the slow batch (its result goes to no one)
+        assert client.post("/v1/models/sentiment/predict", json={"inputs": ["fast"]}).status_code == 200
