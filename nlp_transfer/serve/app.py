@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from nlp_transfer.core.errors import UserError
-from nlp_transfer.serve.batching import Batcher, BatchSettings, QueueFull
+from nlp_transfer.serve.batching import RETRY_AFTER_SECONDS, Batcher, BatchSettings, QueueFull
 from nlp_transfer.serve.errors import APIError, body_too_large, error_response, install_error_handlers, internal_error
 from nlp_transfer.serve.keys import key_accepted
 from nlp_transfer.serve.limits import Limits, check_inputs
@@ -135,7 +135,7 @@ def create_app(served: Served, metrics: Metrics) -> FastAPI:
             rows = await asyncio.wait_for(batcher.submit(items), served.limits.timeout)
         except QueueFull:
             raise APIError(
-                503, f"model '{name}' has a full queue; retry shortly", {"Retry-After": str(batcher.retry_after())}
+                503, f"model '{name}' has a full queue; retry shortly", {"Retry-After": str(RETRY_AFTER_SECONDS)}
             ) from None
         except TimeoutError:
             raise APIError(504, f"not answered within {served.limits.timeout:g} s (--timeout)") from None

@@ -28,6 +28,9 @@ from nlp_transfer.share.inputs import Item
 Rows = list[dict[str, Any]]
 
 
+RETRY_AFTER_SECONDS = 1  # what a refused caller is told to wait: a full queue drains within a few batches
+
+
 class QueueFull(Exception):
     """The model's queue has no room for this request now."""
 
@@ -84,10 +87,6 @@ class Batcher:
         self._waiting(len(items))
         self.wake.set()
         return await job.future
-
-    def retry_after(self) -> int:
-        """Seconds a refused caller should wait before trying again: the queue drains within a few batches."""
-        return 1
 
     def _waiting(self, change: int) -> None:
         self.waiting += change
