@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -445,3 +446,18 @@ def test_a_request_not_answered_in_time_gets_504_and_the_server_goes_on(
         assert response.status_code == 504 and response.json() == {"error": "not answered within 0.3 s (--timeout)"}
         time.sleep(1.0)  # the worker finishes the slow batch (its result goes to no one)
         assert client.post("/v1/models/sentiment/predict", json={"inputs": ["fast"]}).status_code == 200
+
+
+def test_an_onnx_export_applies_a_label_prior_once(runs: dict[str, Path], tmp_path: Path) -> None:
+    """export --onnx puts label_prior.json's correction in the graph: predict on the ONNX file must not apply it
+    again (a strong correction makes a double application visible in every probability)."""
+    corrected = tmp_path / "corrected"
+    shutil.copytree(runs["sentiment"], corrected)
+    prior = {"labels": ["negative", "positive"], "logit_scale": 3.0, "logit_bias": [1.5, -0.5]}
+    (corrected / "label_prior.json").write_text(json.dumps(prior), encoding="utf-8")
+    ok("export", corrected, "--output-dir", tmp_path / "export", "--onnx")
+    rows = [{"text": text} for text in TEXTS]
+    torch_rows = predicted(corrected, rows, tmp_path)
+    onnx_rows = predicted(tmp_path / "export" / "model.onnx", rows, tmp_path)
+    for a, b in zip(onnx_rows, torch_rows, strict=True):
+        assert a["label"] == b["label"] and abs(a["probability"] - b["probability"]) < 1e-5
