@@ -130,6 +130,8 @@ def create_app(served: Served, metrics: Metrics) -> FastAPI:
         model = _model(served, name)
         items = model.items(body.inputs)
         check_inputs(model, items, served.limits)
+        if len(items) > served.batching.max_queue:  # it would never fit: not a reason to retry
+            raise InputError(f"inputs has {len(items)} entries; the queue holds {served.batching.max_queue}", 413)
         batcher: Batcher = app.state.batchers[name]
         try:
             rows = await asyncio.wait_for(batcher.submit(items), served.limits.timeout)

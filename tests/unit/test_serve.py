@@ -321,6 +321,8 @@ def test_a_full_queue_answers_503_with_retry_after(slow_server: Server) -> None:
         assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
         assert "full queue" in refused.json()["error"]
         assert all(future.result().status_code == 200 for future in waiting)
+    too_many = slow_server.post("run", ["a"] * 5)  # more than the whole queue holds: never worth a retry
+    assert too_many.status_code == 413 and "the queue holds 4" in too_many.json()["error"]
 
 
 def test_a_client_that_disconnects_does_not_disturb_the_others(slow_server: Server) -> None:
