@@ -55,6 +55,7 @@ COMMANDS = (
     model_commands.evaluate,
     model_commands.export,
     model_commands.push,
+    model_commands.serve,
     model_commands.cluster,
     model_commands.report,
 )

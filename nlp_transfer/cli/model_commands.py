@@ -297,3 +297,69 @@ def report(
 def _created(folders: list[Path]) -> str:
     """' (created folder X)' when writing an --out file made its missing folders."""
     return f" (created folder {folders[-1]})" if folders else ""
+
+
+@reports_errors
+def serve(
+    models: Annotated[
+        list[str] | None,
+        typer.Argument(help="run folders, exports, an export's model.onnx / model.int8.onnx, or repo ids"),
+    ] = None,
+    name: Annotated[
+        list[str] | None, typer.Option("--name", help="serve a model under a name: NAME=PATH (repeatable)")
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="address to listen on (0.0.0.0: every interface)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="port (0: any free one)")] = 8000,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    max_batch: Annotated[int, typer.Option("--max-batch", min=1, help="texts per model batch")] = 32,
+    max_wait_ms: Annotated[
+        float, typer.Option("--max-wait-ms", min=0, help="how long a request waits for others to batch with")
+    ] = 5.0,
+    max_queue: Annotated[
+        int, typer.Option("--max-queue", min=1, help="texts waiting per model; beyond it requests get 503")
+    ] = 1024,
+    max_inputs: Annotated[int, typer.Option("--max-inputs", min=1, help="inputs per request (413 above)")] = 256,
+    max_chars: Annotated[
+        int | None,
+        typer.Option("--max-chars", min=1, help="characters per text (413 above; default: the model's own policy)"),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="refuse (422) a text the model would truncate instead of truncating it")
+    ] = False,
+    max_body_bytes: Annotated[int, typer.Option("--max-body-bytes", min=1, help="request body size (413 above)")] = (
+        1 << 20
+    ),
+    timeout: Annotated[float, typer.Option("--timeout", min=0.001, help="seconds to answer a request (504)")] = 30.0,
+    grace: Annotated[
+        float, typer.Option("--grace", min=0, help="seconds in-flight requests get to finish after SIGTERM")
+    ] = 30.0,
+    api_keys_file: Annotated[
+        Path | None,
+        typer.Option("--api-keys-file", help="one API key a line (default: $NLP_TRANSFER_API_KEYS; none: open)"),
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None, typer.Option("--cors-origin", help="allow browser calls from this origin (repeatable)")
+    ] = None,
+) -> None:
+    """Serve trained models over HTTP: POST /v1/models/NAME/predict gives what `predict` prints, batched across
+    callers; /v1/models, /health, /ready, /metrics and /docs. Binds 127.0.0.1 unless --host says otherwise."""
+    from nlp_transfer.serve.batching import BatchSettings
+    from nlp_transfer.serve.lifecycle import ServeOptions
+    from nlp_transfer.serve.lifecycle import serve as run_server
+    from nlp_transfer.serve.limits import Limits
+
+    options = ServeOptions(
+        models=list(models or []),
+        names=list(name or []),
+        host=host,
+        port=port,
+        device=device,
+        precision=precision,
+        limits=Limits(max_body_bytes, max_inputs, max_chars, strict, timeout),
+        batching=BatchSettings(max_batch, max_wait_ms / 1000, max_queue),
+        api_keys_file=api_keys_file,
+        cors_origins=list(cors_origin or []),
+        grace=grace,
+    )
+    run_server(options, lambda line: typer.echo(line, err=True))

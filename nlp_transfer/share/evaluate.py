@@ -70,7 +70,8 @@ def evaluate_model(options: EvaluateOptions) -> dict[str, Any]:
     where = f"--data {', '.join(loaded.sources['eval'])}"
     evaluate = EVALUATORS[trained.recipe["task"]["name"]]
     result = evaluate(trained, rows, options, where, runtime)
-    return {"model": trained.origin, "data": options.data, **result, "runtime": runtime.describe()}
+    ran = runtime.describe() if trained.onnx is None else f"cpu {trained.backend}"  # onnxruntime's CPU provider
+    return {"model": trained.origin, "data": options.data, **result, "runtime": ran}
 
 
 def _column(rows: Any, wanted: str, option: str, where: str) -> str:

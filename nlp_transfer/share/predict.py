@@ -89,8 +89,11 @@ class LabelPredictor:
         self.batch_size = batch_size
         self.task = trained.task_settings
         self.id2label = config_of(self.model).id2label
-        # An adapted model's correction for its target domain's label prior (label_prior.json; None: none).
-        self.label_prior = read_label_prior(trained.folder, [self.id2label[i] for i in range(len(self.id2label))])
+        # An adapted model's correction for its target domain's label prior (label_prior.json; None: none). An
+        # ONNX export has it in its graph already (share/onnx_model.py).
+        in_graph = getattr(self.model, "label_prior_in_graph", False)
+        names = [self.id2label[i] for i in range(len(self.id2label))]
+        self.label_prior = None if in_graph else read_label_prior(trained.folder, names)
 
     def batch_logits(self, batch: list[Item]) -> torch.Tensor:
         """(B, num_labels) float32 logits on the CPU, corrected for the label prior when the model records one."""

@@ -13,7 +13,7 @@ damaged folder is refused with the file and what to do, never half-loaded into a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from nlp_transfer.run.folder import (
     require_complete,
     tokenizer_problem,
 )
+from nlp_transfer.share.onnx_model import ONNX_FILES, OnnxModel, check_onnx_file, onnx_file_of
 from nlp_transfer.tasks import TASKS
 
 
@@ -74,6 +75,12 @@ class Trained:
     recipe: dict[str, Any]  # recipe.resolved.yaml: how it was trained
     origin: str  # what the user named: a path or a repo id (for messages and records)
     layout: Layout
+    onnx: str | None = None  # the ONNX file the user named (model.onnx, model.int8.onnx): run by onnxruntime
+
+    @property
+    def backend(self) -> str:
+        """What runs the model, for messages and records: pytorch, or onnx fp32 / onnx int8."""
+        return "pytorch" if self.onnx is None else f"onnx {ONNX_FILES[self.onnx]}"
 
     @property
     def task(self) -> Any:
@@ -90,7 +97,11 @@ class Trained:
         """The trained model in eval mode (a LoRA adapter is loaded onto its base model, head included)."""
         try:
             with quiet_libraries():  # the weight-loading bar and load report stay off the terminal
-                model = self.layout.load(self.folder, self.task)
+                model = (
+                    self.layout.load(self.folder, self.task)
+                    if self.onnx is None
+                    else OnnxModel(self.folder / self.onnx, self.folder)
+                )
         except UserError:
             raise
         except LOAD_ERRORS as err:
@@ -131,6 +142,9 @@ def open_trained(reference: str | Path, revision: str | None = None) -> Trained:
     """A complete run folder, a copy of one, or a Hub repo id (downloaded, or read from the cache when offline)."""
     origin = str(reference)
     path = Path(reference).expanduser()
+    if onnx_file_of(path) is not None:  # an export's ONNX file: the folder around it, run by onnxruntime
+        check_onnx_file(path, origin)
+        return replace(_from_folder(path.parent, origin), onnx=path.name)
     if path.exists():
         return _from_folder(path, origin)
     if looks_like_hub_id(origin) and origin.count("/") == 1:
