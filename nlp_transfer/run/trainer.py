@@ -83,10 +83,10 @@ class TaskTrainer(Trainer):
         self.skipped_batches: list[int] = []  # optimizer steps whose batch had a non-finite loss
         self.phase = phase
         self.loss = loss
-        if loss is not None:
-            # Our loss is a mean over the batch and ignores num_items_in_batch: the Trainer must scale it for
-            # gradient accumulation itself (its documented switch for a loss computed outside the model).
-            self.loss_is_scaled_for_ga = False
+        # loss_is_scaled_for_ga stays the Trainer's own rule (scaled when the step's item count was passed): our loss
+        # is scaled exactly then, by _example_weighted; without that count it is a micro-batch mean, which the
+        # Trainer divides by the accumulation steps. Forcing False divided the weighted loss a second time, so
+        # the logged loss and the gradient (clipping too) were k times too small under k sub-batches.
 
     def compute_loss(
         self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None

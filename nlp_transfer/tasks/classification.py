@@ -164,13 +164,16 @@ def class_weights(
 
 
 def weighted_cross_entropy(weights: list[float] | None) -> LossOnLogits | None:
-    """Cross-entropy with one weight per class (None: the model's own, unweighted loss)."""
+    """Cross-entropy with one weight per class (None: the model's own, unweighted loss): the mean over examples of
+    each example's loss times its class's weight. A mean over examples (not torch's sum of weights as divisor) adds
+    up over micro-batches by their share of examples, so sub-batches train and log exactly the whole batch's loss."""
     if weights is None:
         return None
     table = torch.tensor(weights, dtype=torch.float32)
 
     def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.cross_entropy(logits.float(), labels.long(), weight=table.to(logits.device))
+        each = torch.nn.functional.cross_entropy(logits.float(), labels.long(), reduction="none")
+        return (each * table.to(logits.device)[labels.long()]).mean()
 
     return loss
 
