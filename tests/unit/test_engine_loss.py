@@ -5,6 +5,7 @@ regression's mean squared error), with the batch trained whole and as length-sor
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +141,31 @@ def test_step_one_logs_the_batch_loss_and_applies_the_full_batch_gradient(
     assert applied.keys() == expected_grads.keys()
     for name, grad in expected_grads.items():
         torch.testing.assert_close(applied[name], grad, rtol=1e-3, atol=1e-6, msg=lambda m, n=name: f"{n}: {m}")
+
+
+# ---- the NaN guard: training steps only -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("skips", [0, 2])
+def test_a_nonfinite_eval_loss_is_reported_not_called_divergence_nor_skipped(
+    tmp_path: Path, skips: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An eval split whose targets hold NaN gives a NaN eval loss: reported as a metric that is not finite, while
+    training (whose batches are finite) neither stops as "diverged" nor spends its skip budget."""
+    rows = _rows("regression")
+    targets = [list(t) for t in rows["labels"]]
+    targets[3][1] = float("nan")
+    evaluated = rows.remove_columns("labels").add_column("labels", targets)
+    model = _model()
+    prepared = PreparedTask(splits=datasets.DatasetDict(train=rows), model_kwargs={}, compute_metrics=None)
+    prepared.loss = mean_squared_error
+    spec = TrainSpec(batch_size=BATCH, max_steps=1, precision="fp32", eval_strategy="no", skip_nonfinite_batches=skips)
+    inputs = PhaseInputs(model=model, splits={"train": rows, "eval": evaluated}, train=spec)
+    trainer = build_trainer(inputs, _tokenizer(), prepared, tmp_path, "train")
+    trainer.train()
+    with caplog.at_level("WARNING", logger="nlp_transfer.run.trainer"):
+        metrics = trainer.evaluate(evaluated)
+    assert math.isnan(metrics["eval_loss"])
+    assert trainer.skipped_batches == []
+    assert "evaluation metric not finite: eval_loss = nan" in caplog.text
+    assert "diverged" not in caplog.text
