@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from nlp_transfer.recipe import lower_is_better
+
 RISING_EVALUATIONS = 2  # eval loss rising this many evaluations in a row (while training loss falls): over-fitting
 MEANINGFUL_CHANGE = 0.02  # relative change of a loss that is more than noise (2%)
 BASELINE_MARGIN = 0.01  # within this of the baseline's main metric, a model is "no better than" the baseline
@@ -21,7 +23,6 @@ def diagnose(
     history: list[dict[str, Any]],
     *,
     metric: str,
-    greater_is_better: bool,
     best_checkpoint: str | None,
     planned_steps: int,
     early_stopping_patience: int | None,
@@ -30,6 +31,7 @@ def diagnose(
 ) -> dict[str, Any]:
     """`history`: the Trainer log of the last phase (train and eval entries); `final`: its eval metrics."""
     evaluations = [e for e in history if "eval_loss" in e]
+    greater_is_better = not lower_is_better(metric)
     found: dict[str, Any] = {"kept": _kept(evaluations, metric, greater_is_better, best_checkpoint)}
     steps = max((e.get("step", 0) for e in history), default=0)
     if early_stopping_patience is not None and 0 < steps < planned_steps:

@@ -190,7 +190,6 @@ def _diagnostics(
     found = diagnose(
         history,
         metric=metric,
-        greater_is_better=metric != "loss",
         best_checkpoint=trainer.state.best_model_checkpoint,
         planned_steps=trainer.state.max_steps,
         early_stopping_patience=train.early_stopping_patience,
