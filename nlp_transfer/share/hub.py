@@ -176,7 +176,7 @@ def push(plan: PushPlan, options: PushOptions) -> dict[str, Any]:
     except HfHubHTTPError as err:
         sys.stderr.write("\n")  # the client's upload progress bar stops mid-line
         raise UserError(_http_failure(err, repo, step)) from err
-    except Exception as err:  # the network: connection refused, timeouts, TLS; the client raises its own types
+    except (OSError, *_network_errors()) as err:  # the network: connection refused, timeouts, TLS
         sys.stderr.write("\n")
         raise UserError(
             f"push to {repo} failed while {step}: {type(err).__name__}: {_first_line(err)}; nothing was committed, "
@@ -240,3 +240,13 @@ def _size(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} GB"
+
+
+def _network_errors() -> tuple[type[Exception], ...]:
+    """The Hub client's HTTP library's own errors (connection refused, timeouts, TLS): the bases of its HTTP error,
+    found through it rather than by naming a transport library the client may change."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    return tuple(
+        base for base in HfHubHTTPError.__mro__[1:] if issubclass(base, Exception) and base.__module__ != "builtins"
+    )
