@@ -105,12 +105,13 @@ class WeightsMismatch(UserError):
 def load_model_folder(run_dir: Path, task: Any) -> nn.Module:
     """The model of a plain trained folder, refused when its weights file lacks any weight the model has, or holds
     one it has not (a deleted head, renamed keys): transformers would only warn, and start those weights new."""
+    model: nn.Module
     model, info = task.auto_model_class.from_pretrained(run_dir, use_safetensors=True, output_loading_info=True)
     check_weight_names(run_dir, missing=info.get("missing_keys", ()), unexpected=info.get("unexpected_keys", ()))
     mismatched = [str(entry[0]) for entry in info.get("mismatched_keys", ())]
     if mismatched:
         raise WeightsMismatch(f"{run_dir}: weights of the wrong shape for this model: {_listed(mismatched)}")
-    return model  # type: ignore[no-any-return]
+    return model
 
 
 def check_weight_names(folder: Path, missing: Any, unexpected: Any) -> None:

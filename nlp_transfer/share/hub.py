@@ -148,6 +148,7 @@ def push(plan: PushPlan, options: PushOptions) -> dict[str, Any]:
     api = HfApi(token=token)
     repo = options.repo_id
     step = "creating the repo"
+    network: tuple[type[Exception], ...] = (OSError, *_network_errors())
     try:
         api.create_repo(repo, private=options.private, exist_ok=True, repo_type="model")
         if options.private and not api.model_info(repo).private:  # create_repo leaves an existing repo as it is
@@ -176,7 +177,7 @@ def push(plan: PushPlan, options: PushOptions) -> dict[str, Any]:
     except HfHubHTTPError as err:
         sys.stderr.write("\n")  # the client's upload progress bar stops mid-line
         raise UserError(_http_failure(err, repo, step)) from err
-    except (OSError, *_network_errors()) as err:  # the network: connection refused, timeouts, TLS
+    except network as err:  # the network: connection refused, timeouts, TLS
         sys.stderr.write("\n")
         raise UserError(
             f"push to {repo} failed while {step}: {type(err).__name__}: {_first_line(err)}; nothing was committed, "
