@@ -243,7 +243,6 @@ def build_trainer(
         eval_dataset=inputs.splits.get("eval"),
         processing_class=tokenizer,
         data_collator=inputs.collator or DataCollatorWithPadding(tokenizer),
-        compute_metrics=prepared.compute_metrics if prepared is not None else None,
         callbacks=callbacks,
     )
     trainer.add_callback(StopOnRequest(trainer.accelerator))  # needs the Trainer's accelerator to agree on stopping

@@ -88,7 +88,6 @@ class Classification:
                 "id2label": dict(enumerate(names)),
                 "label2id": {name: i for i, name in enumerate(names)},
             },
-            compute_metrics=None,
             batch_metrics_for=metrics_for(TextInputs.of(config), scorer(names, extras)),
             label_names=names,
             notes=notes,

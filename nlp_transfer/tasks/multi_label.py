@@ -95,7 +95,6 @@ class MultiLabel:
                 "label2id": {name: i for i, name in enumerate(names)},
                 "problem_type": "multi_label_classification",  # transformers' pipeline then applies sigmoids
             },
-            compute_metrics=None,
             batch_metrics_for=metrics_for(TextInputs.of(config), scorer(names, decisions, config.threshold, extras)),
             label_names=names,
             notes=notes,

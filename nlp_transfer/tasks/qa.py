@@ -116,7 +116,6 @@ class QuestionAnswering:
         return PreparedTask(
             splits=tokenized,
             model_kwargs={},
-            compute_metrics=None,
             batch_metrics_for=metrics_for,
             notes=notes,
             cache_hits=hits,

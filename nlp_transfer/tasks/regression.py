@@ -89,7 +89,6 @@ class Regression:
                 "problem_type": "regression",
             },
             config_attributes={"target_mean": list(mean), "target_std": list(std)},
-            compute_metrics=None,
             batch_metrics_for=metrics_for(TextInputs.of(config), scorer(self.targets, mean, std, extras)),
             label_names=self.targets,
             notes=notes,

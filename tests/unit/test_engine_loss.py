@@ -106,7 +106,7 @@ def _tokenizer() -> Any:
 
 def _train_one_step(tmp_path: Path, kind: str, grouped: bool) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     model, rows = _model(), _rows(kind)
-    prepared = PreparedTask(splits=datasets.DatasetDict(train=rows), model_kwargs={}, compute_metrics=None)
+    prepared = PreparedTask(splits=datasets.DatasetDict(train=rows), model_kwargs={})
     prepared.loss = LOSSES[kind]
     spec = TrainSpec(
         batch_size=BATCH,
@@ -157,7 +157,7 @@ def test_a_nonfinite_eval_loss_is_reported_not_called_divergence_nor_skipped(
     targets[3][1] = float("nan")
     evaluated = rows.remove_columns("labels").add_column("labels", targets)
     model = _model()
-    prepared = PreparedTask(splits=datasets.DatasetDict(train=rows), model_kwargs={}, compute_metrics=None)
+    prepared = PreparedTask(splits=datasets.DatasetDict(train=rows), model_kwargs={})
     prepared.loss = mean_squared_error
     spec = TrainSpec(batch_size=BATCH, max_steps=1, precision="fp32", eval_strategy="no", skip_nonfinite_batches=skips)
     inputs = PhaseInputs(model=model, splits={"train": rows, "eval": evaluated}, train=spec)
