@@ -45,6 +45,9 @@ class PhaseContext:
     # The run's precision on its device (run.acceleration), for work a phase does outside the Trainer (probe
     # features). None: fp32.
     precision: Precision | None = None
+    # Whether one pooled vector per example decides the task's output (Task.pooled_features): a probe may then
+    # train its head on cached pooled features.
+    pooled_features: bool = False
 
 
 @dataclass

@@ -70,6 +70,7 @@ def train_and_save(
         train=recipe.train,
         main_first=distributed.main_first,
         precision=setup.precision,
+        pooled_features=setup.task.pooled_features,
     )
     started = time.perf_counter()
     phases: dict[str, dict[str, Any]] = {}

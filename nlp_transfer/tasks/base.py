@@ -50,6 +50,7 @@ class Task(Protocol):
     pipeline_tag: ClassVar[str]  # Hub pipeline tag for model cards
     pooled_features: ClassVar[bool]  # one pooled vector per example decides the output (probes can cache it)
     predict_example: ClassVar[str]  # arguments of `nlp-transfer predict RUN_DIR ...`, for the end-of-run summary
+    padding_side: ClassVar[str | None]  # the side the tokenizer must pad on (None: its own); set when it loads
 
     def __init__(self, config: Any) -> None: ...
 

@@ -43,6 +43,7 @@ class Classification:
     pipeline_tag: ClassVar[str] = "text-classification"
     pooled_features: ClassVar[bool] = True
     predict_example: ClassVar[str] = '"your text here"'
+    padding_side: ClassVar[str | None] = None  # the tokenizer's own
 
     def __init__(self, config: ClassificationTask) -> None:
         self.config = config

@@ -38,6 +38,7 @@ class Regression:
     pipeline_tag: ClassVar[str] = "text-classification"  # the Hub's tag for sequence-level heads, regression too
     pooled_features: ClassVar[bool] = True
     predict_example: ClassVar[str] = '"your text here"'
+    padding_side: ClassVar[str | None] = None  # the tokenizer's own
 
     def __init__(self, config: RegressionTask) -> None:
         self.config = config
