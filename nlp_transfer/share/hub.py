@@ -177,6 +177,13 @@ def push(plan: PushPlan, options: PushOptions) -> dict[str, Any]:
     except HfHubHTTPError as err:
         sys.stderr.write("\n")  # the client's upload progress bar stops mid-line
         raise UserError(_http_failure(err, repo, step)) from err
+    except RuntimeError as err:  # the client's "Error while uploading 'x' to the Hub", raised from an HTTP error
+        if not isinstance(err.__cause__, network):
+            raise
+        sys.stderr.write("\n")
+        cause = err.__cause__
+        why = _http_failure(cause, repo, step) if isinstance(cause, HfHubHTTPError) else _first_line(cause)
+        raise UserError(f"{_first_line(err).rstrip('.')}: {why}") from err
     except network as err:  # the network: connection refused, timeouts, TLS
         sys.stderr.write("\n")
         raise UserError(
