@@ -7,6 +7,7 @@ from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 
 from nlp_transfer.core.errors import UserError
@@ -52,7 +53,8 @@ PrecisionOpt = Annotated[
 
 
 def reports_errors(command: F) -> F:
-    """UserError -> one line on stderr, exit 2; Ctrl-C -> exit 130. --debug re-raises for the traceback."""
+    """UserError -> one line on stderr, exit 2; Ctrl-C -> exit 130; any other error is a bug in nlp-transfer -> one
+    line asking for a report, exit 1. --debug re-raises for the traceback."""
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -74,6 +76,17 @@ def reports_errors(command: F) -> F:
                 err=True,
             )
             raise typer.Exit(130) from None
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise  # typer's own exits and usage errors
+        except Exception as err:  # not the user's input: a bug, said as one (never "check your file")
+            if STATE["debug"]:
+                raise
+            typer.echo(
+                f"error: {type(err).__name__}: {_first_line(err)}. This is a bug in nlp-transfer: please report it "
+                "with the output of the same command run with --debug (which shows the traceback)",
+                err=True,
+            )
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -91,3 +104,7 @@ def delimiter_option(delimiter: str | None) -> str | None:
 def column_names(columns: str | None) -> list[str] | None:
     """--columns text,label -> ["text", "label"]: names for the fields of a csv/tsv without a header row."""
     return [name.strip() for name in columns.split(",")] if columns else None
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else "(no message)"

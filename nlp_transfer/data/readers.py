@@ -18,6 +18,11 @@ from nlp_transfer.core.errors import UserError
 from nlp_transfer.data.assets import Asset, hub_offline
 from nlp_transfer.data.diagnose import is_wide, looks_separated_by, ragged_row, shown, wide_bom
 
+# What datasets (and pyarrow and pandas under it) raise for a file or dataset it cannot read: ArrowInvalid,
+# pandas' ParserError and UnicodeDecodeError are ValueErrors; DatasetGenerationError and DatasetNotFoundError are
+# DatasetsErrors; a file or network problem is an OSError.
+READ_ERRORS = (ValueError, OSError, datasets.exceptions.DatasetsError)
+
 # format -> (datasets builder, extra builder arguments). TSV is read without quote handling: GLUE-style TSVs
 # contain bare quote characters.
 BUILDERS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -92,7 +97,7 @@ def read_local(path: Path, options: ReadOptions, field: str) -> datasets.Dataset
         arguments["sep"] = options.delimiter
     try:
         dataset = datasets.load_dataset(builder, data_files={"rows": str(path)}, split="rows", **arguments)
-    except Exception as err:  # datasets/pyarrow/pandas raise many types for a malformed file
+    except READ_ERRORS as err:  # a malformed file; anything else is a bug and reported as one
         if fmt in {"csv", "tsv"}:
             _explain_csv(text, path, options, arguments, field)
         raise UserError(
@@ -185,7 +190,7 @@ def read_squad_json(text: str, path: Path, field: str) -> datasets.Dataset | Non
 def read_hub(asset: Asset, hub_split: str, config: str | None, field: str) -> datasets.Dataset:
     try:
         dataset = datasets.load_dataset(asset.location, config, split=hub_split)
-    except Exception as err:  # offline, unknown id, unknown split or config: all surface as different types
+    except READ_ERRORS as err:  # offline, unknown id, unknown split or config (DatasetNotFoundError, ...)
         mode = "offline mode (HF_HUB_OFFLINE=1) is on and it is not cached" if hub_offline() else str(err)
         raise UserError(
             f"{field}: hub dataset '{asset.location}' (split '{hub_split}') could not be loaded: "

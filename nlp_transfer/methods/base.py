@@ -45,6 +45,9 @@ class PhaseContext:
     # The run's precision on its device (run.acceleration), for work a phase does outside the Trainer (probe
     # features). None: fp32.
     precision: Precision | None = None
+    # Whether one pooled vector per example decides the task's output (Task.pooled_features): a probe may then
+    # train its head on cached pooled features.
+    pooled_features: bool = False
 
 
 @dataclass
@@ -80,9 +83,8 @@ def check_on_skeleton(method: Method, skeleton: nn.Module, task: Any) -> None:
     try:
         with torch.device("meta"), quiet_libraries():  # whatever prepare() builds (LoRA layers) is weightless too
             method.prepare(skeleton, task)
-    except UserError:
-        raise
-    except Exception as err:  # the real prepare() runs on the loaded model and reports it there
+    except RuntimeError as err:  # what meta tensors cannot do (NotImplementedError, "Cannot copy out of meta
+        # tensor"): the real prepare() runs on the loaded model and reports it there. Anything else is a bug.
         log.debug("prepare() on the skeleton: %s: %s", type(err).__name__, err)
 
 
@@ -98,9 +100,38 @@ def save_model_folder(model: nn.Module, run_dir: Path, *, tokenizer: PreTrainedT
     model.save_pretrained(run_dir)  # type: ignore[operator]  # transformers 5 always writes safetensors
 
 
+class WeightsMismatch(UserError):
+    """A trained folder whose weight names are not the ones its model has: loading it would leave the missing ones
+    at random values (a confident, meaningless answer). The reader adds what to do about the folder."""
+
+
 def load_model_folder(run_dir: Path, task: Any) -> nn.Module:
-    model: nn.Module = task.auto_model_class.from_pretrained(run_dir, use_safetensors=True)
+    """The model of a plain trained folder, refused when its weights file lacks any weight the model has, or holds
+    one it has not (a deleted head, renamed keys): transformers would only warn, and start those weights new."""
+    model: nn.Module
+    model, info = task.auto_model_class.from_pretrained(run_dir, use_safetensors=True, output_loading_info=True)
+    check_weight_names(run_dir, missing=info.get("missing_keys", ()), unexpected=info.get("unexpected_keys", ()))
+    mismatched = [str(entry[0]) for entry in info.get("mismatched_keys", ())]
+    if mismatched:
+        raise WeightsMismatch(f"{run_dir}: weights of the wrong shape for this model: {_listed(mismatched)}")
     return model
+
+
+def check_weight_names(folder: Path, missing: Any, unexpected: Any) -> None:
+    """One line naming the weights a trained folder lacks and those it holds that its model has not."""
+    problems = []
+    if missing:
+        problems.append(f"missing weights {_listed(missing)}")
+    if unexpected:
+        problems.append(f"unexpected weights {_listed(unexpected)}")
+    if problems:
+        raise WeightsMismatch(f"{folder}: " + " and ".join(problems) + " (the weights do not match the model)")
+
+
+def _listed(names: Any, shown: int = 5) -> str:
+    names = sorted(str(name) for name in names)
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:

@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict
+from safetensors import safe_open
 from torch import nn
 from transformers import AutoConfig, PreTrainedTokenizerBase
 from transformers.pytorch_utils import Conv1D
@@ -23,7 +24,14 @@ from nlp_transfer.core.errors import UserError, did_you_mean
 from nlp_transfer.core.quiet import quiet_libraries
 from nlp_transfer.data.assets import resolve_model
 from nlp_transfer.methods.architectures import architecture_of, head_module_names
-from nlp_transfer.methods.base import Phase, PhaseContext, save_model_folder, train_phase
+from nlp_transfer.methods.base import (
+    Phase,
+    PhaseContext,
+    WeightsMismatch,
+    check_weight_names,
+    save_model_folder,
+    train_phase,
+)
 from nlp_transfer.methods.pretrained import check_model_folder
 from nlp_transfer.recipe import LoraMethod
 
@@ -153,5 +161,15 @@ class Lora:
         base = task.auto_model_class.from_pretrained(
             asset.location, config=config, use_safetensors=True, ignore_mismatched_sizes=True
         )
-        model: nn.Module = PeftModel.from_pretrained(base, run_dir)
+        try:
+            model: nn.Module = PeftModel.from_pretrained(base, run_dir)
+        except KeyError as err:  # peft's lookup of a head weight (modules_to_save) the adapter file lacks
+            raise WeightsMismatch(
+                f"{run_dir}: missing weights {err.args[0]} (the weights do not match the model)"
+            ) from err
+        # Missing adapter (LoRA) weights, peft only warns about: they would stay at their fresh initial values.
+        expected = set(get_peft_model_state_dict(model))
+        with safe_open(str(run_dir / ADAPTER_WEIGHTS_FILE), framework="pt") as weights:
+            saved = set(weights.keys())
+        check_weight_names(run_dir, missing=expected - saved, unexpected=saved - expected)
         return model

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -79,12 +80,14 @@ def check_model_folder(asset: Asset) -> None:
         raise UserError(f"model '{asset.reference}': {path} {problem}; {fix}")
 
 
-def load_tokenizer(asset: Asset, spec: ModelSpec) -> PreTrainedTokenizerBase:
+def load_tokenizer(asset: Asset, spec: ModelSpec, padding_side: str | None = None) -> PreTrainedTokenizerBase:
+    """The model's fast tokenizer, padding on `padding_side` when the task needs one (Task.padding_side)."""
+    sides = {"padding_side": padding_side} if padding_side is not None else {}
     tokenizer = loading(
         asset,
         "tokenizer",
         lambda: AutoTokenizer.from_pretrained(
-            asset.location, revision=spec.revision, trust_remote_code=spec.trust_remote_code
+            asset.location, revision=spec.revision, trust_remote_code=spec.trust_remote_code, **sides
         ),
     )
     if not tokenizer.is_fast:
@@ -155,10 +158,17 @@ def check_against_model(
 
 
 def load_model(
-    auto_class: Any, asset: Asset, spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, **task_kwargs: Any
+    auto_class: Any,
+    asset: Asset,
+    spec: ModelSpec,
+    tokenizer: PreTrainedTokenizerBase,
+    attributes: Mapping[str, Any] | None = None,
+    **task_kwargs: Any,
 ) -> PreTrainedModel:
-    """The pre-trained body with a new task head (weights as safetensors only: no pickle loading)."""
+    """The pre-trained body with a new task head (weights as safetensors only: no pickle loading). `attributes`:
+    what the task writes into the config (PreparedTask.config_attributes), set before the model is built."""
     config = load_config(asset, spec, tokenizer, **task_kwargs)
+    config.update(dict(attributes or {}))  # AutoConfig drops keyword arguments that are not config fields
     skeleton(auto_class, asset, config)  # an architecture without this head fails here, not in from_pretrained
     if spec.trust_remote_code:
         log.warning("model.trust_remote_code is on: running code shipped with '%s'", asset.reference)

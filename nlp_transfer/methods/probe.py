@@ -123,30 +123,33 @@ class Probe:
     def prepare(self, model: nn.Module, task: Any) -> nn.Module:
         arch = architecture_of(model, "probe")
         freeze_encoder(model, arch, "probe")
-        self.pooling = resolve_pooling(self.config.pooling, arch)
-        self.layer = check_layer(model, arch, self.config.layer)
-        pooled = getattr(task, "pooled_features", False)
-        self.cached = self.config.cache_features and pooled
-        if self.pooling == arch.native_pooling and self.layer == -1:
+        pooling = resolve_pooling(self.config.pooling, arch)
+        layer = check_layer(model, arch, self.config.layer)
+        if pooling == arch.native_pooling and layer == -1:
             return model  # exactly what the model's own head reads: a plain transformers model
-        if not pooled:
+        if not getattr(task, "pooled_features", False):
             raise UserError(
                 "method.pooling / method.layer: this task's head reads every token, not one pooled vector; "
                 "remove method.pooling and method.layer (the probe trains the head on the last layer's tokens)"
             )
-        return PooledClassifier(model, arch, self.pooling, self.layer)
+        return PooledClassifier(model, arch, pooling, layer)
 
     def phases(self, model: nn.Module, context: PhaseContext) -> list[Phase]:
+        """The pooling and layer are read from the model prepare() returned (a PooledClassifier says its own; a
+        plain model reads its native pooling of the last layer), never from state prepare() left behind."""
         learning_rate = self.config.learning_rate or context.train.learning_rate
-        if not self.cached:
+        if not (self.config.cache_features and context.pooled_features):
             return [train_phase(model, context, learning_rate, name="probe")]
-        task_model = model.model if isinstance(model, PooledClassifier) else model
+        if isinstance(model, PooledClassifier):
+            task_model, pooling, layer = model.model, model.pooling, model.layer
+        else:
+            task_model, pooling, layer = model, architecture_of(model, "probe").native_pooling, -1
         return [
             features_phase(
                 task_model,
                 context,
-                pooling=self.pooling,
-                layer=self.layer,
+                pooling=pooling,
+                layer=layer,
                 learning_rate=learning_rate,
                 epochs=context.train.epochs,
                 name="probe",

@@ -25,18 +25,17 @@ from nlp_transfer.recipe.method_specs import (
 )
 from nlp_transfer.recipe.schema import CardSpec, DataSpec, ExtraMetric, ModelSpec, OutputSpec, Recipe, TrainSpec
 from nlp_transfer.recipe.task_specs import (
-    LOWER_IS_BETTER,
     ClassificationTask,
     MultiLabelTask,
     QuestionAnsweringTask,
     RegressionTask,
     TaskSpec,
     TextTaskSpec,
+    lower_is_better,
 )
 from nlp_transfer.recipe.tune_spec import SearchRange, TuneSpec, field_path_problem
 
 __all__ = [
-    "LOWER_IS_BETTER",
     "AdaptSpec",
     "AugmentSpec",
     "CardSpec",
@@ -76,5 +75,6 @@ __all__ = [
     "dump_yaml",
     "field_path_problem",
     "load_recipe",
+    "lower_is_better",
     "replace_method",
 ]

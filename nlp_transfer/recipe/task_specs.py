@@ -12,8 +12,15 @@ from pydantic import Field, field_validator, model_validator
 
 from nlp_transfer.recipe.base import Strict
 
-# Metrics for which lower is better: checkpoint selection and `compare` read them the other way round.
+# Metrics for which lower is better: checkpoint selection, diagnostics, `compare` and `tune` read them the other
+# way round. The one definition: ask lower_is_better, never compare a metric name with "loss".
 LOWER_IS_BETTER = frozenset({"loss", "mse", "mae"})
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a smaller value of this metric (as recipes name it: loss, mse, accuracy, ...) is the better one."""
+    return metric in LOWER_IS_BETTER
+
 
 Truncation = Literal["head", "tail", "head_tail", "windows"]
 ClassWeights = Literal["none", "balanced"] | list[Annotated[float, Field(gt=0)]]

@@ -86,7 +86,8 @@ def check_compile() -> None:
     try:
         compiled = torch.compile(lambda x: torch.nn.functional.gelu(x) * 2, dynamic=False)
         compiled(torch.ones(4, device=device))
-    except Exception as err:
+    except (RuntimeError, OSError, ImportError) as err:  # TorchDynamo/Inductor errors are RuntimeErrors; no
+        # compiler (OSError) or no Triton (ImportError)
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(
             f"train.compile: torch {torch.__version__} cannot compile on this machine ({reason[:200]}); "

@@ -14,7 +14,7 @@ import torch
 from transformers import TrainingArguments
 
 from nlp_transfer.core.errors import UserError, did_you_mean
-from nlp_transfer.recipe import LOWER_IS_BETTER, TrainSpec
+from nlp_transfer.recipe import TrainSpec, lower_is_better
 from nlp_transfer.run.acceleration import acceleration_arguments
 
 TRAINING_ARGUMENT_FIELDS = {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
@@ -98,7 +98,7 @@ def training_arguments(
         "save_total_limit": None,  # TaskTrainer rotates, after sealing (checkpoints.py)
         "load_best_model_at_end": evaluating,
         "metric_for_best_model": spec.metric_for_best if evaluating else None,
-        "greater_is_better": spec.metric_for_best not in LOWER_IS_BETTER,
+        "greater_is_better": not lower_is_better(str(spec.metric_for_best)),
         "logging_steps": logging_steps,
         "logging_first_step": True,
         # The trackers are built by build_trainer (so that their files go under the run folder); TensorBoard's

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from nlp_transfer.recipe import LOWER_IS_BETTER
+from nlp_transfer.recipe import lower_is_better
 from nlp_transfer.tasks.text_inputs import DOCUMENT
 
 RISING_EVALUATIONS = 2  # eval loss rising this many evaluations in a row (while training loss falls): over-fitting
@@ -24,7 +24,6 @@ def diagnose(
     history: list[dict[str, Any]],
     *,
     metric: str,
-    greater_is_better: bool,
     best_checkpoint: str | None,
     planned_steps: int,
     early_stopping_patience: int | None,
@@ -33,6 +32,7 @@ def diagnose(
 ) -> dict[str, Any]:
     """`history`: the Trainer log of the last phase (train and eval entries); `final`: its eval metrics."""
     evaluations = [e for e in history if "eval_loss" in e]
+    greater_is_better = not lower_is_better(metric)
     found: dict[str, Any] = {"kept": _kept(evaluations, metric, greater_is_better, best_checkpoint)}
     steps = max((e.get("step", 0) for e in history), default=0)
     if early_stopping_patience is not None and 0 < steps < planned_steps:
@@ -49,7 +49,7 @@ def diagnose(
         value = final.get(f"eval_{metric}")
         if metric in baseline and isinstance(value, int | float):
             # The recipe's one definition of direction: mse and mae, like the loss, are better lower.
-            lower = metric in LOWER_IS_BETTER
+            lower = lower_is_better(metric)
             worse = value >= baseline[metric] if lower else value <= baseline[metric] + BASELINE_MARGIN
             if worse:
                 found["no_better_than_baseline"] = (

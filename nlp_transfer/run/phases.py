@@ -70,11 +70,12 @@ def train_and_save(
         train=recipe.train,
         main_first=distributed.main_first,
         precision=setup.precision,
+        pooled_features=setup.task.pooled_features,
     )
     started = time.perf_counter()
     phases: dict[str, dict[str, Any]] = {}
     history: list[dict[str, Any]] = []
-    seen: Any = None  # what the last evaluation's metric saw (report.capture), for the figures
+    seen: Any = None  # what the last evaluation's metric saw (the task's batch-by-batch metric), for the figures
     planned = setup.method.phases(setup.model, context)
     for index, phase in enumerate(planned):
         log.info("phase %s", phase.name)
@@ -90,7 +91,6 @@ def train_and_save(
             main_metric=recipe.train.metric_for_best,
             extra_callbacks=callbacks,
         )
-        captured = report.capture(trainer)
         finished = _finished_phase(phase_dir, setup.model) if resume else None
         if finished is not None:
             log.info("phase %s finished before the interruption: not trained again", phase.name)
@@ -116,7 +116,7 @@ def train_and_save(
             "eval": trainer.evaluate(metric_key_prefix="eval") if "eval" in inputs.splits else {},
         }
         # What that evaluation's metric saw, for the report (the test evaluation below must not replace it).
-        seen = trainer.compute_metrics if trainer.args.batch_eval_metrics else report.Captured(**vars(captured))
+        seen = trainer.compute_metrics  # the task's batch-by-batch metric keeps what it saw
         history += phase_history
         if index < len(planned) - 1 and folder.writer:  # a later phase may be interrupted: keep this one's result
             _finish_phase(phase_dir, setup.model, phases[phase.name], phase_history)
@@ -192,7 +192,6 @@ def _diagnostics(
     found = diagnose(
         history,
         metric=metric,
-        greater_is_better=metric != "loss",
         best_checkpoint=trainer.state.best_model_checkpoint,
         planned_steps=trainer.state.max_steps,
         early_stopping_patience=train.early_stopping_patience,

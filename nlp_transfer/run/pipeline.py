@@ -142,7 +142,7 @@ def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
         else model_asset
     )
     log.info("model %s -> %s (%s)", model_asset.reference, model_asset.location, model_asset.source)
-    tokenizer = load_tokenizer(tokenizer_asset, recipe.model)
+    tokenizer = load_tokenizer(tokenizer_asset, recipe.model, padding_side=getattr(task, "padding_side", None))
     # The recipe against the model before the data is read and the weights load: its config and a weightless copy.
     config = load_config(model_asset, recipe.model, tokenizer)
     check_against_model(model_asset, config, tokenizer, getattr(recipe.task, "max_length", None), "task.max_length")
@@ -160,8 +160,16 @@ def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
     prepared = task.prepare(data, tokenizer, pad_to_max_length=recipe.train.padding == "max_length")
     prepared.extra_metrics.extend(load_extra_metrics(recipe.train.extra_metrics, base_dir))
 
-    pretrained = load_model(task.auto_model_class, model_asset, recipe.model, tokenizer, **prepared.model_kwargs)
-    pretrained.config.update(prepared.config_attributes)  # e.g. the regression scale, which predict undoes
+    # The task's config attributes (the regression scale, which predict undoes) are part of the config it loads
+    # with, not set on the model afterwards.
+    pretrained = load_model(
+        task.auto_model_class,
+        model_asset,
+        recipe.model,
+        tokenizer,
+        attributes=prepared.config_attributes,
+        **prepared.model_kwargs,
+    )
     model = method.prepare(pretrained, task)
     check_sharding(model, recipe.method.name)  # FSDP / ZeRO-3 launches gather plain models only
     check_data = getattr(method, "check_data", None)  # a method that needs more of the data (contrastive pairs)

@@ -11,7 +11,6 @@ import html
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,30 +41,6 @@ from nlp_transfer.run.views import VIEWS, Figure, ViewInputs
 log = logging.getLogger(__name__)
 
 SHOWN_ERRORS = 20  # rows of errors.jsonl in report.html
-
-
-@dataclass
-class Captured:
-    """The predictions and labels the task's metric saw in the last evaluation."""
-
-    predictions: Any = None
-    label_ids: Any = None
-
-
-def capture(trainer: Any) -> Captured:
-    """Keep what compute_metrics sees (classification's whole-set predictions), so the report needs no second pass
-    over the eval split. Tasks that score batch by batch keep their state in the metric object itself."""
-    captured = Captured()
-    compute = trainer.compute_metrics
-    if compute is None or getattr(trainer.args, "batch_eval_metrics", False):
-        return captured
-
-    def recording(prediction: Any) -> Any:
-        captured.predictions, captured.label_ids = prediction.predictions, prediction.label_ids
-        return compute(prediction)
-
-    trainer.compute_metrics = recording
-    return captured
 
 
 def quiet_progress(trainer: Any) -> None:

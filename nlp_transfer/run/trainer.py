@@ -59,7 +59,7 @@ class TaskTrainer(Trainer):
       we do not use the Trainer's own length-grouped sampler.
     - metrics computed batch by batch when the task asks (batch_metrics_for): every evaluation gets a fresh metric
       for the split it evaluates, and no logits accumulate.
-    - a NaN or infinite loss stops training (TrainingDiverged) before the optimizer step spreads it, or, with
+    - a NaN or infinite training loss stops training (TrainingDiverged) before the optimizer step spreads it, or, with
       train.skip_nonfinite_batches, that batch contributes no gradient (up to that many times); decided by all
       processes together.
     - `loss`: a loss of its own instead of the model's (continued pre-training scores only the masked positions).
@@ -84,10 +84,10 @@ class TaskTrainer(Trainer):
         self.skipped_batches: list[int] = []  # optimizer steps whose batch had a non-finite loss
         self.phase = phase
         self.loss = loss
-        if loss is not None:
-            # Our loss is a mean over the batch and ignores num_items_in_batch: the Trainer must scale it for
-            # gradient accumulation itself (its documented switch for a loss computed outside the model).
-            self.loss_is_scaled_for_ga = False
+        # loss_is_scaled_for_ga stays the Trainer's own rule (scaled when the step's item count was passed): our loss
+        # is scaled exactly then, by _example_weighted; without that count it is a micro-batch mean, which the
+        # Trainer divides by the accumulation steps. Forcing False divided the weighted loss a second time, so
+        # the logged loss and the gradient (clipping too) were k times too small under k sub-batches.
 
     def compute_loss(
         self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None
@@ -108,7 +108,10 @@ class TaskTrainer(Trainer):
         else:
             found = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         loss: torch.Tensor = found[0] if return_outputs else found
-        if not self._nonfinite_anywhere(loss):
+        # The guard is for training steps (model.train(), set by training_step) only: an evaluation changes no
+        # weight, so its non-finite loss is reported with its metrics (evaluate), never "training diverged" and
+        # never a skipped batch.
+        if not model.training or not self._nonfinite_anywhere(loss):
             return found
         step = self.state.global_step + 1
         if len(self.skipped_batches) >= self.skip_nonfinite_batches:
@@ -158,7 +161,17 @@ class TaskTrainer(Trainer):
         if self.batch_metrics_for is not None:
             dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
             self.compute_metrics = self.batch_metrics_for(dataset)
-        return super().evaluate(eval_dataset, *args, **kwargs)
+        metrics: dict[str, float] = super().evaluate(eval_dataset, *args, **kwargs)
+        nonfinite = [f"{k} = {v}" for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+        if nonfinite:
+            logger.warning(
+                "phase %s step %d: evaluation metric not finite: %s (the model's outputs or the targets of the "
+                "evaluated split hold NaN or infinity; the weights were not changed by it)",
+                self.phase,
+                self.state.global_step,
+                ", ".join(nonfinite),
+            )
+        return metrics
 
     # The one private Trainer hook we override: the Trainer offers no public way to supply a sampler
     # (TrainingArguments.train_sampling_strategy names only its own). tests/unit/test_sampling.py fails loudly if a
@@ -231,7 +244,6 @@ def build_trainer(
         eval_dataset=inputs.splits.get("eval"),
         processing_class=tokenizer,
         data_collator=inputs.collator or DataCollatorWithPadding(tokenizer),
-        compute_metrics=prepared.compute_metrics if prepared is not None else None,
         callbacks=callbacks,
     )
     trainer.add_callback(StopOnRequest(trainer.accelerator))  # needs the Trainer's accelerator to agree on stopping

@@ -148,6 +148,7 @@ def push(plan: PushPlan, options: PushOptions) -> dict[str, Any]:
     api = HfApi(token=token)
     repo = options.repo_id
     step = "creating the repo"
+    network: tuple[type[Exception], ...] = (OSError, *_network_errors())
     try:
         api.create_repo(repo, private=options.private, exist_ok=True, repo_type="model")
         if options.private and not api.model_info(repo).private:  # create_repo leaves an existing repo as it is
@@ -176,7 +177,14 @@ def push(plan: PushPlan, options: PushOptions) -> dict[str, Any]:
     except HfHubHTTPError as err:
         sys.stderr.write("\n")  # the client's upload progress bar stops mid-line
         raise UserError(_http_failure(err, repo, step)) from err
-    except Exception as err:  # the network: connection refused, timeouts, TLS; the client raises its own types
+    except RuntimeError as err:  # the client's "Error while uploading 'x' to the Hub", raised from an HTTP error
+        if not isinstance(err.__cause__, network):
+            raise
+        sys.stderr.write("\n")
+        cause = err.__cause__
+        why = _http_failure(cause, repo, step) if isinstance(cause, HfHubHTTPError) else _first_line(cause)
+        raise UserError(f"{_first_line(err).rstrip('.')}: {why}") from err
+    except network as err:  # the network: connection refused, timeouts, TLS
         sys.stderr.write("\n")
         raise UserError(
             f"push to {repo} failed while {step}: {type(err).__name__}: {_first_line(err)}; nothing was committed, "
@@ -240,3 +248,13 @@ def _size(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} GB"
+
+
+def _network_errors() -> tuple[type[Exception], ...]:
+    """The Hub client's HTTP library's own errors (connection refused, timeouts, TLS): the bases of its HTTP error,
+    found through it rather than by naming a transport library the client may change."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    return tuple(
+        base for base in HfHubHTTPError.__mro__[1:] if issubclass(base, Exception) and base.__module__ != "builtins"
+    )

@@ -87,7 +87,7 @@ def export_onnx(folder: Path, recipe: dict[str, Any]) -> dict[str, Any]:
                 dynamic_shapes={name: {0: batch, 1: sequence} for name in input_names},
                 external_data=False,  # one file; fine below protobuf's 2 GB limit, which these models are
             )
-    except Exception as err:
+    except RuntimeError as err:  # torch.onnx's OnnxExporterError and torch.export's errors are RuntimeErrors
         cause = err.__cause__ or err  # torch.onnx wraps torch.export's error, which says what went wrong
         raise UserError(
             f"export --onnx: torch.onnx could not export this model ({type(cause).__name__}: "
@@ -126,7 +126,7 @@ def quantize_onnx(folder: Path, recipe: dict[str, Any], float_record: dict[str, 
     started = time.perf_counter()
     try:
         quantize_dynamic(str(folder / ONNX_FILE), str(folder / INT8_FILE), weight_type=QuantType.QInt8)
-    except Exception as err:
+    except (RuntimeError, ValueError, OSError) as err:  # onnxruntime's Fail is a RuntimeError
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"export --quantize int8: onnxruntime could not quantize the model ({reason})") from err
     seconds = time.perf_counter() - started

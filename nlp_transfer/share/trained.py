@@ -27,7 +27,7 @@ from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.files import read_json_or_empty
 from nlp_transfer.core.quiet import quiet_libraries
 from nlp_transfer.data.assets import hub_offline, looks_like_hub_id
-from nlp_transfer.methods.base import load_model_folder
+from nlp_transfer.methods.base import WeightsMismatch, load_model_folder
 from nlp_transfer.methods.lora import ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, BASE_CONFIG_FILE, Lora
 from nlp_transfer.methods.pretrained import model_files
 from nlp_transfer.methods.probe import PROBE_FILE, Probe
@@ -102,6 +102,8 @@ class Trained:
                     if self.onnx is None
                     else OnnxModel(self.folder / self.onnx, self.folder)
                 )
+        except WeightsMismatch as err:
+            raise UserError(f"{err}; {repair(self)}") from err
         except UserError:
             raise
         except LOAD_ERRORS as err:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nlp_transfer.recipe import LOWER_IS_BETTER
+from nlp_transfer.recipe import lower_is_better
 
 BASELINE_NAME = "best constant answer (baseline)"
 BASELINE_MARGIN = 0.01  # a best mean within this of the baseline has not learned the task (diagnostics' margin)
@@ -100,7 +100,7 @@ def baseline_at(rows: list[Row], size: int) -> float | None:
 
 def verdicts(rows: list[Row], metric: str, per_class: bool = False) -> list[str]:
     """One line per train size: the best method, and its margin over scratch when scratch ran."""
-    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0  # loss, mse, mae: lower is better, as for checkpoints
+    sign = -1.0 if lower_is_better(metric) else 1.0  # loss, mse, mae: lower is better, as for checkpoints
     lines = []
     each = " per class" if per_class else ""
     for size in sorted({row.train_size for row in rows}):
@@ -139,7 +139,7 @@ def markdown_report(rows: list[Row], info: dict[str, Any]) -> str:
         "",
         f"- recipe: `{info['recipe']}` (model `{info['model']}`)",
         f"- main metric: eval {metric} (train.metric_for_best); "
-        f"{'lower' if metric in LOWER_IS_BETTER else 'higher'} is better",
+        f"{'lower' if lower_is_better(metric) else 'higher'} is better",
         f"- eval data: {info['eval_rows']:,} rows{held_out}; test data: {test}",
         f"- training pool: {info['train_pool']:,} rows; each run takes a seeded random subset of its size"
         + (f" per label ({info['labels']} labels, class-balanced)" if per_class else ""),

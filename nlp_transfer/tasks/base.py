@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Protocol
 
 import datasets
 import torch
-from transformers import EvalPrediction, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from nlp_transfer.data.loading import LoadedData
 
@@ -20,14 +20,13 @@ LossOnLogits = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 class PreparedTask:
     splits: datasets.DatasetDict  # tokenized model inputs plus "labels"
     model_kwargs: dict[str, Any]  # passed to from_pretrained (e.g. num_labels, id2label, label2id)
-    # Metrics of one evaluation, from every prediction at once (classification) ...
-    compute_metrics: Callable[[EvalPrediction], dict[str, float]] | None
     label_names: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # counted skips and other things the user should know
     cache_hits: dict[str, bool] = field(default_factory=dict)  # split -> tokenization came from the cache
     keys: dict[str, str] = field(default_factory=dict)  # split -> key of the tokenized rows (equal keys: equal rows)
-    # ... or batch by batch (QA: logits of a large eval set would not fit in memory): given the split evaluated, a
-    # compute_metrics(EvalPrediction, compute_result) that returns the metrics when compute_result is True.
+    # Metrics of one evaluation, batch by batch (no task keeps every logit of a large eval set in memory): given
+    # the split evaluated, a compute_metrics(EvalPrediction, compute_result) that returns the metrics when
+    # compute_result is True. What it saw (predictions, answers) is what the report's views draw.
     batch_metrics_for: Callable[[datasets.Dataset], Callable[..., dict[str, float]]] | None = None
     # What the task decided from the data rather than the recipe (QA: whether "no answer" is allowed). The recipe is
     # frozen; these values are saved beside it in the run folder (task.json), where predict and the card read them.
@@ -51,6 +50,7 @@ class Task(Protocol):
     pipeline_tag: ClassVar[str]  # Hub pipeline tag for model cards
     pooled_features: ClassVar[bool]  # one pooled vector per example decides the output (probes can cache it)
     predict_example: ClassVar[str]  # arguments of `nlp-transfer predict RUN_DIR ...`, for the end-of-run summary
+    padding_side: ClassVar[str | None]  # the side the tokenizer must pad on (None: its own); set when it loads
 
     def __init__(self, config: Any) -> None: ...
 

@@ -43,6 +43,7 @@ class Classification:
     pipeline_tag: ClassVar[str] = "text-classification"
     pooled_features: ClassVar[bool] = True
     predict_example: ClassVar[str] = '"your text here"'
+    padding_side: ClassVar[str | None] = None  # the tokenizer's own
 
     def __init__(self, config: ClassificationTask) -> None:
         self.config = config
@@ -88,7 +89,6 @@ class Classification:
                 "id2label": dict(enumerate(names)),
                 "label2id": {name: i for i, name in enumerate(names)},
             },
-            compute_metrics=None,
             batch_metrics_for=metrics_for(TextInputs.of(config), scorer(names, extras)),
             label_names=names,
             notes=notes,
@@ -164,13 +164,16 @@ def class_weights(
 
 
 def weighted_cross_entropy(weights: list[float] | None) -> LossOnLogits | None:
-    """Cross-entropy with one weight per class (None: the model's own, unweighted loss)."""
+    """Cross-entropy with one weight per class (None: the model's own, unweighted loss): the mean over examples of
+    each example's loss times its class's weight. A mean over examples (not torch's sum of weights as divisor) adds
+    up over micro-batches by their share of examples, so sub-batches train and log exactly the whole batch's loss."""
     if weights is None:
         return None
     table = torch.tensor(weights, dtype=torch.float32)
 
     def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.cross_entropy(logits.float(), labels.long(), weight=table.to(logits.device))
+        each = torch.nn.functional.cross_entropy(logits.float(), labels.long(), reduction="none")
+        return (each * table.to(logits.device)[labels.long()]).mean()
 
     return loss
 

@@ -41,7 +41,8 @@ def _load(spec: ExtraMetric, field: str, base_dir: Path | None) -> Any:
     found = next((p for p in local if p.exists()), None)
     try:
         return evaluate.load(str(found) if found is not None else path, spec.config)
-    except Exception as err:  # evaluate raises FileNotFoundError, ConnectionError, ValueError, ImportError, ...
+    except (OSError, ValueError, ImportError) as err:  # evaluate: FileNotFoundError, ConnectionError, a bad
+        # config name, a metric script's missing dependency; anything else is a bug and reported as one
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         if found is None and hub_offline():
             raise UserError(

@@ -47,6 +47,7 @@ class MultiLabel:
     pipeline_tag: ClassVar[str] = "text-classification"
     pooled_features: ClassVar[bool] = True
     predict_example: ClassVar[str] = '"your text here"'
+    padding_side: ClassVar[str | None] = None  # the tokenizer's own
 
     def __init__(self, config: MultiLabelTask) -> None:
         self.config = config
@@ -95,7 +96,6 @@ class MultiLabel:
                 "label2id": {name: i for i, name in enumerate(names)},
                 "problem_type": "multi_label_classification",  # transformers' pipeline then applies sigmoids
             },
-            compute_metrics=None,
             batch_metrics_for=metrics_for(TextInputs.of(config), scorer(names, decisions, config.threshold, extras)),
             label_names=names,
             notes=notes,

@@ -64,6 +64,9 @@ class QuestionAnswering:
     pipeline_tag: ClassVar[str] = "question-answering"
     pooled_features: ClassVar[bool] = False  # every token's logits matter: nothing to pool and cache
     predict_example: ClassVar[str] = '--question "..." --context "..."'
+    # Answer positions count tokens from the left; padding on the left would shift them batch by batch. The
+    # tokenizer is loaded so (run.pipeline), never changed here: it is shared, and saved with the model.
+    padding_side: ClassVar[str | None] = "right"
 
     def __init__(self, config: QuestionAnsweringTask) -> None:
         self.config = config
@@ -71,10 +74,11 @@ class QuestionAnswering:
     def prepare(self, data: LoadedData, tokenizer: PreTrainedTokenizerBase, pad_to_max_length: bool) -> PreparedTask:
         config = self.config
         notes: list[str] = []
-        if tokenizer.padding_side != "right":
-            # Answer positions count tokens from the left; padding on the left would shift them batch by batch.
-            tokenizer.padding_side = "right"
-            notes.append("tokenizer padding side set to right (answer positions count tokens from the left)")
+        if tokenizer.padding_side != self.padding_side:  # the caller loads it so (load_tokenizer's padding_side)
+            raise ValueError(
+                f"question answering needs a tokenizer that pads on the {self.padding_side}, not the "
+                f"{tokenizer.padding_side}: load it with padding_side='{self.padding_side}'"
+            )
         for name, split in data.splits.items():
             self._check_columns(split, name, data)
         allow_null = self._allow_null(data, notes)
@@ -116,7 +120,6 @@ class QuestionAnswering:
         return PreparedTask(
             splits=tokenized,
             model_kwargs={},
-            compute_metrics=None,
             batch_metrics_for=metrics_for,
             notes=notes,
             cache_hits=hits,

@@ -38,6 +38,7 @@ class Regression:
     pipeline_tag: ClassVar[str] = "text-classification"  # the Hub's tag for sequence-level heads, regression too
     pooled_features: ClassVar[bool] = True
     predict_example: ClassVar[str] = '"your text here"'
+    padding_side: ClassVar[str | None] = None  # the tokenizer's own
 
     def __init__(self, config: RegressionTask) -> None:
         self.config = config
@@ -89,7 +90,6 @@ class Regression:
                 "problem_type": "regression",
             },
             config_attributes={"target_mean": list(mean), "target_std": list(std)},
-            compute_metrics=None,
             batch_metrics_for=metrics_for(TextInputs.of(config), scorer(self.targets, mean, std, extras)),
             label_names=self.targets,
             notes=notes,

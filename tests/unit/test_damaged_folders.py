@@ -88,6 +88,48 @@ def test_deleted_weights_and_a_config_that_is_not_json(runs: dict[str, Path], tm
     refused(invoke("predict", garbled, *PREDICT_ARGS[kind]), f"{garbled / CONFIG[kind]} is not valid JSON")
 
 
+HEAD = {"full": "classifier.", "lora": "classifier.", "qa": "qa_outputs."}  # the head's weight names start so
+
+
+def rewrite_weights(path: Path, change: Any) -> list[str]:
+    """Rewrite a safetensors file through `change` (name -> tensor, changed in place); its names before."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(path))
+    before = sorted(tensors)
+    change(tensors)
+    save_file(tensors, str(path), metadata={"format": "pt"})
+    return before
+
+
+@pytest.mark.parametrize("kind", ["full", "lora", "qa"])
+def test_a_folder_without_its_head_weights_is_refused_naming_them(
+    runs: dict[str, Path], tmp_path: Path, kind: str
+) -> None:
+    """A whole, readable weights file that lacks the head: the model would load with a random head and answer
+    confidently. predict and evaluate refuse in one line naming the missing weights."""
+    run = copy_of(runs[kind], tmp_path)
+    names = rewrite_weights(run / WEIGHTS[kind], lambda t: [t.pop(n) for n in list(t) if HEAD[kind] in n])
+    head = [n for n in names if HEAD[kind] in n]
+    assert head
+    out = tmp_path / "predictions.jsonl"
+    line = refused(invoke("predict", run, *PREDICT_ARGS[kind], "--out", out), "missing weights", "train it again")
+    assert all(n.rsplit(".", 2)[-2] in line for n in head), line  # e.g. classifier.weight ... named
+    assert not out.exists()
+    data = "squad_mini/dev.json" if kind == "qa" else str(write_sentiment_csv(tmp_path / "eval.csv"))
+    refused(invoke("evaluate", run, "--data", data), "missing weights")
+
+
+def test_renamed_weights_are_refused_naming_the_missing_and_the_unexpected(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    run = copy_of(runs["full"], tmp_path)
+    renamed = "bert.encoder.layer.0.output.dense.weight"
+    rewrite_weights(run / WEIGHTS["full"], lambda t: t.update({"renamed.dense.weight": t.pop(renamed)}))
+    line = refused(invoke("predict", run, "great movie"), f"missing weights {renamed}")
+    assert "unexpected weights renamed.dense.weight" in line
+
+
 def test_export_merge_of_a_damaged_adapter_writes_nothing(runs: dict[str, Path], tmp_path: Path) -> None:
     run = copy_of(runs["lora"], tmp_path)
     cut_short(run / "adapter_model.safetensors", keep=500)

@@ -63,10 +63,9 @@ def init_recipe(options: InitOptions) -> InitResult:
     profile = Profile(sources, rows, inspect_columns(rows))
     proposal = propose(profile, options)
     text = render(proposal, options, out)
-    try:
-        Recipe.model_validate(yaml.safe_load(text))
-    except Exception as err:  # a bug here, not the user's: say so rather than write a broken recipe
-        raise UserError(f"init: the proposed recipe does not validate ({err}); nothing was written") from err
+    # A proposal that does not validate is a bug in init, not the user's: it ends there, reported as a bug
+    # (cli.app.reports_errors), before anything is written.
+    Recipe.model_validate(yaml.safe_load(text))
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         with out.open("x", encoding="utf-8") as handle:  # "x": fails rather than overwrite a file made meanwhile

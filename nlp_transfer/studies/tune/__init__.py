@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nlp_transfer.core.files import check_output_folder
-from nlp_transfer.recipe import LOWER_IS_BETTER, LoadedRecipe
+from nlp_transfer.recipe import LoadedRecipe, lower_is_better
 from nlp_transfer.studies.tune.report import Study, write_report
 from nlp_transfer.studies.tune.space import SearchSpace
 from nlp_transfer.studies.tune.storage import default_storage, open_storage, open_study, shown
@@ -41,7 +41,7 @@ def run_tune(loaded: LoadedRecipe, options: TuneOptions) -> TuneResult:
     tune = loaded.recipe.tune
     assert tune is not None
     metric = tune.metric or str(loaded.recipe.train.metric_for_best)
-    direction = "minimize" if metric in LOWER_IS_BETTER else "maximize"
+    direction = "minimize" if lower_is_better(metric) else "maximize"
     folder = options.output_dir or Path(loaded.recipe.output.root) / f"tune-{loaded.name}"
     check_output_folder(folder, "--output-dir")  # a file above it or an unwritable place, before any trial
     name = options.study_name or f"tune-{loaded.name}"
