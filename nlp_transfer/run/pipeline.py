@@ -163,7 +163,8 @@ def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
     pretrained = load_model(task.auto_model_class, model_asset, recipe.model, tokenizer, **prepared.model_kwargs)
     pretrained.config.update(prepared.config_attributes)  # e.g. the regression scale, which predict undoes
     model = method.prepare(pretrained, task)
-    check_sharding(model, recipe.method.name)  # FSDP / ZeRO-3 launches gather plain models only
+    # FSDP / ZeRO-3 launches gather plain, single-phase models only
+    check_sharding(model, recipe.method.name, phased=bool(getattr(method, "phased", False)))
     check_data = getattr(method, "check_data", None)  # a method that needs more of the data (contrastive pairs)
     if check_data is not None:
         check_data(prepared)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from nlp_transfer.core.errors import UserError
 from nlp_transfer.methods.base import PhaseContext
 from nlp_transfer.recipe import load_recipe
 from nlp_transfer.run.pipeline import RunOptions, prepare_run
@@ -43,3 +44,27 @@ def test_the_report_of_a_finished_run_says_complete(
     assert invoke("run", recipe).exit_code == 0
     page = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
     assert re.search(r"Run (\w+);", page).group(1) == "complete"  # type: ignore[union-attr]
+
+
+def test_methods_in_phases_are_refused_under_sharded_launches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each phase is saved on the main process for a resumed run and loaded back into the model: sharded weights
+    would be saved in part and reloaded into shards. accelerate passes its launch config as environment; a whole
+    ZeRO-3 or FSDP launch needs DeepSpeed and GPUs, so the check that refuses it runs here on its own."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from nlp_transfer.methods import METHODS
+    from nlp_transfer.run.sharding import check_sharding
+
+    plain = BertForSequenceClassification(BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2))
+    phased = {name: bool(getattr(METHODS[name], "phased", False)) for name in METHODS}
+    assert phased["probe_then_finetune"] and phased["contrastive"] and not phased["full"]
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "3")
+    with pytest.raises(UserError, match="method probe_then_finetune under DeepSpeed ZeRO-3: its phases are saved"):
+        check_sharding(plain, "probe_then_finetune", phased=phased["probe_then_finetune"])
+    check_sharding(plain, "full", phased=phased["full"])
+    monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED")
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # FSDP applies to GPU launches only
+    with pytest.raises(UserError, match="method probe_then_finetune under FSDP"):
+        check_sharding(plain, "probe_then_finetune", phased=phased["probe_then_finetune"])
