@@ -61,7 +61,10 @@ def reports_errors(command: F) -> F:
         except UserError as err:
             if STATE["debug"]:
                 raise
-            typer.echo(f"error: {err}", err=True)
+            from nlp_transfer.run.distributed import CommonError, launch_rank
+
+            if not isinstance(err, CommonError) or launch_rank() == 0:  # said once, not once per process
+                typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt as err:
             if STATE["debug"]:
