@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, free_port, write_recipe
+from tests.conftest import REPO, free_port, invoke, write_recipe
 
 pytestmark = pytest.mark.subprocess
 
 ACCELERATE = Path(sys.executable).with_name("accelerate")
+HELPERS = REPO / "tests" / "helpers"
 
 
 def launch(
@@ -66,3 +68,31 @@ def test_studies_that_cannot_share_processes_refuse_in_one_line(
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert errors == [errors[0]] and errors[0].startswith(f"error: {command} under accelerate launch: "), done.stderr
     assert not (tmp_path / "runs").exists() and not (tmp_path / "run").exists()
+
+
+@pytest.mark.heavy
+def test_resume_follows_rank_0_when_the_processes_share_no_disk(
+    tiny_models: dict[str, Path], sentiment_csv: Path, tmp_path: Path
+) -> None:
+    """A probe_then_finetune run stopped after its probe phase resumes under 2 processes whose disks differ (each
+    works in a folder of its own): rank 0 reads the phase record and sends its decision and the probe's weights,
+    so the other process skips the probe phase too instead of training it alone (which would hang both)."""
+    method = {"name": "probe_then_finetune", "probe_epochs": 1}
+    recipe = write_recipe(tmp_path, tiny_models["bert"], sentiment_csv, method=method, output={"dir": "run"})
+    run = tmp_path / "disks" / "rank0" / "run"
+    assert invoke("run", recipe, "--output-dir", run, "-o", "output.keep_checkpoints=true").exit_code == 0
+    first = json.loads((run / "metrics.json").read_text())["phases"]
+    # As if stopped before the finetune phase saved anything: the probe phase's record is all that is left of it.
+    shutil.rmtree(run / "checkpoints" / "finetune")
+    status = json.loads((run / "run_status.json").read_text())
+    (run / "run_status.json").write_text(json.dumps({**status, "state": "interrupted"}))
+
+    args = ["run", str(recipe), "--resume", "-o", "output.keep_checkpoints=true"]
+    done = launch(args, tmp_path, timeout=240, script=HELPERS / "own_disk_per_rank.py", OWN_DISKS=str(run.parents[1]))
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    assert json.loads((run / "run_status.json").read_text())["state"] == "complete"
+    resumed = json.loads((run / "metrics.json").read_text())["phases"]
+    assert resumed["probe"] == first["probe"]  # from the record: not trained again
+    assert resumed["finetune"]["train"]["train_runtime"] > 0
+    assert not (run.parents[1] / "rank1" / "run" / "run_status.json").exists()  # rank 1 wrote nothing

@@ -68,3 +68,41 @@ def test_methods_in_phases_are_refused_under_sharded_launches(monkeypatch: pytes
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # FSDP applies to GPU launches only
     with pytest.raises(UserError, match="method probe_then_finetune under FSDP"):
         check_sharding(plain, "probe_then_finetune", phased=phased["probe_then_finetune"])
+
+
+def test_sealing_a_checkpoint_does_not_hold_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hashing a checkpoint of gigabytes takes seconds; on the saving process's own thread it would hold every
+    process of a launch at the next step. The save returns at once, and the phase's end waits for the seal."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from nlp_transfer.run import checkpoints
+    from nlp_transfer.run.callbacks import SealCheckpoints
+
+    hashing = threading.Event()
+    real_seal = checkpoints.seal
+
+    def slow_seal(checkpoint: Path) -> None:
+        hashing.wait(timeout=5)  # the hashing of a big checkpoint: done when the test says so
+        real_seal(checkpoint)
+
+    monkeypatch.setattr(checkpoints, "seal", slow_seal)
+    phase_dir = tmp_path / "checkpoints" / "train"
+    for step in (1, 2, 3, 4):
+        (phase_dir / f"checkpoint-{step}").mkdir(parents=True)
+        (phase_dir / f"checkpoint-{step}" / "model.safetensors").write_bytes(b"weights %d" % step)
+    args = SimpleNamespace(should_save=True, output_dir=str(phase_dir))
+    callback = SealCheckpoints()
+
+    started = time.monotonic()
+    for step in (1, 2, 3, 4):
+        callback.on_save(args, SimpleNamespace(global_step=step, best_model_checkpoint=None), None)
+    assert time.monotonic() - started < 1.0  # the saves returned while the hashing went on
+    assert not (phase_dir / "checkpoint-1" / checkpoints.SEAL_FILE).exists()
+
+    hashing.set()
+    callback.on_train_end(args, SimpleNamespace(global_step=4), None)
+    # In order: each seal, then its rotation; the newest KEEP sealed checkpoints are left, every one whole.
+    assert [p.name for p in checkpoints.by_step(phase_dir)] == ["checkpoint-4", "checkpoint-3"][: checkpoints.KEEP]
+    assert all(checkpoints.problem(p) is None for p in checkpoints.by_step(phase_dir))
