@@ -4,8 +4,10 @@ cells of a study that each start clean."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -106,3 +108,47 @@ def test_sealing_a_checkpoint_does_not_hold_training(tmp_path: Path, monkeypatch
     # In order: each seal, then its rotation; the newest KEEP sealed checkpoints are left, every one whole.
     assert [p.name for p in checkpoints.by_step(phase_dir)] == ["checkpoint-4", "checkpoint-3"][: checkpoints.KEEP]
     assert all(checkpoints.problem(p) is None for p in checkpoints.by_step(phase_dir))
+
+
+def test_a_run_starts_clean_and_leaves_the_process_as_it_found_it(
+    tiny_models: dict[str, Path], sentiment_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """compare, tune and adapt train their cells one after another in one process: a cell must not inherit what
+    the process held before it (library messages, a stop request) nor leave behind its trackers' folders, the
+    progress-bar switches or its model."""
+    import logging
+    import os
+    import weakref
+
+    import transformers
+
+    from nlp_transfer.core.quiet import quiet_libraries
+    from nlp_transfer.run import pipeline
+    from nlp_transfer.run.interruption import STOP
+    from nlp_transfer.run.pipeline import run
+
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_ALLOW_FILE_STORE"):
+        monkeypatch.delenv(name, raising=False)
+    transformers.utils.logging.enable_progress_bar()
+    with quiet_libraries():  # what a library said while an earlier cell (or the study itself) loaded
+        logging.getLogger("transformers").warning("said before this run began")
+    STOP.requested = True  # a stop request an earlier cell never acted on
+
+    models: list[weakref.ref[Any]] = []
+    real_prepare = pipeline.prepare_run
+
+    def prepare_run(*args: Any) -> Any:
+        setup = real_prepare(*args)
+        models.append(weakref.ref(setup.model))
+        return setup
+
+    monkeypatch.setattr(pipeline, "prepare_run", prepare_run)
+    recipe = write_recipe(tmp_path, tiny_models["bert"], sentiment_csv, train={"report_to": ["mlflow"]})
+    folder = run(load_recipe(recipe), RunOptions()).run_dir
+
+    assert json.loads((folder / "run_status.json").read_text())["state"] == "complete"  # not stopped
+    assert "said before this run began" not in (folder / "run.log").read_text(encoding="utf-8")
+    assert (folder / "mlruns").is_dir()  # MLflow wrote under the run folder while it ran ...
+    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_ALLOW_FILE_STORE" not in os.environ  # ... not after
+    assert transformers.utils.logging.is_progress_bar_enabled()
+    assert models and models[0]() is None  # the run's model is freed when it returns
