@@ -112,4 +112,4 @@ def decide(work: Callable[[], T]) -> T:
     problem, answer = agree((problem, answer))
     if problem is not None:
         raise CommonError(problem)
-    return answer  # type: ignore[return-value]
+    return answer
