@@ -85,6 +85,14 @@ class SealCheckpoints(TrainerCallback):
                 self.sealer = None
 
 
+def finish_seals(callbacks: list[TrainerCallback]) -> None:
+    """Before reading which checkpoints are sealed while the Trainer still runs (a diverged run names its last
+    good one): the seals asked for so far are written."""
+    for callback in callbacks:
+        if isinstance(callback, SealCheckpoints):
+            callback.wait()
+
+
 def _seal_and_rotate(phase_dir: Path, checkpoint: Path, best: Path | None) -> None:
     checkpoints.seal(checkpoint)
     checkpoints.rotate(phase_dir, protect=best)
