@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -52,6 +53,16 @@ PrecisionOpt = Annotated[
 ]
 
 
+def _left_to_rank_0(err: UserError) -> bool:
+    """Under accelerate launch an error every process raised together (run.distributed.CommonError) is printed once,
+    by rank 0. Read from the environment first: a single process never imports torch just to print an error."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    from nlp_transfer.run.distributed import CommonError, launch_rank
+
+    return isinstance(err, CommonError) and launch_rank() != 0
+
+
 def reports_errors(command: F) -> F:
     """UserError -> one line on stderr, exit 2; Ctrl-C -> exit 130; any other error is a bug in nlp-transfer -> one
     line asking for a report, exit 1. --debug re-raises for the traceback."""
@@ -63,7 +74,8 @@ def reports_errors(command: F) -> F:
         except UserError as err:
             if STATE["debug"]:
                 raise
-            typer.echo(f"error: {err}", err=True)
+            if not _left_to_rank_0(err):
+                typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt as err:
             if STATE["debug"]:

@@ -66,6 +66,8 @@ class Phase:
 
 
 class Method(Protocol):
+    # Optional, read with getattr: `phased = True` for a method that trains in several phases, each saved for a
+    # resumed run to start from (sharded launches refuse it, run.sharding); `check_data(prepared)` (ARCHITECTURE.md).
     def __init__(self, config: Any) -> None: ...
 
     def prepare(self, model: nn.Module, task: Any) -> nn.Module: ...

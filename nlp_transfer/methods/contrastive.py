@@ -103,6 +103,8 @@ class PairCollator:
 
 
 class Contrastive:
+    phased = True  # several phases, each saved for a resumed run (sharded launches refuse it: run.sharding)
+
     def __init__(self, config: ContrastiveMethod) -> None:
         self.config = config
 

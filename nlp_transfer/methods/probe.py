@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 from transformers import default_data_collator
 
 from nlp_transfer.core.errors import UserError
+from nlp_transfer.core.hardware import training_device
 from nlp_transfer.data.cache import content_key
 from nlp_transfer.methods.architectures import (
     Architecture,
@@ -83,8 +83,9 @@ def features_phase(
 
     def build() -> PhaseInputs:
         started = time.perf_counter()
-        device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else None
-        if device is not None:
+        # Features are extracted where the Trainer will train: never on a GPU the recipe told to leave alone.
+        device = training_device(use_cpu=bool(context.train.trainer.get("use_cpu", False)))
+        if device.type != "cpu":
             model.to(device)
         fingerprint = encoder_fingerprint(model.base_model)
         splits, hits = {}, {}

@@ -24,6 +24,8 @@ from nlp_transfer.recipe import ProbeThenFinetuneMethod
 
 
 class ProbeThenFinetune:
+    phased = True  # several phases, each saved for a resumed run (sharded launches refuse it: run.sharding)
+
     def __init__(self, config: ProbeThenFinetuneMethod) -> None:
         self.config = config
 

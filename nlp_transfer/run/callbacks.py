@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -51,15 +52,54 @@ class SaveEvery(TrainerCallback):
 
 class SealCheckpoints(TrainerCallback):
     """After the Trainer saved checkpoint-<step> (on_save follows every save), seal it and rotate (checkpoints.py):
-    a checkpoint counts only once sealed, and older ones are deleted only after a newer one is."""
+    a checkpoint counts only once sealed, and older ones are deleted only after a newer one is.
+
+    Sealing hashes every file of the checkpoint (gigabytes with the optimizer's state) on the process that saved it.
+    It runs on a thread of its own while training goes on: done in on_save, it would hold that process, and with it
+    every other process of a launch at the next step's collective. One thread takes the saves in order (a seal, then
+    its rotation, then the next), and the phase waits for it at its end (on_train_end), before anything reads which
+    checkpoints are sealed. A crash before a seal is written leaves that checkpoint unsealed: it does not count."""
+
+    def __init__(self) -> None:
+        self.sealer: ThreadPoolExecutor | None = None  # started by the first save, ended with the phase
+        self.pending: list[Future[None]] = []
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if not args.should_save:  # only the process that writes checkpoints seals them
             return
         phase_dir = Path(str(args.output_dir))
-        checkpoints.seal(phase_dir / f"checkpoint-{state.global_step}")
-        best = state.best_model_checkpoint
-        checkpoints.rotate(phase_dir, protect=Path(best) if best else None)
+        checkpoint = phase_dir / f"checkpoint-{state.global_step}"
+        best = Path(state.best_model_checkpoint) if state.best_model_checkpoint else None
+        if self.sealer is None:
+            self.sealer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seal-checkpoints")
+        self.pending.append(self.sealer.submit(_seal_and_rotate, phase_dir, checkpoint, best))
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.wait()
+
+    def wait(self) -> None:
+        """Every seal asked for so far is written (an error in one is raised here); the thread ends."""
+        pending, self.pending = self.pending, []
+        try:
+            for seal in pending:
+                seal.result()
+        finally:
+            if self.sealer is not None:
+                self.sealer.shutdown(wait=True)
+                self.sealer = None
+
+
+def finish_seals(callbacks: list[TrainerCallback]) -> None:
+    """Before reading which checkpoints are sealed while the Trainer still runs (a diverged run names its last
+    good one): the seals asked for so far are written."""
+    for callback in callbacks:
+        if isinstance(callback, SealCheckpoints):
+            callback.wait()
+
+
+def _seal_and_rotate(phase_dir: Path, checkpoint: Path, best: Path | None) -> None:
+    checkpoints.seal(checkpoint)
+    checkpoints.rotate(phase_dir, protect=best)
 
 
 class StopOnRequest(TrainerCallback):

@@ -12,15 +12,39 @@ is on CPU, so setup() says so when several processes start without CUDA.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
+
+from nlp_transfer.core.errors import UserError
+
+T = TypeVar("T")
+
+
+class CommonError(UserError):
+    """Bad input that every process of a launch raises together (rank 0 decided it, or the launch itself is
+    refused): the command line prints it once, from the main process, instead of once per process."""
 
 
 def launched() -> bool:
     """Started by accelerate launch / torchrun with more than one process."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def launch_rank() -> int:
+    """This process's rank as the launcher set it (0 when not launched), read without joining the others."""
+    return int(os.environ.get("RANK", "0")) if launched() else 0
+
+
+def refuse_launch(command: str, why: str) -> None:
+    """A command that does not run under several processes says so in one line, before anything starts."""
+    if launched():
+        raise CommonError(
+            f"{command} under accelerate launch: {why}; run `nlp-transfer {command}` without accelerate launch "
+            "(one process, one device)"
+        )
 
 
 def setup() -> None:
@@ -71,3 +95,21 @@ def rank_and_world() -> tuple[int, int]:
         return 0, 1
     state = _state()
     return int(state.process_index), int(state.num_processes)
+
+
+def decide(work: Callable[[], T]) -> T:
+    """Rank 0 runs `work` (reading its own disk: the others may not share it) and every process gets its answer,
+    or the same one-line refusal. Without a launch, just `work()`."""
+    if not launched():
+        return work()
+    answer: T | None = None
+    problem: str | None = None
+    if is_main():
+        try:
+            answer = work()
+        except UserError as err:
+            problem = str(err)
+    problem, answer = agree((problem, answer))
+    if problem is not None:
+        raise CommonError(problem)
+    return answer

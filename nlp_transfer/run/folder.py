@@ -13,7 +13,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.files import read_json_or_empty, sha256_file, write_atomically
 from nlp_transfer.methods.lora import ADAPTER_CONFIG_FILE, BASE_CONFIG_FILE, MERGED_DIR
 from nlp_transfer.methods.probe import PROBE_FILE
+from nlp_transfer.run import distributed
 
 # ---- every file of a run folder, named once --------------------------------------------------------------------
 STATUS_FILE = "run_status.json"  # running / complete / failed / interrupted; written last on success
@@ -58,7 +59,9 @@ LAYOUT_MARKERS = (("adapter", ADAPTER_CONFIG_FILE), ("probe", PROBE_FILE), ("pla
 @dataclass
 class RunFolder:
     path: Path
-    writer: bool = True  # False in the extra processes of a multi-process run: only the main one writes
+    # Under accelerate launch only the main process writes (the others would race on the same files): a folder
+    # opened anywhere without saying otherwise writes from the main process only.
+    writer: bool = field(default_factory=distributed.is_main)
 
     @property
     def state(self) -> str | None:

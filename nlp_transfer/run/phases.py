@@ -8,7 +8,6 @@ continues from its last good checkpoint.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -17,13 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import safetensors.torch
-from torch import nn
 from transformers import TrainerCallback
 
-from nlp_transfer.core.errors import UserError
 from nlp_transfer.methods import PhaseContext, parameter_counts
-from nlp_transfer.run import checkpoints, distributed, interruption, report
+from nlp_transfer.run import distributed, interruption, phase_records, report
 from nlp_transfer.run.card import model_card
 from nlp_transfer.run.card_usage import example_call
 from nlp_transfer.run.diagnostics import BASELINES, diagnose
@@ -45,9 +41,6 @@ if TYPE_CHECKING:
     from nlp_transfer.run.pipeline import PreparedRun
 
 log = logging.getLogger(__name__)
-
-PHASE_RECORD = "phase_finished.json"  # in checkpoints/<phase>: its metrics and log, written after its weights
-PHASE_WEIGHTS = "phase_finished.safetensors"  # the whole model as the phase left it (the next phase starts there)
 
 
 @dataclass
@@ -77,6 +70,8 @@ def train_and_save(
     history: list[dict[str, Any]] = []
     seen: Any = None  # what the last evaluation's metric saw (the task's batch-by-batch metric), for the figures
     planned = setup.method.phases(setup.model, context)
+    # Resuming: rank 0 reads the phase records and checkpoints, every process does what it decided.
+    plan = phase_records.decide_resume(folder.path, [p.name for p in planned]) if resume else {}
     for index, phase in enumerate(planned):
         log.info("phase %s", phase.name)
         phase_started = time.perf_counter()
@@ -91,17 +86,21 @@ def train_and_save(
             main_metric=recipe.train.metric_for_best,
             extra_callbacks=callbacks,
         )
-        finished = _finished_phase(phase_dir, setup.model) if resume else None
+        decided = plan.get(phase.name)
+        finished = decided.finished if decided is not None else None
         if finished is not None:
+            phase_records.load_finished(setup.model, phase_dir)
             log.info("phase %s finished before the interruption: not trained again", phase.name)
             phases[phase.name] = finished["metrics"]
             history += finished["history"]
             continue
-        start = _resume_point(phase_dir) if resume else None
+        start = decided.checkpoint if decided is not None else None
         with interruption.training():
-            train_output = trainer.train(resume_from_checkpoint=str(start) if start else None)
+            train_output = trainer.train(resume_from_checkpoint=start)
         if stopped_on_request(trainer):  # on any process: every process stops here together
-            raise interruption.RunInterrupted(_how_to_resume(setup, folder, trainer, phase.name))
+            raise interruption.RunInterrupted(
+                phase_records.stopped_message(folder.path, phase.name, trainer.state.global_step, setup.loaded.path)
+            )
         # The log of training itself (the evaluations below score the kept checkpoint again, after the fact).
         phase_history = [{"phase": phase.name, **entry} for entry in trainer.state.log_history]
         report.quiet_progress(trainer)
@@ -119,7 +118,7 @@ def train_and_save(
         seen = trainer.compute_metrics  # the task's batch-by-batch metric keeps what it saw
         history += phase_history
         if index < len(planned) - 1 and folder.writer:  # a later phase may be interrupted: keep this one's result
-            _finish_phase(phase_dir, setup.model, phases[phase.name], phase_history)
+            phase_records.record_finished(phase_dir, setup.model, phases[phase.name], phase_history)
     last = phases[phase.name]
     # Decisions tuned on the eval split by the final evaluation (multi-label thresholds) hold for the test split.
     decisions = setup.prepared.settle() if setup.prepared.settle is not None else None
@@ -199,39 +198,3 @@ def _diagnostics(
         final=final,
     )
     return {"metric": metric, **found}
-
-
-def _finish_phase(phase_dir: Path, model: nn.Module, metrics: dict[str, Any], history: list[dict[str, Any]]) -> None:
-    phase_dir.mkdir(parents=True, exist_ok=True)
-    safetensors.torch.save_model(model, str(phase_dir / PHASE_WEIGHTS))
-    RunFolder(phase_dir).write_json(PHASE_RECORD, {"metrics": metrics, "history": history})
-
-
-def _finished_phase(phase_dir: Path, model: nn.Module) -> dict[str, Any] | None:
-    """The record of a phase that finished before an interruption, with its weights loaded into `model`."""
-    if not (phase_dir / PHASE_RECORD).is_file():
-        return None
-    safetensors.torch.load_model(model, str(phase_dir / PHASE_WEIGHTS))
-    return dict(json.loads((phase_dir / PHASE_RECORD).read_text(encoding="utf-8")))
-
-
-def _resume_point(phase_dir: Path) -> Path | None:
-    """The phase's newest good checkpoint; None when it never saved one (the phase starts over)."""
-    found = checkpoints.last_usable(phase_dir)
-    for skipped in found.skipped:
-        log.warning("resume: %s/%s; falling back to an older checkpoint", phase_dir.name, skipped)
-    if found.checkpoint is None and found.skipped:
-        raise UserError(
-            f"--resume: no usable checkpoint in {phase_dir} ({'; '.join(found.skipped)}); "
-            "start the run again with --overwrite"
-        )
-    log.info("resume: %s", f"from {found.checkpoint}" if found.checkpoint else f"{phase_dir.name} starts over")
-    return found.checkpoint
-
-
-def _how_to_resume(setup: PreparedRun, folder: RunFolder, trainer: Any, phase: str) -> str:
-    saved = checkpoints.last_usable(folder.path / CHECKPOINTS_DIR / phase).checkpoint
-    return (
-        f"stopped at step {trainer.state.global_step} of phase {phase}; checkpoint saved: {saved}. "
-        f"Resume with: nlp-transfer run {setup.loaded.path} --resume --output-dir {folder.path}"
-    )

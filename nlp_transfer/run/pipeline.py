@@ -37,6 +37,7 @@ from nlp_transfer.recipe import LoadedRecipe
 from nlp_transfer.run import distributed
 from nlp_transfer.run.acceleration import training_precision
 from nlp_transfer.run.arguments import training_arguments
+from nlp_transfer.run.cell import clean_cell
 from nlp_transfer.run.contextual import contextual_operation
 from nlp_transfer.run.disk import bytes_needed, check_room
 from nlp_transfer.run.folder import (
@@ -87,6 +88,11 @@ class PreparedRun:
 
 
 def run(loaded: LoadedRecipe, options: RunOptions) -> RunResult:
+    with clean_cell():  # studies run many in one process: each starts clean and gives back what it took
+        return _run(loaded, options)
+
+
+def _run(loaded: LoadedRecipe, options: RunOptions) -> RunResult:
     recipe = loaded.recipe
     quiet_library_bars()
     distributed.setup()  # under accelerate launch / torchrun: join the other processes first
@@ -171,7 +177,8 @@ def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
         **prepared.model_kwargs,
     )
     model = method.prepare(pretrained, task)
-    check_sharding(model, recipe.method.name)  # FSDP / ZeRO-3 launches gather plain models only
+    # FSDP / ZeRO-3 launches gather plain, single-phase models only
+    check_sharding(model, recipe.method.name, phased=bool(getattr(method, "phased", False)))
     check_data = getattr(method, "check_data", None)  # a method that needs more of the data (contrastive pairs)
     if check_data is not None:
         check_data(prepared)

@@ -2,9 +2,12 @@
 across the processes, so the main process cannot save them alone. Every process takes part in gathering them
 (gathered_model), and the main process saves a whole copy: the run folder is the same plain model folder as ever.
 
-Only methods whose model is a plain transformers model (full, unfreeze_last, scratch, probe_then_finetune) are
-gathered this way; LoRA and pooled probes train a few weights of a model that fits one GPU, where DDP or ZeRO-2 is
-the right tool, and are refused under sharding before anything is written.
+Only single-phase methods whose model is a plain transformers model (full, unfreeze_last, scratch) are gathered
+this way; LoRA and pooled probes train a few weights of a model that fits one GPU, where DDP or ZeRO-2 is the right
+tool, and are refused under sharding before anything is written. So are methods that train in several phases
+(probe_then_finetune): each phase's result is saved for a resumed run to start from and loaded back into the model,
+and neither a save by the main process alone nor a load into sharded weights would be whole; their model fits one
+GPU too.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ def sharding_requested() -> str | None:
     return None
 
 
-def check_sharding(model: nn.Module, method: str) -> None:
+def check_sharding(model: nn.Module, method: str, phased: bool = False) -> None:
+    """Refuse, before anything is written, what a sharded launch cannot save whole. `phased`: the method trains in
+    several phases, each saved between them (Method.phased)."""
     kind = sharding_requested()
     if kind is None:
         return
@@ -47,6 +52,12 @@ def check_sharding(model: nn.Module, method: str) -> None:
             f"method {method} under {kind}: sharding is for models too large for one GPU, and a {method} model is "
             "not a plain transformers model to gather; launch with configs/accelerate/ddp.yaml or "
             "deepspeed_zero2.yaml instead"
+        )
+    if phased:
+        raise UserError(
+            f"method {method} under {kind}: its phases are saved between them and reloaded on resume, which sharded "
+            "weights do not support; launch with configs/accelerate/ddp.yaml or deepspeed_zero2.yaml (its model "
+            "fits one GPU), or use method full"
         )
 
 

@@ -10,6 +10,13 @@ from transformers import TrainerCallback
 from nlp_transfer.core.errors import UserError
 
 _SET_BY_US: dict[str, str] = {}  # environment variables this process set for an earlier run's trackers
+# Every variable set here; run.cell puts them back as they were once a run is over.
+ENVIRONMENT = ("MLFLOW_TRACKING_URI", "MLFLOW_ALLOW_FILE_STORE", "WANDB_DIR")
+
+
+def forget() -> None:
+    """The run is over and its variables restored (run.cell): none of them is ours any more."""
+    _SET_BY_US.clear()
 
 
 def _default_env(name: str, value: str) -> bool:

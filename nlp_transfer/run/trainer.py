@@ -35,6 +35,7 @@ from nlp_transfer.run.callbacks import (
     SaveEvery,
     SealCheckpoints,
     StopOnRequest,
+    finish_seals,
 )
 from nlp_transfer.run.folder import CHECKPOINTS_DIR, TRAINER_LOG
 from nlp_transfer.run.sampling import SortedRandomBatches
@@ -115,6 +116,7 @@ class TaskTrainer(Trainer):
             return found
         step = self.state.global_step + 1
         if len(self.skipped_batches) >= self.skip_nonfinite_batches:
+            finish_seals(self.callback_handler.callbacks)  # a seal still being hashed counts
             last = checkpoints.last_usable(Path(str(self.args.output_dir))).checkpoint
             sys.stderr.write("\n")  # the progress bar stops mid-line
             value = loss.item()

@@ -3,6 +3,10 @@
 Each cell is a normal run (pipeline.run) into <compare dir>/runs/<method>-n<size>-s<seed>. Its metrics go into
 compare.json as soon as it finishes and its run folder is deleted (36 MiniLM runs would fill 3 GB), so an interrupted
 compare keeps every finished cell, and re-running it with the same --output-dir skips them.
+
+Under `accelerate launch` every process trains every cell together (pipeline.run: rank 0 writes the run folder);
+rank 0 alone reads compare.json and decides what is left to train, writes the record, the table and the plot,
+deletes finished run folders, and prints.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from nlp_transfer.core.errors import UserError, did_you_mean
 from nlp_transfer.core.files import check_output_folder
 from nlp_transfer.methods import METHODS
 from nlp_transfer.recipe import LoadedRecipe, replace_method
+from nlp_transfer.run import distributed
 from nlp_transfer.studies.compare_report import aggregate, learning_rate_label, markdown_report, plot_learning_curve
 
 # Used when the recipe's own method is another one: train.learning_rate was tuned for that method, and a frozen
@@ -72,47 +77,63 @@ def run_compare(loaded: LoadedRecipe, options: CompareOptions) -> Path:
     from nlp_transfer.run.pipeline import RunOptions, run
 
     recipe = loaded.recipe
-    folder = options.output_dir or Path(recipe.output.root) / f"compare-{loaded.name}-{_timestamp()}"
-    check_output_folder(folder, "--output-dir")  # before any cell trains: a file above it, an unwritable place
+    distributed.setup()  # under accelerate launch: join the other processes before deciding anything
+    main = distributed.is_main()
+    say = print if main else _silent  # one voice, not one per process
+    folder = distributed.agree(options.output_dir or Path(recipe.output.root) / f"compare-{loaded.name}-{_timestamp()}")
+    # before any cell trains: a file above it, an unwritable place
+    distributed.decide(lambda: check_output_folder(folder, "--output-dir"))
     info = _data_info(loaded)
     info["per_class"] = options.per_class
     pool = info["smallest_class"] if options.per_class else info["train_pool"]
-    sizes = _clamp(options.train_sizes, pool, recipe.data.max_train_samples)
+    sizes = _clamp(options.train_sizes, pool, recipe.data.max_train_samples, say)
     seeds = [recipe.train.seed + i for i in range(options.seeds)]
     info.update(seeds=seeds, metric=recipe.train.metric_for_best)
-    record = _open_record(folder / "compare.json", loaded, info)
+    record = distributed.decide(lambda: _open_record(folder / "compare.json", loaded, info))
     done = {_key(cell) for cell in record["cells"]}
     grid = [(size, method, seed) for size in sizes for method in options.methods for seed in seeds]
-    print(f"compare folder: {folder} ({len(grid)} runs; re-run with --output-dir {folder} to resume)")
+    say(f"compare folder: {folder} ({len(grid)} runs; re-run with --output-dir {folder} to resume)")
 
     try:
         for number, (size, method, seed) in enumerate(grid, start=1):
             where = f"[{number}/{len(grid)}] {method}, {size:,} examples, seed {seed}"
             if (method, size, seed) in done:
-                print(f"{where}: skipping, already in compare.json")
+                say(f"{where}: skipping, already in compare.json")
                 continue
             cell_recipe = _cell_recipe(loaded, method, size, seed, options.per_class)
-            print(f"{where}: training (learning rate {learning_rate_label(_learning_rates(cell_recipe))})")
+            say(f"{where}: training (learning rate {learning_rate_label(_learning_rates(cell_recipe))})")
             where_to = folder / "runs" / f"{method}-n{size}-s{seed}"
             # One line per cell (below), not one per evaluation: a contrastive head evaluates every epoch.
             result = run(cell_recipe, RunOptions(output_dir=where_to, overwrite=True, callbacks=[QuietProgress()]))
             rows_trained = size * info["labels"] if options.per_class else size
             cell = _cell(cell_recipe, size, result.metrics, rows_trained)
             record["cells"].append(cell)
-            _write_json(folder / "compare.json", record)  # after every cell: an interruption keeps what finished
-            if not options.keep_runs:
+            if main:
+                _write_json(folder / "compare.json", record)  # after every cell: an interruption keeps what finished
+            if main and not options.keep_runs:
                 shutil.rmtree(result.run_dir, ignore_errors=True)
                 with contextlib.suppress(OSError):  # an empty runs/ is clutter; the next run makes it again
                     (folder / "runs").rmdir()
-            print(f"{where}: eval {info['metric']} {cell['value']:.4f} in {cell['train_wall_seconds']:.1f}s")
+            say(f"{where}: eval {info['metric']} {cell['value']:.4f} in {cell['train_wall_seconds']:.1f}s")
             if cell.get("overfitting"):
-                print(f"{where}: note: {cell['overfitting']}")
+                say(f"{where}: note: {cell['overfitting']}")
     except KeyboardInterrupt:
-        print(
-            f"interrupted: compare.json keeps {len(record['cells'])} finished runs; resume with --output-dir {folder}"
-        )
+        say(f"interrupted: compare.json keeps {len(record['cells'])} finished runs; resume with --output-dir {folder}")
         raise
 
+    if main:
+        _write_report(loaded, options, folder, record, info, grid)
+    return folder
+
+
+def _write_report(
+    loaded: LoadedRecipe,
+    options: CompareOptions,
+    folder: Path,
+    record: dict[str, Any],
+    info: dict[str, Any],
+    grid: list[tuple[int, str, int]],
+) -> None:
     wanted = {(method, size, seed) for size, method, seed in grid}
     rows = aggregate([cell for cell in record["cells"] if _key(cell) in wanted])
     report = markdown_report(rows, info)
@@ -124,7 +145,10 @@ def run_compare(loaded: LoadedRecipe, options: CompareOptions) -> Path:
         print(f"wrote {folder / 'compare.md'}, {folder / 'learning_curve.png'} and compare.json")
     else:
         print(f"wrote {folder / 'compare.md'} and compare.json; matplotlib is missing, so no PNG")
-    return folder
+
+
+def _silent(*args: Any, **kwargs: Any) -> None:
+    """print() for the processes of a launch other than the main one."""
 
 
 def _data_info(loaded: LoadedRecipe) -> dict[str, Any]:
@@ -159,13 +183,13 @@ def _data_info(loaded: LoadedRecipe) -> dict[str, Any]:
     }
 
 
-def _clamp(sizes: list[int] | None, pool: int, recipe_limit: int | None) -> list[int]:
+def _clamp(sizes: list[int] | None, pool: int, recipe_limit: int | None, say: Any = print) -> list[int]:
     """Sizes past the pool would all train on the same rows: they become the pool size (said once, here)."""
     if sizes is None:
         return [min(recipe_limit or pool, pool)]
     for size in sizes:
         if size > pool:
-            print(f"note: --train-sizes {size} is more than the {pool:,} training rows; that run uses all of them")
+            say(f"note: --train-sizes {size} is more than the {pool:,} training rows; that run uses all of them")
     return sorted({min(size, pool) for size in sizes})
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.recipe import LoadedRecipe
+from nlp_transfer.run import distributed
 from nlp_transfer.studies.adapt.chain import AdaptOptions, chain_rows, output_dir, run_rows
 from nlp_transfer.studies.adapt.table import save_table
 
@@ -23,6 +24,9 @@ class AdaptResult:
 
 def run_adaptation(loaded: LoadedRecipe, options: AdaptOptions, all_rows: bool) -> AdaptResult:
     """The recipe's own chain (`run`), or every row its stages allow (`adapt`), as one saved table."""
+    distributed.refuse_launch(
+        "adapt", "its stages hand models and pseudo-labels from one to the next through files of one process"
+    )
     if loaded.recipe.adapt is None:
         raise UserError(f"{loaded.path}: no adapt section; add adapt: {{target: ..., stages: [...]}} (see recipes/)")
     rows = run_rows(loaded, chain_rows(loaded.recipe.adapt, all_rows), options)

@@ -16,6 +16,7 @@ from typing import Any
 
 from nlp_transfer.core.files import check_output_folder
 from nlp_transfer.recipe import LoadedRecipe, lower_is_better
+from nlp_transfer.run import distributed
 from nlp_transfer.studies.tune.report import Study, write_report
 from nlp_transfer.studies.tune.space import SearchSpace
 from nlp_transfer.studies.tune.storage import default_storage, open_storage, open_study, shown
@@ -36,6 +37,8 @@ class TuneResult:
 
 
 def run_tune(loaded: LoadedRecipe, options: TuneOptions) -> TuneResult:
+    # Optuna asks and records each trial in one process; several tune workers share a study instead (--storage).
+    distributed.refuse_launch("tune", "each process would ask Optuna for trials of its own")
     space = SearchSpace(loaded)  # no tune section, or a field no trial could train with: one line, nothing written
     space.check()
     tune = loaded.recipe.tune
