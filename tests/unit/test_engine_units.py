@@ -17,8 +17,15 @@ from sklearn.metrics import f1_score
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.run import checkpoints
 from nlp_transfer.run.callbacks import StopOnRequest
+from nlp_transfer.run.folder import CHECKPOINTS_DIR
 from nlp_transfer.run.interruption import STOP
-from nlp_transfer.run.phases import PHASE_RECORD, PHASE_WEIGHTS, _finish_phase, _finished_phase, _resume_point
+from nlp_transfer.run.phase_records import (
+    PHASE_RECORD,
+    PHASE_WEIGHTS,
+    decide_resume,
+    load_finished,
+    record_finished,
+)
 from nlp_transfer.run.trainer import TaskTrainer
 from nlp_transfer.tasks import thresholds
 
@@ -82,6 +89,21 @@ def test_settled_thresholds_stop_following_the_evaluations_and_round_trip_throug
 # ---- resume decisions ------------------------------------------------------------------------------------------
 
 
+def _resume_point(phase_dir: Path) -> Path | None:
+    """Where a resumed run restarts this phase (phase_records decides it for every phase of a run folder, whose
+    phases live in <run>/checkpoints/<phase>)."""
+    checkpoint = decide_resume(phase_dir.parent.parent, [phase_dir.name])[phase_dir.name].checkpoint
+    return None if checkpoint is None else Path(checkpoint)
+
+
+def _finished_phase(phase_dir: Path, model: torch.nn.Module) -> dict | None:
+    """The record of a finished phase, its weights loaded into `model`; None when the phase must train."""
+    finished = decide_resume(phase_dir.parent.parent, [phase_dir.name])[phase_dir.name].finished
+    if finished is not None:
+        load_finished(model, phase_dir)
+    return finished
+
+
 def _checkpoint(phase_dir: Path, step: int, sealed: bool) -> Path:
     folder = phase_dir / f"checkpoint-{step}"
     folder.mkdir(parents=True)
@@ -94,7 +116,7 @@ def _checkpoint(phase_dir: Path, step: int, sealed: bool) -> Path:
 def test_resume_takes_the_newest_sealed_checkpoint_and_says_what_it_skipped(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    phase_dir = tmp_path / "train"
+    phase_dir = tmp_path / CHECKPOINTS_DIR / "train"
     good = _checkpoint(phase_dir, 4, sealed=True)
     damaged = _checkpoint(phase_dir, 8, sealed=True)
     (damaged / "model.safetensors").write_bytes(b"changed after the seal")
@@ -105,17 +127,17 @@ def test_resume_takes_the_newest_sealed_checkpoint_and_says_what_it_skipped(
 
 
 def test_resume_starts_a_phase_over_without_checkpoints_and_refuses_when_none_is_usable(tmp_path: Path) -> None:
-    assert _resume_point(tmp_path / "never-saved") is None
-    _checkpoint(tmp_path / "train", 4, sealed=False)
+    assert _resume_point(tmp_path / CHECKPOINTS_DIR / "never-saved") is None
+    _checkpoint(tmp_path / CHECKPOINTS_DIR / "train", 4, sealed=False)
     with pytest.raises(UserError, match="no usable checkpoint"):
-        _resume_point(tmp_path / "train")
+        _resume_point(tmp_path / CHECKPOINTS_DIR / "train")
 
 
 def test_a_finished_phase_is_not_trained_again_and_comes_back_with_its_weights(tmp_path: Path) -> None:
-    phase_dir = tmp_path / "probe"
+    phase_dir = tmp_path / CHECKPOINTS_DIR / "probe"
     assert _finished_phase(phase_dir, torch.nn.Linear(3, 2)) is None  # not finished: train it
     trained = torch.nn.Linear(3, 2)
-    _finish_phase(phase_dir, trained, {"eval": {"eval_loss": 0.5}}, [{"step": 1, "loss": 0.7}])
+    record_finished(phase_dir, trained, {"eval": {"eval_loss": 0.5}}, [{"step": 1, "loss": 0.7}])
     assert {p.name for p in phase_dir.iterdir()} >= {PHASE_RECORD, PHASE_WEIGHTS}
     fresh = torch.nn.Linear(3, 2)
     found = _finished_phase(phase_dir, fresh)
