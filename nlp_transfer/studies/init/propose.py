@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from nlp_transfer.core.errors import UserError
+from nlp_transfer.data.readers import SUFFIX_FORMATS
 from nlp_transfer.studies.init.profile import (
     LABEL_HINTS,
     Profile,
@@ -52,8 +53,14 @@ class Proposal:
 
 def propose(profile: Profile, options: Any) -> Proposal:
     columns = profile.columns
-    if options.task == "qa" or {"question", "context", "answers"} <= set(columns):
+    squad = {"question", "context", "answers"}
+    if squad <= set(columns):
         return _qa(profile, options)
+    if options.task == "qa":
+        raise UserError(
+            f"--task qa: question answering reads question, context and answers columns (SQuAD layout), but the "
+            f"columns are {', '.join(columns)}; drop --task qa, or pass a SQuAD-style file"
+        )
     text, pair = _texts(profile, options)
     labels = _labels(profile, options, {text, pair})
     proposal = Proposal(task={}, data={}, train={})
@@ -63,7 +70,7 @@ def propose(profile: Profile, options: Any) -> Proposal:
         proposal.task["text_pair"] = pair
         proposal.say("task.text_pair", "a second text column: the model reads the two as a pair")
     _label_fields(profile, labels, proposal)
-    train_rows = _splits(profile, proposal)
+    train_rows = _splits(profile, proposal, options)
     _lengths(profile, text, pair, options, proposal)
     _training(train_rows, options, proposal)
     return proposal
@@ -127,6 +134,11 @@ def _shape(profile: Profile, labels: list[str], forced: str | None, proposal: Pr
             {str(v).strip().lower() for v in vs} <= {"0", "1", "0.0", "1.0", "true", "false"} for vs in columns.values()
         )
         numeric = all(_all_numbers(vs) for vs in columns.values())
+        if forced == "regression" and not numeric:
+            raise UserError(
+                f"--task regression: --label {','.join(labels)} are not all numbers; regression predicts numbers: "
+                "name numeric columns, or drop --task"
+            )
         shape = forced or ("multi_label" if binary else "regression" if numeric else "")
         if not shape:
             raise UserError(
@@ -139,6 +151,12 @@ def _shape(profile: Profile, labels: list[str], forced: str | None, proposal: Pr
     values = [v for v in rows[labels[0]] if v is not None and str(v).strip() != ""]
     if not values:
         raise UserError(f"--label {labels[0]}: the column is empty; name the label column with --label")
+    if forced == "regression" and not _all_numbers(values):
+        sample = next(v for v in values if not _all_numbers([v]))
+        raise UserError(
+            f"--task regression: the label column {labels[0]} holds text ({str(sample)[:30]!r}), not numbers; "
+            "regression predicts numbers: drop --task regression to classify, or name a numeric column with --label"
+        )
     if forced:
         proposal.say("task.name", f"{forced} (--task)")
         return forced
@@ -254,16 +272,32 @@ def _balance(counts: dict[str, int], what: str, proposal: Proposal) -> None:
 
 def _entry(source: Source, **extra: Any) -> Any:
     fields = {"path": source.reference}
-    if source.format == "label_first":
-        fields["format"] = "label_first"
+    if source.format != SUFFIX_FORMATS.get(source.path.suffix.lower(), "text"):
+        fields["format"] = source.format  # label_first lines, or a tab-separated .txt
     if source.class_of_file is not None:
         fields["label"] = source.class_of_file
     fields |= extra
     return fields["path"] if len(fields) == 1 else fields
 
 
-def _splits(profile: Profile, proposal: Proposal) -> int:
-    """data: train (and eval/test from a split column or files beside it); returns the training rows."""
+def _splits(profile: Profile, proposal: Proposal, options: Any) -> int:
+    """data: train (and eval/test from a split column or files beside it, else held out); returns the training
+    rows."""
+    rows = _split_files(profile, proposal)
+    data, source = proposal.data, profile.sources[0]
+    if source.columns:
+        data["columns"] = source.columns
+    if options.delimiter:
+        data["delimiter"] = options.delimiter
+    if options.encoding:
+        data["encoding"] = options.encoding
+    elif source.encoding != "utf-8":
+        data["encoding"] = source.encoding
+        proposal.say("data.encoding", f"the file is not valid utf-8; read as {source.encoding} (or pass --encoding)")
+    return rows
+
+
+def _split_files(profile: Profile, proposal: Proposal) -> int:
     data, sources, source = proposal.data, profile.sources, profile.sources[0]
     split_column = next((c.name for c in profile.columns.values() if c.kind == "split"), None)
     if split_column is not None and len(sources) == 1:
@@ -285,18 +319,22 @@ def _splits(profile: Profile, proposal: Proposal) -> int:
             lines = _labels_beside(other.path, beside) if source.label_lines else None
             data[split] = _entry(other, **({"label_lines": lines} if lines else {}))
             proposal.say(f"data.{split}", "the file beside the training file")
+    rows = len(profile.rows)
+    if "test" not in data:
+        fraction = 0.2 if rows < 1000 else 0.1
+        data["test_fraction"] = fraction
+        held = rows - round(rows * (1 - fraction))
+        proposal.say(
+            "data.test_fraction",
+            f"no test file: {held:,} rows ({fraction:.0%}) are held out as the test split, scored once at the end on "
+            "rows that picked nothing (the number to report)",
+        )
+        rows -= held
     if "eval" not in data:
-        fraction = 0.2 if len(profile.rows) < 1000 else 0.1
+        fraction = 0.2 if rows < 1000 else 0.1
         data["eval_fraction"] = fraction
         proposal.say("data.eval_fraction", f"no dev file: {fraction:.0%} of the rows are held out for evaluation")
-        rows = round(len(profile.rows) * (1 - fraction))
-    else:
-        rows = len(profile.rows)
-    if source.columns:
-        data["columns"] = source.columns
-    if source.encoding != "utf-8":
-        data["encoding"] = source.encoding
-        proposal.say("data.encoding", f"the file is not valid utf-8; read as {source.encoding}")
+        rows = round(rows * (1 - fraction))
     return rows
 
 
@@ -362,7 +400,7 @@ def _training(rows: int, options: Any, proposal: Proposal) -> None:
 def _qa(profile: Profile, options: Any) -> Proposal:
     proposal = Proposal(task={"name": "qa", "max_length": 384, "stride": 128}, data={}, train={})
     proposal.say("task.name", "qa: question, context and answers columns (SQuAD layout)")
-    rows = _splits(profile, proposal)
+    rows = _splits(profile, proposal, options)
     _training(rows, options, proposal)
     proposal.about.append(f"{len(profile.rows):,} questions")
     return proposal
