@@ -30,7 +30,7 @@ from nlp_transfer.core.quiet import held_records
 from nlp_transfer.data.assets import Asset, default_data_root, resolve_model
 from nlp_transfer.data.augment import augment_training_split
 from nlp_transfer.data.loading import LoadedData, load_data
-from nlp_transfer.methods import METHODS, Method
+from nlp_transfer.methods import METHODS, Method, check_serves
 from nlp_transfer.methods.base import check_on_skeleton
 from nlp_transfer.methods.pretrained import check_against_model, load_config, load_model, load_tokenizer, skeleton
 from nlp_transfer.recipe import LoadedRecipe
@@ -128,6 +128,7 @@ def run(loaded: LoadedRecipe, options: RunOptions) -> RunResult:
 def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
     recipe = loaded.recipe
     training_arguments(recipe.train, Path("unused"))  # reject bad train.trainer settings before any work
+    check_serves(METHODS[recipe.method.name], recipe.method.name, recipe.task.name)
     task = TASKS[recipe.task.name](recipe.task)
     method = METHODS[recipe.method.name](recipe.method)
     set_seed(recipe.train.seed)  # before the head is initialised
