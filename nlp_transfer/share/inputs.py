@@ -97,8 +97,12 @@ def validated_inputs(
     """Command-line inputs, then the file's rows: every one checked (`check` raises UserError) and counted first."""
     if file is not None:
         check_stream(file, options, "--file")
-    elif keep is not None:
-        raise UserError("predict: --keep names columns of a --file to write beside its predictions; give a --file")
+    else:
+        for option, value in (("--keep", keep), ("--columns", options.columns), ("--delimiter", options.delimiter)):
+            if value is not None:
+                raise UserError(
+                    f"predict {option}: it is about the columns of a --file; give a --file or drop {option}"
+                )
     columns = matched_columns(file, roles, options, keep) if file is not None else FileColumns()
 
     def stream() -> Iterator[tuple[str, Item, Source]]:

@@ -159,7 +159,7 @@ def test_predictions_keep_the_files_columns_and_write_the_table_the_name_asks_fo
         "--keep stras",
         "did you mean 'stars'",
     )
-    user_error(invoke("predict", run, "good", "--keep", "id"), "--keep names columns of a --file")
+    user_error(invoke("predict", run, "good", "--keep", "id"), "predict --keep", "give a --file")
 
 
 def test_bad_files_are_one_line_errors_and_leave_no_output(models: dict[str, Path], tmp_path: Path) -> None:
