@@ -54,6 +54,7 @@ from nlp_transfer.run.phases import RunResult, train_and_save
 from nlp_transfer.run.record import environment_record
 from nlp_transfer.run.resume import check_resumable, resume_target
 from nlp_transfer.run.sharding import check_sharding
+from nlp_transfer.run.trackers import check_trackers
 from nlp_transfer.tasks import TASKS, PreparedTask, Task
 from nlp_transfer.tasks.extra_metrics import load_extra_metrics
 
@@ -128,6 +129,7 @@ def run(loaded: LoadedRecipe, options: RunOptions) -> RunResult:
 def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
     recipe = loaded.recipe
     training_arguments(recipe.train, Path("unused"))  # reject bad train.trainer settings before any work
+    check_trackers(recipe.train.report_to)  # a tracker that is not installed, before the run folder exists
     check_serves(METHODS[recipe.method.name], recipe.method.name, recipe.task.name)
     task = TASKS[recipe.task.name](recipe.task)
     method = METHODS[recipe.method.name](recipe.method)
