@@ -185,3 +185,12 @@ def test_init_refuses_what_it_cannot_honestly_propose(tmp_path: Path, tiny_model
         out = tmp_path / "never.yaml"
         line = user_error(invoke("init", *args, "--model", model, "--out", out), *fragments)
         assert "header row" not in line and not out.exists()
+
+
+def test_a_test_split_is_named_once(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    from tests.conftest import write_recipe
+
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\n" + "".join(f"{s},{i % 2}\n" for i, s in enumerate(_sentences(20))), encoding="utf-8")
+    both = write_recipe(tmp_path, tiny_models["bert"], data, data={"test": str(data), "test_fraction": 0.2})
+    user_error(invoke("validate", both), "data.test and data.test_fraction", "set only one")
