@@ -160,6 +160,7 @@ def test_predictions_keep_the_files_columns_and_write_the_table_the_name_asks_fo
         "did you mean 'stars'",
     )
     user_error(invoke("predict", run, "good", "--keep", "id"), "predict --keep", "give a --file")
+    user_error(invoke("predict", run, "good", "--revision", "main"), "--revision main", "is a local folder")
 
 
 def test_bad_files_are_one_line_errors_and_leave_no_output(models: dict[str, Path], tmp_path: Path) -> None:
