@@ -243,14 +243,17 @@ def test_accelerate_launch_splits_the_file_and_merges_in_order(models: dict[str,
         "predict", models["single"], "--file", path, "--out", single, "--batch-size", 1, "--precision", "fp32"
     )
     assert result.exit_code == 0, result.output
-    launched = tmp_path / "launched.jsonl"
+    launched = tmp_path / "launched.csv"  # the merged shards written as the name asks
     command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
     command += ["--main_process_port", str(free_port())]
     command += ["-m", "nlp_transfer", "predict", str(models["single"]), "--file", str(path), "--out", str(launched)]
     command += ["--batch-size", "1", "--precision", "fp32"]  # windows of 64: five go to one process, five to the other
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    ours = [json.loads(line) for line in launched.read_text().splitlines()]
+    import csv
+
+    with launched.open(encoding="utf-8", newline="") as handle:
+        ours = list(csv.DictReader(handle))
     theirs = [json.loads(line) for line in single.read_text().splitlines()]
     assert [r["text"] for r in ours] == texts
     assert [r["label"] for r in ours] == [r["label"] for r in theirs]
