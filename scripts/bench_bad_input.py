@@ -116,6 +116,17 @@ def bad_inputs(work: Path, run: Path) -> dict[str, list[str]]:
         "predict, tokenizer files deleted": ["predict", str(tokenless), "a gripping film"],
         "predict --out in a missing folder": ["predict", str(run), "a gripping film", "--out",
                                               str(work / "missing" / "p.jsonl")],
+        # Round three (issue 26 section 5): a method given a task it cannot serve, init trusting what it is told,
+        # options that cannot apply, trackers not installed, library chatter before the line.
+        "contrastive on regression": ["run", str(REPO / "recipes" / "emobank_minilm.yaml"), "-o",
+                                      "method.name=contrastive"],
+        "init on a 0-byte file": ["init", str(a_file), "--out", str(work / "never.yaml")],
+        "init --task qa on a classification file": ["init", "sst2/train.tsv", "--task", "qa", "--out",
+                                                    str(work / "never.yaml")],
+        "evaluate --text-pair, single-text model": ["evaluate", str(run), "--data", "sst2/dev.tsv", "--text-pair",
+                                                    "label"],
+        "report_to comet_ml, not installed": ["run", recipe, "-o", "train.report_to=[comet_ml]"],
+        "contextual augmentation, no MLM head": ["run", recipe, "-o", "augment.operations=[contextual]"],
     }  # fmt: skip
 
 

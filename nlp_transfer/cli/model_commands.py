@@ -51,7 +51,17 @@ def predict(
     encoding: EncodingOpt = "utf-8",
     question: Annotated[str | None, typer.Option("--question", help="QA: the question")] = None,
     context: Annotated[str | None, typer.Option("--context", help="QA: the passage that holds the answer")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="write JSONL here instead of stdout")] = None,
+    keep: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--keep",
+            help="--file columns to write beside each prediction (repeat it, or id,stars; default: all of them)",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="write here instead of stdout: a .csv or .tsv name writes a table, else JSONL"),
+    ] = None,
     batch_size: Annotated[
         int,
         typer.Option(
@@ -62,8 +72,9 @@ def predict(
     precision: PrecisionOpt = "auto",
     revision: RevisionOpt = None,
 ) -> None:
-    """Predictions as JSON lines, in input order: label and probability for each text (or text pair), or answer,
-    score and offsets (QA). Under `accelerate launch` the processes share the file out and the main one merges."""
+    """Predictions in input order, each after its --file row's columns: label and probability for each text (or
+    text pair), or answer, score and offsets (QA); JSON lines, or CSV/TSV by --out's extension. Under `accelerate
+    launch` the processes share the file out and the main one merges."""
     from nlp_transfer.core.files import check_output_file
     from nlp_transfer.core.hardware import Runtime
     from nlp_transfer.data.stream import StreamOptions
@@ -81,6 +92,7 @@ def predict(
         context=context,
         text_pairs=list(text_pair or []),
         text_column=text,
+        keep=[name.strip() for value in keep for name in value.split(",") if name.strip()] if keep else None,
         stream=StreamOptions(encoding=encoding, columns=column_names(columns), delimiter=delimiter_option(delimiter)),
     )
     inputs = read_inputs(predictor, given)

@@ -9,11 +9,13 @@ import typer
 
 from nlp_transfer.cli.app import (
     ColumnsOpt,
+    DelimiterOpt,
     OutputDirOpt,
     OverrideOpt,
     OverwriteOpt,
     RecipeArg,
     column_names,
+    delimiter_option,
     reports_errors,
 )
 from nlp_transfer.core.errors import UserError
@@ -297,6 +299,11 @@ def init(
     label_lines: Annotated[
         str | None, typer.Option("--label-lines", help="a plain-text file's labels, one per line, in this file")
     ] = None,
+    delimiter: DelimiterOpt = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option("--encoding", help="text encoding of the file (default: utf-8 if it reads so, else latin-1)"),
+    ] = None,
 ) -> None:
     """Write a commented recipe for a data file: columns, task and label shape, and defaults for its size."""
     import sys
@@ -314,6 +321,8 @@ def init(
         label=[name.strip() for name in label.split(",")] if label else None,
         task=task,
         label_lines=label_lines,
+        delimiter=delimiter_option(delimiter),
+        encoding=encoding,
         data_root=default_data_root(),
         command="nlp-transfer init " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "",
     )

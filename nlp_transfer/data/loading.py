@@ -99,6 +99,8 @@ def load_data(
     own = {split: [p for p in found if p.own_limit] for split, found in parts.items()}
     rows = {split: _joined([p.rows for p in found], f"data.{split}") for split, found in shared.items() if found}
     keys = {split: [p.key for p in found] for split, found in shared.items()}
+    if "test" not in parts and spec.test_fraction is not None:
+        _hold_out(rows, keys, own, "test", spec.test_fraction, seed, loaded.notes)
     if "eval" not in parts:
         if "train" not in rows:
             raise UserError("data.train: every train file sets max_samples, so none is left to hold eval rows out of")
@@ -120,7 +122,7 @@ def load_data(
             rows[split] = rows[split].shuffle(seed=seed).select(range(limit))
             keys[split] = [*keys[split], {"subset": limit, "seed": seed}]
             loaded.notes.append(f"{split}: random subset of {limit} of {total} rows (seed {seed})")
-    for split in parts if "eval" in parts else [*parts, "eval"]:
+    for split in [name for name in ("train", "eval", "test") if name in rows or own.get(name)]:
         joined = [rows[split]] if split in rows else []
         joined += [p.rows for p in own[split]]
         loaded.splits[split] = _without_origins(loaded, split, _joined(joined, f"data.{split}"))
@@ -134,6 +136,26 @@ def _without_origins(loaded: LoadedData, split: str, rows: datasets.Dataset) -> 
         return rows
     loaded.origins[split] = list(rows[ORIGIN])
     return rows.remove_columns(ORIGIN)
+
+
+def _hold_out(
+    rows: dict[str, datasets.Dataset],
+    keys: dict[str, list[Any]],
+    own: dict[str, list[_Part]],
+    split: str,
+    fraction: float,
+    seed: int,
+    notes: list[str],
+) -> None:
+    """A split held out of train (seeded), recorded in both splits' provenance keys."""
+    if "train" not in rows:
+        raise UserError(f"data.train: every train file sets max_samples, so none is left to hold {split} rows out of")
+    held_out = rows["train"].train_test_split(test_size=fraction, seed=seed)
+    rows["train"], rows[split] = held_out["train"], held_out["test"]
+    keys[split] = [*keys["train"], {f"held_out_{split}": fraction, "seed": seed}]
+    keys["train"] = [*keys["train"], {f"held_out_train_{split}": fraction, "seed": seed}]
+    own[split] = []
+    notes.append(f"no data.{split}: held out {len(held_out['test'])} training rows ({fraction:.0%}, seed {seed})")
 
 
 def load_extra_split(

@@ -5,6 +5,7 @@ option: ReadOptions.names) that fixes it."""
 from __future__ import annotations
 
 import codecs
+import csv
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -82,9 +83,12 @@ def read_local(path: Path, options: ReadOptions, field: str) -> datasets.Dataset
         text, encoding = read_text(path, options.encoding, field, options.names)
         # datasets fails on a file without rows with a message that names neither the file nor the fix.
         header_rows = 1 if fmt in {"csv", "tsv"} and options.columns is None else 0
-        if len(list(islice((line for line in text.splitlines() if line.strip()), header_rows + 1))) <= header_rows:
-            what = "has a header row but no data rows" if header_rows else "is empty"
+        lines = list(islice((line for line in text.splitlines() if line.strip()), header_rows + 1))
+        if len(lines) <= header_rows:
+            what = "has a header row but no data rows" if lines else "is empty (no lines)"
             raise UserError(f"{field}: {path} {what}; point {field} at a file with rows")
+        if fmt in {"csv", "tsv"} and options.columns is not None:
+            _check_named_fields(lines[0], fmt, path, options, field)
         if fmt == "json" and (squad := read_squad_json(text, path, field)) is not None:
             return squad
     builder, defaults = BUILDERS[fmt]
@@ -115,6 +119,20 @@ def read_local(path: Path, options: ReadOptions, field: str) -> datasets.Dataset
             f"({', '.join(named)}); name all {len(dataset.column_names)} columns"
         )
     return dataset
+
+
+def _check_named_fields(line: str, fmt: str, path: Path, options: ReadOptions, field: str) -> None:
+    """Names for a header-less csv/tsv must match the fields of its first line: surplus names would be read as
+    empty columns (a label column of nothing), too few shift every column."""
+    delimiter = options.delimiter or ("\t" if fmt == "tsv" else ",")
+    tsv = fmt == "tsv"  # read without quote handling, as the tsv builder does
+    fields = next(csv.reader([line], delimiter=delimiter, quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL), [])
+    names = options.columns or []
+    if len(names) > len(fields):
+        raise UserError(
+            f"{field}: {options.names['columns']} names {len(names)} columns ({', '.join(names)}) but the lines of "
+            f"{path} have {len(fields)} fields; give {len(fields)} names"
+        )
 
 
 def read_label_first(text: str, path: Path, field: str) -> datasets.Dataset:

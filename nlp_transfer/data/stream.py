@@ -10,7 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,7 @@ def check_stream(path: Path, options: StreamOptions, field: str) -> str:
     return fmt
 
 
-def stream_rows(path: Path, options: StreamOptions, field: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def stream_rows(path: Path, options: StreamOptions, field: str) -> Generator[tuple[int, dict[str, Any]], None, None]:
     """(line number, row) for every row of the file, in order; a malformed row is a UserError naming its line."""
     fmt = check_stream(path, options, field)
     encoding = _encoding_of(path, options.encoding, field)

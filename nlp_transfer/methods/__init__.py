@@ -1,8 +1,9 @@
-"""Methods: how much of the pre-trained model trains. METHODS maps recipe `method.name` to a method."""
+"""Methods: how much of the pre-trained model trains. METHODS maps recipe `method.name` to a method; each says
+which tasks it serves (`serves`), checked before anything loads."""
 
 from __future__ import annotations
 
-from nlp_transfer.methods.base import Method, Phase, PhaseContext, PhaseInputs, parameter_counts
+from nlp_transfer.methods.base import Method, Phase, PhaseContext, PhaseInputs, check_serves, parameter_counts
 from nlp_transfer.methods.contrastive import Contrastive
 from nlp_transfer.methods.full import FullFineTuning
 from nlp_transfer.methods.lora import Lora
@@ -21,4 +22,4 @@ METHODS: dict[str, type[Method]] = {
     "contrastive": Contrastive,
 }
 
-__all__ = ["METHODS", "Method", "Phase", "PhaseContext", "PhaseInputs", "parameter_counts"]
+__all__ = ["METHODS", "Method", "Phase", "PhaseContext", "PhaseInputs", "check_serves", "parameter_counts"]

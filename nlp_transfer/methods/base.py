@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import nn
@@ -68,6 +68,10 @@ class Phase:
 class Method(Protocol):
     # Optional, read with getattr: `phased = True` for a method that trains in several phases, each saved for a
     # resumed run to start from (sharded launches refuse it, run.sharding); `check_data(prepared)` (ARCHITECTURE.md).
+    # The tasks (recipe task.name) the method can train, checked before anything loads (check_serves); None: every
+    # task, as the method trains the task's own model and loss.
+    serves: ClassVar[frozenset[str] | None]
+
     def __init__(self, config: Any) -> None: ...
 
     def prepare(self, model: nn.Module, task: Any) -> nn.Module: ...
@@ -75,6 +79,17 @@ class Method(Protocol):
     def phases(self, model: nn.Module, context: PhaseContext) -> list[Phase]: ...
 
     def save(self, model: nn.Module, run_dir: Path, *, tokenizer: PreTrainedTokenizerBase, base_model: str) -> None: ...
+
+
+def check_serves(method: type[Method], method_name: str, task_name: str) -> None:
+    """A method given a task it cannot train (contrastive pairs on regression targets) is refused in one line."""
+    if method.serves is None or task_name in method.serves:
+        return
+    served = ", ".join(sorted(method.serves))
+    raise UserError(
+        f"method.name {method_name}: serves the tasks {served}, not {task_name}; use method full, lora or "
+        f"unfreeze_last for a {task_name} task"
+    )
 
 
 def check_on_skeleton(method: Method, skeleton: nn.Module, task: Any) -> None:

@@ -15,7 +15,7 @@ encoder (pooling, unit length), so predict, evaluate, export and push load it li
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -104,6 +104,8 @@ class PairCollator:
 
 class Contrastive:
     phased = True  # several phases, each saved for a resumed run (sharded launches refuse it: run.sharding)
+    # Labelled tasks only: examples are paired as same-label or different-label (numbers and spans have no such pairs).
+    serves: ClassVar[frozenset[str] | None] = frozenset({"classification", "multi_label"})
 
     def __init__(self, config: ContrastiveMethod) -> None:
         self.config = config

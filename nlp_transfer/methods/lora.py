@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict
 from safetensors import safe_open
@@ -108,6 +108,9 @@ def arch_name(model: nn.Module) -> str:
 
 
 class Lora:
+    # Every task: adapters train on the task's own loss.
+    serves: ClassVar[frozenset[str] | None] = None
+
     def __init__(self, config: LoraMethod) -> None:
         self.config = config
 

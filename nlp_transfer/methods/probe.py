@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import nn
 from transformers import default_data_collator
@@ -118,6 +118,9 @@ def features_phase(
 
 
 class Probe:
+    # Every task: the task's head trains on frozen features.
+    serves: ClassVar[frozenset[str] | None] = None
+
     def __init__(self, config: ProbeMethod) -> None:
         self.config = config
 

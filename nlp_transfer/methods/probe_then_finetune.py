@@ -6,7 +6,7 @@ the first updates from wrecking the pre-trained features.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import nn
 
@@ -25,6 +25,8 @@ from nlp_transfer.recipe import ProbeThenFinetuneMethod
 
 class ProbeThenFinetune:
     phased = True  # several phases, each saved for a resumed run (sharded launches refuse it: run.sharding)
+    # Pooled tasks only: its probe phase trains a head on one pooled vector per example.
+    serves: ClassVar[frozenset[str] | None] = frozenset({"classification", "multi_label", "regression"})
 
     def __init__(self, config: ProbeThenFinetuneMethod) -> None:
         self.config = config

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import nn
 
@@ -12,6 +12,9 @@ from nlp_transfer.recipe import ScratchMethod
 
 
 class FromScratch:
+    # Every task: a new model trains on the task's own loss.
+    serves: ClassVar[frozenset[str] | None] = None
+
     def __init__(self, config: ScratchMethod) -> None:
         self.config = config
 

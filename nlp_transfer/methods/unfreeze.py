@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import nn
 
@@ -28,6 +28,9 @@ def unfreeze_top_layers(model: nn.Module, layers: int, field: str) -> None:
 
 
 class UnfreezeLast:
+    # Every task: the top layers train on the task's own loss.
+    serves: ClassVar[frozenset[str] | None] = None
+
     def __init__(self, config: UnfreezeLastMethod) -> None:
         self.config = config
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -14,11 +16,42 @@ from nlp_transfer.recipe.schema import Recipe
 def describe_validation_error(err: ValidationError) -> str:
     """The first problem, as `field.path: what is wrong (did you mean ...)`, plus a count of the others."""
     errors = err.errors()
-    first = errors[0]
+    first = _member_meant(errors)
     message = _describe_one(first)
     # A union (e.g. a split given as text, a mapping or a list) reports one error per member; count distinct fields.
-    others = {_loc_text(e["loc"]) for e in errors[1:]} - {_loc_text(first["loc"])}
+    field = _field_of(first["loc"])
+    others = {_loc_text(e["loc"]) for e in errors if _field_of(e["loc"]) != field}
     return message + (f" (and {len(others)} more problem(s))" if others else "")
+
+
+def _is_member(part: Any) -> bool:
+    """A union member's name in an error path (`literal['none','balanced']`, `list[float]`): users never wrote it."""
+    return isinstance(part, str) and ("[" in part or part in _union_noise())
+
+
+def _field_of(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The path up to the first union member: the field the user wrote, whichever member an error is about."""
+    index = next((i for i, part in enumerate(loc) if isinstance(part, str) and "[" in part), len(loc))
+    return tuple(part for part in loc[:index] if not _is_member(part))
+
+
+def _member_meant(errors: list[Any]) -> Any:
+    """Of a union's errors for the first field, the one about the member the input's shape says was meant: a list
+    given for `none | balanced | list of weights` is told what is wrong in the list, not that it is no literal."""
+    first = errors[0]
+    field = _field_of(first["loc"])
+    value = next(
+        (e["input"] for e in errors if _field_of(e["loc"]) == field and e["loc"] and _is_member(e["loc"][-1])), None
+    )
+    shape = "list[" if isinstance(value, list) else "dict[" if isinstance(value, dict) else None
+    if shape is None:
+        return first
+    meant = [
+        e
+        for e in errors
+        if _field_of(e["loc"]) == field and any(isinstance(p, str) and p.startswith(shape) for p in e["loc"])
+    ]
+    return meant[0] if meant else first
 
 
 def _describe_one(error: Any) -> str:
@@ -38,21 +71,25 @@ def _describe_one(error: Any) -> str:
         return f"{loc}: required field is missing"
     if kind == "value_error":
         return str(error["msg"]).removeprefix("Value error, ")
+    if kind == "literal_error":
+        allowed = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
+        hint = did_you_mean(str(error.get("input")), allowed) if isinstance(error.get("input"), str) else ""
+        return f"{loc}: {error['msg']} (got {error.get('input')!r}){hint}"
     return f"{loc}: {error['msg']} (got {error.get('input')!r})"
 
 
-def _union_noise() -> set[str]:
+@functools.cache
+def _union_noise() -> frozenset[str]:
     """Discriminator tags and union-member names that pydantic puts in error paths; users never wrote them."""
     noise = {"str", "DataFile", "list[union[str,DataFile]]"}
     for field in ("task", "method"):
         noise.update(str(_tag_of(model)) for model in _models_in(Recipe, field))
     noise.update(str(_tag_of(model)) for model in _models_in(AdaptSpec, "stages"))
-    return noise
+    return frozenset(noise)
 
 
 def _loc_text(loc: tuple[Any, ...]) -> str:
-    noise = _union_noise()
-    parts = [str(p) for p in loc if not (isinstance(p, str) and p in noise)]
+    parts = [str(p) for p in loc if not _is_member(p)]
     return ".".join(parts) if parts else "recipe"
 
 

@@ -47,12 +47,25 @@ class DataSpec(Strict):
     encoding: str = Field("utf-8", description="text encoding of csv/tsv/json/text files (e.g. latin-1)")
     hub_config: str | None = Field(None, description="configuration name of a hub dataset (e.g. glue's sst2)")
     eval_fraction: float = Field(0.1, gt=0, lt=1, description="share of train held out for eval when eval is absent")
+    test_fraction: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="when test is absent: this fraction of train is held out as the test split (seeded), before eval "
+        "is held out, so the score a run reports is on rows that picked nothing",
+    )
     max_train_samples: int | None = Field(None, gt=0, description="seeded random subset of train")
     max_train_per_class: int | None = Field(
         None, gt=0, description="seeded class-balanced subset of train: this many rows of each label (few-shot sets)"
     )
     max_eval_samples: int | None = Field(None, gt=0, description="seeded random subset of eval")
     max_test_samples: int | None = Field(None, gt=0, description="seeded random subset of test")
+
+    @model_validator(mode="after")
+    def _one_test_split(self) -> DataSpec:
+        if self.test is not None and self.test_fraction is not None:
+            raise ValueError("data.test and data.test_fraction both name a test split; set only one")
+        return self
 
     @model_validator(mode="after")
     def _one_train_subset(self) -> DataSpec:

@@ -102,9 +102,11 @@ def field_path_problem(recipe: BaseModel, path: str) -> str | None:
             if part not in fields:
                 name = getattr(node, "name", None)
                 kind = f" ({name})" if isinstance(name, str) and depth else ""
-                return (
-                    f"{where}{kind} has no field '{part}'{did_you_mean(part, fields)}; its fields: {', '.join(fields)}"
-                )
+                hint = did_you_mean(part, fields)
+                if not hint and isinstance(getattr(node, "trainer", None), dict):
+                    # train.optim: the TrainingArguments settings without a train field live under train.trainer
+                    hint = f" (a TrainingArguments setting? search {where}.trainer.{'.'.join(parts[depth:])})"
+                return f"{where}{kind} has no field '{part}'{hint}; its fields: {', '.join(fields)}"
             node = getattr(node, part)
             if node is None and depth < len(parts) - 1:
                 return f"{'.'.join(parts[: depth + 1])} is not set in this recipe, so it has no '{parts[depth + 1]}'"

@@ -11,6 +11,7 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from nlp_transfer.core.errors import UserError
+from nlp_transfer.core.quiet import quiet_libraries
 from nlp_transfer.data.assets import resolve_model
 from nlp_transfer.data.augment import Operation
 
@@ -20,10 +21,12 @@ TOP_K = 10  # a replacement is drawn from the model's 10 most likely words for t
 def contextual_operation(reference: str, base_dir: Path | None) -> Operation:
     asset = resolve_model(reference, base_dir=base_dir)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(asset.location)
-        model, info = AutoModelForMaskedLM.from_pretrained(
-            asset.location, use_safetensors=True, output_loading_info=True
-        )
+        # Held for the run log: a model without the head gets a table of missing keys, which the line below says.
+        with quiet_libraries():
+            tokenizer = AutoTokenizer.from_pretrained(asset.location)
+            model, info = AutoModelForMaskedLM.from_pretrained(
+                asset.location, use_safetensors=True, output_loading_info=True
+            )
     except (OSError, ValueError) as err:
         raise UserError(
             f"augment.mlm_model: '{reference}' cannot be loaded as a masked language model ({err}); name one that "

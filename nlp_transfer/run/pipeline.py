@@ -30,7 +30,7 @@ from nlp_transfer.core.quiet import held_records
 from nlp_transfer.data.assets import Asset, default_data_root, resolve_model
 from nlp_transfer.data.augment import augment_training_split
 from nlp_transfer.data.loading import LoadedData, load_data
-from nlp_transfer.methods import METHODS, Method
+from nlp_transfer.methods import METHODS, Method, check_serves
 from nlp_transfer.methods.base import check_on_skeleton
 from nlp_transfer.methods.pretrained import check_against_model, load_config, load_model, load_tokenizer, skeleton
 from nlp_transfer.recipe import LoadedRecipe
@@ -55,6 +55,7 @@ from nlp_transfer.run.phases import RunResult, train_and_save
 from nlp_transfer.run.record import environment_record
 from nlp_transfer.run.resume import check_resumable, resume_target
 from nlp_transfer.run.sharding import check_sharding
+from nlp_transfer.run.trackers import check_trackers
 from nlp_transfer.tasks import TASKS, PreparedTask, Task
 from nlp_transfer.tasks.extra_metrics import load_extra_metrics
 
@@ -134,6 +135,8 @@ def _run(loaded: LoadedRecipe, options: RunOptions) -> RunResult:
 def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
     recipe = loaded.recipe
     training_arguments(recipe.train, Path("unused"))  # reject bad train.trainer settings before any work
+    check_trackers(recipe.train.report_to)  # a tracker that is not installed, before the run folder exists
+    check_serves(METHODS[recipe.method.name], recipe.method.name, recipe.task.name)
     task = TASKS[recipe.task.name](recipe.task)
     method = METHODS[recipe.method.name](recipe.method)
     set_seed(recipe.train.seed)  # before the head is initialised

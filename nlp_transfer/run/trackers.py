@@ -3,11 +3,45 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from transformers import TrainerCallback
+from transformers import integrations as hub_trackers
 
 from nlp_transfer.core.errors import UserError
+
+# Each tracker the Trainer reports to (recipe.TRACKERS): transformers' own check that its library is installed, and
+# the package that provides it. Checked before the run folder exists (check_trackers): a missing library would
+# otherwise fail inside the Trainer, after the folder was made.
+INSTALLED: dict[str, tuple[Callable[[], bool], str]] = {
+    "azure_ml": (hub_trackers.is_azureml_available, "azureml-core"),
+    "clearml": (hub_trackers.is_clearml_available, "clearml"),
+    "codecarbon": (hub_trackers.is_codecarbon_available, "codecarbon"),
+    "comet_ml": (hub_trackers.is_comet_available, "comet-ml"),
+    "dagshub": (hub_trackers.is_dagshub_available, "dagshub"),
+    "dvclive": (hub_trackers.is_dvclive_available, "dvclive"),
+    "flyte": (hub_trackers.is_flytekit_available, "flytekit"),
+    "kubeflow": (hub_trackers.is_kubeflow_available, "kubeflow"),
+    "mlflow": (hub_trackers.is_mlflow_available, "mlflow"),
+    "neptune": (hub_trackers.is_neptune_available, "neptune"),
+    "swanlab": (hub_trackers.is_swanlab_available, "swanlab"),
+    "tensorboard": (hub_trackers.is_tensorboard_available, "nlp-transfer[tensorboard]"),
+    "trackio": (hub_trackers.is_trackio_available, "trackio"),
+    "wandb": (hub_trackers.is_wandb_available, "wandb"),
+}
+
+
+def check_trackers(trackers: list[str]) -> None:
+    """Every tracker in train.report_to is installed: one line naming the package, before anything is written."""
+    for name in trackers:
+        available, package = INSTALLED[name]
+        if not available():
+            raise UserError(
+                f"train.report_to: {name} is not installed; pip install '{package}' (or drop {name} from "
+                "train.report_to)"
+            )
+
 
 _SET_BY_US: dict[str, str] = {}  # environment variables this process set for an earlier run's trackers
 # Every variable set here; run.cell puts them back as they were once a run is over.

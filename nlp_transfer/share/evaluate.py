@@ -53,6 +53,7 @@ def evaluate_model(options: EvaluateOptions) -> dict[str, Any]:
     """{model, data, rows, skipped, metrics} for the model on the file."""
     runtime = Runtime.choose(options.device, options.precision)  # a bad --device fails before any loading
     trained = open_trained(options.model, options.revision)
+    check_options_apply(trained, options)  # before the file is read
     loaded = load_extra_split(
         DataFile(path=options.data, label_lines=options.label_lines) if options.label_lines else options.data,
         split="eval",  # a hub dataset's validation split unless the reference names one
@@ -72,6 +73,38 @@ def evaluate_model(options: EvaluateOptions) -> dict[str, Any]:
     result = evaluate(trained, rows, options, where, runtime)
     ran = runtime.describe() if trained.onnx is None else f"cpu {trained.backend}"  # onnxruntime's CPU provider
     return {"model": trained.origin, "data": options.data, **result, "runtime": ran}
+
+
+def check_options_apply(trained: Trained, options: EvaluateOptions) -> None:
+    """An option the model cannot use is refused, never ignored: the columns a QA model reads are fixed, a
+    single-text model has no second text, and a model of several label columns cannot take one --label."""
+    task, origin = trained.task_settings, trained.origin
+    given = {
+        "--text": options.text,
+        "--text-pair": options.text_pair,
+        "--label": options.label,
+        "--label-lines": options.label_lines,
+    }
+    if trained.recipe["task"]["name"] == "qa":
+        for option, value in given.items():
+            if value is not None:
+                raise UserError(
+                    f"evaluate {option}: {origin} answers questions from the file's {task['question']}, "
+                    f"{task['context']} and {task['answers']} columns (SQuAD json or jsonl), so {option} does not "
+                    "apply; drop it"
+                )
+        return
+    if options.text_pair is not None and not task.get("text_pair"):
+        raise UserError(
+            f"evaluate --text-pair: {origin} reads single texts (it was trained without a second text), so a second "
+            "text column does not apply; drop --text-pair"
+        )
+    labels = task.get("label")
+    if options.label is not None and isinstance(labels, list):
+        raise UserError(
+            f"evaluate --label: {origin} reads {len(labels)} label columns ({', '.join(map(str, labels))}) and "
+            "--label names one; give a file with those columns and drop --label"
+        )
 
 
 def _column(rows: Any, wanted: str, option: str, where: str) -> str:

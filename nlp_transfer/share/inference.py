@@ -4,6 +4,7 @@ about its own length; the results are put back in input order. Memory holds one 
 
 Under `accelerate launch` (or torchrun) every process reads the same input and predicts every world-th window;
 each writes its rows to a shard file, and the main process merges the shards window by window, in input order.
+The rows are written as JSON lines, or as a CSV / TSV table when the output file's name says so (prediction_files).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import IO, Any, TypeVar
 from transformers.utils.logging import tqdm  # follows transformers' progress-bar switch
 
 from nlp_transfer.run import distributed
+from nlp_transfer.share.prediction_files import output_format, row_writer
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -81,7 +83,8 @@ def predict_lines(
     out: Path | None,
     show_progress: bool,
 ) -> None:
-    """Write every prediction as a JSON line, in input order, to `out` (complete or not at all) or stdout.
+    """Write every prediction in input order, to `out` (complete or not at all; JSON lines, CSV or TSV by its
+    extension) or stdout (JSON lines).
 
     rows(part, progress) yields the predictions of this process's windows (see ordered())."""
     distributed.setup()
@@ -94,10 +97,12 @@ def predict_lines(
         disable=not show_progress,
         delay=2.0,  # nothing drawn for a prediction that takes less (a few texts)
     )
+    fmt = output_format(out)
     if world == 1:
-        with _sink(out) as write:
+        with _sink(out) as handle:
+            write = row_writer(handle, fmt)
             for row in rows((0, 1), progress):
-                write(json.dumps(row, ensure_ascii=False) + "\n")
+                write(row)
         progress.close()
         return
     # Shards go beside the output (or in the working directory), which every process must see.
@@ -110,9 +115,10 @@ def predict_lines(
         progress.close()
         distributed.barrier()
         if rank == 0:
-            with _sink(out) as write:
+            with _sink(out) as handle:
+                write = row_writer(handle, fmt)
                 for line in merged(sorted(shards.glob("rank*.jsonl"), key=_rank_of), window):
-                    write(line)
+                    write(json.loads(line))
         distributed.barrier()
     finally:
         if rank == 0:
@@ -141,17 +147,17 @@ def _rank_of(path: Path) -> int:
 
 
 @contextmanager
-def _sink(out: Path | None) -> Iterator[Callable[[str], Any]]:
+def _sink(out: Path | None) -> Iterator[IO[str]]:
     """stdout, or a file written through a staging file beside it and renamed when complete."""
     if out is None:
-        yield sys.stdout.write
+        yield sys.stdout
         sys.stdout.flush()
         return
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     handle: IO[str] = staging.open("w", encoding="utf-8")
     try:
-        yield handle.write
+        yield handle
         handle.close()
         os.replace(staging, out)
     except BaseException:

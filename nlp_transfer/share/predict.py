@@ -19,8 +19,9 @@ import torch
 
 from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.share.inference import WINDOW_BATCHES, in_length_order, ordered, predict_lines, windows
-from nlp_transfer.share.inputs import Inputs, InputSide, Item, PredictInputs, validated_inputs
+from nlp_transfer.share.inputs import Inputs, InputSide, Item, PredictInputs, Source, validated_inputs
 from nlp_transfer.share.label_prior import read_label_prior
+from nlp_transfer.share.prediction_files import joined
 from nlp_transfer.share.question_items import QuestionItems
 from nlp_transfer.share.text_items import TextItems
 from nlp_transfer.share.text_outputs import TextModel, config_of
@@ -56,15 +57,27 @@ def read_inputs(predictor: Predictor, given: PredictInputs) -> Inputs:
     """Every input (command line, then --file) checked and counted before any prediction is made."""
     arguments = predictor.items.from_arguments(given)
     roles = predictor.items.roles(given) if given.file is not None else {}
-    return validated_inputs(arguments, given.file, roles, given.stream, predictor.items.check)
+    return validated_inputs(arguments, given.file, roles, given.stream, predictor.items.check, given.keep)
 
 
 def predict_inputs(predictor: Predictor, inputs: Inputs, out: Path | None, show_progress: bool) -> None:
-    """Predictions as JSON lines in input order, to `out` or stdout; shared out across processes when launched."""
+    """Predictions in input order, each after the kept columns of its file row, to `out` (JSON lines, CSV or TSV
+    by its extension) or stdout; shared out across processes when launched."""
+
+    def predict_joined(batch: list[tuple[Item, Source]]) -> list[dict[str, Any]]:
+        found = predictor.predict_batch([item for item, _ in batch])
+        return [joined(source, row, inputs.columns) for (_, source), row in zip(batch, found, strict=True)]
 
     def rows(part: tuple[int, int], progress: Any) -> Iterator[dict[str, Any]]:
-        items = (item for _, item in inputs.stream())
-        return ordered(items, predictor.items.length, predictor.batch_size, predictor.predict_batch, part, progress)
+        entries = ((item, source) for _, item, source in inputs.stream())
+        return ordered(
+            entries,
+            lambda entry: predictor.items.length(entry[0]),
+            predictor.batch_size,
+            predict_joined,
+            part,
+            progress,
+        )
 
     predict_lines(rows, inputs.count, predictor.batch_size, out, show_progress)
 

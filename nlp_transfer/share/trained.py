@@ -148,6 +148,11 @@ def open_trained(reference: str | Path, revision: str | None = None) -> Trained:
         check_onnx_file(path, origin)
         return replace(_from_folder(path.parent, origin), onnx=path.name)
     if path.exists():
+        if revision is not None:  # a folder has one version: the option would be ignored
+            raise UserError(
+                f"--revision {revision}: {origin} is a local folder, and --revision picks a branch, tag or commit of a "
+                "Hub repo id; drop --revision"
+            )
         return _from_folder(path, origin)
     if looks_like_hub_id(origin) and origin.count("/") == 1:
         return _from_folder(download(origin, revision), origin)

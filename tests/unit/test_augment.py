@@ -100,3 +100,27 @@ def test_augmenting_a_qa_recipe_is_refused(tiny_models: dict[str, Path], tmp_pat
     )
     user_error(invoke("run", recipe), "augment", "no text column")
     user_error(invoke("validate", recipe, "-o", "augment.operations=[shuffle]"), "augment.operations")
+
+
+@pytest.mark.subprocess
+def test_a_model_without_a_masked_lm_head_is_one_line_on_the_terminal(
+    tiny_models: dict[str, Path], sentiment_csv: Path, tmp_path: Path
+) -> None:
+    """What a user sees: the refusal alone, not transformers' table of missing head weights before it."""
+    import os
+    import subprocess
+    import sys
+
+    recipe = write_recipe(tmp_path, tiny_models["bert"], sentiment_csv, augment={"operations": ["contextual"]})
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "nlp_transfer", "run", str(recipe)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment,
+        cwd=Path(__file__).parents[2],
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: augment.mlm_model"), lines[:12]

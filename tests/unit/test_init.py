@@ -101,3 +101,96 @@ def test_init_asks_rather_than_guesses_and_never_overwrites(tmp_path: Path, tiny
     assert out.read_bytes() == before
     user_error(invoke("init", "sst2/train.tsv", "--model", model, "--task", "ranking"), "--task ranking")
     assert DATA_ROOT.is_dir()
+
+
+def _sentences(count: int) -> list[str]:
+    words = [
+        "good",
+        "bad",
+        "movie",
+        "great",
+        "awful",
+        "plot",
+        "acting",
+        "fun",
+        "dull",
+        "film",
+        "story",
+        "boring",
+        "lovely",
+        "phone",
+        "battery",
+    ]
+    return [" ".join(words[(i * 7 + j * 3) % len(words)] for j in range(6 + i % 5)) + f" {i}" for i in range(count)]
+
+
+def test_init_reads_the_files_people_have_with_its_own_options(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    """A header-less UCI-style .txt (sentence<TAB>0/1) with and without --columns; a ';'-separated csv is advised
+    with init's own --delimiter, then read with it (and --encoding); a held-out test split is proposed with its size."""
+    model = tiny_models["bert"]
+    uci = tmp_path / "amazon_cells_labelled.txt"
+    uci.write_text("".join(f"{s}\t{i % 2}\n" for i, s in enumerate(_sentences(40))), encoding="utf-8")
+    for extra, text_column in (([], "text"), (["--columns", "sentence,score"], "sentence")):
+        out = tmp_path / f"uci{len(extra)}.yaml"
+        result = invoke("init", uci, "--model", model, "--out", out, *extra)
+        assert result.exit_code == 0, result.output
+        recipe = yaml.safe_load(out.read_text(encoding="utf-8"))
+        assert recipe["task"]["name"] == "classification" and recipe["task"]["text"] == text_column
+        assert recipe["data"]["train"]["format"] == "tsv"
+        assert "no test file: 8 rows (20%) are held out as the test split" in result.output
+        assert recipe["data"]["test_fraction"] == 0.2
+        trained = invoke("run", out, *SMALL, "--output-dir", tmp_path / f"run{len(extra)}")
+        assert trained.exit_code == 0, trained.output
+        metrics = (tmp_path / f"run{len(extra)}" / "metrics.json").read_text(encoding="utf-8")
+        assert '"test_' in metrics  # the held-out test split is scored
+    semi = tmp_path / "reviews.csv"
+    semi.write_text(
+        "review;stars\n" + "".join(f"{s};{i % 2}\n" for i, s in enumerate(_sentences(40))), encoding="latin-1"
+    )
+    line = user_error(invoke("init", semi, "--model", model), "--delimiter", "';'")
+    assert "data.delimiter" not in line and "data.encoding" not in line
+    out = tmp_path / "semi.yaml"
+    result = invoke("init", semi, "--model", model, "--delimiter", ";", "--encoding", "latin-1", "--out", out)
+    assert result.exit_code == 0, result.output
+    recipe = yaml.safe_load(out.read_text(encoding="utf-8"))
+    assert (recipe["data"]["delimiter"], recipe["data"]["encoding"], recipe["task"]["text"]) == (
+        ";",
+        "latin-1",
+        "review",
+    )
+    assert invoke("validate", out).exit_code == 0
+
+
+def test_init_refuses_what_it_cannot_honestly_propose(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    model = tiny_models["bert"]
+    labelled = tmp_path / "labelled.csv"
+    labelled.write_text(
+        "text,label\n" + "".join(f"{s},{['pos', 'neg'][i % 2]}\n" for i, s in enumerate(_sentences(30))),
+        encoding="utf-8",
+    )
+    bare = tmp_path / "bare.tsv"
+    bare.write_text("".join(f"{s}\t{i % 2}\n" for i, s in enumerate(_sentences(30))), encoding="utf-8")
+    one = tmp_path / "one.csv"
+    one.write_text("text,label\nhello there my friend,pos\n", encoding="utf-8")
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    cases = {
+        (labelled, "--task", "qa"): ("--task qa", "question, context and answers", "text, label"),
+        (labelled, "--task", "regression"): ("--task regression", "holds text ('pos')", "not numbers"),
+        (bare, "--columns", "a,b,c"): ("--columns names 3 columns", "have 2 fields", "give 2 names"),
+        (one,): ("1 data row", "at least 10"),
+        (empty,): ("is empty",),
+    }
+    for args, fragments in cases.items():
+        out = tmp_path / "never.yaml"
+        line = user_error(invoke("init", *args, "--model", model, "--out", out), *fragments)
+        assert "header row" not in line and not out.exists()
+
+
+def test_a_test_split_is_named_once(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    from tests.conftest import write_recipe
+
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\n" + "".join(f"{s},{i % 2}\n" for i, s in enumerate(_sentences(20))), encoding="utf-8")
+    both = write_recipe(tmp_path, tiny_models["bert"], data, data={"test": str(data), "test_fraction": 0.2})
+    user_error(invoke("validate", both), "data.test and data.test_fraction", "set only one")

@@ -157,3 +157,16 @@ def test_rows_per_class_need_classes(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     user_error(invoke("validate", recipe), "data.max_train_per_class", "data.max_train_samples")
+
+
+def test_class_weights_messages_speak_to_the_shape_given(tmp_path: Path, sentiment_csv: Path) -> None:
+    """A list was meant: the message says what is wrong in the list, not that it is neither 'none' nor 'balanced'."""
+    cases = {
+        "list": ([1, "a"], ("task.class_weights.1", "valid number")),
+        "negative": ([1, -2], ("task.class_weights.1", "greater than 0")),
+        "typo": ("balancd", ("task.class_weights", "did you mean 'balanced'")),
+    }
+    for name, (weights, fragments) in cases.items():
+        recipe = write_recipe(tmp_path / name, "m", sentiment_csv, task={"class_weights": weights})
+        line = user_error(invoke("validate", recipe), *fragments)
+        assert "literal[" not in line and ("'none' or 'balanced'" not in line) == isinstance(weights, list), line

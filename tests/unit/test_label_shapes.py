@@ -16,7 +16,7 @@ import yaml
 from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.share.predict import open_predictor
 from nlp_transfer.tasks.thresholds import GRID
-from tests.conftest import invoke, write_recipe
+from tests.conftest import invoke, user_error, write_recipe
 from tests.unit.labels_data import CUES, write_emotions
 
 NAMES = list(CUES)
@@ -311,3 +311,22 @@ def test_multi_label_and_regression_runs_draw_their_own_views(multi_label_run: P
             assert (run / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
         report = (run / "report.html").read_text(encoding="utf-8")
         assert report.count("data:image/png;base64,") == 1 + len(files)
+
+
+def test_options_that_cannot_apply_are_refused_not_ignored(regression_run: Path, emotions: Any) -> None:
+    """A model of two targets cannot take one --label; a single-text model has no second text; --columns and
+    --delimiter describe a --file that predict was not given."""
+    _, evaluation = emotions
+    user_error(
+        invoke("evaluate", regression_run, "--data", evaluation, "--label", "score"),
+        "evaluate --label",
+        "2 label columns (score, calm)",
+    )
+    user_error(
+        invoke("evaluate", regression_run, "--data", evaluation, "--text-pair", "labels"),
+        "evaluate --text-pair",
+        "reads single texts",
+    )
+    for option, value in (("--columns", "text,label"), ("--delimiter", ";")):
+        user_error(invoke("predict", regression_run, "a happy day", option, value), f"predict {option}", "--file")
+    ok("evaluate", regression_run, "--data", evaluation)  # the model's own columns still evaluate

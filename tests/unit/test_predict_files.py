@@ -114,6 +114,55 @@ def test_a_pair_model_gets_both_texts_from_the_command_line_or_a_file(models: di
     user_error(invoke("predict", models["single"], "x", "--text-pair", "y"), "--text-pair is for sentence-pair models")
 
 
+def test_predictions_keep_the_files_columns_and_write_the_table_the_name_asks_for(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    """predict --file X.csv --out Y.csv round-trips the user's columns (id, stars) next to the prediction."""
+    import csv
+
+    run = models["single"]
+    reviews = tmp_path / "new_reviews.csv"
+    reviews.write_text(
+        "id,comment,stars\n" + "".join(f'r{i},"{t}",{i % 5}\n' for i, t in enumerate(REVIEWS)), encoding="utf-8"
+    )
+    alone = [predicted(run, text)[0] for text in REVIEWS]
+    for name, delimiter in (("preds.csv", ","), ("preds.tsv", "\t")):
+        out = tmp_path / name
+        result = invoke("predict", run, "--file", reviews, "--text", "comment", "--out", out, "--precision", "fp32")
+        assert result.exit_code == 0, result.output
+        with out.open(encoding="utf-8", newline="") as handle:
+            table = list(csv.DictReader(handle, delimiter=delimiter))
+        assert [(r["id"], r["comment"], r["stars"]) for r in table] == [
+            (f"r{i}", t, str(i % 5)) for i, t in enumerate(REVIEWS)
+        ]
+        assert [r["label"] for r in table] == [r["label"] for r in alone]
+        for row, single in zip(table, alone, strict=True):
+            for label, probability in single["probabilities"].items():
+                assert float(row[f"probabilities.{label}"]) == pytest.approx(probability, abs=1e-5)
+    # JSON lines keep them too (values as read); --keep names some, repeated or comma-separated.
+    rows = predicted(run, "--file", reviews, "--text", "comment")
+    assert [(r["id"], r["stars"]) for r in rows] == [(f"r{i}", str(i % 5)) for i in range(len(REVIEWS))]
+    for keep in (["--keep", "id"], ["--keep", "id,stars"], ["--keep", "id", "--keep", "stars"]):
+        rows = predicted(run, "--file", reviews, "--text", "comment", *keep)
+        kept = [key for key in rows[0] if key in {"id", "comment", "stars"}]
+        assert kept == ",".join(keep[1::2]).split(","), keep
+        assert [r["id"] for r in rows] == [f"r{i}" for i in range(len(REVIEWS))]
+    # A column named like a prediction field (a labelled file) is kept as <name>_input; the text column read as
+    # the text is written once.
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text("".join(json.dumps({"text": t, "label": "gold"}) + "\n" for t in REVIEWS), encoding="utf-8")
+    rows = predicted(run, "--file", labelled)
+    assert list(rows[0])[:2] == ["text", "label_input"] and rows[0]["label_input"] == "gold"
+    assert [r["text"] for r in rows] == REVIEWS and {r["label"] for r in rows} <= {"0", "1", "negative", "positive"}
+    user_error(
+        invoke("predict", run, "--file", reviews, "--text", "comment", "--keep", "stras"),
+        "--keep stras",
+        "did you mean 'stars'",
+    )
+    user_error(invoke("predict", run, "good", "--keep", "id"), "predict --keep", "give a --file")
+    user_error(invoke("predict", run, "good", "--revision", "main"), "--revision main", "is a local folder")
+
+
 def test_bad_files_are_one_line_errors_and_leave_no_output(models: dict[str, Path], tmp_path: Path) -> None:
     run, out = models["single"], tmp_path / "out.jsonl"
     ragged = tmp_path / "ragged.csv"
@@ -194,14 +243,17 @@ def test_accelerate_launch_splits_the_file_and_merges_in_order(models: dict[str,
         "predict", models["single"], "--file", path, "--out", single, "--batch-size", 1, "--precision", "fp32"
     )
     assert result.exit_code == 0, result.output
-    launched = tmp_path / "launched.jsonl"
+    launched = tmp_path / "launched.csv"  # the merged shards written as the name asks
     command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
     command += ["--main_process_port", str(free_port())]
     command += ["-m", "nlp_transfer", "predict", str(models["single"]), "--file", str(path), "--out", str(launched)]
     command += ["--batch-size", "1", "--precision", "fp32"]  # windows of 64: five go to one process, five to the other
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    ours = [json.loads(line) for line in launched.read_text().splitlines()]
+    import csv
+
+    with launched.open(encoding="utf-8", newline="") as handle:
+        ours = list(csv.DictReader(handle))
     theirs = [json.loads(line) for line in single.read_text().splitlines()]
     assert [r["text"] for r in ours] == texts
     assert [r["label"] for r in ours] == [r["label"] for r in theirs]

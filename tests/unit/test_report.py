@@ -278,3 +278,19 @@ def test_every_training_argument_we_set_says_where_it_is_set() -> None:
     derived |= {"use_cpu"}  # comes with bf16 on a CPU (train.precision); a train.trainer.use_cpu of the user's wins
     unexplained = ours - set(SET_BY_TRAIN_FIELD) - set(SET_BY_NLP_TRANSFER) - derived
     assert not unexplained, unexplained
+
+
+def test_a_tracker_that_is_not_installed_is_one_line_before_the_run_folder(
+    tiny_models: dict[str, Path], sentiment_csv: Path, tmp_path: Path
+) -> None:
+    from nlp_transfer.recipe.schema import TRACKERS
+    from nlp_transfer.run.trackers import INSTALLED
+    from tests.conftest import user_error
+
+    assert set(INSTALLED) == set(TRACKERS)  # every tracker the recipe accepts is checked
+    missing = [name for name, (available, _) in INSTALLED.items() if not available()]
+    assert missing, "every tracker library is installed here: nothing to refuse"
+    for name in missing[:3]:
+        recipe = write_recipe(tmp_path, tiny_models["bert"], sentiment_csv, train={"report_to": [name]})
+        user_error(invoke("run", recipe), f"train.report_to: {name} is not installed", "pip install")
+        assert not (tmp_path / "run").exists()

@@ -226,3 +226,35 @@ def test_the_recipe_pruner_is_the_study_pruner(name: str, kind: str) -> None:
     loaded = load_recipe(recipe, [f"tune.pruner={name}", "tune.startup_trials=2"])
     study = open_study(optuna.storages.InMemoryStorage(), "s", loaded, "maximize", "memory")
     assert type(study.pruner).__name__ == kind
+
+
+def test_a_study_that_is_not_ours_to_join_is_refused_before_anything_is_written(
+    tmp_path: Path, sentiment_csv: Path
+) -> None:
+    """A user's own study under the name (trials, no recipe of ours) and one made to the other direction are
+    refused, and neither is written into (no recipe attribute set, no trial added)."""
+    recipe = write_recipe(tmp_path, "no-such-model", sentiment_csv, tune={"space": SPACE})  # maximizes accuracy
+    url = f"sqlite:///{tmp_path}/theirs.db"
+    theirs = optuna.create_study(storage=url, study_name="theirs", direction="maximize")
+    theirs.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=0.5))
+    optuna.create_study(storage=url, study_name="minimizing", direction="minimize")
+    cases = {"theirs": ("study 'theirs'", "not made by nlp-transfer tune"), "minimizing": ("created to minimize",)}
+    for name, fragments in cases.items():
+        user_error(invoke("tune", recipe, "--storage", url, "--study-name", name), *fragments)
+        study = optuna.load_study(study_name=name, storage=url)
+        assert study.user_attrs == {}, name
+        assert len(study.get_trials()) == (1 if name == "theirs" else 0)
+
+
+def test_a_search_space_path_typo_gets_a_did_you_mean(tmp_path: Path, sentiment_csv: Path) -> None:
+    for path, fragment in (
+        ("train.learnig_rate", "did you mean 'learning_rate'"),
+        ("trian.learning_rate", "did you mean 'train'"),
+        ("method.rr", "did you mean 'r'"),
+        ("train.optim", "search train.trainer.optim"),  # a TrainingArguments setting lives under train.trainer
+    ):
+        recipe = write_recipe(
+            tmp_path / path, "m", sentiment_csv, method={"name": "lora"}, tune={"space": {path: [1, 2]}}
+        )
+        user_error(invoke("tune", recipe), f"tune.space.{path}", fragment)
+        assert not (tmp_path / path / "runs").exists()

@@ -45,6 +45,7 @@ from nlp_transfer.studies.adapt.stages import (
     check_estimation,
     check_source,
     check_stage_inputs,
+    check_stages_serve,
 )
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,7 @@ def check_inputs(adaptation: Adaptation, stages: set[str]) -> None:
     """Read and check everything any stage will read, before the first one trains: the target corpus and test set,
     the labelled source data with the recipe's task, model and method, continued pre-training's settings, and
     what estimating the target prior needs (when a stage uses the estimate)."""
+    check_stages_serve(stages, adaptation.loaded.recipe.task.name)  # before the corpus is read
     corpus, test = adaptation.corpus, adaptation.test
     check_stage_inputs(adaptation.loaded, adaptation.spec, stages, corpus)  # pretrain's, the first stage's
     if "finetune" in stages:
@@ -222,7 +224,7 @@ def _stage(adaptation: Adaptation, chain: tuple[str, ...], done: dict[tuple[str,
         folder.mkdir(parents=True, exist_ok=True)
         RunFolder(adaptation.out_dir).write_json(STARTED, {**started, "+".join(chain): inputs})
         clock = time.perf_counter()
-        outcome = RUNNERS[name](adaptation, config, folder, previous)
+        outcome = RUNNERS[name].run(adaptation, config, folder, previous)
         outcome.seconds = round(time.perf_counter() - clock, 1)
         RunFolder(folder).write_json(
             STAGE_RECORD,

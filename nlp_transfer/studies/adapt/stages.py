@@ -224,12 +224,32 @@ def _named(names: list[str], values: np.ndarray) -> dict[str, float]:
     return dict(zip(names, np.round(values, 4).tolist(), strict=True))
 
 
-RUNNERS: dict[str, Callable[[Adaptation, Any, Path, Outcome | None], Outcome]] = {
-    "pretrain": _pretrain,
-    "finetune": _finetune,
-    "self_train": _self_train,
-    "prior_correction": _prior_correction,
+@dataclass(frozen=True)
+class Stage:
+    """A stage's runner and the tasks (recipe task.name) it serves; None: every task."""
+
+    run: Callable[[Adaptation, Any, Path, Outcome | None], Outcome]
+    serves: frozenset[str] | None
+
+
+CLASSES_ONLY = frozenset({"classification"})  # pseudo-labels and label priors are over single classes
+RUNNERS: dict[str, Stage] = {
+    "pretrain": Stage(_pretrain, None),  # masked-LM on the target corpus: whatever the task
+    "finetune": Stage(_finetune, None),
+    "self_train": Stage(_self_train, CLASSES_ONLY),
+    "prior_correction": Stage(_prior_correction, CLASSES_ONLY),
 }
+
+
+def check_stages_serve(stages: set[str], task: str) -> None:
+    """Each stage the chains run serves the recipe's task: one line before anything is read or trained."""
+    for name in sorted(stages):
+        served = RUNNERS[name].serves
+        if served is not None and task not in served:
+            raise UserError(
+                f"adapt.stages: {name} serves {', '.join(sorted(served))} tasks, not {task} (it works with class "
+                f"labels); remove {name} from adapt.stages"
+            )
 
 
 def _write_pseudo_labels(path: Path, adaptation: Adaptation, chosen: list[PseudoLabel], texts: list[str]) -> Path:

@@ -19,12 +19,13 @@ import yaml
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.files import check_output_file
 from nlp_transfer.recipe import Recipe
-from nlp_transfer.studies.init.profile import Profile, Source, check_header, inspect_columns, read_rows, read_source
+from nlp_transfer.studies.init.profile import Profile, Source, headerless_names, inspect_columns, read_rows, read_source
 from nlp_transfer.studies.init.propose import propose
 from nlp_transfer.studies.init.render import render
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 TASKS = ("classification", "multi_label", "regression", "qa")
+MIN_ROWS = 10  # fewer cannot be split into training, eval and test rows
 
 
 @dataclass
@@ -33,6 +34,8 @@ class InitOptions:
     model: str = DEFAULT_MODEL
     out: Path | None = None
     columns: list[str] | None = None  # names for a header-less csv/tsv
+    delimiter: str | None = None  # a csv/tsv's field delimiter (default: ',' for csv, tab for tsv)
+    encoding: str | None = None  # the file's text encoding (default: utf-8 when it reads as such, else latin-1)
     text: str | None = None
     text_pair: str | None = None
     label: list[str] | None = None  # one column, or several (0/1 per label, or several numeric targets)
@@ -58,10 +61,22 @@ def init_recipe(options: InitOptions) -> InitResult:
     sources = [read_source(reference, options.data_root, options) for reference in options.data]
     if len(sources) > 1:
         _one_class_per_file(sources)
-    rows = read_rows(sources, options.data_root)
-    check_header(sources[0], rows)
+    rows = read_rows(sources, options.data_root, options.delimiter)
+    guessed = headerless_names(sources[0], rows)
+    if guessed is not None:  # no header row: the first row is data, read again under names init gives
+        sources[0].columns = guessed
+        rows = read_rows(sources, options.data_root, options.delimiter)
+    if len(rows) < MIN_ROWS:
+        raise UserError(
+            f"DATA_FILE {options.data[0]}: {len(rows)} data row{'s' if len(rows) != 1 else ''}; init needs at least "
+            f"{MIN_ROWS} labelled rows to propose training, eval and test splits (add rows, or write a recipe by hand)"
+        )
     profile = Profile(sources, rows, inspect_columns(rows))
     proposal = propose(profile, options)
+    if guessed is not None:
+        proposal.say(
+            "data.columns", f"no header row: the columns are named {', '.join(guessed)} (or name them with --columns)"
+        )
     text = render(proposal, options, out)
     # A proposal that does not validate is a bug in init, not the user's: it ends there, reported as a bug
     # (cli.app.reports_errors), before anything is written.

@@ -16,7 +16,7 @@ import datasets
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.data.assets import resolve_data_file
 from nlp_transfer.data.loading import load_extra_split
-from nlp_transfer.data.readers import SUFFIX_FORMATS
+from nlp_transfer.data.readers import COMMAND_NAMES, SUFFIX_FORMATS
 from nlp_transfer.recipe import DataFile
 
 SAMPLE = 2000  # rows inspected for column roles and text lengths (labels are counted over every row)
@@ -78,12 +78,10 @@ def read_source(reference: str, data_root: Path | None, options: Any) -> Source:
     if asset.source == "hub" or not path.is_file():
         raise UserError(f"DATA_FILE {reference}: not a file; init reads a local csv, tsv, json, jsonl, parquet or txt")
     raw = path.read_bytes()[: 1 << 20]
-    encoding = "utf-8"
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        encoding = "latin-1"
+    encoding = options.encoding or _encoding_of(raw)
     fmt = SUFFIX_FORMATS.get(path.suffix.lower(), "text")
+    if fmt == "text" and _tab_separated(raw.decode(encoding, "replace")):
+        fmt = "tsv"  # UCI's sentence<TAB>label .txt files
     source = Source(reference, path, fmt, encoding, columns=options.columns)
     if fmt == "text":
         first_tokens = [line.split(maxsplit=1)[0] for line in raw.decode(encoding, "replace").splitlines()[:-1] if line]
@@ -92,6 +90,23 @@ def read_source(reference: str, data_root: Path | None, options: Any) -> Source:
         else:
             source.label_lines = options.label_lines or _labels_beside(path, reference)
     return source
+
+
+def _encoding_of(raw: bytes) -> str:
+    """utf-8 when the start of the file reads as it, else latin-1 (which reads any bytes)."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        if err.start < len(raw) - 4:  # not only a character cut at the end of the sample
+            return "latin-1"
+    return "utf-8"
+
+
+def _tab_separated(text: str) -> bool:
+    """Every line (but a possibly cut last one) splits at tabs into the same two or more fields."""
+    lines = [line for line in text.splitlines()[:-1] or text.splitlines() if line.strip()][:SAMPLE]
+    counts = {line.count("\t") for line in lines}
+    return bool(lines) and len(counts) == 1 and counts.pop() >= 1
 
 
 def _labels_beside(path: Path, reference: str) -> str | None:
@@ -104,7 +119,7 @@ def _labels_beside(path: Path, reference: str) -> str | None:
     return None
 
 
-def read_rows(sources: list[Source], data_root: Path | None) -> datasets.Dataset:
+def read_rows(sources: list[Source], data_root: Path | None, delimiter: str | None = None) -> datasets.Dataset:
     files: list[str | DataFile] = []
     for source in sources:
         files.append(
@@ -122,22 +137,29 @@ def read_rows(sources: list[Source], data_root: Path | None) -> datasets.Dataset
         data_root=data_root,
         base_dir=Path.cwd(),
         columns=sources[0].columns,
+        delimiter=delimiter,
         encoding=sources[0].encoding,
+        names=COMMAND_NAMES,  # init's advice names its own options (--delimiter), not recipe fields
     )
     return loaded.splits["train"]
 
 
-def check_header(source: Source, rows: datasets.Dataset) -> None:
-    """A csv/tsv read with its first row as the header: when that row looks like data, ask for the names."""
+def headerless_names(source: Source, rows: datasets.Dataset) -> list[str] | None:
+    """A csv/tsv read with its first row as the header, when that row looks like data (a sentence, a number): for
+    two fields (UCI's sentence<TAB>label) the names text and label, the wordier one the text; for more, where two
+    readings are plausible, a UserError asking for --columns. None when the file has a header row."""
     if source.format not in ("csv", "tsv") or source.columns is not None:
-        return
+        return None
     names = rows.column_names
-    if any(len(name.split()) >= 4 or re.fullmatch(r"-?\d+([.,]\d+)*", name) for name in names):
-        shown = ", ".join(repr(n[:40]) for n in names)
-        raise UserError(
-            f"DATA_FILE {source.reference}: it seems to have no header row (its first row reads {shown}); name its "
-            f"{len(names)} columns with --columns, e.g. --columns {','.join(_suggested_names(len(names)))}"
-        )
+    if not any(len(name.split()) >= 4 or re.fullmatch(r"-?\d+([.,]\d+)*", name) for name in names):
+        return None
+    if len(names) == 2:
+        return ["text", "label"] if len(names[0].split()) >= len(names[1].split()) else ["label", "text"]
+    shown = ", ".join(repr(n[:40]) for n in names)
+    raise UserError(
+        f"DATA_FILE {source.reference}: it seems to have no header row (its first row reads {shown}); name its "
+        f"{len(names)} columns with --columns, e.g. --columns {','.join(_suggested_names(len(names)))}"
+    )
 
 
 def _suggested_names(count: int) -> list[str]:

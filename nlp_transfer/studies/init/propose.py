@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from nlp_transfer.core.errors import UserError
+from nlp_transfer.studies.init.defaults import Proposal, lengths, splits, training
 from nlp_transfer.studies.init.profile import (
     LABEL_HINTS,
     Profile,
-    Source,
-    _labels_beside,
-    companion,
     label_counts,
     names_file,
 )
@@ -30,30 +27,18 @@ SKEW = 3.0  # largest class (label) over smallest at or above this: the data is 
 # 3.6 points of test macro-F1, 0.743 vs 0.779), as a class 10x rarer than the commonest is one a model without
 # weights can learn to ignore.
 WEIGHTS_FROM_SKEW = {"class": 10.0, "label": SKEW}
-LENGTHS = (32, 64, 128, 256)  # max_length candidates; texts longer than the last are read in windows
-WINDOW = 256
-MIN_STEPS = 500  # optimizer steps a small data set gets, at most MAX_EPOCHS epochs
-MAX_EPOCHS = 20
-
-
-@dataclass
-class Proposal:
-    task: dict[str, Any]
-    data: dict[str, Any]
-    train: dict[str, Any]
-    comments: dict[str, str] = field(default_factory=dict)  # "task.label" -> why
-    about: list[str] = field(default_factory=list)  # header lines: what the data is
-    notes: list[str] = field(default_factory=list)  # what init printed
-
-    def say(self, key: str, why: str) -> None:
-        self.comments[key] = why
-        self.notes.append(f"{key}: {why}")
 
 
 def propose(profile: Profile, options: Any) -> Proposal:
     columns = profile.columns
-    if options.task == "qa" or {"question", "context", "answers"} <= set(columns):
+    squad = {"question", "context", "answers"}
+    if squad <= set(columns):
         return _qa(profile, options)
+    if options.task == "qa":
+        raise UserError(
+            f"--task qa: question answering reads question, context and answers columns (SQuAD layout), but the "
+            f"columns are {', '.join(columns)}; drop --task qa, or pass a SQuAD-style file"
+        )
     text, pair = _texts(profile, options)
     labels = _labels(profile, options, {text, pair})
     proposal = Proposal(task={}, data={}, train={})
@@ -63,9 +48,9 @@ def propose(profile: Profile, options: Any) -> Proposal:
         proposal.task["text_pair"] = pair
         proposal.say("task.text_pair", "a second text column: the model reads the two as a pair")
     _label_fields(profile, labels, proposal)
-    train_rows = _splits(profile, proposal)
-    _lengths(profile, text, pair, options, proposal)
-    _training(train_rows, options, proposal)
+    train_rows = splits(profile, proposal, options)
+    lengths(profile, text, pair, options, proposal)
+    training(train_rows, options, proposal)
     return proposal
 
 
@@ -127,6 +112,11 @@ def _shape(profile: Profile, labels: list[str], forced: str | None, proposal: Pr
             {str(v).strip().lower() for v in vs} <= {"0", "1", "0.0", "1.0", "true", "false"} for vs in columns.values()
         )
         numeric = all(_all_numbers(vs) for vs in columns.values())
+        if forced == "regression" and not numeric:
+            raise UserError(
+                f"--task regression: --label {','.join(labels)} are not all numbers; regression predicts numbers: "
+                "name numeric columns, or drop --task"
+            )
         shape = forced or ("multi_label" if binary else "regression" if numeric else "")
         if not shape:
             raise UserError(
@@ -139,6 +129,12 @@ def _shape(profile: Profile, labels: list[str], forced: str | None, proposal: Pr
     values = [v for v in rows[labels[0]] if v is not None and str(v).strip() != ""]
     if not values:
         raise UserError(f"--label {labels[0]}: the column is empty; name the label column with --label")
+    if forced == "regression" and not _all_numbers(values):
+        sample = next(v for v in values if not _all_numbers([v]))
+        raise UserError(
+            f"--task regression: the label column {labels[0]} holds text ({str(sample)[:30]!r}), not numbers; "
+            "regression predicts numbers: drop --task regression to classify, or name a numeric column with --label"
+        )
     if forced:
         proposal.say("task.name", f"{forced} (--task)")
         return forced
@@ -249,120 +245,10 @@ def _balance(counts: dict[str, int], what: str, proposal: Proposal) -> None:
         proposal.task["class_weights"] = "none"
 
 
-# ---- splits, lengths, training -----------------------------------------------------------------------------------
-
-
-def _entry(source: Source, **extra: Any) -> Any:
-    fields = {"path": source.reference}
-    if source.format == "label_first":
-        fields["format"] = "label_first"
-    if source.class_of_file is not None:
-        fields["label"] = source.class_of_file
-    fields |= extra
-    return fields["path"] if len(fields) == 1 else fields
-
-
-def _splits(profile: Profile, proposal: Proposal) -> int:
-    """data: train (and eval/test from a split column or files beside it); returns the training rows."""
-    data, sources, source = proposal.data, profile.sources, profile.sources[0]
-    split_column = next((c.name for c in profile.columns.values() if c.kind == "split"), None)
-    if split_column is not None and len(sources) == 1:
-        values = Counter(str(v).strip() for v in profile.rows[split_column])
-        by_name = {v.lower(): v for v in values}
-        if "train" in by_name:
-            data["train"] = _entry(source, where={split_column: by_name["train"]})
-            for split, words in (("eval", ("dev", "validation", "val", "valid")), ("test", ("test",))):
-                found = next((by_name[w] for w in words if w in by_name), None)
-                if found is not None:
-                    data[split] = _entry(source, where={split_column: found})
-            proposal.say("data.train", f"the '{split_column}' column names each row's split")
-            return values[by_name["train"]]
-    data["train"] = [_entry(s) for s in sources] if len(sources) > 1 else _entry(source, **_lines(source))
-    for split in ("eval", "test"):
-        beside = companion(source, split) if len(sources) == 1 else None
-        if beside is not None:
-            other = Source(beside, source.path.with_name(beside.rsplit("/", 1)[-1]), source.format)
-            lines = _labels_beside(other.path, beside) if source.label_lines else None
-            data[split] = _entry(other, **({"label_lines": lines} if lines else {}))
-            proposal.say(f"data.{split}", "the file beside the training file")
-    if "eval" not in data:
-        fraction = 0.2 if len(profile.rows) < 1000 else 0.1
-        data["eval_fraction"] = fraction
-        proposal.say("data.eval_fraction", f"no dev file: {fraction:.0%} of the rows are held out for evaluation")
-        rows = round(len(profile.rows) * (1 - fraction))
-    else:
-        rows = len(profile.rows)
-    if source.columns:
-        data["columns"] = source.columns
-    if source.encoding != "utf-8":
-        data["encoding"] = source.encoding
-        proposal.say("data.encoding", f"the file is not valid utf-8; read as {source.encoding}")
-    return rows
-
-
-def _lines(source: Source) -> dict[str, Any]:
-    return {"label_lines": source.label_lines} if source.label_lines else {}
-
-
-def _lengths(profile: Profile, text: str, pair: str | None, options: Any, proposal: Proposal) -> None:
-    tokenizer, window = _tokenizer(options.model)
-    sample = profile.rows.shuffle(seed=0).select(range(min(1000, len(profile.rows))))
-    texts = [str(t or "") for t in sample[text]]
-    pairs = [str(t or "") for t in sample[pair]] if pair else None
-    lengths = [len(ids) for ids in tokenizer(texts, pairs, verbose=False)["input_ids"]]
-    p95 = int(np.percentile(lengths, 95))
-    fits = next((n for n in LENGTHS if n >= p95 and n <= window), None)
-    if fits is not None:
-        proposal.task["max_length"] = fits
-        proposal.say("task.max_length", f"95% of the texts are at most {p95} tokens")
-        return
-    length = min(WINDOW, window)
-    proposal.task |= {"max_length": length, "truncation": "windows", "stride": length // 4}
-    proposal.say(
-        "task.truncation",
-        f"windows: 95% of the texts are up to {p95} tokens, more than {length}; each is read whole in overlapping "
-        f"windows of {length} (the model's window is {window}: a larger max_length reads fewer, longer windows)",
-    )
-
-
-def _tokenizer(model: str) -> tuple[Any, int]:
-    from transformers import AutoConfig, AutoTokenizer
-
-    from nlp_transfer.data.assets import resolve_model
-
-    asset = resolve_model(model, base_dir=None)
-    tokenizer = AutoTokenizer.from_pretrained(asset.location)
-    config = AutoConfig.from_pretrained(asset.location)
-    window = int(getattr(config, "max_position_embeddings", 512) or 512)
-    return tokenizer, min(window, 512)
-
-
-def _training(rows: int, options: Any, proposal: Proposal) -> None:
-    from transformers import AutoConfig
-
-    from nlp_transfer.data.assets import resolve_model
-
-    batch = 32 if rows >= 2000 else 16
-    steps = max(1, math.ceil(rows / batch))
-    epochs = min(MAX_EPOCHS, max(3, math.ceil(MIN_STEPS / steps)))
-    hidden = int(
-        getattr(AutoConfig.from_pretrained(resolve_model(options.model, base_dir=None).location), "hidden_size", 768)
-    )
-    rate = 1e-4 if hidden <= 512 else 3e-5
-    proposal.train |= {"epochs": epochs, "learning_rate": rate, "batch_size": batch, "seed": 42}
-    proposal.say("train.epochs", f"{rows:,} training rows, {steps:,} steps per epoch: {epochs * steps:,} steps in all")
-    why = (
-        f"a small model (hidden size {hidden}) wants a higher rate than BERT-base's"
-        if hidden <= 512
-        else f"hidden size {hidden}: the rate BERT-size models fine-tune well at"
-    )
-    proposal.say("train.learning_rate", why)
-
-
 def _qa(profile: Profile, options: Any) -> Proposal:
     proposal = Proposal(task={"name": "qa", "max_length": 384, "stride": 128}, data={}, train={})
     proposal.say("task.name", "qa: question, context and answers columns (SQuAD layout)")
-    rows = _splits(profile, proposal)
-    _training(rows, options, proposal)
+    rows = splits(profile, proposal, options)
+    training(rows, options, proposal)
     proposal.about.append(f"{len(profile.rows):,} questions")
     return proposal

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from nlp_transfer.studies.init.propose import Proposal
+from nlp_transfer.studies.init.defaults import Proposal
 
 COMMENT_COLUMN = 44
 

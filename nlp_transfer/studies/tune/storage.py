@@ -113,22 +113,41 @@ PRUNERS: dict[str, Callable[[Any, int], Any]] = {
 
 
 def open_study(storage: Any, name: str, loaded: LoadedRecipe, direction: str, where: str) -> Any:
-    """Create the study, or join it (another worker, a resumed session) when it was made from the same recipe."""
+    """Create the study, or join it (another worker, a resumed session) when it was made from the same recipe.
+
+    A study that exists is checked before anything is written into it: one made from another recipe, to the other
+    direction, or by someone else (trials but no recipe of ours) is refused as it is found."""
     optuna = optuna_module()
     spec = loaded.recipe.tune
     pruner = PRUNERS[spec.pruner](optuna, spec.startup_trials) if spec is not None else None
-    study = optuna.create_study(
-        storage=storage, study_name=name, direction=direction, load_if_exists=True, pruner=pruner
-    )
     wanted = identity(loaded)
-    recorded = study.user_attrs.get("recipe")
-    if recorded is None:
+    if any(summary.study_name == name for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)):
+        study = optuna.load_study(study_name=name, storage=storage, pruner=pruner)
+        _check_joinable(study, name, where, wanted, direction)
+    else:  # made here; a worker started at the same moment may make it first, and is then joined
+        study = optuna.create_study(
+            storage=storage, study_name=name, direction=direction, load_if_exists=True, pruner=pruner
+        )
+        _check_joinable(study, name, where, wanted, direction)
+    if study.user_attrs.get("recipe") is None:
         study.set_user_attr("recipe", wanted)
-    elif recorded != wanted:
+    return study
+
+
+def _check_joinable(study: Any, name: str, where: str, wanted: dict[str, Any], direction: str) -> None:
+    recorded = study.user_attrs.get("recipe")
+    if recorded is None and study.get_trials(deepcopy=False):
+        raise UserError(
+            f"study '{name}' in {where} exists and was not made by nlp-transfer tune (it has trials but no recipe); "
+            "choose another name with --study-name, or another --output-dir"
+        )
+    if recorded is not None and recorded != wanted:
         raise UserError(
             f"study '{name}' in {where} was made from a different recipe (or -o overrides); run it with the same "
             "recipe, or start another study with --study-name or --output-dir"
         )
     if study.direction.name.lower() != direction:
-        raise UserError(f"study '{name}' in {where} was created to {study.direction.name.lower()}; use --study-name")
-    return study
+        raise UserError(
+            f"study '{name}' in {where} was created to {study.direction.name.lower()}, this recipe's tune.metric "
+            f"wants to {direction}; start another study with --study-name"
+        )
