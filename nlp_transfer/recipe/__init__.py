@@ -32,6 +32,7 @@ from nlp_transfer.recipe.task_specs import (
     RegressionTask,
     TaskSpec,
     TextTaskSpec,
+    TokenClassificationTask,
 )
 from nlp_transfer.recipe.tune_spec import SearchRange, TuneSpec, field_path_problem
 
@@ -68,6 +69,7 @@ __all__ = [
     "TargetDomain",
     "TaskSpec",
     "TextTaskSpec",
+    "TokenClassificationTask",
     "TrainSpec",
     "TuneSpec",
     "UnfreezeLastMethod",

@@ -142,7 +142,7 @@ def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
         else model_asset
     )
     log.info("model %s -> %s (%s)", model_asset.reference, model_asset.location, model_asset.source)
-    tokenizer = load_tokenizer(tokenizer_asset, recipe.model)
+    tokenizer = load_tokenizer(tokenizer_asset, recipe.model, **getattr(task, "tokenizer_options", {}))
     # The recipe against the model before the data is read and the weights load: its config and a weightless copy.
     config = load_config(model_asset, recipe.model, tokenizer)
     check_against_model(model_asset, config, tokenizer, getattr(recipe.task, "max_length", None), "task.max_length")

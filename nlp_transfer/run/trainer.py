@@ -189,6 +189,13 @@ def loss_on_logits(loss: LossOnLogits) -> LossFunction:
     return compute
 
 
+def task_collator(prepared: PreparedTask | None, tokenizer: PreTrainedTokenizerBase) -> Any:
+    """The task's collator (token classification pads labels per token), or token ids padded per batch."""
+    if prepared is not None and prepared.collator is not None:
+        return prepared.collator(tokenizer)
+    return DataCollatorWithPadding(tokenizer)
+
+
 def build_trainer(
     inputs: PhaseInputs,
     tokenizer: PreTrainedTokenizerBase,
@@ -229,7 +236,7 @@ def build_trainer(
         train_dataset=inputs.splits["train"],
         eval_dataset=inputs.splits.get("eval"),
         processing_class=tokenizer,
-        data_collator=inputs.collator or DataCollatorWithPadding(tokenizer),
+        data_collator=inputs.collator or task_collator(prepared, tokenizer),
         compute_metrics=prepared.compute_metrics if prepared is not None else None,
         callbacks=callbacks,
     )

@@ -17,6 +17,7 @@ import numpy as np
 
 from nlp_transfer.run import figures
 from nlp_transfer.run.folder import ERRORS_FILE, RunFolder
+from nlp_transfer.run.token_tags import token_example
 
 WORST_ERRORS = 50  # eval examples kept in errors.jsonl: the confidently wrong ones first
 
@@ -205,4 +206,5 @@ def qa_example(rows: Any, task: Any) -> dict[str, str] | None:
 EXAMPLES: dict[str, Callable[[Any, Any], dict[str, str] | None]] = {
     "classification": classification_example,
     "qa": qa_example,
+    "token_classification": token_example,
 }
