@@ -51,14 +51,29 @@ def predict(
     encoding: EncodingOpt = "utf-8",
     question: Annotated[str | None, typer.Option("--question", help="QA: the question")] = None,
     context: Annotated[str | None, typer.Option("--context", help="QA: the passage that holds the answer")] = None,
+    tokens: Annotated[
+        bool,
+        typer.Option(
+            "--tokens",
+            help="token classification: the arguments are the words of one sentence (with --file: JSONL rows hold "
+            "a tokens list)",
+        ),
+    ] = False,
+    aggregation: Annotated[
+        str,
+        typer.Option(
+            "--aggregation", help="token classification: a word's tag from its sub-words: first, average or max"
+        ),
+    ] = "first",
     out: Annotated[Path | None, typer.Option("--out", help="write JSONL here instead of stdout")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     revision: RevisionOpt = None,
 ) -> None:
-    """Predictions as JSON lines, in input order: label and probability for each text (or text pair), or answer,
-    score and offsets (QA). Under `accelerate launch` the processes share the file out and the main one merges."""
+    """Predictions as JSON lines, in input order: label and probability for each text (or text pair), answer, score
+    and offsets (QA), or entities with type, offsets and score (token classification). Under `accelerate launch` the
+    processes share the file out and the main one merges."""
     from nlp_transfer.core.files import check_output_file
     from nlp_transfer.core.hardware import Runtime
     from nlp_transfer.data.stream import StreamOptions
@@ -76,6 +91,8 @@ def predict(
         context=context,
         text_pairs=list(text_pair or []),
         text_column=text,
+        tokens=tokens,
+        aggregation=aggregation,
         stream=StreamOptions(encoding=encoding, columns=column_names(columns), delimiter=delimiter_option(delimiter)),
     )
     inputs = read_inputs(predictor, given)

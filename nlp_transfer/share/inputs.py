@@ -30,6 +30,8 @@ class PredictInputs:
     context: str | None = None
     text_pairs: list[str] = field(default_factory=list)  # --text-pair: second texts, or with --file its column
     text_column: str | None = None  # --text: the file's text column
+    tokens: bool = False  # --tokens: the inputs are pre-split words (token classification)
+    aggregation: str = "first"  # --aggregation: how a word's sub-words become its tag (token classification)
     stream: StreamOptions = field(default_factory=StreamOptions)
 
 
@@ -110,7 +112,7 @@ def file_items(path: Path, roles: dict[str, Role], options: StreamOptions) -> It
             value = row.get(column)
             if value is None:
                 raise UserError(f"{where}: no value in column '{column}' (the {role}); fill it in or drop the row")
-            item[role] = str(value)
+            item[role] = value if isinstance(value, list) else str(value)  # a sentence's words stay a list
         yield where, item
 
 

@@ -50,6 +50,7 @@ def write_ner_recipe(folder: Path, model: Path, data: Path, method: dict | None 
         "train": {"epochs": 1, "batch_size": 8, "learning_rate": 5e-3, "seed": 0, "logging_steps": 5},
         "output": {"dir": str(folder / "run")},
     }
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
     return path
