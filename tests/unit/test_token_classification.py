@@ -211,3 +211,24 @@ def test_every_method_and_family_trains_and_scores_entities(
         assert metrics["train"]["trainable_parameters"] == 32 * 7 + 7  # one Linear per token: hidden 32 -> 7 tags
     card = (run_dir / "README.md").read_text(encoding="utf-8")
     assert "pipeline_tag: token-classification" in card and "PER" in card
+
+
+# ---- init -------------------------------------------------------------------------------------------------------
+
+
+def test_init_recognises_conll_files_and_token_lists(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    (tmp_path / "train.conll").write_text(conll_text(1), encoding="utf-8")
+    (tmp_path / "dev.conll").write_text(conll_text(1), encoding="utf-8")
+    rows = [{"tokens": ["EU", "rejects", "German", "call"], "tags": ["I-ORG", "O", "I-MISC", "O"]}] * 30
+    (tmp_path / "lists.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    for name, scheme in (("train.conll", None), ("lists.jsonl", "IOB1")):
+        out = tmp_path / f"{name}.yaml"
+        result = invoke("init", tmp_path / name, "--model", tiny_models["bert"], "--out", out)
+        assert result.exit_code == 0, result.output
+        recipe = yaml.safe_load(out.read_text(encoding="utf-8"))
+        assert recipe["task"]["name"] == "token_classification" and recipe["task"]["max_length"] == 64
+        if scheme:
+            assert "(IOB1 tags, read as such and converted to IOB2)" in out.read_text(encoding="utf-8")
+        else:
+            assert recipe["data"]["eval"].endswith("dev.conll")  # the file beside the training file
+        assert invoke("validate", out).exit_code == 0

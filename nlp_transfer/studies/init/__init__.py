@@ -22,9 +22,10 @@ from nlp_transfer.recipe import Recipe
 from nlp_transfer.studies.init.profile import Profile, Source, check_header, inspect_columns, read_rows, read_source
 from nlp_transfer.studies.init.propose import propose
 from nlp_transfer.studies.init.render import render
+from nlp_transfer.studies.init.tokens import looks_tagged, token_proposal
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-TASKS = ("classification", "multi_label", "regression", "qa")
+TASKS = ("classification", "multi_label", "regression", "qa", "token_classification")
 
 
 @dataclass
@@ -61,7 +62,7 @@ def init_recipe(options: InitOptions) -> InitResult:
     rows = read_rows(sources, options.data_root)
     check_header(sources[0], rows)
     profile = Profile(sources, rows, inspect_columns(rows))
-    proposal = propose(profile, options)
+    proposal = token_proposal(profile, options) if looks_tagged(profile, options) else propose(profile, options)
     text = render(proposal, options, out)
     try:
         Recipe.model_validate(yaml.safe_load(text))
