@@ -100,3 +100,26 @@ def test_sentence_and_token_models_refuse_each_others_inputs(runs: dict[str, Pat
     write_sentiment_csv(tmp_path / "s.csv")
     user_error(invoke("evaluate", runs["full"], "--data", tmp_path / "s.csv"), "this model tags words")
     user_error(invoke("evaluate", runs["sentences"], "--data", runs["data"]), "no column 'text'")
+
+
+@pytest.mark.heavy
+def test_export_onnx_int8_measures_agreement_at_entity_level(runs: dict[str, Path], tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "export"
+    result = invoke("export", runs["full"], "--out", out, "--quantize", "int8")
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "export.json").read_text(encoding="utf-8"))
+    assert record["onnx"]["outputs"] == ["logits"] and record["onnx"]["max_abs_logit_difference"] < 1e-3
+    assert 0.0 <= record["onnx_int8"]["entity_agreement"] <= 1.0
+    import onnxruntime
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    words = TEXT.split()
+    encoding = tokenizer([words], is_split_into_words=True, return_tensors="np")
+    session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(["logits"], {k: v for k, v in encoding.items() if k in record["onnx"]["inputs"]})
+    firsts = [encoding.word_ids(0).index(w) for w in range(len(words))]
+    labels = json.loads((out / "config.json").read_text(encoding="utf-8"))["id2label"]
+    (row,) = predicted(runs["full"], "--tokens", *words)
+    assert [labels[str(i)] for i in logits[0][firsts].argmax(-1)][:2] == row["tags"][:2] == ["B-PER", "I-PER"]
