@@ -102,7 +102,12 @@ class TaskTrainer(Trainer):
             # Items as the Trainer counts them (labels other than -100): examples, label cells, or masked tokens (MLM).
             counted = labels.ne(-100).sum()
             found: Any = self._example_weighted(model, inputs, return_outputs, counted / num_items_in_batch)
+            if self.loss is not None:
+                # Weighted by its share of the step's items, our loss is scaled for gradient accumulation already:
+                # the Trainer must not divide it again (token classification's per-token loss; class weights).
+                self.loss_is_scaled_for_ga = True
         elif self.loss is not None:
+            self.loss_is_scaled_for_ga = False  # a plain mean of the micro-batch: the Trainer scales it
             found = self.loss(model, inputs, return_outputs)
         else:
             found = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)

@@ -232,3 +232,33 @@ def test_init_recognises_conll_files_and_token_lists(tmp_path: Path, tiny_models
         else:
             assert recipe["data"]["eval"].endswith("dev.conll")  # the file beside the training file
         assert invoke("validate", out).exit_code == 0
+
+
+def test_sub_batches_train_a_token_classifier_as_whole_batches(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    """The per-token loss is weighted by each sub-batch's share of the step's labelled tokens and not divided again:
+    sorted sub-batches (group_by_length) give the weights and loss of whole batches (SGD, fp32, no dropout); the
+    first logged loss is the mean cross-entropy of a fresh head, about ln(7) with 7 tags."""
+    import shutil
+
+    from transformers import AutoConfig
+
+    model = tmp_path / "no-dropout"
+    shutil.copytree(tiny_models["bert"], model)
+    config = AutoConfig.from_pretrained(model)
+    config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
+    config.save_pretrained(model)
+    data = tmp_path / "train.conll"
+    data.write_text(conll_text(2), encoding="utf-8")
+    losses, first = [], []
+    for grouped in (True, False):
+        folder = tmp_path / f"grouped-{grouped}"
+        recipe = write_ner_recipe(folder, model, data)
+        train = ["train.batch_size=32", "train.precision=fp32", f"train.group_by_length={grouped}"]
+        train += ["train.trainer={optim: sgd}", "train.learning_rate=0.3", "train.warmup_ratio=0.0", "train.epochs=3"]
+        result = invoke("run", recipe, *[x for o in train for x in ("-o", o)])
+        assert result.exit_code == 0, result.output
+        losses.append(json.loads((folder / "run" / "metrics.json").read_text())["eval"]["eval_loss"])
+        log = [json.loads(line) for line in (folder / "run" / "trainer_log.jsonl").read_text().splitlines()]
+        first.append(next(e["loss"] for e in log if "loss" in e))
+    assert abs(losses[0] - losses[1]) < 1e-5, losses
+    assert first[0] == pytest.approx(first[1], abs=1e-4) and 1.5 < first[0] < 2.5, first  # ln 7 = 1.95
