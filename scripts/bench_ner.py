@@ -120,7 +120,7 @@ def plain_run_ner(files: dict[str, Path], settings: dict[str, Any], workdir: Pat
         learning_rate=settings["learning_rate"],
         per_device_train_batch_size=settings["batch_size"],
         per_device_eval_batch_size=64,
-        warmup_ratio=settings["warmup_ratio"],
+        warmup_steps=settings["warmup_ratio"],  # a float in [0, 1) is a fraction of all steps in transformers 5
         seed=settings["seed"],
         save_strategy="no",
         report_to=[],
