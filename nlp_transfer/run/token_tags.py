@@ -3,8 +3,11 @@ says the model does and which tags it outputs, and a sentence of the eval data f
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from nlp_transfer.core.files import read_json_or_empty
 from nlp_transfer.run.folder import TASK_FILE
@@ -38,3 +41,81 @@ def token_example(rows: Any, task: Any) -> dict[str, str] | None:
         if 20 <= len(text) <= 160 and any(str(t) != "O" for t in tags):
             return {"text": text}
     return None
+
+
+def token_view(inputs: Any) -> Any:
+    """views.VIEWS' entry: entity scores per type, a confusion of entity types with "missed" (a gold entity no
+    prediction matches exactly) and "spurious" (a predicted entity no gold one matches), and errors.jsonl: the eval
+    sentences with a wrong entity, gold and predicted entities marked [like this]TYPE."""
+    # Imported here: views imports this module for its tables.
+    from nlp_transfer.run import figures
+    from nlp_transfer.run.folder import ERRORS_FILE, RunFolder
+    from nlp_transfer.run.views import Figure, View
+    from nlp_transfer.tasks.token_classification.scores import entity_scores
+    from nlp_transfer.tasks.token_classification.tags import entities_of, repair
+
+    metrics = inputs.captured
+    if not hasattr(metrics, "tags") or metrics.scheme == "none":
+        return View()
+    gold, predicted = metrics.tags()
+    predicted = [repair(tags) for tags in predicted]
+    kinds = sorted({n[2:] for n in metrics.label_names if n[:2] in ("B-", "I-")})
+    names = [*kinds, "none"]  # row none: spurious predictions; column none: missed gold entities
+    pairs, errors = [], []
+    for sentence, (g, p) in enumerate(zip(gold, predicted, strict=True)):
+        gold_spans = {(a, b): k for k, a, b in entities_of(g)}
+        found_spans = {(a, b): k for k, a, b in entities_of(p)}
+        pairs += [(k, found_spans.get(span, "none")) for span, k in gold_spans.items()]
+        pairs += [("none", k) for span, k in found_spans.items() if span not in gold_spans]
+        if gold_spans != found_spans and len(errors) < 500:
+            words = metrics.words.get(sorted(metrics.gold)[sentence], [])
+            errors.append(
+                {
+                    "sentence": sentence,
+                    "gold": _marked(words, gold_spans),
+                    "predicted": _marked(words, found_spans),
+                    "wrong": [
+                        {"words": " ".join(words[a:b]), "gold": gold_spans.get((a, b), "spurious"), "predicted": k}
+                        for (a, b), k in found_spans.items()
+                        if gold_spans.get((a, b)) != k
+                    ]
+                    + [
+                        {"words": " ".join(words[a:b]), "gold": k, "predicted": "missed"}
+                        for (a, b), k in gold_spans.items()
+                        if (a, b) not in found_spans
+                    ],
+                }
+            )
+    index = {name: i for i, name in enumerate(names)}
+    figures.confusion(
+        np.asarray([index[g] for g, _ in pairs] or [0]),
+        np.asarray([index[p] for _, p in pairs] or [0]),
+        names,
+        inputs.folder / "entity_confusion.png",
+    )
+    RunFolder(inputs.folder).write_text(ERRORS_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in errors))
+    scores = entity_scores(gold, predicted)
+    return View(
+        figures=[
+            Figure(
+                "entity_confusion.png",
+                "Entity types on the eval split: rows the gold type (none: a spurious prediction), columns the "
+                "predicted type (none: a missed entity); an entity counts only with its exact words",
+            )
+        ],
+        numbers={
+            "per_type_f1": {k: round(scores.get(f"f1_{k}", 0.0), 4) for k in kinds},
+            "missed": sum(1 for _, p in pairs if p == "none"),
+            "spurious": sum(1 for g, _ in pairs if g == "none"),
+            "sentences_with_errors": len(errors),
+        },
+    )
+
+
+def _marked(words: list[str], spans: dict[tuple[int, int], str]) -> str:
+    shown = list(words)
+    for (a, b), kind in spans.items():
+        if b <= len(shown) and a < b:
+            shown[a] = "[" + shown[a]
+            shown[b - 1] = shown[b - 1] + "]" + kind
+    return " ".join(shown)

@@ -17,7 +17,7 @@ import numpy as np
 
 from nlp_transfer.run import figures
 from nlp_transfer.run.folder import ERRORS_FILE, RunFolder
-from nlp_transfer.run.token_tags import token_example
+from nlp_transfer.run.token_tags import token_example, token_view
 
 WORST_ERRORS = 50  # eval examples kept in errors.jsonl: the confidently wrong ones first
 
@@ -178,6 +178,7 @@ VIEWS: dict[str, Callable[[ViewInputs], View]] = {
     "multi_label": multi_label_view,
     "regression": regression_view,
     "qa": qa_view,
+    "token_classification": token_view,
 }
 
 

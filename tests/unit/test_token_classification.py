@@ -211,6 +211,12 @@ def test_every_method_and_family_trains_and_scores_entities(
         assert metrics["train"]["trainable_parameters"] == 32 * 7 + 7  # one Linear per token: hidden 32 -> 7 tags
     card = (run_dir / "README.md").read_text(encoding="utf-8")
     assert "pipeline_tag: token-classification" in card and "PER" in card
+    numbers = metrics["report"]["numbers"]  # the report's view: per-type F1, missed and spurious entities
+    assert set(numbers["per_type_f1"]) == {"PER", "LOC", "ORG"} and (run_dir / "entity_confusion.png").is_file()
+    errors = [json.loads(line) for line in (run_dir / "errors.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(errors) == numbers["sentences_with_errors"]
+    for error in errors:  # each names its wrong spans; gold entities are marked [like this]TYPE
+        assert error["wrong"] and "]PER" in error["gold"]
 
 
 # ---- init -------------------------------------------------------------------------------------------------------

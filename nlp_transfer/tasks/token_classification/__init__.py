@@ -76,7 +76,7 @@ class TokenClassification:
             "pad_to_max_length": pad_to_max_length,
             "tokenizer": tokenizer_fingerprint(tokenizer),
             "columns": [config.tokens, config.tags, config.text, config.entities],
-            "layout": 1,  # bump when the window columns change
+            "layout": 2,  # bump when the window columns change
         }
         inside_of = {label_ids[t]: label_ids.get("I-" + split_tag(t)[1], label_ids[t]) for t in labels if t[:2] == "B-"}
         tokenized, hits, keys = datasets.DatasetDict(), {}, {}
@@ -125,10 +125,10 @@ class TokenClassification:
         inside_of: dict[int, int],
     ) -> dict[str, list[Any]]:
         """Windows with labels, plus what evaluation needs: the sentence (its row in the split), per token the word
-        it gives (word_ids) and the sentence's gold tag ids."""
+        it gives (word_ids), the sentence's gold tag ids and (on its first window) its words, for the report."""
         config = self.config
         names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tokenizer.model_input_names]
-        rows: dict[str, list[Any]] = {n: [] for n in (*names, "labels", "sentence", "word_ids", "gold")}
+        rows: dict[str, list[Any]] = {n: [] for n in (*names, "labels", "sentence", "word_ids", "gold", "words")}
         for window in encode_words(tokenizer, batch["words"], config.max_length, config.stride):
             tag_ids = batch["tag_ids"][window.sentence]
             labels = token_labels(window, tag_ids, config.label_all_subwords, inside_of)
@@ -143,6 +143,7 @@ class TokenClassification:
             rows["sentence"].append(indices[window.sentence])
             rows["word_ids"].append(word_ids)
             rows["gold"].append(list(tag_ids))
+            rows["words"].append(list(batch["words"][window.sentence]) if window.first_word == 0 else [])
         return rows
 
 

@@ -93,11 +93,12 @@ class TagMetrics:
     windows arrive in dataset order; the last call merges each sentence's windows per word and scores them."""
 
     def __init__(self, dataset: Any, label_names: Sequence[str], scheme: str) -> None:
-        self.dataset = dataset.select_columns(["sentence", "word_ids", "gold"])
+        self.dataset = dataset.select_columns(["sentence", "word_ids", "gold", "words"])
         self.label_names = list(label_names)
         self.scheme = scheme
         self.votes = WordVotes()
         self.gold: dict[int, list[int]] = {}
+        self.words: dict[int, list[str]] = {}  # for the report's errors file
         self.seen = 0
 
     def __call__(self, prediction: Any, compute_result: bool = True) -> dict[str, float]:
@@ -110,10 +111,16 @@ class TagMetrics:
             gold = rows["gold"][b]
             self.votes.add(sentence, len(gold), rows["word_ids"][b], logits[b])
             self.gold[sentence] = gold
+            if rows["words"][b]:
+                self.words[sentence] = rows["words"][b]
         if not compute_result:
             return {}
+        return scores_of(self.scheme, *self.tags())
+
+    def tags(self) -> tuple[list[list[str]], list[list[str]]]:
+        """(gold, predicted) tags of every sentence seen, in split order."""
         order = sorted(self.gold)
         names = self.label_names
         gold = [[names[i] for i in self.gold[s]] for s in order]
         predicted = [[names[i] for i in self.votes.mean(s).argmax(-1)] for s in order]
-        return scores_of(self.scheme, gold, predicted)
+        return gold, predicted
