@@ -61,7 +61,8 @@ def token_view(inputs: Any) -> Any:
     predicted = [repair(tags) for tags in predicted]
     kinds = sorted({n[2:] for n in metrics.label_names if n[:2] in ("B-", "I-")})
     names = [*kinds, "none"]  # row none: spurious predictions; column none: missed gold entities
-    pairs, errors = [], []
+    pairs: list[tuple[str, str]] = []  # (gold type, predicted type) per entity of either
+    errors: list[dict[str, Any]] = []
     for sentence, (g, p) in enumerate(zip(gold, predicted, strict=True)):
         gold_spans = {(a, b): k for k, a, b in entities_of(g)}
         found_spans = {(a, b): k for k, a, b in entities_of(p)}
