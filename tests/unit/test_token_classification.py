@@ -268,3 +268,31 @@ def test_sub_batches_train_a_token_classifier_as_whole_batches(tmp_path: Path, t
         first.append(next(e["loss"] for e in log if "loss" in e))
     assert abs(losses[0] - losses[1]) < 1e-5, losses
     assert first[0] == pytest.approx(first[1], abs=1e-4) and 1.5 < first[0] < 2.5, first  # ln 7 = 1.95
+
+
+# ---- resume -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.subprocess
+def test_a_killed_token_run_resumes_to_the_uninterrupted_metrics(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
+    import signal
+
+    from tests.unit.test_reliability import CHECKPOINT_STEPS, metrics_of, start_and_stop
+
+    data = tmp_path / "train.conll"
+    data.write_text(conll_text(4), encoding="utf-8")
+    recipes = {}
+    for name in ("straight", "killed"):
+        recipe = write_ner_recipe(tmp_path / name, tiny_models["bert"], data)
+        loaded = yaml.safe_load(recipe.read_text(encoding="utf-8"))
+        loaded["train"] |= {"max_steps": 8 * CHECKPOINT_STEPS, "checkpoint_steps": CHECKPOINT_STEPS, "batch_size": 4}
+        recipe.write_text(yaml.safe_dump(loaded), encoding="utf-8")
+        recipes[name] = recipe
+    assert invoke("run", recipes["straight"]).exit_code == 0
+    start_and_stop(recipes["killed"], "train", signal.SIGKILL)
+    result = invoke("run", recipes["killed"], "--resume")
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "killed" / "run"
+    assert "resume: from" in (run / "run.log").read_text(encoding="utf-8")
+    assert metrics_of(run) == metrics_of(tmp_path / "straight" / "run")
+    assert json.loads((run / "task.json").read_text(encoding="utf-8"))["tag_scheme"] == "iob2"
