@@ -296,3 +296,18 @@ def test_a_killed_token_run_resumes_to_the_uninterrupted_metrics(tmp_path: Path,
     assert "resume: from" in (run / "run.log").read_text(encoding="utf-8")
     assert metrics_of(run) == metrics_of(tmp_path / "straight" / "run")
     assert json.loads((run / "task.json").read_text(encoding="utf-8"))["tag_scheme"] == "iob2"
+
+
+def test_label_all_subwords_labels_later_sub_words_inside(tiny_models: dict[str, Path]) -> None:
+    from nlp_transfer.tasks.token_classification.alignment import IGNORED, token_labels
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["bert"])
+    (window,) = encode_words(tokenizer, [["Schwarzenegger", "spoke"]], max_length=32, stride=4)
+    pieces = sum(1 for w in window.sub_words if w == 0)
+    assert pieces > 1  # a long name is several WordPieces
+    tag_ids, inside_of = [1, 0], {1: 2}  # B-PER (1) -> I-PER (2); O is 0
+    first_only = token_labels(window, tag_ids, False, inside_of)
+    every = token_labels(window, tag_ids, True, inside_of)
+    assert [x for x in first_only if x != IGNORED] == [1, 0]
+    assert [x for x in every if x != IGNORED] == [1] + [2] * (pieces - 1) + [0] * (len(every) - pieces - 2)
+    assert every[0] == IGNORED and every[-1] == IGNORED  # [CLS] and [SEP]
