@@ -51,6 +51,20 @@ def predict(
     encoding: EncodingOpt = "utf-8",
     question: Annotated[str | None, typer.Option("--question", help="QA: the question")] = None,
     context: Annotated[str | None, typer.Option("--context", help="QA: the passage that holds the answer")] = None,
+    tokens: Annotated[
+        bool,
+        typer.Option(
+            "--tokens",
+            help="token classification: the arguments are the words of one sentence (with --file: JSONL rows hold "
+            "a tokens list)",
+        ),
+    ] = False,
+    aggregation: Annotated[
+        str,
+        typer.Option(
+            "--aggregation", help="token classification: a word's tag from its sub-words: first, average or max"
+        ),
+    ] = "first",
     keep: Annotated[
         list[str] | None,
         typer.Option(
@@ -73,8 +87,9 @@ def predict(
     revision: RevisionOpt = None,
 ) -> None:
     """Predictions in input order, each after its --file row's columns: label and probability for each text (or
-    text pair), or answer, score and offsets (QA); JSON lines, or CSV/TSV by --out's extension. Under `accelerate
-    launch` the processes share the file out and the main one merges."""
+    text pair), answer, score and offsets (QA), or entities with type, offsets and score (token classification);
+    JSON lines, or CSV/TSV by --out's extension. Under `accelerate launch` the processes share the file out and the
+    main one merges."""
     from nlp_transfer.core.files import check_output_file
     from nlp_transfer.core.hardware import Runtime
     from nlp_transfer.data.stream import StreamOptions
@@ -93,6 +108,8 @@ def predict(
         text_pairs=list(text_pair or []),
         text_column=text,
         keep=[name.strip() for value in keep for name in value.split(",") if name.strip()] if keep else None,
+        tokens=tokens,
+        aggregation=aggregation,
         stream=StreamOptions(encoding=encoding, columns=column_names(columns), delimiter=delimiter_option(delimiter)),
     )
     inputs = read_inputs(predictor, given)

@@ -1,6 +1,6 @@
-"""Reading one data file (csv / tsv / json / jsonl / parquet / plain text / SQuAD JSON) or one hub dataset split
-into a datasets.Dataset; every failure is a UserError that names the file and the recipe field (or the command's
-option: ReadOptions.names) that fixes it."""
+"""Reading one data file (csv / tsv / json / jsonl / parquet / plain text / SQuAD JSON / CoNLL columns) or one hub
+dataset split into a datasets.Dataset; every failure is a UserError that names the file and the recipe field (or the
+command's option: ReadOptions.names) that fixes it."""
 
 from __future__ import annotations
 
@@ -34,7 +34,16 @@ BUILDERS: dict[str, tuple[str, dict[str, Any]]] = {
     "parquet": ("parquet", {}),
     "text": ("text", {}),
 }
-SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
+SUFFIX_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".parquet": "parquet",
+    ".conll": "conll",
+    ".bio": "conll",
+    ".iob": "conll",
+}
 TEXT_FORMATS = {"csv", "tsv", "json", "jsonl", "text"}
 
 
@@ -79,6 +88,8 @@ def read_local(path: Path, options: ReadOptions, field: str) -> datasets.Dataset
     encoding, text = options.encoding, ""
     if fmt == "label_first":
         return read_label_first(read_text(path, options.encoding, field, options.names)[0], path, field)
+    if fmt == "conll":
+        return read_conll(read_text(path, options.encoding, field, options.names)[0], path, field)
     if fmt in TEXT_FORMATS:
         text, encoding = read_text(path, options.encoding, field, options.names)
         # datasets fails on a file without rows with a message that names neither the file nor the fix.
@@ -149,6 +160,53 @@ def read_label_first(text: str, path: Path, field: str) -> datasets.Dataset:
         rows["text"].append(parts[1])
     if not rows["label"]:
         raise UserError(f"{field}: {path} is empty; point {field} at a file with rows")
+    return datasets.Dataset.from_dict(rows)
+
+
+DOCSTART = "-DOCSTART-"
+
+
+def read_conll(text: str, path: Path, field: str) -> datasets.Dataset:
+    """CoNLL-style column files: one word per line, its tags in further columns (tab- or space-separated), a blank
+    line between sentences, `-DOCSTART-` lines skipped. Columns: `tokens` (the first), `tags` (the last),
+    `column_1` ... (every column after the words, for another tag column), and `line` (where each sentence starts,
+    for messages)."""
+    sentences: list[list[list[str]]] = []
+    starts: list[int] = []
+    current: list[list[str]] = []
+    width = 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.split()[0] == DOCSTART:
+            if current:
+                sentences.append(current)
+                current = []
+            continue
+        fields = line.split("\t") if "\t" in line else line.split()
+        fields = [f.strip() for f in fields]
+        if len(fields) < 2:
+            raise UserError(
+                f"{field}: {path} line {number} has a word but no tag ({line[:40]!r}); CoNLL lines are "
+                "WORD<TAB>TAG (a file with no tag column cannot train a tagger)"
+            )
+        if width and len(fields) != width:
+            raise UserError(
+                f"{field}: {path} line {number} has {len(fields)} columns but the lines before it have {width}; "
+                "give every word line the same columns"
+            )
+        width = width or len(fields)
+        if not current:
+            starts.append(number)
+        current.append(fields)
+    if current:
+        sentences.append(current)
+    if not sentences:
+        raise UserError(f"{field}: {path} has no sentences; point {field} at a CoNLL file with WORD<TAB>TAG lines")
+    rows: dict[str, list[Any]] = {"tokens": [[w[0] for w in s] for s in sentences]}
+    for column in range(1, width):
+        rows[f"column_{column}"] = [[w[column] for w in s] for s in sentences]
+    rows["tags"] = rows[f"column_{width - 1}"]
+    rows["line"] = starts
     return datasets.Dataset.from_dict(rows)
 
 

@@ -19,7 +19,7 @@ from nlp_transfer.core.errors import UserError
 from nlp_transfer.data.diagnose import is_wide, wide_bom
 from nlp_transfer.data.readers import SUFFIX_FORMATS, read_squad_json
 
-STREAMED_FORMATS = ("csv", "tsv", "jsonl", "json", "text")
+STREAMED_FORMATS = ("csv", "tsv", "jsonl", "json", "text", "conll")
 
 
 @dataclass(frozen=True)
@@ -157,4 +157,36 @@ def _delimited_rows(
         raise UserError(f"{field} {path}: is empty; pass a file with rows")
 
 
-READERS = {"text": _text_rows, "jsonl": _jsonl_rows, "json": _json_rows, "csv": _delimited_rows, "tsv": _delimited_rows}
+def _conll_rows(handle: Any, path: Path, options: StreamOptions, field: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """One row per sentence of a CoNLL column file (blank lines between sentences, -DOCSTART- skipped): its words
+    (`tokens`, the first column) and, when the lines have more columns, its `tags` (the last)."""
+    words: list[list[str]] = []
+    start = 0
+    for number, line in enumerate(handle, start=1):
+        fields = line.strip().split("\t") if "\t" in line else line.split()
+        if not fields or fields[0] == "-DOCSTART-":
+            if words:
+                yield start, _sentence(words)
+                words = []
+            continue
+        start = start if words else number
+        words.append([f.strip() for f in fields])
+    if words:
+        yield start, _sentence(words)
+
+
+def _sentence(words: list[list[str]]) -> dict[str, Any]:
+    row: dict[str, Any] = {"tokens": [w[0] for w in words]}
+    if all(len(w) > 1 for w in words):
+        row["tags"] = [w[-1] for w in words]
+    return row
+
+
+READERS = {
+    "conll": _conll_rows,
+    "text": _text_rows,
+    "jsonl": _jsonl_rows,
+    "json": _json_rows,
+    "csv": _delimited_rows,
+    "tsv": _delimited_rows,
+}

@@ -22,7 +22,6 @@ from torch import nn
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from nlp_transfer.core.errors import UserError
 from nlp_transfer.methods.architectures import architecture_of
 from nlp_transfer.methods.base import Phase, PhaseContext, PhaseInputs
 from nlp_transfer.methods.features import MODEL_INPUTS, PooledClassifier, encode, resolve_pooling
@@ -111,11 +110,6 @@ class Contrastive:
         self.config = config
 
     def prepare(self, model: nn.Module, task: Any) -> nn.Module:
-        if not getattr(task, "pooled_features", False):
-            raise UserError(
-                "method contrastive: this task's head reads every token, not one embedding per example; "
-                "use method full or lora"
-            )
         arch = architecture_of(model, "contrastive")
         # Every weight trains (the encoder in phase embeddings, the head in phase head): the counts say so.
         model.requires_grad_(True)

@@ -80,16 +80,23 @@ def check_model_folder(asset: Asset) -> None:
         raise UserError(f"model '{asset.reference}': {path} {problem}; {fix}")
 
 
-def load_tokenizer(asset: Asset, spec: ModelSpec, padding_side: str | None = None) -> PreTrainedTokenizerBase:
-    """The model's fast tokenizer, padding on `padding_side` when the task needs one (Task.padding_side)."""
-    sides = {"padding_side": padding_side} if padding_side is not None else {}
-    tokenizer = loading(
-        asset,
-        "tokenizer",
-        lambda: AutoTokenizer.from_pretrained(
-            asset.location, revision=spec.revision, trust_remote_code=spec.trust_remote_code, **sides
-        ),
-    )
+def load_tokenizer(asset: Asset, spec: ModelSpec, **options: Any) -> PreTrainedTokenizerBase:
+    """The model's fast tokenizer. `options` are a task's tokenizer settings (token classification's
+    add_prefix_space), applied where the tokenizer has them: a WordPiece tokenizer has no add_prefix_space."""
+
+    def load(**given: Any) -> PreTrainedTokenizerBase:
+        return loading(
+            asset,
+            "tokenizer",
+            lambda: AutoTokenizer.from_pretrained(
+                asset.location, revision=spec.revision, trust_remote_code=spec.trust_remote_code, **given
+            ),
+        )
+
+    tokenizer = load()
+    wanted = {k: v for k, v in options.items() if getattr(tokenizer, k, v) != v}
+    if wanted:  # set at load time: byte-level BPE builds its pre-tokenizer from it
+        tokenizer = load(**wanted)
     if not tokenizer.is_fast:
         raise UserError(f"model '{asset.reference}': only fast tokenizers are supported; provide tokenizer.json")
     if len(tokenizer) <= len(set(tokenizer.all_special_ids)):

@@ -25,16 +25,19 @@ from nlp_transfer.recipe import ProbeThenFinetuneMethod
 
 class ProbeThenFinetune:
     phased = True  # several phases, each saved for a resumed run (sharded launches refuse it: run.sharding)
-    # Pooled tasks only: its probe phase trains a head on one pooled vector per example.
-    serves: ClassVar[frozenset[str] | None] = frozenset({"classification", "multi_label", "regression"})
+    # Not QA: its probe phase trains a head on one pooled vector per example, or on every token's vector (token
+    # classification); a span head over a QA window is left to the other methods.
+    serves: ClassVar[frozenset[str] | None] = frozenset(
+        {"classification", "multi_label", "regression", "token_classification"}
+    )
 
     def __init__(self, config: ProbeThenFinetuneMethod) -> None:
         self.config = config
 
     def prepare(self, model: nn.Module, task: Any) -> nn.Module:
         arch = architecture_of(model, "probe_then_finetune")
-        if not getattr(task, "pooled_features", False):
-            raise UserError("method probe_then_finetune: this task does not pool one vector per example; use lora/full")
+        # Pooled tasks probe on cached features; others (a head per token) train the head on the frozen encoder.
+        self.cached = bool(getattr(task, "pooled_features", False))
         layers = len(blocks(model, arch))
         if self.config.unfreeze_last is not None and self.config.unfreeze_last > layers:
             raise UserError(
@@ -45,15 +48,21 @@ class ProbeThenFinetune:
         return model
 
     def phases(self, model: nn.Module, context: PhaseContext) -> list[Phase]:
-        probe = features_phase(
-            model,
-            context,
-            pooling="native",  # the head must read what the model's own forward gives it in phase 2
-            layer=-1,
-            learning_rate=self.config.probe_learning_rate,
-            epochs=self.config.probe_epochs,
-            name="probe",
-        )
+        if self.cached:
+            probe = features_phase(
+                model,
+                context,
+                pooling="native",  # the head must read what the model's own forward gives it in phase 2
+                layer=-1,
+                learning_rate=self.config.probe_learning_rate,
+                epochs=self.config.probe_epochs,
+                name="probe",
+            )
+        else:
+            spec = context.train.model_copy(
+                update={"learning_rate": self.config.probe_learning_rate, "epochs": self.config.probe_epochs}
+            )
+            probe = Phase("probe", lambda: PhaseInputs(model=model, splits=context.prepared.splits, train=spec))
 
         def finetune() -> PhaseInputs:
             if self.config.unfreeze_last is None:

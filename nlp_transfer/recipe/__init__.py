@@ -31,6 +31,7 @@ from nlp_transfer.recipe.task_specs import (
     RegressionTask,
     TaskSpec,
     TextTaskSpec,
+    TokenClassificationTask,
     lower_is_better,
 )
 from nlp_transfer.recipe.tune_spec import SearchRange, TuneSpec, field_path_problem
@@ -67,6 +68,7 @@ __all__ = [
     "TargetDomain",
     "TaskSpec",
     "TextTaskSpec",
+    "TokenClassificationTask",
     "TrainSpec",
     "TuneSpec",
     "UnfreezeLastMethod",

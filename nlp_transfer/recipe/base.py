@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-DataFormat = Literal["auto", "csv", "tsv", "json", "jsonl", "parquet", "text", "label_first", "hub"]
+DataFormat = Literal["auto", "csv", "tsv", "json", "jsonl", "parquet", "text", "label_first", "conll", "hub"]
 # One character between the fields of a csv/tsv line, e.g. ";" (European spreadsheets) or a tab.
 Delimiter = Annotated[str, Field(min_length=1, max_length=1)]
 

@@ -269,7 +269,73 @@ class QuestionAnsweringTask(Strict):
         return self
 
 
+TagScheme = Literal["auto", "iob1", "iob2", "bioes", "none"]
+
+
+class TokenClassificationTask(Strict):
+    """A tag per word: named entities (PER, ORG, ...), chunks, part-of-speech. Words come pre-split (a CoNLL column
+    file, or JSONL token and tag lists) or as a text with character-offset entity spans, converted to tags on load."""
+
+    metric_names: ClassVar[tuple[str, ...]] = ("f1", "precision", "recall", "macro_f1", "accuracy", "loss")
+    main_metric: ClassVar[str] = "f1"  # entity-level micro F1 (seqeval, strict IOB2)
+
+    name: Literal["token_classification"]
+    tokens: str = Field("tokens", description="column holding each sentence's words (a list of strings)")
+    tags: str = Field(
+        "tags",
+        description="column holding one tag per word (a list); in a CoNLL file the last column is 'tags' and every "
+        "column after the words is also named column_1, column_2, ... (CoNLL-2003's POS tags: column_1)",
+    )
+    text: str | None = Field(
+        None,
+        description="span format instead of tokens and tags: the column holding the text; task.entities holds its "
+        "[start, end, type] character spans, converted to IOB2 tags of the text's words",
+    )
+    entities: str = Field("entities", description="span format: column holding [start, end, type] character spans")
+    labels: list[str] | None = Field(
+        None,
+        description="entity types (PER, ORG, ...) or full tags (O, B-PER, I-PER, ...) in the order the model's "
+        "outputs take; default: the types found in train, sorted",
+    )
+    tag_scheme: TagScheme = Field(
+        "auto",
+        description="how the data's tags mark entities: iob1, iob2 (BIO), bioes (BILOU too), none (plain tags such "
+        "as part-of-speech: no entities); auto detects it. Entity tags are normalised to IOB2",
+    )
+    label_all_subwords: bool = Field(
+        False,
+        description="label every sub-word of a word (B- becomes I- after the first), not only the first; the rest "
+        "are ignored by the loss either way at prediction time",
+    )
+    max_length: MaxLength = 128
+    stride: int = Field(
+        16, ge=0, description="a sentence longer than max_length: tokens shared by its consecutive windows"
+    )
+
+    def default_metric_for_best(self) -> str:
+        return "accuracy" if self.tag_scheme == "none" else self.main_metric
+
+    @model_validator(mode="after")
+    def _fields_agree(self) -> TokenClassificationTask:
+        _check_labels_source_list(self.labels)
+        if self.stride >= self.max_length // 2:
+            raise ValueError(
+                f"task.stride {self.stride} must be less than half of task.max_length {self.max_length} (windows "
+                "overlap by stride tokens); lower task.stride or raise task.max_length"
+            )
+        return self
+
+
+def _check_labels_source_list(labels: list[str] | None) -> None:
+    if labels is not None and len(set(labels)) != len(labels):
+        repeated = sorted({name for name in labels if labels.count(name) > 1})
+        raise ValueError(f"task.labels names {', '.join(map(repr, repeated))} more than once; each label once")
+    if labels is not None and not labels:
+        raise ValueError("task.labels: an empty list; name the entity types (or tags), or leave it out")
+
+
 TaskSpec = Annotated[
-    ClassificationTask | MultiLabelTask | RegressionTask | QuestionAnsweringTask, Field(discriminator="name")
+    ClassificationTask | MultiLabelTask | RegressionTask | QuestionAnsweringTask | TokenClassificationTask,
+    Field(discriminator="name"),
 ]
 TextTaskSpec = ClassificationTask | MultiLabelTask | RegressionTask

@@ -12,6 +12,7 @@ from typing import Any
 from nlp_transfer.core.files import read_json_or_empty
 from nlp_transfer.recipe import Recipe
 from nlp_transfer.run.folder import BASE_CONFIG_FILE, TASK_FILE, THRESHOLDS_FILE, label_names
+from nlp_transfer.run.token_tags import token_outputs, token_what_it_does
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ TASK_CARDS = {
     "multi_label": TaskCard(_multi_label, _threshold_lines),
     "regression": TaskCard(_regression, _target_lines),
     "qa": TaskCard(_qa, _nothing),
+    "token_classification": TaskCard(token_what_it_does, token_outputs),
 }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 # pipeline tag -> the example input when the run recorded none of its own: {field: text}
 DEFAULT_EXAMPLES: dict[str, dict[str, str]] = {
     "text-classification": {"text": "a gripping, beautifully acted film"},
+    "token-classification": {"text": "Angela Merkel visited Paris."},
     "question-answering": {
         "question": "Who directed it?",
         "context": "The film was directed by Jane Campion.",

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import datasets
 import huggingface_hub
@@ -88,6 +89,16 @@ class PreparedRun:
     precision: Precision  # train.precision as resolved on this machine (recorded in metrics and environment)
 
 
+def _tokenizer_options(task: Task) -> dict[str, Any]:
+    """What a task asks of the tokenizer: the side it pads on (QA) and its own settings (token classification's
+    add_prefix_space for pre-split words)."""
+    padding_side = getattr(task, "padding_side", None)
+    return {
+        **({"padding_side": padding_side} if padding_side is not None else {}),
+        **getattr(task, "tokenizer_options", {}),
+    }
+
+
 def run(loaded: LoadedRecipe, options: RunOptions) -> RunResult:
     with clean_cell():  # studies run many in one process: each starts clean and gives back what it took
         return _run(loaded, options)
@@ -151,7 +162,7 @@ def prepare_run(loaded: LoadedRecipe, options: RunOptions) -> PreparedRun:
         else model_asset
     )
     log.info("model %s -> %s (%s)", model_asset.reference, model_asset.location, model_asset.source)
-    tokenizer = load_tokenizer(tokenizer_asset, recipe.model, padding_side=getattr(task, "padding_side", None))
+    tokenizer = load_tokenizer(tokenizer_asset, recipe.model, **_tokenizer_options(task))
     # The recipe against the model before the data is read and the weights load: its config and a weightless copy.
     config = load_config(model_asset, recipe.model, tokenizer)
     check_against_model(model_asset, config, tokenizer, getattr(recipe.task, "max_length", None), "task.max_length")

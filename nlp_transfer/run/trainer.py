@@ -105,7 +105,7 @@ class TaskTrainer(Trainer):
             counted = labels.ne(-100).sum()
             found: Any = self._example_weighted(model, inputs, return_outputs, counted / num_items_in_batch)
         elif self.loss is not None:
-            found = self.loss(model, inputs, return_outputs)
+            found = self.loss(model, inputs, return_outputs)  # a micro-batch mean: the Trainer scales it
         else:
             found = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         loss: torch.Tensor = found[0] if return_outputs else found
@@ -205,6 +205,13 @@ def loss_on_logits(loss: LossOnLogits) -> LossFunction:
     return compute
 
 
+def task_collator(prepared: PreparedTask | None, tokenizer: PreTrainedTokenizerBase) -> Any:
+    """The task's collator (token classification pads labels per token), or token ids padded per batch."""
+    if prepared is not None and prepared.collator is not None:
+        return prepared.collator(tokenizer)
+    return DataCollatorWithPadding(tokenizer)
+
+
 def build_trainer(
     inputs: PhaseInputs,
     tokenizer: PreTrainedTokenizerBase,
@@ -245,7 +252,7 @@ def build_trainer(
         train_dataset=inputs.splits["train"],
         eval_dataset=inputs.splits.get("eval"),
         processing_class=tokenizer,
-        data_collator=inputs.collator or DataCollatorWithPadding(tokenizer),
+        data_collator=inputs.collator or task_collator(prepared, tokenizer),
         callbacks=callbacks,
     )
     trainer.add_callback(StopOnRequest(trainer.accelerator))  # needs the Trainer's accelerator to agree on stopping

@@ -17,6 +17,7 @@ import numpy as np
 
 from nlp_transfer.run import figures
 from nlp_transfer.run.folder import ERRORS_FILE, RunFolder
+from nlp_transfer.run.token_tags import token_example, token_view
 from nlp_transfer.tasks.text_inputs import document_ids
 from nlp_transfer.tasks.text_rows import has_texts
 
@@ -219,6 +220,7 @@ VIEWS: dict[str, Callable[[ViewInputs], View]] = {
     "multi_label": multi_label_view,
     "regression": regression_view,
     "qa": qa_view,
+    "token_classification": token_view,
 }
 
 
@@ -247,4 +249,5 @@ def qa_example(rows: Any, task: Any) -> dict[str, str] | None:
 EXAMPLES: dict[str, Callable[[Any, Any], dict[str, str] | None]] = {
     "classification": classification_example,
     "qa": qa_example,
+    "token_classification": token_example,
 }

@@ -23,6 +23,7 @@ from nlp_transfer.recipe import DataFile
 from nlp_transfer.run.folder import TASK_FILE
 from nlp_transfer.share.predict import AnswerPredictor, LabelPredictor
 from nlp_transfer.share.text_evaluators import evaluate_multi_label, evaluate_regression, extra_metrics_of
+from nlp_transfer.share.token_predictor import evaluate_tokens
 from nlp_transfer.share.trained import Trained, open_trained
 from nlp_transfer.tasks.classification import gold_ids, scorer, weighted_cross_entropy
 from nlp_transfer.tasks.metrics import squad_metrics
@@ -174,13 +175,26 @@ EVALUATORS = {
     "multi_label": evaluate_multi_label,
     "regression": evaluate_regression,
     "qa": _qa,
+    "token_classification": evaluate_tokens,
 }
 
 
 def summary(result: dict[str, Any]) -> str:
     """One line for people: the headline metrics."""
     metrics = result["metrics"]
-    headline = ("accuracy", "macro_f1", "micro_f1", "pearson", "spearman", "mae", "exact_match", "f1", "loss")
+    headline = (
+        "accuracy",
+        "macro_f1",
+        "micro_f1",
+        "pearson",
+        "spearman",
+        "mae",
+        "exact_match",
+        "precision",
+        "recall",
+        "f1",
+        "loss",
+    )
     shown = [k for k in headline if k in metrics]
     values = ", ".join(f"{k} {metrics[k]:.4f}" for k in shown)
     skipped = f" ({result['skipped']} skipped: empty text or missing label)" if result["skipped"] else ""

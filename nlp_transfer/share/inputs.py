@@ -35,6 +35,8 @@ class PredictInputs:
     text_pairs: list[str] = field(default_factory=list)  # --text-pair: second texts, or with --file its column
     text_column: str | None = None  # --text: the file's text column
     keep: list[str] | None = None  # --keep: the file columns written beside each prediction (None: all of them)
+    tokens: bool = False  # --tokens: the inputs are pre-split words (token classification)
+    aggregation: str = "first"  # --aggregation: how a word's sub-words become its tag (token classification)
     stream: StreamOptions = field(default_factory=StreamOptions)
 
 
@@ -144,7 +146,7 @@ def file_items(path: Path, options: StreamOptions, columns: FileColumns) -> Iter
             value = row.get(column)
             if value is None:
                 raise UserError(f"{where}: no value in column '{column}' (the {role}); fill it in or drop the row")
-            item[role] = str(value)
+            item[role] = value if isinstance(value, list) else str(value)  # a sentence's words stay a list
         yield where, item, {name: row.get(name) for name in columns.kept}
 
 

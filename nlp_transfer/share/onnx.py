@@ -22,6 +22,7 @@ from nlp_transfer.core.errors import UserError
 from nlp_transfer.run.folder import LABEL_PRIOR_FILE, label_names
 from nlp_transfer.share.label_prior import LabelPrior, read_label_prior
 from nlp_transfer.share.samples import MAX_LOGIT_DIFFERENCE, sample_inputs, sample_texts_inputs
+from nlp_transfer.share.token_predictor import entity_agreement
 from nlp_transfer.share.trained import open_trained
 
 ONNX_FILE = "model.onnx"
@@ -130,14 +131,15 @@ def quantize_onnx(folder: Path, recipe: dict[str, Any], float_record: dict[str, 
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"export --quantize int8: onnxruntime could not quantize the model ({reason})") from err
     seconds = time.perf_counter() - started
-    inputs = {name: tensor.numpy() for name, tensor in sample_texts_inputs(folder, recipe).items()}
+    encoding = sample_texts_inputs(folder, recipe)
+    inputs = {name: tensor.numpy() for name, tensor in encoding.items()}
     inputs = {name: value for name, value in inputs.items() if name in float_record["inputs"]}
     names = float_record["outputs"]
     expected = _session(folder / ONNX_FILE).run(names, inputs)
     found = _session(folder / INT8_FILE).run(names, inputs)
     agree, difference = [], 0.0
     for e, f in zip(expected, found, strict=True):  # (B, K) logits, or (B, T) start / end logits for QA
-        agree += (e.argmax(-1) == f.argmax(-1)).tolist()
+        agree += (e.argmax(-1) == f.argmax(-1)).ravel().tolist()  # per token for a token classifier
         difference = max(difference, float(np.abs(_softmax(e) - _softmax(f)).max()))
     return {
         "file": INT8_FILE,
@@ -145,6 +147,11 @@ def quantize_onnx(folder: Path, recipe: dict[str, Any], float_record: dict[str, 
         "checked_inputs": len(next(iter(inputs.values()))),
         "label_agreement": round(sum(agree) / len(agree), 6),  # argmax (label; QA start and end) as float's
         "max_probability_difference": round(difference, 6),
+        **(
+            {"entity_agreement": round(entity_agreement(encoding, label_names(folder), expected[0], found[0]), 6)}
+            if recipe["task"]["name"] == "token_classification"
+            else {}
+        ),
         "bytes": (folder / INT8_FILE).stat().st_size,
         "float_bytes": (folder / ONNX_FILE).stat().st_size,
         "quantize_seconds": round(seconds, 2),

@@ -26,6 +26,7 @@ from nlp_transfer.share.question_items import QuestionItems
 from nlp_transfer.share.text_items import TextItems
 from nlp_transfer.share.text_outputs import TextModel, config_of
 from nlp_transfer.share.text_predictors import LabelSetPredictor, NumberPredictor
+from nlp_transfer.share.token_predictor import TokenPredictor
 from nlp_transfer.share.trained import Trained, open_trained
 from nlp_transfer.tasks import spans
 
@@ -202,4 +203,5 @@ PREDICTORS: dict[str, type[Predictor]] = {
     "multi_label": LabelSetPredictor,
     "regression": NumberPredictor,
     "qa": AnswerPredictor,
+    "token_classification": TokenPredictor,
 }

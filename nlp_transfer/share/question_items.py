@@ -24,6 +24,10 @@ class QuestionItems:
         }
 
     def from_arguments(self, given: PredictInputs) -> list[Item]:
+        if given.tokens or given.aggregation != "first":
+            raise UserError(
+                "predict: --tokens/--aggregation are for token-classification runs; this run answers questions"
+            )
         if given.texts:
             raise UserError('predict: this run answers questions; use --question "..." --context "..." or --file')
         if (given.question is None) != (given.context is None):

@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from nlp_transfer.share.token_predictor import sample_word_inputs
+
 MAX_LOGIT_DIFFERENCE = 1e-3  # merged vs adapter, ONNX vs PyTorch: float32 rounding is ~1e-6; more is a bug
 
 # Inputs for the export checks: short and long, plain and odd. The tests compare on real data as well.
@@ -37,6 +39,8 @@ def sample_inputs(tokenizer: Any, recipe: dict[str, Any]) -> Any:
             padding=True,
             return_tensors="pt",
         )
+    if task["name"] == "token_classification":
+        return sample_word_inputs(tokenizer, SAMPLE_TEXTS, task["max_length"])
     return tokenizer(SAMPLE_TEXTS, truncation=True, max_length=task["max_length"], padding=True, return_tensors="pt")
 
 

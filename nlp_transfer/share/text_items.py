@@ -28,6 +28,10 @@ class TextItems:
         return found
 
     def from_arguments(self, given: PredictInputs) -> list[Item]:
+        if given.tokens or given.aggregation != "first":
+            raise UserError(
+                f"predict: --tokens/--aggregation are for token-classification runs; this model {self.does} texts"
+            )
         if given.question is not None or given.context is not None:
             raise UserError(
                 f"predict: --question/--context are for question answering runs; this run {self.does} texts"

@@ -7,12 +7,14 @@ from nlp_transfer.tasks.classification import Classification
 from nlp_transfer.tasks.multi_label import MultiLabel
 from nlp_transfer.tasks.qa import QuestionAnswering
 from nlp_transfer.tasks.regression import Regression
+from nlp_transfer.tasks.token_classification import TokenClassification
 
 TASKS: dict[str, type[Task]] = {
     "classification": Classification,
     "multi_label": MultiLabel,
     "regression": Regression,
     "qa": QuestionAnswering,
+    "token_classification": TokenClassification,
 }
 
 __all__ = ["TASKS", "PreparedTask", "Task"]

@@ -19,6 +19,7 @@ from nlp_transfer.studies.adapt.stages import RUNNERS
 from nlp_transfer.tasks import TASKS
 from tests.conftest import DATA_ROOT, invoke, user_error
 from tests.unit.labels_data import write_emotions
+from tests.unit.test_token_classification import conll_text
 
 METHOD_SETTINGS: dict[str, dict[str, Any]] = {
     "full": {},
@@ -36,6 +37,10 @@ def task_sections(task: str, folder: Path) -> tuple[dict[str, Any], dict[str, An
     if task == "qa":
         qa = {"name": "qa", "max_length": 96, "stride": 24}
         return qa, {"train": "squad_mini/train.json", "eval": "squad_mini/dev.json", "max_train_samples": 16}
+    if task == "token_classification":
+        tagged = folder / "tagged.conll"
+        tagged.write_text(conll_text(copies=1), encoding="utf-8")
+        return {"name": task, "max_length": 64}, {"train": str(tagged), "eval": str(tagged)}
     train, evaluation = write_emotions(folder)
     data = {"train": str(train), "eval": str(evaluation)}
     label = {"classification": "ids", "multi_label": "labels", "regression": "score"}[task]

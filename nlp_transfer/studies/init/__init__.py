@@ -22,9 +22,10 @@ from nlp_transfer.recipe import Recipe
 from nlp_transfer.studies.init.profile import Profile, Source, headerless_names, inspect_columns, read_rows, read_source
 from nlp_transfer.studies.init.propose import propose
 from nlp_transfer.studies.init.render import render
+from nlp_transfer.studies.init.tokens import looks_tagged, token_proposal
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-TASKS = ("classification", "multi_label", "regression", "qa")
+TASKS = ("classification", "multi_label", "regression", "qa", "token_classification")
 MIN_ROWS = 10  # fewer cannot be split into training, eval and test rows
 
 
@@ -72,7 +73,7 @@ def init_recipe(options: InitOptions) -> InitResult:
             f"{MIN_ROWS} labelled rows to propose training, eval and test splits (add rows, or write a recipe by hand)"
         )
     profile = Profile(sources, rows, inspect_columns(rows))
-    proposal = propose(profile, options)
+    proposal = token_proposal(profile, options) if looks_tagged(profile, options) else propose(profile, options)
     if guessed is not None:
         proposal.say(
             "data.columns", f"no header row: the columns are named {', '.join(guessed)} (or name them with --columns)"

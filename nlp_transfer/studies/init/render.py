@@ -20,6 +20,7 @@ def render(proposal: Proposal, options: Any, out: Path) -> str:
         "multi_label": "multi-label classification",
         "regression": "regression",
         "qa": "extractive question answering",
+        "token_classification": "token classification (a tag per word: named entities)",
     }[task["name"]]
     lines = [
         f"# {what.capitalize()} on {', '.join(options.data)}, with {options.model}.",
