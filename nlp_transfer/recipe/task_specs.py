@@ -279,7 +279,7 @@ class TokenClassificationTask(Strict):
     metric_names: ClassVar[tuple[str, ...]] = ("f1", "precision", "recall", "macro_f1", "accuracy", "loss")
     main_metric: ClassVar[str] = "f1"  # entity-level micro F1 (seqeval, strict IOB2)
 
-    name: Literal["token_classification"]
+    name: Literal["token_classification"] = Field(description="a tag per word: named entities, chunks, part-of-speech")
     tokens: str = Field("tokens", description="column holding each sentence's words (a list of strings)")
     tags: str = Field(
         "tags",

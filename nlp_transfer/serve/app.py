@@ -145,7 +145,9 @@ def create_app(served: Served, metrics: Metrics) -> FastAPI:
             raise InputError(str(err).removeprefix("predict: ")) from err
         except Exception as err:
             raise APIError(500, internal_error(err)) from None
-        return PredictResponse(model=name, outputs=rows)
+        return PredictResponse(
+            model=name, outputs=[model.answer(given, row) for given, row in zip(body.inputs, rows, strict=True)]
+        )
 
     @app.get("/v1/models", response_model=ModelList, responses={401: ERRORS[401]}, dependencies=keyed)
     async def models() -> ModelList:

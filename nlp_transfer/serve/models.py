@@ -15,8 +15,9 @@ from typing import Any
 
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.hardware import Runtime
-from nlp_transfer.share.inputs import Item, PredictInputs, Role
+from nlp_transfer.share.inputs import FileColumns, Item, PredictInputs, Role
 from nlp_transfer.share.predict import PREDICTORS, Predictor
+from nlp_transfer.share.prediction_files import joined
 from nlp_transfer.share.trained import Trained, open_trained
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -80,6 +81,13 @@ class ServedModel:
         except UserError as err:
             raise InputError(str(err).removeprefix("predict: ")) from err
         return item
+
+    def answer(self, given: Any, row: dict[str, Any]) -> dict[str, Any]:
+        """One output as `predict --file` writes it for the same row: the input's own fields, then the prediction."""
+        if not isinstance(given, dict):
+            return row
+        roles = {role: found.column if found.column in given else role for role, found in self.roles.items()}
+        return joined(given, row, FileColumns(roles=roles, kept=list(given)))
 
     def _shape(self) -> str:
         fields = ", ".join(f'"{role}": "..."' for role in self.roles)

@@ -189,7 +189,6 @@ def test_over_fitting_is_seen_when_eval_loss_climbs_at_flat_accuracy() -> None:
     found = diagnose(
         history,
         metric="accuracy",
-        greater_is_better=True,
         best_checkpoint=None,
         planned_steps=40,
         early_stopping_patience=None,
@@ -202,7 +201,6 @@ def test_over_fitting_is_seen_when_eval_loss_climbs_at_flat_accuracy() -> None:
     assert "overfitting" not in diagnose(
         history,
         metric="accuracy",
-        greater_is_better=True,
         best_checkpoint=None,
         planned_steps=40,
         early_stopping_patience=None,

@@ -15,7 +15,8 @@ from nlp_transfer.methods.probe import Probe
 from nlp_transfer.run.phases import _diagnostics
 
 
-def _setup(metric: str, task: str = "regression") -> Any:
+def _setup(metric: str, task: str = "qa") -> Any:
+    # A task with no trivial baseline (QA): these tests are about the kept checkpoint, not the baseline verdict.
     train = SimpleNamespace(metric_for_best=metric, early_stopping_patience=None)
     recipe = SimpleNamespace(train=train, task=SimpleNamespace(name=task))
     return SimpleNamespace(loaded=SimpleNamespace(recipe=recipe), prepared=None)

@@ -206,8 +206,14 @@ def assert_probe_trained_only_the_head(architecture: str, pretrained: Path, run_
 
 @pytest.mark.parametrize("architecture", ["bert", "gpt2"])
 def test_probe_with_native_pooling_saves_a_plain_model_with_only_the_head_trained(
-    architecture: str, tiny_models: dict[str, Path], sentiment_csv: Path, tmp_path: Path
+    architecture: str,
+    tiny_models: dict[str, Path],
+    sentiment_csv: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # An empty feature cache: this run extracts its own features (another test may have cached the same ones).
+    monkeypatch.setenv("NLP_TRANSFER_CACHE", str(tmp_path / "cache"))
     recipe = write_recipe(
         tmp_path, tiny_models[architecture], sentiment_csv, method={"name": "probe"}, train={"epochs": 2}
     )

@@ -281,6 +281,18 @@ def test_every_task_has_a_view_that_renders_without_training(tmp_path: Path, tin
                 golds={0: ["Paris"], 1: ["the old town"]},
             )
         },
+        "token_classification": {
+            "captured": SimpleNamespace(
+                scheme="IOB2",
+                label_names=["O", "B-PER", "I-PER", "B-LOC", "I-LOC"],
+                gold={0: [], 1: []},
+                words={0: ["Angela", "Merkel", "visited", "Paris"], 1: ["Rome", "is", "old"]},
+                tags=lambda: (
+                    [["B-PER", "I-PER", "O", "B-LOC"], ["B-LOC", "O", "O"]],
+                    [["B-PER", "O", "O", "B-LOC"], ["B-PER", "O", "O"]],
+                ),
+            )
+        },
     }
     for task, view in VIEWS.items():
         folder = tmp_path / task
@@ -311,7 +323,6 @@ def test_a_regression_model_kept_by_mse_is_measured_against_the_mean_the_right_w
     found = diagnose(
         [{"step": 5, "eval_loss": 0.4, "eval_mse": mse}],
         metric="mse",
-        greater_is_better=False,
         best_checkpoint=None,
         planned_steps=5,
         early_stopping_patience=None,
