@@ -41,6 +41,27 @@ from bench_results import write_results
 from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parents[1]
+# The results page's columns (a row has those of its mode; the samples and batch-size counts stay in the JSON).
+SHOWN_COLUMNS = (
+    "backend",
+    "mode",
+    "concurrency",
+    "texts_per_request",
+    "requests_per_s",
+    "texts_per_s",
+    "vs_predict_file",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "mean_batch",
+    "errors",
+    "rss_mb_start",
+    "rss_mb_settled",
+    "rss_mb_end",
+    "growth_after_settling_pct",
+    "exit_code",
+)
+MEMORY_FLAT_PCT = 5.0  # resident memory may grow this much after the first minute and still count as flat
 STARTED = re.compile(r"serving .* at (http://127\.0\.0\.1:\d+) ")
 
 
@@ -266,6 +287,10 @@ def targets(rows: list[dict[str, Any]]) -> list[str]:
     if (8, 1) in serve:
         p99 = serve[(8, 1)]["p99_ms"]
         lines.append(f"c=8 single sentences: p99 {p99} ms (target < 250 ms): {'met' if p99 < 250 else 'NOT met'}")
+    for memory in (r for r in rows if r.get("mode") == "memory"):
+        growth = memory["growth_after_settling_pct"]
+        verdict = "met" if growth <= MEMORY_FLAT_PCT else "NOT met"
+        lines.append(f"{memory['backend']} memory: {growth}% after settling (flat: <= {MEMORY_FLAT_PCT}%): {verdict}")
     failed = sum(sum(r.get("errors", {}).values()) for r in rows if isinstance(r.get("errors"), dict))
     lines.append(f"errors: {failed} (target 0): {'met' if failed == 0 else 'NOT met'}")
     return lines
@@ -301,7 +326,10 @@ def main() -> None:
             rows += bench_backend(backend, model, sentences, args, scratch)
     checked = targets(rows)
     print("\n".join(checked))
-    path = write_results(args.name, rows, notes=("quick check: " if args.quick else "") + "; ".join(checked))
+    page = {"page": "sharing", "title": "Serving: nlp-transfer serve against predict --file", "order": 50}
+    page["columns"] = [*SHOWN_COLUMNS]
+    notes = ("quick check: " if args.quick else "") + "; ".join(checked)
+    path = write_results(args.name, rows, notes=notes, on_page=None if args.quick else page)
     print(f"wrote {path}")
 
 
