@@ -146,9 +146,7 @@ class AnswerPredictor:
     Long contexts are windowed exactly as in training and the windows of a pair merged (spans.py)."""
 
     def __init__(self, trained: Trained, batch_size: int = 32, runtime: Runtime | None = None) -> None:
-        self.runtime = runtime or Runtime.choose()
-        self.tokenizer = trained.tokenizer()
-        self.model = trained.load().to(self.runtime.device)
+        self.runtime, self.tokenizer, self.model = trained.on_device(runtime)
         self.batch_size = batch_size
         self.task = trained.task_settings
         self.items = QuestionItems(self.task, self.tokenizer)

@@ -19,9 +19,7 @@ from nlp_transfer.tasks.text_inputs import TextInputs, encode_texts, pool_window
 
 class TextModel:
     def __init__(self, trained: Trained, batch_size: int = 32, runtime: Runtime | None = None) -> None:
-        self.runtime = runtime or Runtime.choose()
-        self.tokenizer = trained.tokenizer()
-        self.model = trained.load().to(self.runtime.device)
+        self.runtime, self.tokenizer, self.model = trained.on_device(runtime)
         self.batch_size = batch_size
         self.task = trained.task_settings
         self.inputs = TextInputs.of(self.task)

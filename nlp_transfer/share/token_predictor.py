@@ -93,9 +93,7 @@ def item_words(item: Item) -> tuple[str, list[Word]]:
 
 class TokenPredictor:
     def __init__(self, trained: Trained, batch_size: int = 32, runtime: Runtime | None = None) -> None:
-        self.runtime = runtime or Runtime.choose()
-        self.tokenizer = trained.tokenizer()
-        self.model = trained.load().to(self.runtime.device)
+        self.runtime, self.tokenizer, self.model = trained.on_device(runtime)
         self.batch_size = batch_size
         self.task = trained.task_settings
         self.items = TokenItems(self.task)

@@ -25,6 +25,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from nlp_transfer.core.damage import file_damage
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.files import read_json_or_empty
+from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.core.quiet import quiet_libraries
 from nlp_transfer.data.assets import hub_offline, looks_like_hub_id
 from nlp_transfer.methods.base import WeightsMismatch, load_model_folder
@@ -111,6 +112,12 @@ class Trained:
                 f"{self.origin}: the model could not be loaded ({_first_line(err)}); {repair(self)}"
             ) from err
         return model.eval()
+
+    def on_device(self, runtime: Runtime | None = None) -> tuple[Runtime, PreTrainedTokenizerBase, nn.Module]:
+        """What every predictor starts from: the runtime (the best device unless given), the tokenizer, and the
+        model on that device."""
+        runtime = runtime or Runtime.choose()
+        return runtime, self.tokenizer(), self.load().to(runtime.device)
 
     def tokenizer(self) -> PreTrainedTokenizerBase:
         """The tokenizer the model was trained with (open_trained checked its files against the record)."""

@@ -186,24 +186,13 @@ def test_over_fitting_is_seen_when_eval_loss_climbs_at_flat_accuracy() -> None:
     history = [{"step": 1, "loss": 0.7}]
     for step, loss in zip((10, 20, 30, 40), (0.66, 0.9, 1.5, 2.32), strict=True):
         history.append({"step": step, "eval_loss": loss, "eval_accuracy": 0.5})
-    found = diagnose(
-        history,
-        metric="accuracy",
-        best_checkpoint=None,
-        planned_steps=40,
-        early_stopping_patience=None,
-        baseline=None,
-        final={"eval_accuracy": 0.5},
-    )
+
+    def diagnosed(final: dict[str, float]) -> dict:
+        settings = {"best_checkpoint": None, "planned_steps": 40, "early_stopping_patience": None, "baseline": None}
+        return diagnose(history, metric="accuracy", final=final, **settings)
+
+    found = diagnosed({"eval_accuracy": 0.5})
     assert found["overfitting"]["from_step"] == 10
     assert "stayed at 0.5000" in found["overfitting"]["message"]
     history[1:] = [{**e, "eval_accuracy": 0.5 + e["step"] / 100} for e in history[1:]]  # accuracy climbing too
-    assert "overfitting" not in diagnose(
-        history,
-        metric="accuracy",
-        best_checkpoint=None,
-        planned_steps=40,
-        early_stopping_patience=None,
-        baseline=None,
-        final={},
-    )
+    assert "overfitting" not in diagnosed({})
