@@ -132,7 +132,7 @@ def bad_inputs(work: Path, run: Path) -> dict[str, list[str]]:
 
 def open_cost(run: Path) -> float:
     sys.path.insert(0, str(REPO))
-    from nlp_transfer.share.trained import open_trained
+    from nlp_transfer.use.trained import open_trained
 
     times = []
     for _ in range(20):

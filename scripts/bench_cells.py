@@ -83,7 +83,7 @@ def write_recipe(folder: Path, model: Path, eval_rows: int, precision: str) -> P
 
 def measured_cells(rows: list[dict[str, Any]]) -> Any:
     """pipeline.run, wrapped: each call (one cell) starts from a reset peak and records what it reached."""
-    from nlp_transfer.run import pipeline
+    from nlp_transfer.train import pipeline
 
     real_run = pipeline.run
 
@@ -122,8 +122,8 @@ def main() -> None:
     eval_rows = 64 if args.quick else 300
 
     from nlp_transfer.recipe import load_recipe
-    from nlp_transfer.run import pipeline
     from nlp_transfer.studies.compare import CompareOptions, parse_methods, parse_train_sizes, run_compare
+    from nlp_transfer.train import pipeline
 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-cells-") as scratch:

@@ -179,7 +179,7 @@ def uniform_row(overrides: list[str], folder: Path, run_rows: Any) -> dict[str, 
     """Self-training with 50/50 pseudo-labels, in a folder of its own that reuses `folder`'s source-only stage (the
     same recipe minus self_train's proportions, so the same stage hash: copying its record is all it takes)."""
     from nlp_transfer.recipe import load_recipe
-    from nlp_transfer.run.folder import ADAPT_MARKER
+    from nlp_transfer.runfolder.folder import ADAPT_MARKER
     from nlp_transfer.studies.adapt.chain import AdaptOptions
 
     uniform = load_recipe(RECIPE, [*overrides, proportions("uniform")])

@@ -82,7 +82,7 @@ def real_tokens(tokenizer_dir: Path, texts: list[str], max_length: int) -> int:
 def nlp_transfer_way(extra: list[str]) -> Any:
     def train(args: argparse.Namespace, model_dir: Path, workdir: Path) -> tuple[float, float, str]:
         from nlp_transfer.recipe import load_recipe
-        from nlp_transfer.run.pipeline import RunOptions, run
+        from nlp_transfer.train.pipeline import RunOptions, run
 
         overrides = [
             f"model.name={model_dir}",

@@ -38,9 +38,9 @@ from transformers import AutoTokenizer
 from nlp_transfer.core.hardware import Runtime, cpu_bf16
 from nlp_transfer.data.assets import default_data_root, resolve_model
 from nlp_transfer.recipe import load_recipe
-from nlp_transfer.run.pipeline import RunOptions, run
-from nlp_transfer.share.evaluate import EvaluateOptions, evaluate_model
-from nlp_transfer.share.predict import open_predictor
+from nlp_transfer.train.pipeline import RunOptions, run
+from nlp_transfer.use.evaluate import EvaluateOptions, evaluate_model
+from nlp_transfer.use.predict import open_predictor
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -138,7 +138,7 @@ def bench_evaluate(run_dir: Path, root: Path) -> dict[str, Any]:
 def bench_onnx(run_dir: Path, texts: list[str], labels: list[int], workdir: Path) -> dict[str, Any]:
     import onnxruntime
 
-    from nlp_transfer.share.export import ExportOptions, export
+    from nlp_transfer.use.export import ExportOptions, export
 
     exported, export_seconds = timed(lambda: export(run_dir, ExportOptions(out=workdir / "onnx", quantize="int8")))
     tokenizer = AutoTokenizer.from_pretrained(run_dir)

@@ -46,8 +46,8 @@ WEIGHTS = ["none", "balanced"]  # --weights: the class_weights settings goemotio
 def train(recipe: str, overrides: list[str], run_dir: Path, fp32: bool) -> dict[str, Any]:
     """Train one run (or read back a complete one); returns its metrics.json."""
     from nlp_transfer.recipe import load_recipe
-    from nlp_transfer.run.folder import METRICS_FILE, read_status
-    from nlp_transfer.run.pipeline import RunOptions, run
+    from nlp_transfer.runfolder.folder import METRICS_FILE, read_status
+    from nlp_transfer.train.pipeline import RunOptions, run
 
     if read_status(run_dir).get("state") == "complete":
         print(f"{run_dir}: complete, read back")
@@ -79,11 +79,11 @@ def texts_and_rows(recipe: str, split: str) -> Any:
 
 def goemotions(out: Path, fp32: bool) -> list[dict[str, Any]]:
     from nlp_transfer.recipe import MultiLabelTask
-    from nlp_transfer.share.text_outputs import TextModel
-    from nlp_transfer.share.trained import open_trained
     from nlp_transfer.tasks.metrics import multi_label_metrics
     from nlp_transfer.tasks.multi_label import LabelReader, sigmoid
     from nlp_transfer.tasks.thresholds import tune
+    from nlp_transfer.use.text_outputs import TextModel
+    from nlp_transfer.use.trained import open_trained
 
     recipe = "goemotions_minilm.yaml"
     rows = []
@@ -165,9 +165,9 @@ def emobank(out: Path, fp32: bool) -> list[dict[str, Any]]:
 
 
 def amazon(out: Path, fp32: bool) -> list[dict[str, Any]]:
-    from nlp_transfer.share.predict import LabelPredictor
-    from nlp_transfer.share.text_predictors import NumberPredictor
-    from nlp_transfer.share.trained import open_trained
+    from nlp_transfer.use.predict import LabelPredictor
+    from nlp_transfer.use.text_predictors import NumberPredictor
+    from nlp_transfer.use.trained import open_trained
 
     recipe = "amazon_ratings_minilm.yaml"
     test = texts_and_rows(recipe, "test")

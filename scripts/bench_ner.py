@@ -163,7 +163,7 @@ def _f1(scores: dict[str, float]) -> dict[str, float]:
 
 def nlp_transfer_run(recipe: Path, files: dict[str, Path], settings: dict[str, Any], method: str, out: Path) -> dict:
     from nlp_transfer.recipe import load_recipe
-    from nlp_transfer.run.pipeline import RunOptions, run
+    from nlp_transfer.train.pipeline import RunOptions, run
 
     overrides = [
         f"data.train={files['train']}",

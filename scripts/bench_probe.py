@@ -51,7 +51,7 @@ def run_probe(
     extra: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     from nlp_transfer.recipe import load_recipe
-    from nlp_transfer.run.pipeline import RunOptions, run
+    from nlp_transfer.train.pipeline import RunOptions, run
 
     overrides = [
         f"data.max_train_samples={train_samples}",

@@ -79,8 +79,8 @@ def evaluate(folder: Path, mode: str, max_length: int) -> dict[str, float]:
 
     from nlp_transfer.data.loading import LoadedData
     from nlp_transfer.recipe import QuestionAnsweringTask
-    from nlp_transfer.run.trainer import TaskTrainer
     from nlp_transfer.tasks.qa import QuestionAnswering, SpanMetrics
+    from nlp_transfer.train.trainer import TaskTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(folder / "model")
     split = datasets.load_dataset("json", data_files=str(folder / "eval.jsonl"), split="train")

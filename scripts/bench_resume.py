@@ -32,7 +32,7 @@ def main() -> None:
 
     from bench_results import write_results
 
-    from nlp_transfer.run.checkpoints import SEAL_FILE, by_step, problem
+    from nlp_transfer.train.checkpoints import SEAL_FILE, by_step, problem
 
     env = os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
 

@@ -72,7 +72,7 @@ def sst2_dev(root: Path) -> list[str]:
 
 def train_quickstart(folder: Path, samples: int | None) -> Path:
     from nlp_transfer.recipe import load_recipe
-    from nlp_transfer.run.pipeline import RunOptions, run
+    from nlp_transfer.train.pipeline import RunOptions, run
 
     overrides = [f"output.dir={folder}"]
     if samples is not None:
@@ -82,7 +82,7 @@ def train_quickstart(folder: Path, samples: int | None) -> Path:
 
 
 def int8_export(run: Path, folder: Path) -> Path:
-    from nlp_transfer.share.export import ExportOptions, export
+    from nlp_transfer.use.export import ExportOptions, export
 
     if not (folder / "model.int8.onnx").is_file():
         export(run, ExportOptions(out=folder, quantize="int8", overwrite=True))
@@ -91,7 +91,7 @@ def int8_export(run: Path, folder: Path) -> Path:
 
 def predict_file_speed(model: Path, sentences: list[str], scratch: Path) -> float:
     """texts/s of `predict --file` (its predictor and its streaming path), the model already loaded."""
-    from nlp_transfer.share.predict import PredictInputs, open_predictor, predict_inputs, read_inputs
+    from nlp_transfer.use.predict import PredictInputs, open_predictor, predict_inputs, read_inputs
 
     file = scratch / "sentences.txt"
     file.write_text("\n".join(sentence.replace("\n", " ") for sentence in sentences) + "\n", encoding="utf-8")

@@ -38,7 +38,7 @@ def main() -> None:
 
     from nlp_transfer.cli import app
     from nlp_transfer.data.loading import load_extra_split
-    from nlp_transfer.share.predict import open_predictor
+    from nlp_transfer.use.predict import open_predictor
     from tests.conftest import DATA_ROOT
     from tests.fakehub import FakeHub, patch_client
 

@@ -8,7 +8,7 @@ What it measures
     padded        the transformers text-classification example's defaults, inline: every sentence padded to
                   max_length, random batches, fp32 (default_data_collator)
     dynamic       a plain Trainer with dynamic padding (DataCollatorWithPadding), random batches, fp32
-    nlp-transfer  recipes/quickstart.yaml run through nlp_transfer.run.pipeline.run with its defaults: dynamic
+    nlp-transfer  recipes/quickstart.yaml run through nlp_transfer.train.pipeline.run with its defaults: dynamic
                   padding, random batches trained as length-sorted sub-batches, train.precision auto (bf16 where native)
     and, on request (--ways), diagnostic variants: nlp-transfer-fp32 (train.precision fp32), nlp-transfer-compile
     (train.compile true; the compile time is part of the training time), nlp-transfer-random
@@ -70,7 +70,7 @@ from nlp_transfer.data.assets import default_data_root, resolve_model
 from nlp_transfer.data.cache import CACHE_ENV
 from nlp_transfer.data.loading import load_data
 from nlp_transfer.recipe import LoadedRecipe, load_recipe
-from nlp_transfer.run.pipeline import RunOptions, run
+from nlp_transfer.train.pipeline import RunOptions, run
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "quickstart.yaml"
@@ -223,7 +223,7 @@ def fixed_sub_batches(split: int | None) -> Iterator[None]:
     if split is None:
         yield
         return
-    from nlp_transfer.run import trainer
+    from nlp_transfer.train import trainer
 
     original = trainer.sub_batches
     trainer.sub_batches = lambda spec, device: split  # type: ignore[assignment]
@@ -240,7 +240,7 @@ def sampler_buckets(bucket_batches: int | None) -> Iterator[None]:
     if bucket_batches is None:
         yield
         return
-    from nlp_transfer.run import sampling, trainer
+    from nlp_transfer.train import sampling, trainer
 
     originals = trainer.SortedRandomBatches, trainer.sub_batches
 

@@ -63,7 +63,7 @@ def main() -> None:
 
 def cells(out: Path, name: str, recipe: Path, overrides: list[str], seeds: list[int]) -> None:
     """One run per seed (skipping those already recorded), its metrics appended to bench_tune.json."""
-    from nlp_transfer.run.pipeline import RunOptions, run
+    from nlp_transfer.train.pipeline import RunOptions, run
 
     record_path = out / "bench_tune.json"
     for seed in seeds:

@@ -22,8 +22,8 @@ sys.path.insert(0, str(REPO))
 from bench_results import write_results  # noqa: E402
 
 from nlp_transfer.data.readers import read_squad_json  # noqa: E402
-from nlp_transfer.share.predict import open_predictor  # noqa: E402
 from nlp_transfer.tasks.metrics import squad_metrics  # noqa: E402
+from nlp_transfer.use.predict import open_predictor  # noqa: E402
 from tests.unit.squad_v1_official import evaluate as official_evaluate  # noqa: E402
 
 

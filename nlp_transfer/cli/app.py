@@ -54,11 +54,11 @@ PrecisionOpt = Annotated[
 
 
 def _left_to_rank_0(err: UserError) -> bool:
-    """Under accelerate launch an error every process raised together (run.distributed.CommonError) is printed once,
+    """Under accelerate launch an error every process raised together (core.distributed.CommonError) is printed once,
     by rank 0. Read from the environment first: a single process never imports torch just to print an error."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
-    from nlp_transfer.run.distributed import CommonError, launch_rank
+    from nlp_transfer.core.distributed import CommonError, launch_rank
 
     return isinstance(err, CommonError) and launch_rank() != 0
 

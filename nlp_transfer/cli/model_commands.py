@@ -90,11 +90,11 @@ def predict(
     text pair), answer, score and offsets (QA), or entities with type, offsets and score (token classification);
     JSON lines, or CSV/TSV by --out's extension. Under `accelerate launch` the processes share the file out and the
     main one merges."""
+    from nlp_transfer.core.distributed import is_main
     from nlp_transfer.core.files import check_output_file
     from nlp_transfer.core.hardware import Runtime
     from nlp_transfer.data.stream import StreamOptions
-    from nlp_transfer.run.distributed import is_main
-    from nlp_transfer.share.predict import PredictInputs, open_predictor, predict_inputs, read_inputs
+    from nlp_transfer.use.predict import PredictInputs, open_predictor, predict_inputs, read_inputs
 
     if out is not None:
         check_output_file(out, "--out")  # before the model loads, not after it has run
@@ -149,7 +149,7 @@ def cluster(
     precision: PrecisionOpt = "auto",
 ) -> None:
     """Embed a corpus with an encoder (mean pooling) and cluster it with k-means; with --label, score the clusters."""
-    from nlp_transfer.studies.cluster import ClusterOptions, run_cluster, summary_line
+    from nlp_transfer.use.cluster import ClusterOptions, run_cluster, summary_line
 
     names = column_names(columns)
     options = ClusterOptions(
@@ -205,7 +205,7 @@ def evaluate(
 ) -> None:
     """The task's metrics for a trained model on a labelled file: JSON on stdout, a summary line on stderr."""
     from nlp_transfer.core.files import check_output_file, write_output_file
-    from nlp_transfer.share.evaluate import EvaluateOptions, evaluate_model, summary
+    from nlp_transfer.use.evaluate import EvaluateOptions, evaluate_model, summary
 
     if out is not None:
         check_output_file(out, "--out")  # before the model loads, not after it has run
@@ -248,8 +248,8 @@ def push(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="list the files, print the card, upload nothing")] = False,
 ) -> None:
     """Upload a trained model or LoRA adapter, with its model card and recipe, to the Hugging Face Hub."""
-    from nlp_transfer.share.hub import PushOptions, check_repo_id, describe, plan_push
-    from nlp_transfer.share.hub import push as push_plan
+    from nlp_transfer.use.hub import PushOptions, check_repo_id, describe, plan_push
+    from nlp_transfer.use.hub import push as push_plan
 
     check_repo_id(repo_id)
     plan = plan_push(run_dir, repo_id)
@@ -288,8 +288,8 @@ def export(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an earlier export in --out")] = False,
 ) -> None:
     """A self-contained copy of a trained model to ship: the files push uploads, optionally merged or ONNX."""
-    from nlp_transfer.share.export import ExportOptions
-    from nlp_transfer.share.export import export as export_model
+    from nlp_transfer.use.export import ExportOptions
+    from nlp_transfer.use.export import export as export_model
 
     if quantize is not None and quantize != "int8":
         raise UserError(f"export --quantize {quantize}: only int8 is supported; use --quantize int8")
@@ -318,7 +318,7 @@ def report(
     ] = None,
 ) -> None:
     """Rebuild a run's report.html (recipe, metrics, figures inline, worst errors); several runs: overlaid curves."""
-    from nlp_transfer.run.report import rebuild
+    from nlp_transfer.report.report import rebuild
 
     typer.echo(f"wrote {rebuild(list(runs), output_dir)}")
 

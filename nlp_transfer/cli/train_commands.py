@@ -62,7 +62,7 @@ def run(
     if recipe.is_dir():
         if not resume:
             raise UserError(f"{recipe} is a folder; pass a recipe YAML file (a run folder only with --resume)")
-        from nlp_transfer.run.resume import recorded_recipe
+        from nlp_transfer.train.resume import recorded_recipe
 
         loaded, output_dir = recorded_recipe(recipe, override), output_dir or recipe
     else:
@@ -71,8 +71,8 @@ def run(
 
 
 def _reproduce(run_dir: Path, output_dir: Path | None) -> None:
-    from nlp_transfer.run.interruption import install_handlers
-    from nlp_transfer.run.reproduce import reproduce
+    from nlp_transfer.train.interruption import install_handlers
+    from nlp_transfer.train.reproduce import reproduce
 
     install_handlers()
     result, comparison = reproduce(run_dir, output_dir)
@@ -84,17 +84,17 @@ def run_loaded(
     loaded: Any, output_dir: Path | None, overwrite: bool, resume: bool = False, force: bool = False
 ) -> None:
     """Run a loaded recipe and print the summary (what `run` and `probe` share)."""
-    from nlp_transfer.run.interruption import install_handlers
+    from nlp_transfer.train.interruption import install_handlers
 
     install_handlers()
     if loaded.recipe.adapt is not None:  # a multi-stage recipe: its own chain of stages, one table row
         # Resuming is what a chain does anyway: finished stages are reused, a cut-short one continues.
         _adaptation(loaded, output_dir, overwrite, all_rows=False)
         return
-    from nlp_transfer.run import distributed
-    from nlp_transfer.run.pipeline import RunOptions
-    from nlp_transfer.run.pipeline import run as run_pipeline
-    from nlp_transfer.run.summary import print_summary
+    from nlp_transfer.core import distributed
+    from nlp_transfer.report.summary import print_summary
+    from nlp_transfer.train.pipeline import RunOptions
+    from nlp_transfer.train.pipeline import run as run_pipeline
 
     options = RunOptions(output_dir=output_dir, overwrite=overwrite, resume=resume, force=force)
     result = run_pipeline(loaded, options)
@@ -116,7 +116,7 @@ def adapt(
 ) -> None:
     """Domain adaptation table: source-only, +continued pre-training, +self-training, both (as the recipe allows)."""
     from nlp_transfer.recipe import load_recipe
-    from nlp_transfer.run.interruption import install_handlers
+    from nlp_transfer.train.interruption import install_handlers
 
     install_handlers()
     _adaptation(load_recipe(recipe, override), output_dir, overwrite, all_rows=True)
@@ -201,8 +201,8 @@ def compare(
 ) -> None:
     """Methods x training-set sizes x seeds on one recipe: a markdown table and a learning-curve PNG."""
     from nlp_transfer.recipe import load_recipe
-    from nlp_transfer.run.interruption import install_handlers
     from nlp_transfer.studies.compare import CompareOptions, parse_methods, parse_train_sizes, run_compare
+    from nlp_transfer.train.interruption import install_handlers
 
     options = CompareOptions(
         methods=parse_methods(methods),
@@ -237,8 +237,8 @@ def tune(
 ) -> None:
     """Search the recipe's tune.space with Optuna: trials table, best recipe, best run folder, figures."""
     from nlp_transfer.recipe import load_recipe
-    from nlp_transfer.run.interruption import install_handlers
     from nlp_transfer.studies.tune import TuneOptions, run_tune
+    from nlp_transfer.train.interruption import install_handlers
 
     loaded = load_recipe(recipe, override)
     install_handlers()  # a stopped trial is queued again; the study keeps every finished one
@@ -255,7 +255,7 @@ def tune(
 def validate(recipe: RecipeArg, override: OverrideOpt = None) -> None:
     """Check a recipe against the schema without running it."""
     from nlp_transfer.recipe import load_recipe
-    from nlp_transfer.run.arguments import training_arguments
+    from nlp_transfer.train.arguments import training_arguments
 
     loaded = load_recipe(recipe, override)
     training_arguments(loaded.recipe.train, Path("unused"))  # train.trainer passthrough keys are checked here
@@ -309,7 +309,7 @@ def init(
     import sys
 
     from nlp_transfer.data.assets import default_data_root
-    from nlp_transfer.studies.init import InitOptions, init_recipe
+    from nlp_transfer.init import InitOptions, init_recipe
 
     options = InitOptions(
         data=data,

@@ -40,9 +40,9 @@ class PhaseContext:
     tokenizer: PreTrainedTokenizerBase
     train: TrainSpec
     # Several processes: the main one runs the block first (filling a cache), the others then read it. The run
-    # supplies it (run.distributed); methods know nothing of processes.
+    # supplies it (core.distributed); methods know nothing of processes.
     main_first: Callable[[], AbstractContextManager[Any]] = nullcontext
-    # The run's precision on its device (run.acceleration), for work a phase does outside the Trainer (probe
+    # The run's precision on its device (train.acceleration), for work a phase does outside the Trainer (probe
     # features). None: fp32.
     precision: Precision | None = None
     # Whether one pooled vector per example decides the task's output (Task.pooled_features): a probe may then
@@ -67,7 +67,7 @@ class Phase:
 
 class Method(Protocol):
     # Optional, read with getattr: `phased = True` for a method that trains in several phases, each saved for a
-    # resumed run to start from (sharded launches refuse it, run.sharding); `check_data(prepared)` (ARCHITECTURE.md).
+    # resumed run to start from (sharded launches refuse it, train.sharding); `check_data(prepared)` (ARCHITECTURE.md).
     # The tasks (recipe task.name) the method can train, checked before anything loads (check_serves); None: every
     # task, as the method trains the task's own model and loss.
     serves: ClassVar[frozenset[str] | None]

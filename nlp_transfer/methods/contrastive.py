@@ -102,7 +102,7 @@ class PairCollator:
 
 
 class Contrastive:
-    phased = True  # several phases, each saved for a resumed run (sharded launches refuse it: run.sharding)
+    phased = True  # several phases, each saved for a resumed run (sharded launches refuse it: train.sharding)
     # Labelled tasks only: examples are paired as same-label or different-label (numbers and spans have no such pairs).
     serves: ClassVar[frozenset[str] | None] = frozenset({"classification", "multi_label"})
 

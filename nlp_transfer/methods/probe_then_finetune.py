@@ -24,7 +24,7 @@ from nlp_transfer.recipe import ProbeThenFinetuneMethod
 
 
 class ProbeThenFinetune:
-    phased = True  # several phases, each saved for a resumed run (sharded launches refuse it: run.sharding)
+    phased = True  # several phases, each saved for a resumed run (sharded launches refuse it: train.sharding)
     # Not QA: its probe phase trains a head on one pooled vector per example, or on every token's vector (token
     # classification); a span head over a QA window is left to the other methods.
     serves: ClassVar[frozenset[str] | None] = frozenset(

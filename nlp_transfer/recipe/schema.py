@@ -2,7 +2,7 @@
 their own (task_specs, method_specs, adapt_spec); this one holds the rest and the Recipe that joins them.
 
 Only the fields the pipeline uses are typed; any other TrainingArguments field goes through `train.trainer`
-and is checked when TrainingArguments is built (see run/trainer.py).
+and is checked when TrainingArguments is built (see train/trainer.py).
 """
 
 from __future__ import annotations

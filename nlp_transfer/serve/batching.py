@@ -3,7 +3,7 @@
 A collector task on the event loop takes the oldest waiting request, then adds requests while the batch holds fewer
 than `max_batch` texts and the oldest has waited less than `max_wait` seconds; a request that would overfill the
 batch starts the next one (a request larger than max_batch runs alone, cut into max_batch pieces). The batch runs
-on one worker thread (the model never blocks the event loop) through share.inference.in_length_order: sorted by
+on one worker thread (the model never blocks the event loop) through use.inference.in_length_order: sorted by
 length, cut into batches of similar length, the results put back in order, each caller given its own. While the
 model runs, new requests queue, so batches grow with the load by themselves.
 
@@ -22,8 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from nlp_transfer.share.inference import in_length_order
-from nlp_transfer.share.inputs import Item
+from nlp_transfer.use.inference import in_length_order
+from nlp_transfer.use.inputs import Item
 
 Rows = list[dict[str, Any]]
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nlp_transfer.core import distributed
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.core.quiet import quiet_libraries
-from nlp_transfer.run import distributed
 from nlp_transfer.serve.app import Served, create_app
 from nlp_transfer.serve.batching import BatchSettings
 from nlp_transfer.serve.keys import KEYS_ENV, read_keys

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from nlp_transfer.serve.models import InputError, ServedModel
-from nlp_transfer.share.inputs import Item
 from nlp_transfer.tasks.text_inputs import TextInputs
+from nlp_transfer.use.inputs import Item
 
 
 @dataclass(frozen=True)

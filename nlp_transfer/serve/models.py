@@ -1,4 +1,4 @@
-"""What the server serves: each model under its name, its predictor (share.predict: the code path `predict` runs),
+"""What the server serves: each model under its name, its predictor (use.predict: the code path `predict` runs),
 what GET /v1/models says about it, and how a request's inputs become the predictor's items.
 
 An input has the shape of a `predict --file` row: an object whose fields are the model's inputs under the columns it
@@ -15,10 +15,10 @@ from typing import Any
 
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.hardware import Runtime
-from nlp_transfer.share.inputs import FileColumns, Item, PredictInputs, Role
-from nlp_transfer.share.predict import PREDICTORS, Predictor
-from nlp_transfer.share.prediction_files import joined
-from nlp_transfer.share.trained import Trained, open_trained
+from nlp_transfer.use.inputs import FileColumns, Item, PredictInputs, Role
+from nlp_transfer.use.predict import PREDICTORS, Predictor
+from nlp_transfer.use.prediction_files import joined
+from nlp_transfer.use.trained import Trained, open_trained
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 ROLES_OF_A_FILE = PredictInputs(texts=[], file=Path("request.jsonl"))  # asks an input side for its file roles

@@ -21,11 +21,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from nlp_transfer.core import distributed
 from nlp_transfer.core.errors import UserError, did_you_mean
 from nlp_transfer.core.files import check_output_folder
 from nlp_transfer.methods import METHODS
 from nlp_transfer.recipe import LoadedRecipe, replace_method
-from nlp_transfer.run import distributed
 from nlp_transfer.studies.compare_report import aggregate, learning_rate_label, markdown_report, plot_learning_curve
 
 # Used when the recipe's own method is another one: train.learning_rate was tuned for that method, and a frozen
@@ -73,8 +73,8 @@ def parse_train_sizes(text: str | None) -> list[int] | None:
 
 def run_compare(loaded: LoadedRecipe, options: CompareOptions) -> Path:
     """Run every missing cell, then write compare.md and learning_curve.png. Returns the compare folder."""
-    from nlp_transfer.run.callbacks import QuietProgress
-    from nlp_transfer.run.pipeline import RunOptions, run
+    from nlp_transfer.train.callbacks import QuietProgress
+    from nlp_transfer.train.pipeline import RunOptions, run
 
     recipe = loaded.recipe
     distributed.setup()  # under accelerate launch: join the other processes before deciding anything

@@ -38,7 +38,7 @@ class PreparedTask:
     # targets' scale, undone at predict time.
     config_attributes: dict[str, Any] = field(default_factory=dict)
     # Decisions tuned on the eval split (multi-label thresholds): called once the final model has been evaluated on
-    # the eval split; fixes them for the test evaluation and returns what the run folder keeps (run.folder).
+    # the eval split; fixes them for the test evaluation and returns what the run folder keeps (runfolder.folder).
     settle: Callable[[], dict[str, Any]] | None = None
     # evaluate-library metrics computed beside the task's own (train.extra_metrics); the run fills this list in.
     extra_metrics: list[Any] = field(default_factory=list)

@@ -33,7 +33,7 @@ class PooledMetrics:
         self.pooling = pooling
         self.outputs: list[np.ndarray] = []
         self.labels: list[np.ndarray] = []
-        # The last scored evaluation, one row per text (windows pooled): what run.report draws its views from.
+        # The last scored evaluation, one row per text (windows pooled): what report.report draws its views from.
         self.predictions: np.ndarray | None = None
         self.label_ids: np.ndarray | None = None
 

@@ -65,7 +65,7 @@ class QuestionAnswering:
     pooled_features: ClassVar[bool] = False  # every token's logits matter: nothing to pool and cache
     predict_example: ClassVar[str] = '--question "..." --context "..."'
     # Answer positions count tokens from the left; padding on the left would shift them batch by batch. The
-    # tokenizer is loaded so (run.pipeline), never changed here: it is shared, and saved with the model.
+    # tokenizer is loaded so (train.pipeline), never changed here: it is shared, and saved with the model.
     padding_side: ClassVar[str | None] = "right"
 
     def __init__(self, config: QuestionAnsweringTask) -> None:
@@ -124,7 +124,7 @@ class QuestionAnswering:
             notes=notes,
             cache_hits=hits,
             keys=keys,
-            # "auto" resolved from the data: predict must know whether "no answer" is allowed (run.folder.TASK_FILE)
+            # "auto" resolved from the data: predict must know whether "no answer" is allowed (TASK_FILE)
             resolved={"unanswerable": allow_null},
         )
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from nlp_transfer.recipe import load_recipe
-from nlp_transfer.run.pipeline import RunOptions, prepare_run
 from nlp_transfer.tasks.text_inputs import DOCUMENT
+from nlp_transfer.train.pipeline import RunOptions, prepare_run
 from tests.conftest import DATA_ROOT
 
 REPO = Path(__file__).resolve().parents[2]

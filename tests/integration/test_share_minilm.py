@@ -14,7 +14,7 @@ from huggingface_hub import metadata_load
 
 from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.data.loading import load_extra_split
-from nlp_transfer.share.predict import open_predictor
+from nlp_transfer.use.predict import open_predictor
 from tests.conftest import DATA_ROOT, invoke
 from tests.fakehub import FakeHub
 

@@ -39,7 +39,7 @@ def test_augmented_copies_are_seeded_and_reach_only_the_training_split(
     tiny_models: dict[str, Path], sentiment_csv: Path, tmp_path: Path
 ) -> None:
     from nlp_transfer.recipe import load_recipe
-    from nlp_transfer.run.pipeline import RunOptions, prepare_run
+    from nlp_transfer.train.pipeline import RunOptions, prepare_run
 
     augment = {"copies": 2, "operations": ["delete", "swap", "insert"], "rate": 0.3}
     recipe = write_recipe(tmp_path, tiny_models["bert"], sentiment_csv, augment=augment)

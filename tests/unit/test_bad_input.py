@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from nlp_transfer.run.folder import read_status
+from nlp_transfer.runfolder.folder import read_status
 from tests.conftest import invoke, user_error, write_recipe
 
 # Real runs stop after two optimizer steps: enough to write a complete run folder in a few seconds on a CPU.
@@ -320,12 +320,12 @@ def test_a_run_that_dies_in_training_never_looks_complete(
     state: str,
     code: int,
 ) -> None:
-    import nlp_transfer.run.phases
+    import nlp_transfer.train.phases
 
     def dies(*args: object, **kwargs: object) -> None:
         raise fault
 
-    monkeypatch.setattr(nlp_transfer.run.phases, "build_trainer", dies)
+    monkeypatch.setattr(nlp_transfer.train.phases, "build_trainer", dies)
     run = tmp_path / "run"
     result = invoke("run", recipe(tmp_path, tiny_models["bert"], sentiment_csv))
     assert result.exit_code == code

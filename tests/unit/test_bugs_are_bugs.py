@@ -58,7 +58,7 @@ def test_a_bug_loading_an_extra_metric_is_not_a_bad_name(monkeypatch: pytest.Mon
 
 
 def test_a_bug_in_the_compile_check_is_not_a_machine_that_cannot_compile(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nlp_transfer.run.acceleration import check_compile
+    from nlp_transfer.train.acceleration import check_compile
 
     monkeypatch.setattr(torch, "compile", _bug)
     with pytest.raises(TypeError):

@@ -181,7 +181,7 @@ def test_compare_with_contrastive_cells_prints_one_line_per_cell(tiny_models: di
 def test_over_fitting_is_seen_when_eval_loss_climbs_at_flat_accuracy() -> None:
     """compare's contrastive cells: eval loss 0.66 -> 2.32 at flat accuracy, the head's training loss logged too
     rarely to fall inside the window. The check that single runs have sees it."""
-    from nlp_transfer.run.diagnostics import diagnose
+    from nlp_transfer.report.diagnostics import diagnose
 
     history = [{"step": 1, "loss": 0.7}]
     for step, loss in zip((10, 20, 30, 40), (0.66, 0.9, 1.5, 2.32), strict=True):

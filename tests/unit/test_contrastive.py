@@ -19,7 +19,7 @@ from nlp_transfer.data.loading import load_data
 from nlp_transfer.methods.contrastive import PairCollator, PairDataset, PairEncoder, cosine_loss, margin_loss
 from nlp_transfer.methods.pairs import check_pairable, draw_pairs, jaccard, label_sets
 from nlp_transfer.recipe import DataSpec
-from nlp_transfer.share.predict import open_predictor
+from nlp_transfer.use.predict import open_predictor
 from tests.conftest import invoke, user_error, write_recipe, write_sentiment_csv
 from tests.unit.test_methods import TEXTS, head_inputs, logits_of, train_in_process
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from nlp_transfer.run.folder import TOKENIZER_RECORD
+from nlp_transfer.runfolder.folder import TOKENIZER_RECORD
 from tests.conftest import invoke, user_error, write_recipe, write_sentiment_csv
 from tests.unit.test_qa import write_qa_recipe
 
@@ -222,14 +222,14 @@ def test_training_refuses_a_model_folder_whose_tokenizer_files_are_gone(
 def test_output_paths_are_checked_before_the_model_loads(
     runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import nlp_transfer.share.evaluate
-    import nlp_transfer.share.export
-    import nlp_transfer.share.predict
+    import nlp_transfer.use.evaluate
+    import nlp_transfer.use.export
+    import nlp_transfer.use.predict
 
     def no_loading(*args: object) -> None:
         raise AssertionError("the model was opened before the output path was checked")
 
-    for module in (nlp_transfer.share.predict, nlp_transfer.share.evaluate, nlp_transfer.share.export):
+    for module in (nlp_transfer.use.predict, nlp_transfer.use.evaluate, nlp_transfer.use.export):
         monkeypatch.setattr(module, "open_trained", no_loading)
     a_file = tmp_path / "a-file"
     a_file.write_text("in the way", encoding="utf-8")

@@ -52,8 +52,8 @@ def test_two_processes_score_qa_like_one(tiny_models: dict[str, Path], tmp_path:
     import yaml
 
     from nlp_transfer.data.readers import read_squad_json
-    from nlp_transfer.share.predict import open_predictor
     from nlp_transfer.tasks.metrics import squad_metrics
+    from nlp_transfer.use.predict import open_predictor
     from tests.conftest import DATA_ROOT
 
     dev = DATA_ROOT / "squad_mini" / "dev.json"

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from nlp_transfer.run.checkpoints import SEAL_FILE
+from nlp_transfer.train.checkpoints import SEAL_FILE
 from tests.conftest import REPO, free_port, write_recipe
 
 pytestmark = pytest.mark.subprocess

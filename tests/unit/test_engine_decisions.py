@@ -12,7 +12,7 @@ import pytest
 
 from nlp_transfer.methods import PhaseContext
 from nlp_transfer.methods.probe import Probe
-from nlp_transfer.run.phases import _diagnostics
+from nlp_transfer.train.phases import _diagnostics
 
 
 def _setup(metric: str, task: str = "qa") -> Any:
@@ -51,8 +51,8 @@ def test_qa_leaves_the_tokenizer_it_is_given_alone_and_the_pipeline_loads_it_pad
 
     from nlp_transfer.data.loading import LoadedData
     from nlp_transfer.recipe import QuestionAnsweringTask, load_recipe
-    from nlp_transfer.run.pipeline import RunOptions, prepare_run
     from nlp_transfer.tasks.qa import QuestionAnswering
+    from nlp_transfer.train.pipeline import RunOptions, prepare_run
     from tests.unit.test_qa import squad_rows, write_qa_recipe
 
     model = tmp_path / "left-padded"
@@ -77,7 +77,7 @@ def test_probe_phases_read_the_prepared_model_not_state_left_by_prepare(
     its pooling and layer are the PooledClassifier's own."""
     from nlp_transfer.methods.features import HeadOnFeatures, PooledClassifier
     from nlp_transfer.recipe import load_recipe
-    from nlp_transfer.run.pipeline import RunOptions, prepare_run
+    from nlp_transfer.train.pipeline import RunOptions, prepare_run
     from tests.conftest import write_recipe
 
     method = {"name": "probe", "pooling": "mean", "layer": 1}

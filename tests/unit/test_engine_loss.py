@@ -1,4 +1,4 @@
-"""The training engine's loss (run/trainer.py), checked directly on a TaskTrainer: at step 1 the logged loss is the
+"""The training engine's loss (train/trainer.py), checked directly on a TaskTrainer: at step 1 the logged loss is the
 loss of the same model on the same batch, and the clipped gradient is the plain full-batch gradient, for every
 task loss (the model's own cross-entropy, class-weighted cross-entropy, multi-label's per-label sigmoid,
 regression's mean squared error), with the batch trained whole and as length-sorted sub-batches."""
@@ -16,11 +16,11 @@ from transformers import BertConfig, BertForSequenceClassification, DataCollator
 
 from nlp_transfer.methods import PhaseInputs
 from nlp_transfer.recipe import TrainSpec
-from nlp_transfer.run.trainer import build_trainer
 from nlp_transfer.tasks.base import LossOnLogits, PreparedTask
 from nlp_transfer.tasks.classification import weighted_cross_entropy
 from nlp_transfer.tasks.multi_label import binary_cross_entropy
 from nlp_transfer.tasks.regression import mean_squared_error
+from nlp_transfer.train.trainer import build_trainer
 
 BATCH = 32  # one optimizer step: on a CPU, 4 sorted sub-batches of 8 (or one whole batch without grouping)
 LABELS = 3
@@ -163,7 +163,7 @@ def test_a_nonfinite_eval_loss_is_reported_not_called_divergence_nor_skipped(
     inputs = PhaseInputs(model=model, splits={"train": rows, "eval": evaluated}, train=spec)
     trainer = build_trainer(inputs, _tokenizer(), prepared, tmp_path, "train")
     trainer.train()
-    with caplog.at_level("WARNING", logger="nlp_transfer.run.trainer"):
+    with caplog.at_level("WARNING", logger="nlp_transfer.train.trainer"):
         metrics = trainer.evaluate(evaluated)
     assert math.isnan(metrics["eval_loss"])
     assert trainer.skipped_batches == []

@@ -15,19 +15,19 @@ import torch
 from sklearn.metrics import f1_score
 
 from nlp_transfer.core.errors import UserError
-from nlp_transfer.run import checkpoints
-from nlp_transfer.run.callbacks import StopOnRequest
-from nlp_transfer.run.folder import CHECKPOINTS_DIR
-from nlp_transfer.run.interruption import STOP
-from nlp_transfer.run.phase_records import (
+from nlp_transfer.runfolder.folder import CHECKPOINTS_DIR
+from nlp_transfer.tasks import thresholds
+from nlp_transfer.train import checkpoints
+from nlp_transfer.train.callbacks import StopOnRequest
+from nlp_transfer.train.interruption import STOP
+from nlp_transfer.train.phase_records import (
     PHASE_RECORD,
     PHASE_WEIGHTS,
     decide_resume,
     load_finished,
     record_finished,
 )
-from nlp_transfer.run.trainer import TaskTrainer
-from nlp_transfer.tasks import thresholds
+from nlp_transfer.train.trainer import TaskTrainer
 
 # ---- multi-label thresholds ------------------------------------------------------------------------------------
 

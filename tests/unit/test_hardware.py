@@ -1,5 +1,5 @@
-"""The precision and device policy (core.hardware, run.acceleration): what auto picks on each kind of hardware, what an
-explicit choice the hardware lacks says, what a run records, and the one-line errors of the issue's bad inputs."""
+"""The precision and device policy (core.hardware, train.acceleration): what auto picks on each kind of hardware, what
+an explicit choice the hardware lacks says, what a run records, and the one-line errors of the issue's bad inputs."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from nlp_transfer.core import hardware
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.hardware import Runtime, resolve_device, resolve_precision
 from nlp_transfer.recipe import TrainSpec
-from nlp_transfer.run import acceleration
+from nlp_transfer.train import acceleration
 from tests.conftest import free_port, invoke, user_error, write_recipe
 
 CPU = torch.device("cpu")
@@ -174,7 +174,7 @@ def test_shipped_accelerate_configs_say_how_to_launch_and_leave_precision_to_the
 def test_sharded_launches_refuse_models_they_cannot_gather(monkeypatch: pytest.MonkeyPatch) -> None:
     from transformers import BertConfig, BertForSequenceClassification
 
-    from nlp_transfer.run.sharding import check_sharding
+    from nlp_transfer.train.sharding import check_sharding
 
     plain = BertForSequenceClassification(BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2))
     wrapped = torch.nn.Sequential(plain)  # what a LoRA adapter or a pooled probe is: not a plain model

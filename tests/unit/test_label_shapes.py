@@ -14,8 +14,8 @@ import torch
 import yaml
 
 from nlp_transfer.core.hardware import Runtime
-from nlp_transfer.share.predict import open_predictor
 from nlp_transfer.tasks.thresholds import GRID
+from nlp_transfer.use.predict import open_predictor
 from tests.conftest import invoke, user_error, write_recipe
 from tests.unit.labels_data import CUES, write_emotions
 
@@ -239,7 +239,7 @@ def test_a_multi_label_export_carries_its_thresholds_and_compare_grids_it(
 
 def test_lower_is_better_metrics_pick_the_lowest_checkpoint(tmp_path: Path, tiny_models: dict[str, Path]) -> None:
     from nlp_transfer.recipe import load_recipe
-    from nlp_transfer.run.arguments import training_arguments
+    from nlp_transfer.train.arguments import training_arguments
 
     recipe = write_recipe(tmp_path, tiny_models["bert"], "x.csv", task={"name": "regression", "label": "y"})
     for metric, greater in (("mae", False), ("mse", False), ("pearson", True), ("loss", False)):

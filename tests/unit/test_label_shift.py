@@ -15,8 +15,6 @@ import torch
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.recipe import LabelShiftSpec
-from nlp_transfer.share.hub import MODEL_FILE_PATTERNS
-from nlp_transfer.share.predict import open_predictor
 from nlp_transfer.studies.adapt.label_shift import (
     bbse_prior,
     check_estimable,
@@ -25,6 +23,8 @@ from nlp_transfer.studies.adapt.label_shift import (
     fit_calibration,
 )
 from nlp_transfer.studies.adapt.selftrain import quotas, select_pseudo_labels
+from nlp_transfer.use.hub import MODEL_FILE_PATTERNS
+from nlp_transfer.use.predict import open_predictor
 from tests.conftest import invoke, user_error, write_recipe, write_sentiment_csv
 
 NAMES = ["negative", "positive", "neutral"]

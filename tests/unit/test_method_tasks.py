@@ -13,10 +13,10 @@ import yaml
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.methods import METHODS
 from nlp_transfer.recipe import load_recipe
-from nlp_transfer.run import pipeline
-from nlp_transfer.run.pipeline import RunOptions, prepare_run
 from nlp_transfer.studies.adapt.stages import RUNNERS
 from nlp_transfer.tasks import TASKS
+from nlp_transfer.train import pipeline
+from nlp_transfer.train.pipeline import RunOptions, prepare_run
 from tests.conftest import DATA_ROOT, invoke, user_error
 from tests.unit.labels_data import write_emotions
 from tests.unit.test_token_classification import conll_text

@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 from nlp_transfer.cli import app
 from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.recipe import load_recipe
-from nlp_transfer.run.folder import open_run_folder
-from nlp_transfer.run.pipeline import PreparedRun, RunOptions, prepare_run, train_and_save
-from nlp_transfer.share.predict import open_predictor
+from nlp_transfer.runfolder.folder import open_run_folder
+from nlp_transfer.train.pipeline import PreparedRun, RunOptions, prepare_run, train_and_save
+from nlp_transfer.use.predict import open_predictor
 from tests.conftest import write_recipe
 
 TEXTS = ["great movie", "awful acting and a dull, lifeless plot that never ends", "a delight 3", "hated it"]

@@ -28,7 +28,7 @@ def only_line(result: Any, *fragments: str) -> str:
 @pytest.fixture
 def no_weights_no_data(monkeypatch: pytest.MonkeyPatch) -> None:
     """Loading weights or reading data fails the test: the checks must come before both."""
-    import nlp_transfer.run.pipeline
+    import nlp_transfer.train.pipeline
 
     def forbidden(what: str) -> Any:
         def fail(*args: object, **kwargs: object) -> None:
@@ -36,8 +36,8 @@ def no_weights_no_data(monkeypatch: pytest.MonkeyPatch) -> None:
 
         return fail
 
-    monkeypatch.setattr(nlp_transfer.run.pipeline, "load_data", forbidden("the data was read"))
-    monkeypatch.setattr(nlp_transfer.run.pipeline, "load_model", forbidden("the weights were loaded"))
+    monkeypatch.setattr(nlp_transfer.train.pipeline, "load_data", forbidden("the data was read"))
+    monkeypatch.setattr(nlp_transfer.train.pipeline, "load_model", forbidden("the weights were loaded"))
 
 
 @pytest.mark.parametrize(

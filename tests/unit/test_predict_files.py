@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from nlp_transfer.share import inference
-from nlp_transfer.share.inference import WINDOW_BATCHES, merged, my_share, ordered
+from nlp_transfer.use import inference
+from nlp_transfer.use.inference import WINDOW_BATCHES, merged, my_share, ordered
 from tests.conftest import free_port, invoke, user_error, write_recipe, write_sentiment_csv
 
 REVIEWS = ["great movie 3", "awful acting and a dull, lifeless plot that never ends", "a delight", "hated it 7", "ok"]

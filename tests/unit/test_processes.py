@@ -15,7 +15,7 @@ import torch
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.methods.base import PhaseContext
 from nlp_transfer.recipe import load_recipe
-from nlp_transfer.run.pipeline import RunOptions, prepare_run
+from nlp_transfer.train.pipeline import RunOptions, prepare_run
 from tests.conftest import invoke, write_recipe
 
 
@@ -55,7 +55,7 @@ def test_methods_in_phases_are_refused_under_sharded_launches(monkeypatch: pytes
     from transformers import BertConfig, BertForSequenceClassification
 
     from nlp_transfer.methods import METHODS
-    from nlp_transfer.run.sharding import check_sharding
+    from nlp_transfer.train.sharding import check_sharding
 
     plain = BertForSequenceClassification(BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2))
     phased = {name: bool(getattr(METHODS[name], "phased", False)) for name in METHODS}
@@ -79,8 +79,8 @@ def test_sealing_a_checkpoint_does_not_hold_training(tmp_path: Path, monkeypatch
     import time
     from types import SimpleNamespace
 
-    from nlp_transfer.run import checkpoints
-    from nlp_transfer.run.callbacks import SealCheckpoints
+    from nlp_transfer.train import checkpoints
+    from nlp_transfer.train.callbacks import SealCheckpoints
 
     hashing = threading.Event()
     real_seal = checkpoints.seal
@@ -123,9 +123,9 @@ def test_a_run_starts_clean_and_leaves_the_process_as_it_found_it(
     import transformers
 
     from nlp_transfer.core.quiet import quiet_libraries
-    from nlp_transfer.run import pipeline
-    from nlp_transfer.run.interruption import STOP
-    from nlp_transfer.run.pipeline import run
+    from nlp_transfer.train import pipeline
+    from nlp_transfer.train.interruption import STOP
+    from nlp_transfer.train.pipeline import run
 
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_ALLOW_FILE_STORE"):
         monkeypatch.delenv(name, raising=False)

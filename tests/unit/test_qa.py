@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 from nlp_transfer.cli import app
 from nlp_transfer.data.readers import read_squad_json
 from nlp_transfer.recipe import QuestionAnsweringTask
-from nlp_transfer.share.predict import open_predictor
 from nlp_transfer.tasks.metrics import squad_metrics
 from nlp_transfer.tasks.qa import SpanMetrics
 from nlp_transfer.tasks.spans import NULL_INDEX, AnswerMerger, Span, answer_tokens, best_spans, windows
+from nlp_transfer.use.predict import open_predictor
 from tests.conftest import DATA_ROOT
 
 ARCHITECTURES = ("bert", "distilbert", "roberta", "gpt2")

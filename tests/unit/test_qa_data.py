@@ -15,8 +15,8 @@ from nlp_transfer.core.errors import UserError
 from nlp_transfer.data.loading import LoadedData, load_data
 from nlp_transfer.data.readers import SQUAD_FEATURES
 from nlp_transfer.recipe import DataSpec, load_recipe
-from nlp_transfer.run.folder import read_status
-from nlp_transfer.run.pipeline import PreparedRun, RunOptions, prepare_run
+from nlp_transfer.runfolder.folder import read_status
+from nlp_transfer.train.pipeline import PreparedRun, RunOptions, prepare_run
 from tests.conftest import DATA_ROOT, invoke, user_error
 
 SQUAD_TRAIN = DATA_ROOT / "squad_mini" / "train.json"

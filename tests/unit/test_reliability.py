@@ -22,7 +22,7 @@ import yaml
 from safetensors.torch import load_file
 
 from nlp_transfer.core.files import sha256_file
-from nlp_transfer.run.checkpoints import SEAL_FILE, by_step, last_usable, rotate, seal
+from nlp_transfer.train.checkpoints import SEAL_FILE, by_step, last_usable, rotate, seal
 from tests.conftest import invoke, user_error, write_recipe, write_sentiment_csv
 
 METHODS: dict[str, dict[str, Any]] = {
@@ -272,12 +272,12 @@ def test_the_output_folder_and_free_space_are_checked_before_training(
     blocker.write_text("not a folder", encoding="utf-8")
     user_error(invoke("run", recipe, "--output-dir", blocker / "run"), "cannot be written", "output.dir")
 
-    import nlp_transfer.run.disk
+    import nlp_transfer.train.disk
 
     class Full:
         free = 10_000_000  # 10 MB: less than a tiny model with its checkpoints
 
-    monkeypatch.setattr(nlp_transfer.run.disk.shutil, "disk_usage", lambda path: Full())
+    monkeypatch.setattr(nlp_transfer.train.disk.shutil, "disk_usage", lambda path: Full())
     user_error(invoke("run", recipe), "will write about", "10.0 MB free", "output.dir")
     assert not (tmp_path / "run").exists()  # refused before the run folder was made
 

@@ -139,7 +139,7 @@ def test_tensorboard_and_mlflow_write_under_the_run_folder(
     if "mlflow" in trackers:
         assert any((run / "mlruns").rglob("*")), "mlflow wrote nothing under the run folder"
     assert "tensorboard" not in json.loads((run / "metrics.json").read_text())  # a record, not a model file
-    from nlp_transfer.share.trained import shared_files
+    from nlp_transfer.use.trained import shared_files
 
     assert not [p for p in shared_files(run) if "tensorboard" in p.parts or "mlruns" in p.parts]
 
@@ -158,7 +158,7 @@ def test_weights_and_biases_offline_writes_under_the_run_folder(
     run = tmp_path / "run"
     offline_runs = list((run / "wandb").glob("offline-run-*"))
     assert offline_runs and list(offline_runs[0].glob("*.wandb")), "W&B wrote no offline run under the run folder"
-    from nlp_transfer.share.trained import shared_files
+    from nlp_transfer.use.trained import shared_files
 
     assert not [p for p in shared_files(run) if "wandb" in p.parts]
 
@@ -267,7 +267,7 @@ def test_every_training_argument_we_set_says_where_it_is_set() -> None:
     """A train.trainer entry for a TrainingArguments field that nlp-transfer sets is refused with a reason that
     names the train field (or why nlp-transfer sets it): no field may fall through unexplained."""
     from nlp_transfer.recipe import TrainSpec
-    from nlp_transfer.run.arguments import SET_BY_NLP_TRANSFER, SET_BY_TRAIN_FIELD, training_arguments
+    from nlp_transfer.train.arguments import SET_BY_NLP_TRANSFER, SET_BY_TRAIN_FIELD, training_arguments
 
     arguments = training_arguments(TrainSpec(), Path("unused"))
     default = type(arguments)(output_dir="unused")
@@ -284,7 +284,7 @@ def test_a_tracker_that_is_not_installed_is_one_line_before_the_run_folder(
     tiny_models: dict[str, Path], sentiment_csv: Path, tmp_path: Path
 ) -> None:
     from nlp_transfer.recipe.schema import TRACKERS
-    from nlp_transfer.run.trackers import INSTALLED
+    from nlp_transfer.train.trackers import INSTALLED
     from tests.conftest import user_error
 
     assert set(INSTALLED) == set(TRACKERS)  # every tracker the recipe accepts is checked

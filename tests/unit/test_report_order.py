@@ -101,7 +101,7 @@ def test_the_fixture_run_renders_every_report_without_training(
     many_labels: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """report.html, the curves and the card come back from the run folder's files alone."""
-    import nlp_transfer.run.phases as phases
+    import nlp_transfer.train.phases as phases
 
     monkeypatch.setattr(phases, "build_trainer", None)  # nothing below may train
     run = tmp_path / "run"
@@ -110,7 +110,7 @@ def test_the_fixture_run_renders_every_report_without_training(
         (run / name).unlink()
     ok("report", run)
     assert (run / "curves.png").is_file() and "<td>macro_f1</td>" in (run / "report.html").read_text("utf-8")
-    from nlp_transfer.run.card import model_card
+    from nlp_transfer.report.card import model_card
 
     assert "## Metrics" in model_card(run) and "label_f1.png" in model_card(run)
 
@@ -143,7 +143,7 @@ def test_report_refuses_unfinished_runs_runs_of_other_tasks_and_names_a_missing_
 def test_the_baseline_is_the_best_constant_answer_on_the_split_scored() -> None:
     """compare --per-class on a balanced few-shot set: the training split is a tie, the eval split is 55% 'b'.
     The baseline is always 'b' (0.55), said as the best constant answer on the eval split, not 'a' (0.45)."""
-    from nlp_transfer.run.diagnostics import best_constant
+    from nlp_transfer.report.diagnostics import best_constant
 
     baseline = best_constant([0] * 9 + [1] * 11, ["a", "b"])
     assert baseline["accuracy"] == pytest.approx(0.55)
@@ -154,7 +154,7 @@ def test_windowed_labels_count_once_per_text() -> None:
     """truncation: windows gives a long text several rows; the baseline counts each text once."""
     import datasets
 
-    from nlp_transfer.run.diagnostics import classification_baseline
+    from nlp_transfer.report.diagnostics import classification_baseline
 
     # Text 0 is long (5 windows of 'a'); texts 1 and 2 are 'b': per window 'a' wins, per text 'b' does.
     split = datasets.Dataset.from_dict({"labels": [0, 0, 0, 0, 0, 1, 1], "document": [0, 0, 0, 0, 0, 1, 2]})
@@ -185,7 +185,7 @@ def test_a_regression_run_states_the_training_mean_baseline(tiny_models: dict[st
 
 
 def test_the_curves_share_their_step_axis_and_draw_the_baseline() -> None:
-    from nlp_transfer.run.figures import curves_figure
+    from nlp_transfer.report.figures import curves_figure
 
     history = [{"step": s, "loss": 1.0 / s} for s in range(1, 21)]
     history += [{"step": s, "eval_loss": 0.5, "eval_accuracy": 0.6 + s / 100} for s in (5, 10)]
@@ -259,7 +259,7 @@ def test_every_task_has_a_view_that_renders_without_training(tmp_path: Path, tin
     import datasets
     from transformers import AutoTokenizer
 
-    from nlp_transfer.run.views import VIEWS, ViewInputs
+    from nlp_transfer.report.views import VIEWS, ViewInputs
     from nlp_transfer.tasks import TASKS
 
     assert set(VIEWS) == set(TASKS)
@@ -318,7 +318,7 @@ def test_every_task_has_a_view_that_renders_without_training(tmp_path: Path, tin
 @pytest.mark.parametrize(("mse", "flagged"), [(0.5, False), (1.2, True)])
 def test_a_regression_model_kept_by_mse_is_measured_against_the_mean_the_right_way(mse: float, flagged: bool) -> None:
     """Lower mse is better: a model below the training mean's mse has learned something, one above it has not."""
-    from nlp_transfer.run.diagnostics import diagnose
+    from nlp_transfer.report.diagnostics import diagnose
 
     found = diagnose(
         [{"step": 5, "eval_loss": 0.4, "eval_mse": mse}],

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from nlp_transfer.run.checkpoints import SEAL_FILE
+from nlp_transfer.train.checkpoints import SEAL_FILE
 from tests.conftest import invoke, user_error
 from tests.unit.test_adapt import ELECTRONICS, _adapt_recipe, _jsonl, _rows
 from tests.unit.test_reliability import metrics_of, ok, start_and_stop

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nlp_transfer.run.sampling import ShuffledLengthBuckets, SortedRandomBatches
+from nlp_transfer.train.sampling import ShuffledLengthBuckets, SortedRandomBatches
 
 BATCH = 8
 
@@ -85,7 +85,7 @@ def test_sub_batches_of_sorted_random_batches_pad_little() -> None:
 
 def test_a_cpu_run_cuts_each_batch_into_sorted_sub_batches(tmp_path: Path) -> None:
     from nlp_transfer.recipe import TrainSpec
-    from nlp_transfer.run.arguments import sub_batches, training_arguments
+    from nlp_transfer.train.arguments import sub_batches, training_arguments
 
     assert sub_batches(TrainSpec(batch_size=32), "cpu") == 4  # 4 x 8 under gradient accumulation
     assert sub_batches(TrainSpec(batch_size=16), "cpu") == 2

@@ -400,7 +400,7 @@ def served_sentiment(runs: dict[str, Path]) -> Any:
     """The sentiment model as the server loads it, in this process (for faults no real request can cause)."""
     from nlp_transfer.core.hardware import Runtime
     from nlp_transfer.serve.models import load_model
-    from nlp_transfer.share.trained import open_trained
+    from nlp_transfer.use.trained import open_trained
 
     return load_model("sentiment", open_trained(runs["sentiment"]), Runtime.choose("cpu", "fp32"), 32)
 

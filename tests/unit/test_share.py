@@ -20,9 +20,9 @@ import yaml
 from huggingface_hub import metadata_load, snapshot_download
 
 from nlp_transfer.core.hardware import Runtime
-from nlp_transfer.run.card import model_card
-from nlp_transfer.share.predict import open_predictor
-from nlp_transfer.share.trained import shared_files
+from nlp_transfer.report.card import model_card
+from nlp_transfer.use.predict import open_predictor
+from nlp_transfer.use.trained import shared_files
 from tests.conftest import invoke, user_error, write_recipe, write_sentiment_csv
 from tests.fakehub import DEFAULT_GITATTRIBUTES, FakeHub
 

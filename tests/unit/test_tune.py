@@ -195,7 +195,7 @@ def test_evaluating_every_n_steps_saves_there_too() -> None:
     """Pruning wants several evaluations a trial (train.eval_steps); the best one is kept, so checkpoints must fall
     on them: any eval_steps works, not only divisors of the Trainer's default save_steps (500)."""
     from nlp_transfer.recipe import TrainSpec
-    from nlp_transfer.run.arguments import training_arguments
+    from nlp_transfer.train.arguments import training_arguments
 
     arguments = training_arguments(TrainSpec(eval_strategy="steps", eval_steps=40), Path("unused"))
     assert arguments.save_steps == 40 and arguments.load_best_model_at_end

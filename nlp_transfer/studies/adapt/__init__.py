@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nlp_transfer.core import distributed
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.recipe import LoadedRecipe
-from nlp_transfer.run import distributed
 from nlp_transfer.studies.adapt.chain import AdaptOptions, chain_rows, output_dir, run_rows
 from nlp_transfer.studies.adapt.table import save_table
 

@@ -35,7 +35,7 @@ from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.files import check_output_folder, read_json_or_empty
 from nlp_transfer.data.assets import default_data_root
 from nlp_transfer.recipe import AdaptSpec, LoadedRecipe, Recipe
-from nlp_transfer.run.folder import ADAPT_MARKER, RECIPE_FILE, RunFolder
+from nlp_transfer.runfolder.folder import ADAPT_MARKER, RECIPE_FILE, RunFolder
 from nlp_transfer.studies.adapt.corpus import TargetTexts, load_corpus, load_target_test
 from nlp_transfer.studies.adapt.shift_test import MIN_TEXTS, ShiftTest, label_shift_test
 from nlp_transfer.studies.adapt.stages import (

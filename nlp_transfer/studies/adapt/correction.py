@@ -2,7 +2,7 @@
 
 The stage folder is a complete run folder: a copy of the previous classifier's (weights hard-linked where the file
 system allows, so a copy costs no space) with label_prior.json, which predict, evaluate and export apply
-(share/label_prior.py). Its metrics.json and model card describe the corrected model: the source eval metrics are
+(use/label_prior.py). Its metrics.json and model card describe the corrected model: the source eval metrics are
 those after the correction, the training run's own are kept beside them.
 """
 
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nlp_transfer.core.files import read_json_or_empty
-from nlp_transfer.run.card import model_card
-from nlp_transfer.run.folder import CARD_FILE, CHECKPOINTS_DIR, LABEL_PRIOR_FILE, METRICS_FILE, RunFolder
+from nlp_transfer.report.card import model_card
+from nlp_transfer.runfolder.folder import CARD_FILE, CHECKPOINTS_DIR, LABEL_PRIOR_FILE, METRICS_FILE, RunFolder
 from nlp_transfer.studies.adapt.signals import (
     CORPUS_LOGITS,
     SOURCE_LOGITS,

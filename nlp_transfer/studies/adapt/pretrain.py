@@ -36,10 +36,10 @@ from nlp_transfer.methods import PhaseInputs
 from nlp_transfer.methods.lora import lora_config, with_adapters
 from nlp_transfer.methods.pretrained import has_head, loading
 from nlp_transfer.recipe import PretrainStage, TrainSpec
-from nlp_transfer.run import checkpoints, interruption
-from nlp_transfer.run.folder import CHECKPOINTS_DIR
-from nlp_transfer.run.trainer import LossFunction, build_trainer, stopped_on_request
+from nlp_transfer.runfolder.folder import CHECKPOINTS_DIR
 from nlp_transfer.studies.adapt.corpus import pack_blocks
+from nlp_transfer.train import checkpoints, interruption
+from nlp_transfer.train.trainer import LossFunction, build_trainer, stopped_on_request
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ import numpy as np
 import torch
 
 from nlp_transfer.core.errors import UserError
-from nlp_transfer.run.folder import METRICS_FILE, RunFolder
-from nlp_transfer.share.predict import LabelPredictor
-from nlp_transfer.share.trained import open_trained
+from nlp_transfer.runfolder.folder import METRICS_FILE, RunFolder
 from nlp_transfer.studies.adapt.label_shift import PriorEstimate, check_estimable, estimate_prior
 from nlp_transfer.tasks.classification import gold_ids
 from nlp_transfer.tasks.metrics import classification_metrics
+from nlp_transfer.use.predict import LabelPredictor
+from nlp_transfer.use.trained import open_trained
 
 if TYPE_CHECKING:
     from nlp_transfer.studies.adapt.chain import Adaptation
@@ -153,7 +153,7 @@ class DomainLogits:
         )
 
     def adjusted(self, scale: float, bias: list[float]) -> DomainLogits:
-        """The logits the same model gives with a label-prior correction (share/label_prior.py's formula)."""
+        """The logits the same model gives with a label-prior correction (use/label_prior.py's formula)."""
 
         def adjust(values: np.ndarray | None) -> np.ndarray | None:
             return None if values is None else values * scale + np.asarray(bias)

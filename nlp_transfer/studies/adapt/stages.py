@@ -34,8 +34,7 @@ from nlp_transfer.recipe import (
     SelfTrainStage,
     describe_validation_error,
 )
-from nlp_transfer.run.folder import CHECKPOINTS_DIR, RunFolder, read_status
-from nlp_transfer.run.pipeline import RunOptions, prepare_run, run
+from nlp_transfer.runfolder.folder import CHECKPOINTS_DIR, RunFolder, read_status
 from nlp_transfer.studies.adapt.corpus import TargetTexts
 from nlp_transfer.studies.adapt.correction import corrected_copy
 from nlp_transfer.studies.adapt.label_shift import check_estimable
@@ -50,6 +49,7 @@ from nlp_transfer.studies.adapt.signals import (
     trusted,
 )
 from nlp_transfer.tasks.classification import gold_ids
+from nlp_transfer.train.pipeline import RunOptions, prepare_run, run
 
 if TYPE_CHECKING:
     from nlp_transfer.studies.adapt.chain import Adaptation

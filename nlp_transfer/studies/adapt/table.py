@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nlp_transfer.run.folder import RunFolder
+from nlp_transfer.runfolder.folder import RunFolder
 
 # column title -> how to show a row's value
 COLUMNS: dict[str, tuple[str, str]] = {

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nlp_transfer.core import distributed
 from nlp_transfer.core.files import check_output_folder
 from nlp_transfer.recipe import LoadedRecipe, lower_is_better
-from nlp_transfer.run import distributed
 from nlp_transfer.studies.tune.report import Study, write_report
 from nlp_transfer.studies.tune.space import SearchSpace
 from nlp_transfer.studies.tune.storage import default_storage, open_storage, open_study, shown

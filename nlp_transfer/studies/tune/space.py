@@ -88,7 +88,7 @@ class SearchSpace:
 
     def check(self) -> None:
         """Build the recipe with each bound and each choice (the others as written) before anything is trained."""
-        from nlp_transfer.run.arguments import training_arguments
+        from nlp_transfer.train.arguments import training_arguments
 
         for dimension in self.dimensions:
             for candidate in dimension.candidates():

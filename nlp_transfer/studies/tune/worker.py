@@ -6,7 +6,7 @@ waits, because one of them may yet die: its trial is then queued again (storage.
 Two workers that start a trial at the same instant could overshoot; the later-numbered trial sees that and ends at
 once, marked failed as not needed. So the study finishes with exactly tune.trials finished trials.
 
-Each trial is a normal run (run.pipeline.run) into <tune folder>/trials/trial-<n>; a Trainer callback reports the
+Each trial is a normal run (train.pipeline.run) into <tune folder>/trials/trial-<n>; a Trainer callback reports the
 eval metric to Optuna after every evaluation, and the pruner may stop the trial there.
 """
 
@@ -121,7 +121,7 @@ class Worker:
 
     def objective(self, trial: Any) -> float:
         optuna = optuna_module()
-        from nlp_transfer.run.pipeline import RunOptions, run
+        from nlp_transfer.train.pipeline import RunOptions, run
 
         trial.set_user_attr("worker", WORKER)
         self._check_needed(trial)

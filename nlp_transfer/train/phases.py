@@ -1,0 +1,194 @@
+"""Train a prepared run's phases in order, evaluate, save what the method says, and mark the folder complete.
+
+A method trains in one or more phases (probe_then_finetune: `probe`, then `finetune`; the others one `train` phase).
+Each phase has its own Trainer and checkpoints (checkpoints/<phase>/). A phase that finished is recorded
+(checkpoints/<phase>/phase_finished.*) so a resumed run does not train it again; the phase that was cut short
+continues from its last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from transformers import TrainerCallback
+
+from nlp_transfer.core import distributed
+from nlp_transfer.methods import PhaseContext, parameter_counts
+from nlp_transfer.report import report
+from nlp_transfer.report.card import model_card
+from nlp_transfer.report.card_usage import example_call
+from nlp_transfer.report.diagnostics import BASELINES, diagnose
+from nlp_transfer.report.views import EXAMPLES, EvalSource
+from nlp_transfer.runfolder.folder import (
+    CARD_FILE,
+    CHECKPOINTS_DIR,
+    METRICS_FILE,
+    THRESHOLDS_FILE,
+    TOKENIZER_RECORD,
+    TRAINER_STATE,
+    RunFolder,
+    tokenizer_record,
+)
+from nlp_transfer.runfolder.result import RunResult
+from nlp_transfer.train import interruption, phase_records
+from nlp_transfer.train.callbacks import quiet_progress
+from nlp_transfer.train.sharding import gathered_model
+from nlp_transfer.train.trainer import build_trainer, stopped_on_request
+
+if TYPE_CHECKING:
+    from nlp_transfer.train.pipeline import PreparedRun
+
+log = logging.getLogger(__name__)
+
+
+def train_and_save(
+    setup: PreparedRun, folder: RunFolder, resume: bool = False, callbacks: Sequence[TrainerCallback] = ()
+) -> RunResult:
+    """Train the method's phases in order, evaluate the final model, save what the method says, mark complete.
+    `callbacks` join every phase's Trainer (a tune trial's pruning)."""
+    recipe = setup.loaded.recipe
+    context = PhaseContext(
+        prepared=setup.prepared,
+        tokenizer=setup.tokenizer,
+        train=recipe.train,
+        main_first=distributed.main_first,
+        precision=setup.precision,
+        pooled_features=setup.task.pooled_features,
+    )
+    started = time.perf_counter()
+    phases: dict[str, dict[str, Any]] = {}
+    history: list[dict[str, Any]] = []
+    seen: Any = None  # what the last evaluation's metric saw (the task's batch-by-batch metric), for the figures
+    planned = setup.method.phases(setup.model, context)
+    # Resuming: rank 0 reads the phase records and checkpoints, every process does what it decided.
+    plan = phase_records.decide_resume(folder.path, [p.name for p in planned]) if resume else {}
+    for index, phase in enumerate(planned):
+        log.info("phase %s", phase.name)
+        phase_started = time.perf_counter()
+        phase_dir = folder.path / CHECKPOINTS_DIR / phase.name
+        inputs = phase.build()  # e.g. extracts probe features, or unfreezes the encoder after the probe phase
+        trainer = build_trainer(
+            inputs,
+            setup.tokenizer,
+            setup.prepared,
+            folder.path,
+            phase.name,
+            main_metric=recipe.train.metric_for_best,
+            extra_callbacks=callbacks,
+        )
+        decided = plan.get(phase.name)
+        finished = decided.finished if decided is not None else None
+        if finished is not None:
+            phase_records.load_finished(setup.model, phase_dir)
+            log.info("phase %s finished before the interruption: not trained again", phase.name)
+            phases[phase.name] = finished["metrics"]
+            history += finished["history"]
+            continue
+        start = decided.checkpoint if decided is not None else None
+        with interruption.training():
+            train_output = trainer.train(resume_from_checkpoint=start)
+        if stopped_on_request(trainer):  # on any process: every process stops here together
+            raise interruption.RunInterrupted(
+                phase_records.stopped_message(folder.path, phase.name, trainer.state.global_step, setup.loaded.path)
+            )
+        # The log of training itself (the evaluations below score the kept checkpoint again, after the fact).
+        phase_history = [{"phase": phase.name, **entry} for entry in trainer.state.log_history]
+        quiet_progress(trainer)
+        phases[phase.name] = {
+            "train": {
+                **train_output.metrics,
+                **parameter_counts(setup.model),  # after build: a later phase may train more than the first
+                **inputs.info,
+                "phase_wall_seconds": round(time.perf_counter() - phase_started, 2),
+            },
+            # The phase's best checkpoint, reloaded at its end; a phase with no eval split (contrastive pairs) has none.
+            "eval": trainer.evaluate(metric_key_prefix="eval") if "eval" in inputs.splits else {},
+        }
+        # What that evaluation's metric saw, for the report (the test evaluation below must not replace it).
+        seen = trainer.compute_metrics  # the task's batch-by-batch metric keeps what it saw
+        history += phase_history
+        if index < len(planned) - 1 and folder.writer:  # a later phase may be interrupted: keep this one's result
+            phase_records.record_finished(phase_dir, setup.model, phases[phase.name], phase_history)
+    last = phases[phase.name]
+    # Decisions tuned on the eval split by the final evaluation (multi-label thresholds) hold for the test split.
+    decisions = setup.prepared.settle() if setup.prepared.settle is not None else None
+    metrics: dict[str, dict[str, Any]] = {
+        "train": {
+            **last["train"],
+            "method": recipe.method.name,
+            "precision": setup.precision.name,
+            "compile": recipe.train.compile,
+            "train_wall_seconds": round(time.perf_counter() - started, 2),  # all phases, feature extraction included
+        },
+        "eval": last["eval"],
+    }
+    if "test" in inputs.splits:
+        metrics["test"] = trainer.evaluate(inputs.splits["test"], metric_key_prefix="test")
+    if len(phases) > 1:
+        metrics["phases"] = phases
+    last_history = [e for e in history if e.get("phase") == phase.name]
+    metrics["diagnostics"] = _diagnostics(setup, trainer, last_history, metrics["eval"])
+    if folder.writer:
+        metrics["report"] = report.draw(
+            folder.path,
+            task=recipe.task.name,
+            history=history,
+            metric=str(recipe.train.metric_for_best),
+            kept_step=metrics["diagnostics"]["kept"].get("step"),
+            captured=seen,  # None when every phase had finished before a resume
+            tokenized=setup.prepared.splits.get("eval"),
+            tokenizer=setup.tokenizer,
+            label_names=setup.prepared.label_names,
+            evaluation=metrics["eval"],
+            model_settings=setup.prepared.config_attributes,
+            baseline=metrics["diagnostics"].get("baseline", {}).get(str(recipe.train.metric_for_best)),
+            source=EvalSource(setup.data, recipe.task) if "eval" in setup.data.splits else None,
+        )
+        example = EXAMPLES.get(recipe.task.name)
+        if example is not None and "eval" in setup.data.splits:
+            metrics["report"]["example"] = example(setup.data.splits["eval"], recipe.task)
+
+    to_save = gathered_model(trainer, setup.model, folder.writer)  # FSDP / ZeRO-3: every process gathers
+    if folder.writer:
+        setup.method.save(
+            to_save,
+            folder.path,
+            tokenizer=setup.tokenizer,
+            base_model=setup.model_asset.hub_id or setup.model_asset.location,
+        )
+        folder.write_json(TOKENIZER_RECORD, tokenizer_record(folder.path, setup.tokenizer))
+    if decisions is not None:
+        folder.write_json(THRESHOLDS_FILE, decisions)
+    folder.write_json(TRAINER_STATE, {"log_history": history})
+    folder.write_json(METRICS_FILE, metrics)
+    if folder.writer:
+        folder.write_text(CARD_FILE, model_card(folder.path))  # from the files just written, as push renders it
+        report.write_html(folder.path, state="complete")  # marked complete just below
+    if folder.writer and not recipe.output.keep_checkpoints:
+        shutil.rmtree(folder.path / CHECKPOINTS_DIR, ignore_errors=True)
+    folder.mark("complete")
+    example = metrics.get("report", {}).get("example")
+    shown = example_call(setup.task.pipeline_tag, example)[1] if example else setup.task.predict_example
+    return RunResult(run_dir=folder.path, metrics=metrics, notes=setup.notes, predict_example=shown)
+
+
+def _diagnostics(
+    setup: PreparedRun, trainer: Any, history: list[dict[str, Any]], final: dict[str, Any]
+) -> dict[str, Any]:
+    train = setup.loaded.recipe.train
+    metric = str(train.metric_for_best)
+    baseline = BASELINES.get(setup.loaded.recipe.task.name)
+    found = diagnose(
+        history,
+        metric=metric,
+        best_checkpoint=trainer.state.best_model_checkpoint,
+        planned_steps=trainer.state.max_steps,
+        early_stopping_patience=train.early_stopping_patience,
+        baseline=baseline(setup.prepared) if baseline is not None else None,
+        final=final,
+    )
+    return {"metric": metric, **found}

@@ -1,0 +1,247 @@
+"""Token classification in the share room (predict.PREDICTORS' entry): the entities of each text (or pre-split
+sentence) with their type, character offsets and score, and the tag of every word.
+
+A text is split into words as training data in span format is (tasks.token_classification.tags.words_of); words
+are tokenized, windowed and merged per word exactly as in training. How a word's sub-words become its tag follows
+the transformers pipeline's aggregation strategies: first (the first sub-word's scores, what the model was trained
+on), average (the mean of its sub-words' probabilities), max (the tag of its most confident sub-word).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from nlp_transfer.core.errors import UserError
+from nlp_transfer.core.hardware import Runtime
+from nlp_transfer.tasks.token_classification.alignment import encode_words
+from nlp_transfer.tasks.token_classification.scores import scores_of
+from nlp_transfer.tasks.token_classification.tags import (
+    TagProblem,
+    Word,
+    entities_of,
+    repair,
+    spans_to_tags,
+    to_iob2,
+    words_of,
+)
+from nlp_transfer.use.inputs import Item, PredictInputs, Role
+from nlp_transfer.use.text_outputs import config_of
+from nlp_transfer.use.trained import Trained
+
+AGGREGATIONS = ("first", "average", "max")
+
+
+class TokenItems:
+    """A text, or (--tokens, a CoNLL file, JSONL token lists) a sentence's words, per input."""
+
+    def __init__(self, task: dict[str, Any]) -> None:
+        self.task = task
+        self.aggregation = "first"
+
+    def roles(self, given: PredictInputs) -> dict[str, Role]:
+        if given.text_pairs:
+            raise UserError("predict: --text-pair is for sentence-pair models; this run tags the words of one text")
+        assert given.file is not None
+        if given.tokens or given.file.suffix.lower() in (".conll", ".bio", ".iob"):
+            return {"tokens": Role(self.task.get("tokens", "tokens"), "--text")}
+        return {
+            "text": Role(given.text_column or str(self.task.get("text") or "text"), "--text", bool(given.text_column))
+        }
+
+    def from_arguments(self, given: PredictInputs) -> list[Item]:
+        if given.question is not None or given.context is not None:
+            raise UserError("predict: --question/--context are for question answering runs; this run tags words")
+        if given.text_pairs:
+            raise UserError("predict: --text-pair is for sentence-pair models; this run tags the words of one text")
+        if given.aggregation not in AGGREGATIONS:
+            raise UserError(f"predict --aggregation {given.aggregation}: choose one of {', '.join(AGGREGATIONS)}")
+        self.aggregation = given.aggregation
+        if not given.texts:
+            if given.file is None:
+                raise UserError('predict: give a text ("Angela Merkel visited Paris."), --tokens WORDS, or --file')
+            return []
+        if given.tokens:
+            return [{"tokens": list(given.texts)}]  # the arguments are the words of one sentence
+        return [{"text": text} for text in given.texts]
+
+    def check(self, item: Item, where: str) -> None:
+        if "tokens" in item:
+            tokens = item["tokens"]
+            if not isinstance(tokens, list) or not all(isinstance(t, str) and t.strip() for t in tokens):
+                raise UserError(f"predict: {where}: tokens must be a list of non-empty words")
+            if not tokens:
+                raise UserError(f"predict: {where}: an empty sentence (no words); give it words or drop it")
+
+    def length(self, item: Item) -> int:
+        return len(item["text"]) if "text" in item else sum(len(t) + 1 for t in item["tokens"])
+
+
+def item_words(item: Item) -> tuple[str, list[Word]]:
+    """The text and its words with character offsets (pre-split words joined by single spaces)."""
+    if "text" in item:
+        return item["text"], words_of(item["text"])
+    words, start = [], 0
+    for token in item["tokens"]:
+        words.append(Word(token, start, start + len(token)))
+        start += len(token) + 1
+    return " ".join(item["tokens"]), words
+
+
+class TokenPredictor:
+    def __init__(self, trained: Trained, batch_size: int = 32, runtime: Runtime | None = None) -> None:
+        self.runtime, self.tokenizer, self.model = trained.on_device(runtime)
+        self.batch_size = batch_size
+        self.task = trained.task_settings
+        self.items = TokenItems(self.task)
+        config = config_of(self.model)
+        self.labels = [config.id2label[i] for i in range(len(config.id2label))]
+        self.plain = self.task.get("tag_scheme") == "none"
+
+    def word_probabilities(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """(words, K) tag probabilities per sentence, windows merged per word (mean over the windows)."""
+        windows = encode_words(self.tokenizer, sentences, self.task["max_length"], self.task["stride"])
+        sums = [np.zeros((len(s), len(self.labels))) for s in sentences]
+        counts = [np.zeros(len(s)) for s in sentences]
+        for start in range(0, len(windows), self.batch_size):
+            chunk = windows[start : start + self.batch_size]
+            inputs = self.tokenizer.pad([w.encoding for w in chunk], return_tensors="pt").to(self.runtime.device)
+            with torch.inference_mode(), self.runtime.precision.autocast():
+                logits = self.model(**inputs).logits
+            probabilities = logits.float().softmax(-1).cpu().numpy()  # (B, T, K)
+            for b, window in enumerate(chunk):
+                self._add(window, probabilities[b], sums[window.sentence], counts[window.sentence])
+        return [s / np.maximum(c, 1)[:, None] for s, c in zip(sums, counts, strict=True)]
+
+    def _add(self, window: Any, probabilities: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> None:
+        by_word: dict[int, list[np.ndarray]] = {}
+        for position, word in enumerate(window.sub_words):
+            if word is not None:
+                by_word.setdefault(word, []).append(probabilities[position])
+        for word, rows in by_word.items():
+            if self.items.aggregation == "first":
+                found = rows[0]
+            elif self.items.aggregation == "average":
+                found = np.mean(rows, axis=0)
+            else:  # max: the scores of the word's most confident sub-word
+                found = rows[int(np.argmax([r.max() for r in rows]))]
+            sums[word] += found
+            counts[word] += 1
+
+    def predict_batch(self, batch: list[Item]) -> list[dict[str, Any]]:
+        texts_words = [item_words(item) for item in batch]
+        sentences = [[w.text for w in words] for _, words in texts_words]
+        rows = []
+        for item, (text, words), probabilities in zip(
+            batch, texts_words, self.word_probabilities(sentences), strict=True
+        ):
+            tags = [self.labels[i] for i in probabilities.argmax(-1)]
+            tags = tags if self.plain else repair(tags)
+            scores = probabilities.max(-1)
+            echo = {k: v for k, v in item.items() if k not in ("tokens", "tags")}
+            row = echo | {"text": text, "entities": [] if self.plain else _entities(text, words, tags, scores)}
+            if "tokens" in item or self.plain:
+                row |= {"tokens": [w.text for w in words], "tags": tags}
+            rows.append(row)
+        return rows
+
+
+def _entities(text: str, words: list[Word], tags: list[str], scores: np.ndarray) -> list[dict[str, Any]]:
+    found = []
+    for kind, first, last in entities_of(tags):
+        start, end = words[first].start, words[last - 1].end
+        found.append(
+            {
+                "text": text[start:end],
+                "type": kind,
+                "start": start,
+                "end": end,
+                "score": round(float(scores[first:last].mean()), 6),
+            }
+        )
+    return found
+
+
+def evaluate_tokens(trained: Trained, rows: Any, options: Any, where: str, runtime: Runtime) -> dict[str, Any]:
+    """evaluate.EVALUATORS' entry: the scores training reports (entity P/R/F1, per type, word accuracy) on a CoNLL
+    file or JSONL rows with token and tag lists (or text and entity spans)."""
+    task = trained.task_settings
+    scheme = str(task.get("tag_scheme", "iob2"))
+    words, gold = _labelled_sentences(rows, task, where)
+    predictor = TokenPredictor(trained, batch_size=options.batch_size, runtime=runtime)
+    known = set(predictor.labels)
+    for number, tags in enumerate(gold, start=1):
+        unknown = sorted(set(tags) - known)
+        if unknown:
+            raise UserError(
+                f"{where}: sentence {number}: tag '{unknown[0]}' is not one this model predicts "
+                f"({', '.join(predictor.labels)}); evaluate it on data with the model's tags"
+            )
+    predicted = []
+    for start in range(0, len(words), 256):  # a bounded number of sentences in memory at once
+        for probabilities in predictor.word_probabilities(words[start : start + 256]):
+            predicted.append([predictor.labels[i] for i in probabilities.argmax(-1)])
+    return {"rows": len(words), "skipped": 0, "metrics": scores_of(scheme, gold, predicted)}
+
+
+def _labelled_sentences(rows: Any, task: dict[str, Any], where: str) -> tuple[list[list[str]], list[list[str]]]:
+    scheme = str(task.get("tag_scheme", "iob2"))
+    columns: list[str] = list(rows.column_names)
+    tokens, tags = str(task.get("tokens") or "tokens"), str(task.get("tags") or "tags")
+    if tokens in columns and tags in columns:
+        pairs = [(list(map(str, w)), list(map(str, t))) for w, t in zip(rows[tokens], rows[tags], strict=True)]
+    elif "text" in columns and "entities" in columns:
+        pairs = []
+        for number, (text, spans) in enumerate(zip(rows["text"], rows["entities"], strict=True), start=1):
+            try:
+                pairs.append(spans_to_tags(str(text or ""), spans or []))
+            except TagProblem as problem:
+                raise UserError(f"{where}: row {number}: {problem}") from None
+    else:
+        raise UserError(
+            f"{where}: this model tags words and is evaluated on a CoNLL file (WORD<TAB>TAG lines) or JSONL rows "
+            f"with '{tokens}' and '{tags}' lists (or text and entities), but the file's columns are "
+            f"{', '.join(columns)}"
+        )
+    gold = []
+    for number, (w, t) in enumerate(pairs, start=1):
+        if len(w) != len(t) or not w:
+            raise UserError(f"{where}: sentence {number} has {len(w)} tokens and {len(t)} tags; one tag per token")
+        try:
+            gold.append(to_iob2(t, scheme))
+        except TagProblem as problem:
+            raise UserError(f"{where}: sentence {number}, {problem}") from None
+    return [w for w, _ in pairs], gold
+
+
+def sample_word_inputs(tokenizer: Any, texts: Sequence[str], max_length: int) -> Any:
+    """samples.sample_inputs' entry: the sample texts split into words and tokenized pre-split, as in training."""
+    words = [[w.text for w in words_of(text)] or ["."] for text in texts]
+    return tokenizer(
+        words, is_split_into_words=True, truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+    )
+
+
+def entity_agreement(encoding: Any, labels: Sequence[str], expected: np.ndarray, found: np.ndarray) -> float:
+    """How far the int8 model's entities are the float model's on the sample inputs: |same| / |either| over every
+    (sample, type, first word, last word); 1.0 when neither finds an entity. Logits (B, T, K) each."""
+    shared, either = 0, 0
+    for b in range(expected.shape[0]):
+        firsts, previous = [], None
+        for position, word in enumerate(encoding.word_ids(b)):
+            if word is not None and word != previous:
+                firsts.append(position)
+            previous = word
+        spans = [
+            {
+                (kind, first, last)
+                for kind, first, last in entities_of(repair([labels[i] for i in logits[firsts].argmax(-1)]))
+            }
+            for logits in (expected[b], found[b])
+        ]
+        shared += len(spans[0] & spans[1])
+        either += len(spans[0] | spans[1])
+    return shared / either if either else 1.0
