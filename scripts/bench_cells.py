@@ -117,6 +117,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer sentences per cell (same 12 cells)")
     parser.add_argument("--model", type=Path, help="a model folder (default: a tiny BERT built from its config)")
     parser.add_argument("--precision", default="auto", help="train.precision of every cell (auto: bf16 on this CPU)")
+    parser.add_argument("--methods", default=METHODS, help=f"the compare's methods (default {METHODS})")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=SEEDS,
+        help=f"cells per method (default {SEEDS}); more cells show whether a growth levels off",
+    )
     args = parser.parse_args()
     size = "128" if args.quick else "1000"
     eval_rows = 64 if args.quick else 300
@@ -132,9 +139,9 @@ def main() -> None:
         loaded = load_recipe(write_recipe(folder, model, eval_rows, args.precision))
         pipeline.run = measured_cells(rows)  # type: ignore[assignment]
         options = CompareOptions(
-            methods=parse_methods(METHODS),
+            methods=parse_methods(args.methods),
             train_sizes=parse_train_sizes(size),
-            seeds=SEEDS,
+            seeds=args.seeds,
             output_dir=folder / "compare",
         )
         run_compare(loaded, options)
@@ -149,7 +156,7 @@ def main() -> None:
     # the very first cell pays for imports and the first tokenization), and what stays after a cell does not grow.
     growth = {
         m: round(same[-1]["peak_rss_mib"] - same[0]["peak_rss_mib"], 1)
-        for m in METHODS.split(",")
+        for m in args.methods.split(",")
         for same in [[r for r in rows if r["method"] == m]]
     }
     kept = round(rows[-1]["rss_after_mib"] - rows[1]["rss_after_mib"], 1)
@@ -158,12 +165,12 @@ def main() -> None:
     from bench_results import write_results
 
     path = write_results(
-        f"bench_cells_{args.precision}",
+        f"bench_cells_{args.precision}" + ("" if (args.methods, args.seeds) == (METHODS, SEEDS) else "_long"),
         rows,
-        seeds=list(range(SEEDS)),
+        seeds=list(range(args.seeds)),
         notes=(
-            f"{'quick: ' if args.quick else ''}compare of {METHODS} x {SEEDS} seeds, {size} sentences, precision "
-            f"{args.precision}, in one "
+            f"{'quick: ' if args.quick else ''}compare of {args.methods} x {args.seeds} seeds, {size} sentences, "
+            f"precision {args.precision}, in one "
             f"process; model {'tiny BERT (hidden 32, 2 layers)' if args.model is None else args.model}; peak RSS per "
             f"cell (VmHWM reset before each); last-minus-first peak by method {growth} MiB; resident after the last "
             f"cell minus after cell 2: {kept:+.1f} MiB"
