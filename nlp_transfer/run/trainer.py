@@ -38,7 +38,7 @@ from nlp_transfer.run.callbacks import (
     finish_seals,
 )
 from nlp_transfer.run.folder import CHECKPOINTS_DIR, TRAINER_LOG
-from nlp_transfer.run.sampling import SortedRandomBatches
+from nlp_transfer.run.sampling import SortedRandomBatches, token_budget_sub_batches
 from nlp_transfer.run.trackers import tracker_callbacks
 from nlp_transfer.tasks.base import LossOnLogits, PreparedTask
 
@@ -75,9 +75,11 @@ class TaskTrainer(Trainer):
         skip_nonfinite_batches: int = 0,
         phase: str = "train",
         loss: LossFunction | None = None,
+        sub_batch_tokens: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.sub_batch_tokens = sub_batch_tokens
         self.group_by_length = group_by_length
         self.batch_metrics_for = batch_metrics_for
         self.args.batch_eval_metrics = batch_metrics_for is not None
@@ -89,6 +91,19 @@ class TaskTrainer(Trainer):
         # is scaled exactly then, by _example_weighted; without that count it is a micro-batch mean, which the
         # Trainer divides by the accumulation steps. Forcing False divided the weighted loss a second time, so
         # the logged loss and the gradient (clipping too) were k times too small under k sub-batches.
+
+    def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> torch.Tensor:
+        """With train.sub_batch_tokens: the batch cut into sub-batches of at most that many padded tokens
+        (sampling.token_budget_sub_batches), each a forward and backward of its own. compute_loss weights each
+        sub-batch's mean by its share of the step's items, so the gradient is the whole batch's. Without the step's
+        item count (a model that takes no loss kwargs) that weighting is impossible, and the batch trains whole."""
+        budget = self.sub_batch_tokens
+        if budget is None or num_items_in_batch is None or "attention_mask" not in inputs:
+            return super().training_step(model, inputs, num_items_in_batch)
+        step = super().training_step  # (zero-argument super() does not work inside a comprehension)
+        return torch.stack(
+            [step(model, part, num_items_in_batch) for part in token_budget_sub_batches(inputs, budget)]
+        ).sum()
 
     def compute_loss(
         self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None
@@ -247,6 +262,7 @@ def build_trainer(
         skip_nonfinite_batches=spec.skip_nonfinite_batches,
         phase=phase,
         loss=loss,
+        sub_batch_tokens=spec.sub_batch_tokens if tokens else None,
         model=inputs.model,
         args=args,
         train_dataset=inputs.splits["train"],
