@@ -96,14 +96,16 @@ class TaskTrainer(Trainer):
         """With train.sub_batch_tokens: the batch cut into sub-batches of at most that many padded tokens
         (sampling.token_budget_sub_batches), each a forward and backward of its own. compute_loss weights each
         sub-batch's mean by its share of the step's items, so the gradient is the whole batch's. Without the step's
-        item count (a model that takes no loss kwargs) that weighting is impossible, and the batch trains whole."""
+        item count (a model that takes no loss kwargs) that weighting is impossible, and the batch trains whole.
+        Under bf16/fp16 autocast the sub-batches share one cast of the weights (one_autocast_cache)."""
         budget = self.sub_batch_tokens
         if budget is None or num_items_in_batch is None or "attention_mask" not in inputs:
             return super().training_step(model, inputs, num_items_in_batch)
         step = super().training_step  # (zero-argument super() does not work inside a comprehension)
-        return torch.stack(
-            [step(model, part, num_items_in_batch) for part in token_budget_sub_batches(inputs, budget)]
-        ).sum()
+        with one_autocast_cache(self.accelerator.device.type):
+            return torch.stack(
+                [step(model, part, num_items_in_batch) for part in token_budget_sub_batches(inputs, budget)]
+            ).sum()
 
     def compute_loss(
         self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None
@@ -205,6 +207,15 @@ class TaskTrainer(Trainer):
             batch_size=self.args.train_batch_size * self.args.gradient_accumulation_steps,  # one optimizer step
             seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
         )
+
+
+def one_autocast_cache(device_type: str) -> Any:
+    """An autocast region that enables nothing, around a step's sub-batches. Autocast keeps its low-precision copies
+    of the weights until its outermost region ends; each forward autocasts itself (accelerate wraps it) and would
+    cast every weight again, sub-batch after sub-batch. Inside this region the copies last the whole step: each
+    weight is cast once a step (the weights do not change before the optimizer step, so the result is the same to
+    the bit), and each backward still runs with autocast off, as it does without it."""
+    return torch.autocast(device_type=device_type, enabled=False)
 
 
 def loss_on_logits(loss: LossOnLogits) -> LossFunction:

@@ -222,3 +222,33 @@ def test_training_on_token_budget_sub_batches_equals_training_on_the_whole_batch
         losses.append(json.loads((folder / "run" / "metrics.json").read_text())["eval"]["eval_loss"])
     assert len(cuts) == 6 and min(cuts) > 1, cuts  # 3 batches an epoch, each cut into several sub-batches
     assert abs(losses[0] - losses[1]) < 1e-6, losses
+
+
+def test_sub_batches_share_one_autocast_cast_of_the_weights_with_the_same_gradients() -> None:
+    """The step's sub-batches each autocast their forward; inside one_autocast_cache the weights are cast to bf16
+    once for all of them (fewer casts), and the gradients are bit for bit those of casting each time."""
+    import contextlib
+
+    import torch
+
+    from nlp_transfer.run.trainer import one_autocast_cache
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.GELU(), torch.nn.Linear(16, 2))
+    parts = [torch.randn(4, 16) for _ in range(3)]
+
+    def step(region: Any) -> tuple[list[torch.Tensor], int]:
+        model.zero_grad()
+        with torch.profiler.profile() as profiler, region:
+            for part in parts:
+                with torch.autocast("cpu", dtype=torch.bfloat16):  # as accelerate wraps each forward
+                    loss = model(part).float().sum()
+                loss.backward()  # outside the forward's autocast, as the Trainer does
+        casts = sum(1 for event in profiler.events() if event.name == "aten::_to_copy")
+        return [p.grad.clone() for p in model.parameters() if p.grad is not None], casts
+
+    each, each_casts = step(contextlib.nullcontext())
+    shared, shared_casts = step(one_autocast_cache("cpu"))
+    assert all(torch.equal(a, b) for a, b in zip(each, shared, strict=True))
+    assert shared_casts == each_casts - 2 * 4  # 2 linear layers x (weight, bias), cast once instead of 3 times
+    assert not torch.is_autocast_enabled("cpu")  # nothing left switched on
