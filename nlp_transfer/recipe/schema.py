@@ -131,6 +131,12 @@ class TrainSpec(Strict):
     group_by_length: bool = Field(
         True, description="pad less: sort each random batch by length and train it as sub-batches (same gradient)"
     )
+    sub_batch_tokens: int | None = Field(
+        None,
+        gt=0,
+        description="cut each batch into length-sorted sub-batches of at most this many padded tokens (long texts in "
+        "few rows, short ones in many) instead of a count; same gradient as the whole batch; one process only",
+    )
     eval_strategy: Literal["epoch", "steps", "no"] = Field(
         "epoch", description="when to evaluate (and save a checkpoint): every epoch, every eval_steps, or never"
     )
@@ -194,6 +200,15 @@ class TrainSpec(Strict):
             raise ValueError("train.eval_strategy is 'steps' but train.eval_steps is not set; set both or use 'epoch'")
         if self.eval_strategy == "no" and self.early_stopping_patience is not None:
             raise ValueError("train.early_stopping_patience needs evaluation; set train.eval_strategy to epoch/steps")
+        return self
+
+    @model_validator(mode="after")
+    def _sub_batches_need_dynamic_padding(self) -> TrainSpec:
+        if self.sub_batch_tokens is not None and self.padding == "max_length":
+            raise ValueError(
+                "train.sub_batch_tokens cuts batches padded per batch, but train.padding is max_length; "
+                "set train.padding to dynamic or remove train.sub_batch_tokens"
+            )
         return self
 
 

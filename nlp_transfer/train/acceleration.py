@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from nlp_transfer.core import distributed
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.hardware import Precision, resolve_precision, training_device
 from nlp_transfer.recipe import TrainSpec
@@ -49,11 +50,22 @@ def training_precision(spec: TrainSpec) -> Precision:
 def acceleration_arguments(spec: TrainSpec) -> dict[str, Any]:
     """TrainingArguments fields for train.precision and train.compile, after checking they can work here."""
     check_deepspeed(spec)
+    check_sub_batch_tokens(spec)
     fields = training_precision(spec).training_arguments()
     if spec.compile:
         check_compile()
         fields["torch_compile"] = True
     return fields
+
+
+def check_sub_batch_tokens(spec: TrainSpec) -> None:
+    """Under several processes every process must run as many forward/backward passes per step (each backward
+    all-reduces), but a token budget cuts each process's shard into its own number of sub-batches."""
+    if spec.sub_batch_tokens is not None and distributed.launched():
+        raise distributed.CommonError(
+            "train.sub_batch_tokens: cutting batches by a token budget works in one process (each process would "
+            "take its own number of sub-batches); under accelerate launch remove it (the default sub-batches apply)"
+        )
 
 
 def check_deepspeed(spec: TrainSpec) -> None:

@@ -51,8 +51,8 @@ def sub_batches(spec: TrainSpec, device_type: str) -> int:
     optimizer step still sees the whole random batch; sampling.SortedRandomBatches). Sub-batches of about 8 on a
     CPU, where a small matrix product costs little more per row than a large one, and of 32 or more on a GPU,
     where small ones leave it idle."""
-    if not spec.group_by_length or spec.padding == "max_length":
-        return 1
+    if not spec.group_by_length or spec.padding == "max_length" or spec.sub_batch_tokens is not None:
+        return 1  # (a token budget cuts whole batches in TaskTrainer.training_step)
     smallest = 8 if device_type == "cpu" else 32
     return next(k for k in (4, 2, 1) if (spec.batch_size % k == 0 and spec.batch_size // k >= smallest) or k == 1)
 

@@ -1,7 +1,8 @@
 """How training batches are drawn so that padding costs little and the optimisation does not notice.
 
 SortedRandomBatches (the default): random batches, each sorted by length and cut into sub-batches (micro-batches),
-each padded to its own longest text. ShuffledLengthBuckets (the default before; scripts/bench_train.py still
+each padded to its own longest text; with train.sub_batch_tokens the Trainer cuts each batch by a token budget
+instead of a count (token_budget_sub_batches). ShuffledLengthBuckets (the default before; scripts/bench_train.py still
 measures it): batches made of texts of similar length, in shuffled order.
 
 Why not transformers' LengthGroupedSampler: it sorts each mega-batch (up to 50 batches) longest first and keeps
@@ -14,6 +15,7 @@ batches are still not random samples (see SortedRandomBatches).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import Sampler
@@ -83,3 +85,49 @@ class SortedRandomBatches(Sampler[int]):
         self.epoch += 1  # when nobody calls set_epoch, the next pass still differs
         for batch in torch.randperm(len(self.lengths), generator=generator).split(self.batch_size):
             yield from batch[torch.argsort(self.lengths[batch], descending=True, stable=True)].tolist()
+
+
+# Per-token inputs a sub-batch trims to its own longest text; other tensors are per example (rows only).
+PER_TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "special_tokens_mask")
+
+
+def token_budget_rows(lengths: torch.Tensor, budget: int) -> list[torch.Tensor]:
+    """Row indices of each sub-batch when a batch is cut by a token budget instead of a count: rows sorted longest
+    first, each sub-batch as many rows as fit in `budget` tokens when padded to its first (longest) row, and at
+    least one. Short SST-2 phrases then go 100 to a sub-batch where long sentences go 8: the matrix products stay
+    large without padding the short ones to the long ones' length."""
+    order = torch.argsort(lengths, descending=True, stable=True)
+    ordered = lengths[order].tolist()
+    groups: list[torch.Tensor] = []
+    start = 0
+    while start < len(ordered):
+        end = start + max(1, budget // max(1, int(ordered[start])))
+        groups.append(order[start:end])
+        start = end
+    return groups
+
+
+def token_budget_sub_batches(inputs: dict[str, Any], budget: int) -> list[dict[str, Any]]:
+    """A collated batch (padded to its longest text) cut into token_budget_rows sub-batches, each trimmed to its own
+    longest text. Columns are trimmed only when every row's tokens come first (right padding), so token positions
+    (QA spans, token labels) keep their meaning; integer labels of the input's shape are per token and trimmed too."""
+    mask = inputs["attention_mask"]
+    lengths = mask.sum(dim=1).cpu()
+    positions = torch.arange(mask.shape[1])
+    right_padded = torch.equal(mask.cpu().bool(), positions[None, :] < lengths[:, None])
+    labels = inputs.get("labels")
+    per_token = set(PER_TOKEN_INPUTS)
+    if torch.is_tensor(labels) and not labels.is_floating_point() and labels.shape == mask.shape:
+        per_token.add("labels")
+    parts = []
+    for rows in token_budget_rows(lengths, budget):
+        width = max(1, int(lengths[rows].max()))
+        part: dict[str, Any] = {}
+        for key, value in inputs.items():
+            if not torch.is_tensor(value) or value.dim() == 0 or value.shape[0] != len(lengths):
+                part[key] = value
+                continue
+            value = value[rows.to(value.device)]
+            part[key] = value[:, :width] if right_padded and key in per_token else value
+        parts.append(part)
+    return parts

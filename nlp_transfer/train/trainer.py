@@ -39,7 +39,7 @@ from nlp_transfer.train.callbacks import (
     StopOnRequest,
     finish_seals,
 )
-from nlp_transfer.train.sampling import SortedRandomBatches
+from nlp_transfer.train.sampling import SortedRandomBatches, token_budget_sub_batches
 from nlp_transfer.train.trackers import tracker_callbacks
 
 logger = logging.getLogger(__name__)
@@ -75,9 +75,11 @@ class TaskTrainer(Trainer):
         skip_nonfinite_batches: int = 0,
         phase: str = "train",
         loss: LossFunction | None = None,
+        sub_batch_tokens: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.sub_batch_tokens = sub_batch_tokens
         self.group_by_length = group_by_length
         self.batch_metrics_for = batch_metrics_for
         self.args.batch_eval_metrics = batch_metrics_for is not None
@@ -89,6 +91,21 @@ class TaskTrainer(Trainer):
         # is scaled exactly then, by _example_weighted; without that count it is a micro-batch mean, which the
         # Trainer divides by the accumulation steps. Forcing False divided the weighted loss a second time, so
         # the logged loss and the gradient (clipping too) were k times too small under k sub-batches.
+
+    def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> torch.Tensor:
+        """With train.sub_batch_tokens: the batch cut into sub-batches of at most that many padded tokens
+        (sampling.token_budget_sub_batches), each a forward and backward of its own. compute_loss weights each
+        sub-batch's mean by its share of the step's items, so the gradient is the whole batch's. Without the step's
+        item count (a model that takes no loss kwargs) that weighting is impossible, and the batch trains whole.
+        Under bf16/fp16 autocast the sub-batches share one cast of the weights (one_autocast_cache)."""
+        budget = self.sub_batch_tokens
+        if budget is None or num_items_in_batch is None or "attention_mask" not in inputs:
+            return super().training_step(model, inputs, num_items_in_batch)
+        step = super().training_step  # (zero-argument super() does not work inside a comprehension)
+        with one_autocast_cache(self.accelerator.device.type):
+            return torch.stack(
+                [step(model, part, num_items_in_batch) for part in token_budget_sub_batches(inputs, budget)]
+            ).sum()
 
     def compute_loss(
         self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None
@@ -192,6 +209,15 @@ class TaskTrainer(Trainer):
         )
 
 
+def one_autocast_cache(device_type: str) -> Any:
+    """An autocast region that enables nothing, around a step's sub-batches. Autocast keeps its low-precision copies
+    of the weights until its outermost region ends; each forward autocasts itself (accelerate wraps it) and would
+    cast every weight again, sub-batch after sub-batch. Inside this region the copies last the whole step: each
+    weight is cast once a step (the weights do not change before the optimizer step, so the result is the same to
+    the bit), and each backward still runs with autocast off, as it does without it."""
+    return torch.autocast(device_type=device_type, enabled=False)
+
+
 def loss_on_logits(loss: LossOnLogits) -> LossFunction:
     """A task's loss on logits (class weights, multi-label, regression) as the Trainer's compute_loss: the model runs
     without labels (so it computes no loss of its own) and the task scores its logits."""
@@ -247,6 +273,7 @@ def build_trainer(
         skip_nonfinite_batches=spec.skip_nonfinite_batches,
         phase=phase,
         loss=loss,
+        sub_batch_tokens=spec.sub_batch_tokens if tokens else None,
         model=inputs.model,
         args=args,
         train_dataset=inputs.splits["train"],
