@@ -86,7 +86,9 @@ def main() -> None:
         small_verdict = compare("accuracy", seeds, at_small["found"], at_small["shipped"]).summary()
     lines, rows = report(record, small_verdict, at_small, full_runs, small, quickstart)
     print("\n".join(lines))
-    on_page = None if args.quick else {"page": "fewshot_tune", "title": "Hyperparameter search", "order": 4}
+    columns = ["settings", "train sentences", "seeds", "dev accuracy (mean ± std)"]
+    page = {"page": "fewshot_tune", "title": "Hyperparameter search", "order": 4, "columns": columns}
+    on_page = None if args.quick else page
     notes = "\n".join(line for line in lines if line.startswith(("target", "verdict")))
     written = write_results(
         "tune_lora", rows, seeds=seeds, notes=notes, directory=args.out if args.quick else None, on_page=on_page

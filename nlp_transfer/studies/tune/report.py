@@ -60,7 +60,7 @@ def write_report(view: Study) -> dict[str, Any]:
     }
     write_json_atomically(view.folder / TRIALS_JSON, record)
     write_atomically(view.folder / TRIALS_MD, markdown(record))
-    if record["confirmation"] is not None:  # the best settings go out only with the verdict on them
+    if best is not None and record["confirmation"] is not None:  # the best settings go out only beside their verdict
         write_atomically(view.folder / BEST_RECIPE, _best_recipe(view, best, record["confirmation"]))
     else:  # an earlier session's best recipe would stand for a best that is no longer the best, or not yet checked
         (view.folder / BEST_RECIPE).unlink(missing_ok=True)
