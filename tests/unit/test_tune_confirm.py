@@ -196,3 +196,35 @@ def test_bad_seeds_confirm_and_search_only_settings_are_one_line_errors(
     recipe = write_recipe(tmp_path, "no-such-model", sentiment_csv, tune=settings)
     user_error(invoke("tune", recipe, "--output-dir", tmp_path / "tune"), *fragments)
     assert not (tmp_path / "tune").exists()
+
+
+def test_the_verdict_waits_for_every_confirmation_run_and_the_recipes_own_settings_need_none(
+    sentiment_csv: Path, tmp_path: Path
+) -> None:
+    """Each confirmation run is recorded on the study as it finishes (a stopped session goes on from there); the
+    verdict, and so best_recipe.yaml, exists only once both sides have every fresh seed."""
+    from nlp_transfer.recipe import load_recipe
+    from nlp_transfer.studies.tune.confirm import confirmation, run_key
+    from nlp_transfer.studies.tune.space import SearchSpace
+
+    tune = {"space": {"train.learning_rate": [1e-3, 5e-3]}, "confirm": 2}  # the recipe's own rate: 1e-3
+    space = SearchSpace(load_recipe(write_recipe(tmp_path, "m", sentiment_csv, tune=tune)))
+    study = optuna.create_study(direction="maximize")
+    choices = optuna.distributions.CategoricalDistribution([1e-3, 5e-3])
+    for rate in (5e-3, 1e-3):
+        trial = optuna.trial.create_trial(
+            value=0.9, params={"train.learning_rate": rate}, distributions={"train.learning_rate": choices}
+        )
+        study.add_trial(trial)
+    found, own = study.trials
+    assert confirmation(study, space, "accuracy", found) is None  # nothing run yet
+    for seed, (mine, theirs) in zip([1000, 1001], [(0.86, 0.80), (0.88, 0.81)], strict=True):
+        assert confirmation(study, space, "accuracy", found) is None  # not every seed yet
+        study.set_user_attr(run_key("found", seed, found.number), {"value": mine, "diverged": False})
+        study.set_user_attr(run_key("recipe", seed, None), {"value": theirs, "diverged": False})
+    verdict = confirmation(study, space, "accuracy", found)
+    assert verdict is not None and verdict["seeds"] == [1000, 1001] and verdict["trial"] == found.number
+    assert verdict["found"] == [0.86, 0.88] and verdict["recipe"] == [0.80, 0.81]
+    assert verdict["gain_mean"] == pytest.approx(6.5)
+    same = confirmation(study, space, "accuracy", own)  # the best trial drew the recipe's own settings
+    assert same is not None and not same["better"] and "the best trial used the recipe's own" in same["verdict"]
