@@ -245,7 +245,8 @@ def tune(
     result = run_tune(loaded, TuneOptions(output_dir=output_dir, storage=storage, study_name=study_name))
     folder, best = result.folder, result.record["best"]
     typer.echo((folder / "trials.md").read_text(encoding="utf-8"))
-    if best is not None:
+    if best is not None and best.get("confirmation") is not None:  # the best recipe is written beside its verdict
+        typer.echo(f"verdict: {best['confirmation']['verdict']}")
         typer.echo(f"best settings: {folder / 'best_recipe.yaml'} (nlp-transfer run {folder / 'best_recipe.yaml'})")
     figures = ", ".join(str(folder / name) for name in result.record["figures"])
     typer.echo(f"wrote {folder / 'trials.md'}, trials.json" + (f", {figures}" if figures else ""))

@@ -302,9 +302,10 @@ def _check_tune(recipe: Recipe, tune: TuneSpec, metric_names: tuple[str, ...]) -
             f"tune.metric '{tune.metric}' is not a {recipe.task.name} metric{did_you_mean(tune.metric, metric_names)}; "
             f"choose one of {', '.join(metric_names)}"
         )
-    for path in tune.space:
-        problem = field_path_problem(recipe, path)
-        if problem:
-            raise ValueError(f"tune.space.{path}: {problem}")
-        if path.split(".")[0] == "tune":
-            raise ValueError(f"tune.space.{path}: the search cannot search its own settings; name another field")
+    for section, paths in (("space", list(tune.space)), ("search_only", list(tune.search_only))):
+        for path in paths:
+            problem = field_path_problem(recipe, path)
+            if problem:
+                raise ValueError(f"tune.{section}.{path}: {problem}")
+            if path.split(".")[0] == "tune":
+                raise ValueError(f"tune.{section}.{path}: the search cannot set its own settings; name another field")

@@ -3,6 +3,10 @@
 The search space names recipe fields by their dotted paths, as `-o` overrides do (`method.learning_rate`,
 `train.epochs`, `train.trainer.lr_scheduler_type`); each gets a range (`{low, high}`, optionally `log` or `step`)
 or a list of choices. Whether every path names a field of this recipe is checked with the whole recipe (schema.py).
+
+A trial's score is the mean over `seeds` runs; `search_only` settings (a smaller training set, evaluations for the
+pruner) apply to trials only; after the search the best settings and the recipe's own are retrained on `confirm`
+fresh seeds at the recipe's own settings, and the report says whether the difference is more than noise.
 """
 
 from __future__ import annotations
@@ -69,6 +73,21 @@ class TuneSpec(Strict):
     heartbeat_seconds: int = Field(
         10, gt=0, description="workers report every N s; a trial silent for 3 N s is marked failed and run again"
     )
+    seeds: int = Field(
+        1, ge=1, le=20, description="runs per trial (train.seed, +1, ...); the trial's score is their mean"
+    )
+    confirm: int = Field(
+        3,
+        ge=0,
+        le=20,
+        description="fresh seeds on which the best settings and the recipe's own are retrained after the search "
+        "(a paired comparison; 0 skips it, and then no best_recipe.yaml is written)",
+    )
+    search_only: dict[str, Any] = Field(
+        default_factory=dict,
+        description="settings by dotted path for the trials only, e.g. data.max_train_samples: 4000 (a cheaper "
+        "search); the confirmation and best_recipe.yaml use the recipe's own",
+    )
 
     @field_validator("space", mode="before")
     @classmethod
@@ -87,6 +106,14 @@ class TuneSpec(Strict):
             problem = searched.problem()
             if problem:
                 raise ValueError(f"tune.space.{path}: {problem}")
+        if self.confirm == 1:
+            raise ValueError(
+                "tune.confirm: one fresh seed cannot tell a difference from noise; use 0 (no confirmation) or at "
+                "least 2 (3 recommended)"
+            )
+        for path in self.search_only:
+            if path in self.space:
+                raise ValueError(f"tune.search_only.{path}: also searched in tune.space; keep it in one of them")
         return self
 
 

@@ -13,7 +13,7 @@ import yaml
 
 from nlp_transfer.recipe import load_recipe
 from nlp_transfer.studies.tune.worker import ReportToTrial
-from tests.conftest import invoke, user_error, write_recipe
+from tests.conftest import invoke, user_error, write_recipe, write_sentiment_csv
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SPACE = {
@@ -23,15 +23,27 @@ SPACE = {
 }
 
 
-def tune_recipe(tmp_path: Path, model: Path, data: Path, **tune: Any) -> Path:
-    settings = {"trials": 3, "space": SPACE, "startup_trials": 2, "heartbeat_seconds": 2, **tune}
-    return write_recipe(tmp_path, model, data, tune=settings)
+def tune_recipe(
+    tmp_path: Path, model: Path | str, data: Path, train: dict[str, Any] | None = None, **tune: Any
+) -> Path:
+    settings = {"trials": 3, "space": SPACE, "startup_trials": 2, "heartbeat_seconds": 2, "confirm": 0, **tune}
+    return write_recipe(tmp_path, model, data, tune=settings, train=train or {})
 
 
-def test_tune_runs_its_trials_and_writes_table_best_recipe_best_run_and_figures(
-    tiny_models: dict[str, Path], sentiment_csv: Path, tmp_path: Path
+@pytest.mark.heavy
+def test_tune_runs_its_trials_confirms_the_best_and_writes_table_verdict_best_recipe_best_run_and_figures(
+    tiny_models: dict[str, Path], tmp_path: Path
 ) -> None:
-    recipe = tune_recipe(tmp_path, tiny_models["bert"], sentiment_csv)
+    data = write_sentiment_csv(tmp_path / "learnable.csv", copies=20)  # 240 rows: the tiny model learns them
+    space = {
+        "train.learning_rate": {"low": 2e-3, "high": 8e-3, "log": True},
+        "train.epochs": {"low": 2, "high": 3},
+        "train.batch_size": [4, 8],
+    }
+    # The trials train on 200 rows (search only); the confirmation and best_recipe.yaml on the recipe's own data.
+    recipe = tune_recipe(
+        tmp_path, tiny_models["bert"], data, space=space, confirm=2, search_only={"data.max_train_samples": 200}
+    )
     out = tmp_path / "tune"
     result = invoke("tune", recipe, "--output-dir", out)
     assert result.exit_code == 0, result.output
@@ -41,32 +53,53 @@ def test_tune_runs_its_trials_and_writes_table_best_recipe_best_run_and_figures(
     assert record["metric"] == "eval_accuracy" and record["direction"] == "maximize"
     assert record["storage"] == f"sqlite:///{(out / 'study.db').resolve()}"
     for row in record["trials"]:
-        assert row["state"] == "complete" and 0.0 <= row["value"] <= 1.0
-        assert 1e-4 <= row["values"]["train.learning_rate"] <= 1e-2
-        assert row["values"]["train.epochs"] in (1, 2) and row["values"]["train.batch_size"] in (4, 8)
+        assert row["state"] in ("complete", "not learned") and 0.0 <= row["value"] <= 1.0
+        assert 2e-3 <= row["values"]["train.learning_rate"] <= 8e-3
+        assert row["values"]["train.epochs"] in (2, 3) and row["values"]["train.batch_size"] in (4, 8)
         assert row["evaluations"] == row["values"]["train.epochs"]  # one report to the pruner per evaluation
+        assert row["seed_values"] == [row["value"]]  # one seed: the score is that run's
     assert len({json.dumps(row["values"], sort_keys=True) for row in record["trials"]}) == 3
 
     best = record["best"]
-    assert best["value"] == max(row["value"] for row in record["trials"])
+    assert best["value"] == max(row["value"] for row in record["trials"] if row["state"] == "complete")
     # Only the best trial's run folder is kept, complete, and its metrics are the value the study recorded.
     assert sorted(p.name for p in (out / "trials").iterdir()) == [f"trial-{best['number']}"]
     best_run = Path(best["run_dir"])
     assert json.loads((best_run / "run_status.json").read_text())["state"] == "complete"
     assert json.loads((best_run / "metrics.json").read_text())["eval"]["eval_accuracy"] == best["value"]
+    trial_recipe = yaml.safe_load((best_run / "recipe.resolved.yaml").read_text())
+    assert trial_recipe["data"]["max_train_samples"] == 200  # the search-only setting reached the trial
 
-    # best_recipe.yaml is a recipe `run` takes, with the best values written in and no tune section.
+    # The confirmation: both settings on the same 2 fresh seeds, and a verdict in words that agrees with its numbers.
+    found = record["confirmation"]
+    assert found["trial"] == best["number"] and found["seeds"] == [1000, 1001]
+    assert len(found["found"]) == len(found["recipe"]) == 2 and found["found_diverged"] == 0
+    gains = [100 * (f - r) for f, r in zip(found["found"], found["recipe"], strict=True)]
+    assert found["gain_mean"] == pytest.approx(sum(gains) / 2) and found["unit"] == "points"
+    assert found["better"] == (found["gain_mean"] > 0 and found["p_value"] < 0.05)
+    expected = "found settings are better by" if found["better"] else "no setting found is reliably better"
+    assert found["verdict"].startswith(expected)
+    assert not (out / "confirm").exists() or not any((out / "confirm").iterdir())  # its run folders are gone
+    assert f"verdict: {found['verdict']}" in result.output
+
+    # best_recipe.yaml is a recipe `run` takes: the best values written in, the verdict beside them, no tune section
+    # and none of the search-only settings.
     loaded = load_recipe(out / "best_recipe.yaml")
     assert loaded.recipe.tune is None and loaded.recipe.output.dir is None
+    assert loaded.recipe.data.max_train_samples is None
     assert loaded.recipe.train.learning_rate == pytest.approx(best["values"]["train.learning_rate"])
     assert loaded.recipe.train.batch_size == best["values"]["train.batch_size"]
-    assert (out / "best_recipe.yaml").read_text().startswith("# The best settings of tune study")
+    text = (out / "best_recipe.yaml").read_text()
+    assert (
+        text.startswith("# The best settings of tune study") and f"# Verdict on fresh seeds: {found['verdict']}" in text
+    )
 
     table = (out / "trials.md").read_text()
     header = next(line for line in table.splitlines() if line.startswith("| trial |"))
     assert header.startswith("| trial | state | eval_accuracy | ")  # then the searched fields, in the recipe's order
-    assert all(f" {path} |" in header for path in SPACE)
+    assert all(f" {path} |" in header for path in space)
     assert f"**{best['value']:.4f}**" in table and table in result.output
+    assert f"- verdict: {found['verdict']}" in table
     for figure in ("optimization_history.png", "param_importances.png"):
         assert (out / figure).read_bytes().startswith(PNG_SIGNATURE)
 
@@ -99,13 +132,16 @@ def test_a_pruned_trial_stops_at_its_evaluation_counts_as_finished_and_leaves_no
         return trial.number > 0
 
     monkeypatch.setattr(optuna.pruners.MedianPruner, "prune", prune_after_first_trial)
-    recipe = tune_recipe(tmp_path, tiny_models["bert"], sentiment_csv, space={"train.epochs": [2]})
+    data = write_sentiment_csv(tmp_path / "learnable.csv", copies=20)  # trial 0 learns: it is crowned and kept
+    recipe = tune_recipe(
+        tmp_path, tiny_models["bert"], data, space={"train.epochs": [3]}, train={"learning_rate": 3e-3}
+    )
     out = tmp_path / "tune"
     result = invoke("tune", recipe, "--output-dir", out)
     assert result.exit_code == 0, result.output
     trials = json.loads((out / "trials.json").read_text())["trials"]
     assert [t["state"] for t in trials] == ["complete", "pruned", "pruned"]
-    assert [t["evaluations"] for t in trials] == [2, 1, 1]  # stopped at the first of its two evaluations
+    assert [t["evaluations"] for t in trials] == [3, 1, 1]  # stopped at the first of its three evaluations
     assert sorted(p.name for p in (out / "trials").iterdir()) == ["trial-0"]
     assert "[trial 1] pruned: eval_accuracy" in result.output
 

@@ -4,8 +4,12 @@ workers, on one machine or several, can share (storage.py).
 
   space.py    the recipe's tune.space as Optuna distributions; every bound and choice checked before any work
   storage.py  the study's database (SQLite in the tune folder, or --storage URL), heartbeats, joining a study
-  worker.py   one worker's loop: trials until the study has its count or the time is up; pruning callback
-  report.py   trials.md / trials.json, best_recipe.yaml, figures; only the best trial's run folder is kept
+  worker.py   one worker's loop: trials until the study has its count or the time is up
+  trial.py    one trial on tune.seeds seeds (their mean is its score), pruning callback, stability guard, which
+              trial may be crowned (learned, never diverged)
+  confirm.py  the best settings and the recipe's own retrained on fresh seeds; the paired verdict
+  report.py   trials.md / trials.json, the verdict, best_recipe.yaml (only beside a verdict), figures; only the
+              best trial's run folder is kept
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from typing import Any
 from nlp_transfer.core import distributed
 from nlp_transfer.core.files import check_output_folder
 from nlp_transfer.recipe import LoadedRecipe, lower_is_better
+from nlp_transfer.studies.tune.confirm import run_confirmation
 from nlp_transfer.studies.tune.report import Study, write_report
 from nlp_transfer.studies.tune.space import SearchSpace
 from nlp_transfer.studies.tune.storage import default_storage, open_storage, open_study, shown
+from nlp_transfer.studies.tune.trial import crowned
 from nlp_transfer.studies.tune.worker import Worker
 
 
@@ -63,6 +69,9 @@ def run_tune(loaded: LoadedRecipe, options: TuneOptions) -> TuneResult:
     worker = Worker(study=study, space=space, spec=tune, folder=folder, metric=metric, seed=loaded.recipe.train.seed)
     try:
         worker.run()
+        best = crowned(study)
+        if best is not None and tune.confirm:  # the search is over: is its best better than the recipe's own?
+            run_confirmation(study, space, folder, metric, best)
     finally:  # an interrupted session still leaves the table of what finished
         view = Study(
             study=study, name=name, storage=shown(url), metric=metric, wanted=tune.trials, space=space, folder=folder

@@ -86,10 +86,20 @@ class SearchSpace:
         """A finished trial's params (as Optuna stores them) -> {field path: recipe value}."""
         return {d.path: d.value(params[d.path]) for d in self.dimensions}
 
+    def own_values(self) -> dict[str, Any]:
+        """The recipe's own value at each searched path (what the confirmation compares the best trial's with)."""
+        raw = self.loaded.recipe.model_dump(mode="json")
+        return {d.path: get_field(raw, d.path) for d in self.dimensions}
+
     def check(self) -> None:
         """Build the recipe with each bound and each choice (the others as written) before anything is trained."""
         from nlp_transfer.train.arguments import training_arguments
 
+        searched = self.recipe({}, Path("unused"), where="tune.search_only")  # its settings alone, then with each value
+        try:
+            training_arguments(searched.recipe.train, Path("unused"))
+        except UserError as err:
+            raise UserError(f"{self.loaded.path}: tune.search_only: {err}") from err
         for dimension in self.dimensions:
             for candidate in dimension.candidates():
                 where = f"tune.space.{dimension.path}"
@@ -99,12 +109,27 @@ class SearchSpace:
                 except UserError as err:
                     raise UserError(f"{self.loaded.path}: {where} = {candidate!r}: {err}") from err
 
-    def recipe(self, values: dict[str, Any], output_dir: Path, where: str = "tune") -> LoadedRecipe:
-        """The recipe with these values written in, its own tune section left out, running into `output_dir`."""
+    def recipe(
+        self,
+        values: dict[str, Any],
+        output_dir: Path,
+        where: str = "tune",
+        *,
+        search: bool = True,
+        seed: int | None = None,
+    ) -> LoadedRecipe:
+        """The recipe with these values written in, its own tune section left out, running into `output_dir`.
+
+        `search`: a trial's recipe, with tune.search_only applied; False: the user's recipe (confirmation, best
+        recipe). `seed`: train.seed for this run (a trial's further seeds, the confirmation's fresh ones)."""
+        tune = self.loaded.recipe.tune
         raw = self.loaded.recipe.model_dump(mode="json")
         raw["tune"] = None
         raw.setdefault("output", {})["dir"] = str(output_dir)
-        for path, value in values.items():
+        settings = {**(tune.search_only if search and tune is not None else {}), **values}
+        if seed is not None:
+            settings["train.seed"] = seed
+        for path, value in settings.items():
             set_field(raw, path, copy.deepcopy(value))
         try:
             recipe = Recipe.model_validate(raw)
@@ -128,3 +153,16 @@ def set_field(raw: dict[str, Any], path: str, value: Any) -> None:
         node[int(parts[-1])] = value
     else:
         node[parts[-1]] = value
+
+
+def get_field(raw: dict[str, Any], path: str) -> Any:
+    """raw['method']['r'] for 'method.r' (None where a section is unset)."""
+    node: Any = raw
+    for part in path.split("."):
+        if isinstance(node, list):
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            node = node.get(part)
+        else:
+            return None
+    return node

@@ -19,8 +19,9 @@ from nlp_transfer.recipe import LoadedRecipe
 
 STUDY_FILE = "study.db"
 RETRIES = 2  # a trial whose worker dies is run again at most this many times
-# Settings that may change between sessions of one study: more trials, another time budget, another heartbeat.
-RESUMABLE_CHANGES = ("trials", "timeout_minutes", "heartbeat_seconds")
+# Settings that may change between sessions of one study: more trials, another time budget, another heartbeat,
+# more or fewer confirmation seeds.
+RESUMABLE_CHANGES = ("trials", "timeout_minutes", "heartbeat_seconds", "confirm")
 
 
 def optuna_module() -> Any:

@@ -6,8 +6,9 @@ waits, because one of them may yet die: its trial is then queued again (storage.
 Two workers that start a trial at the same instant could overshoot; the later-numbered trial sees that and ends at
 once, marked failed as not needed. So the study finishes with exactly tune.trials finished trials.
 
-Each trial is a normal run (train.pipeline.run) into <tune folder>/trials/trial-<n>; a Trainer callback reports the
-eval metric to Optuna after every evaluation, and the pruner may stop the trial there.
+Each trial is tune.seeds normal runs (train.pipeline.run), the first into <tune folder>/trials/trial-<n>; a Trainer
+callback reports the eval metric (the mean over the seeds run so far) to Optuna after every evaluation, and the
+pruner may stop the trial there (trial.py).
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainerCallback
-
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.recipe import TuneSpec
 from nlp_transfer.studies.tune.space import SearchSpace
 from nlp_transfer.studies.tune.storage import optuna_module
+from nlp_transfer.studies.tune.trial import ReportToTrial, SeedRun, StabilityGuard, crowned, record, seed_run
 
 TRIALS_DIR = "trials"
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -39,34 +39,6 @@ class NotNeeded(Exception):
 
 class TrialFailed(Exception):
     """A trial's run failed on its settings (diverged, rejected): the study goes on without it."""
-
-
-class ReportToTrial(TrainerCallback):
-    """After each evaluation during training: report the eval metric to the trial, and stop it if the pruner says so.
-
-    Evaluations after training (the best checkpoint re-scored, the test set) are not reported: they are not a step."""
-
-    def __init__(self, trial: Any, key: str) -> None:
-        self.trial, self.key = trial, key
-        self.reported = 0
-        self.training = False
-
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.training = True
-
-    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.training = False
-
-    def on_evaluate(
-        self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None, **_: Any
-    ) -> None:
-        if not self.training or not metrics or self.key not in metrics:
-            return
-        self.trial.report(float(metrics[self.key]), step=self.reported)
-        self.reported += 1
-        if self.trial.should_prune():
-            self.trial.set_user_attr("pruned_after_evaluations", self.reported)
-            raise optuna_module().TrialPruned(f"{self.key} {metrics[self.key]:.4f} after {self.reported} evaluations")
 
 
 @dataclass
@@ -120,37 +92,71 @@ class Worker:
         return finished_here
 
     def objective(self, trial: Any) -> float:
-        optuna = optuna_module()
-        from nlp_transfer.train.pipeline import RunOptions, run
-
         trial.set_user_attr("worker", WORKER)
         self._check_needed(trial)
         values = self.space.suggest(trial)
         run_dir = self.folder / TRIALS_DIR / f"trial-{trial.number}"
         trial.set_user_attr("run_dir", str(run_dir))
         print(f"[trial {trial.number}] {describe(values)}", flush=True)
-        reporter = ReportToTrial(trial, f"eval_{self.metric}")
+        runs: list[SeedRun] = []
+        earlier: list[list[float]] = []  # each finished seed's values at its evaluations, for the pruner's mean
+        for index in range(self.spec.seeds):
+            seed = self.seed + index
+            # The first seed's run folder is the trial's (kept if it is the best); the others only give a score.
+            seed_dir = run_dir if index == 0 else run_dir.with_name(f"{run_dir.name}-seed-{seed}")
+            reporter = ReportToTrial(trial, f"eval_{self.metric}", index, earlier)
+            guard = StabilityGuard()
+            metrics = self._run_seed(trial, values, seed_dir, seed, [reporter, guard], run_dir)
+            runs.append(seed_run(seed, metrics, self.metric, guard))
+            earlier.append(reporter.values)
+            if guard.diverged_at is not None:
+                print(
+                    f"[trial {trial.number}] seed {seed}: training loss back at chance (step {guard.diverged_at}): "
+                    "diverged",
+                    flush=True,
+                )
+            if index > 0:
+                shutil.rmtree(seed_dir, ignore_errors=True)
+        value = record(trial, runs, self.metric)
+        trial.set_user_attr("eval", metrics["eval"])
+        spread = f" ± {trial.user_attrs['spread']:.4f} over {len(runs)} seeds" if len(runs) > 1 else ""
+        verdicts = [] if trial.user_attrs["learned"] else ["has not learned the task (no better than the baseline)"]
+        verdicts += ["diverged"] if trial.user_attrs["diverged"] else []
+        print(
+            f"[trial {trial.number}] eval {self.metric} {value:.4f}{spread}" + "".join(f"; {v}" for v in verdicts),
+            flush=True,
+        )
+        return value
+
+    def _run_seed(
+        self, trial: Any, values: dict[str, Any], seed_dir: Path, seed: int, callbacks: list[Any], run_dir: Path
+    ) -> dict[str, Any]:
+        """One seed's run of the trial's settings; a pruned or failed one removes every folder the trial made."""
+        optuna = optuna_module()
+        from nlp_transfer.train.pipeline import RunOptions, run
+
         try:
             # Each value was checked alone before the search; a combination can still be refused (a bad trial).
-            recipe = self.space.recipe(values, run_dir, where=f"trial {trial.number}")
-            result = run(recipe, RunOptions(output_dir=run_dir, overwrite=True, callbacks=[reporter]))
+            recipe = self.space.recipe(values, seed_dir, where=f"trial {trial.number}", seed=seed)
+            return run(recipe, RunOptions(output_dir=seed_dir, overwrite=True, callbacks=callbacks)).metrics
         except KeyboardInterrupt:
             trial.set_user_attr("interrupted", True)
             raise
         except optuna.TrialPruned as pruned:
             print(f"[trial {trial.number}] pruned: {pruned}", flush=True)
-            shutil.rmtree(run_dir, ignore_errors=True)
+            self._remove(run_dir)
             raise
         except UserError as err:  # e.g. the loss diverged at this learning rate: a bad setting, not a bad study
             trial.set_user_attr("error", str(err))
             print(f"[trial {trial.number}] failed: {err}", flush=True)
-            shutil.rmtree(run_dir, ignore_errors=True)
+            self._remove(run_dir)
             raise TrialFailed(str(err)) from err
-        value = float(result.metrics["eval"][f"eval_{self.metric}"])
-        trial.set_user_attr("train_seconds", result.metrics["train"].get("train_wall_seconds"))
-        trial.set_user_attr("eval", result.metrics["eval"])
-        print(f"[trial {trial.number}] eval {self.metric} {value:.4f}", flush=True)
-        return value
+
+    @staticmethod
+    def _remove(run_dir: Path) -> None:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        for extra in run_dir.parent.glob(f"{run_dir.name}-seed-*"):
+            shutil.rmtree(extra, ignore_errors=True)
 
     def _check_needed(self, trial: Any) -> None:
         """The study's last places go to the lowest-numbered trials; a later one that finds none left is not run."""
@@ -179,8 +185,8 @@ class Worker:
         """Delete the run folders of finished trials that are not the best: the best trial's folder is kept."""
         states = optuna_module().trial.TrialState
         trials = self.study.get_trials(deepcopy=False)
-        complete = [t for t in trials if t.state == states.COMPLETE]
-        best = self.study.best_trial.number if complete else None
+        best_trial = crowned(self.study)  # a trial that has not learned, or diverged, keeps no folder
+        best = best_trial.number if best_trial is not None else None
         for trial in trials:
             if trial.state in (states.COMPLETE, states.PRUNED, states.FAIL) and trial.number != best:
                 shutil.rmtree(self.folder / TRIALS_DIR / f"trial-{trial.number}", ignore_errors=True)
