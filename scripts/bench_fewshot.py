@@ -72,7 +72,7 @@ def main() -> None:
         arms: dict[str, int | None] = {SETFIT: None}
         if args.setfit_iterations:
             arms[f"setfit-{args.setfit_iterations}it"] = args.setfit_iterations
-        rows += setfit_rows(loaded, arms, sizes, seeds, args.out / "setfit.json", versions)
+        rows += setfit_rows(loaded, arms, sizes, seeds, args.out / "setfit.json", versions, minilm_body())
 
     print(report(rows))
     where = {"directory": args.out} if args.quick else {}
@@ -109,11 +109,17 @@ def setfit_rows(
     seeds: list[int],
     record: Path,
     versions: dict[str, str],
+    body: Path,
 ) -> list[dict[str, Any]]:
-    """Every (arm, size, seed) SetFit cell, trained unless `record` already has it; each kept as soon as it ends."""
-    done: list[dict[str, Any]] = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else []
+    """Every (arm, size, seed) SetFit cell, trained unless `record` already has it; each kept as soon as it ends.
+
+    A record made with other data settings (--quick's 200 dev rows) or library versions is not resumed from."""
+    setup = {"data": loaded.recipe.data.model_dump(mode="json"), "versions": versions}
+    kept = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {"setup": setup, "cells": []}
+    if kept.get("setup") != setup:
+        raise SystemExit(f"{record} was made with other data settings or library versions: give another --out")
+    done: list[dict[str, Any]] = kept["cells"]
     have = {(r["arm"], r["per_class"], r["seed"]) for r in done}
-    body = minilm_body()
     for size in sizes:
         for seed in seeds:
             splits = None
@@ -123,7 +129,7 @@ def setfit_rows(
                 splits = splits or few_shot_splits(loaded, size, seed)
                 result = run_setfit(body, splits, seed, num_iterations=iterations)
                 done.append({"arm": arm, "per_class": size, "seed": seed, **result, **versions})
-                _write_json(record, done)
+                _write_json(record, {"setup": setup, "cells": done})
                 accuracy, seconds = result["accuracy"], result["wall_seconds"]
                 print(f"{arm}, {size} per class, seed {seed}: accuracy {accuracy:.4f} in {seconds:.1f}s")
     wanted = {(arm, size, seed) for arm in arms for size in sizes for seed in seeds}

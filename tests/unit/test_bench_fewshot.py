@@ -67,6 +67,25 @@ def test_setfit_arm_trains_and_scores_the_eval_rows(tmp_path: Path, tiny_models:
     assert setfit_arm.run_setfit(tiny_models["bert"], splits, seed=0, num_iterations=2)["pairs"] == 2 * 2 * 16
 
 
+def test_setfit_cells_resume_only_from_the_same_setup(tmp_path: Path, tiny_models: dict, scripts: tuple) -> None:
+    setfit_arm, bench = scripts
+    data = write_sentiment_csv(tmp_path / "sentiment.csv", copies=6)
+    loaded = load_recipe(write_recipe(tmp_path, "unused-model", data, method={"name": "contrastive"}))
+    record, versions = tmp_path / "out" / "setfit.json", setfit_arm.setfit_versions()
+
+    def cells(recipe: object) -> list:
+        return bench.setfit_rows(recipe, {"setfit": None}, [4], [0], record, versions, tiny_models["bert"])
+
+    first = cells(loaded)
+    written = record.read_text(encoding="utf-8")
+    assert [(r["arm"], r["per_class"], r["seed"]) for r in first] == [("setfit", 4, 0)]
+    assert first[0]["setfit"] == versions["setfit"]  # the versions sit beside the numbers
+    assert cells(loaded) == first and record.read_text(encoding="utf-8") == written  # kept, not trained again
+    fewer_rows = load_recipe(write_recipe(tmp_path, "unused-model", data, data={"max_eval_samples": 4}))
+    with pytest.raises(SystemExit, match="other data settings"):
+        cells(fewer_rows)
+
+
 def _rows(arm: str, size: int, accuracies: list[float], wall: float) -> list[dict]:
     return [
         {"arm": arm, "per_class": size, "seed": seed, "accuracy": a, "wall_seconds": wall}
