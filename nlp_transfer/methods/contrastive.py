@@ -48,8 +48,9 @@ LOSSES = {"cosine": cosine_loss, "contrastive": margin_loss}
 
 
 class PairEncoder(nn.Module):
-    """Phase embeddings: forward(input_ids (2B, T), attention_mask (2B, T), ..., labels (B,)) where rows 0..B-1 are
-    the first texts of B pairs and rows B..2B-1 their partners; labels are the target similarities.
+    """Phase embeddings: forward(input_ids (U, T), attention_mask (U, T), ..., first_index (B,), second_index (B,),
+    labels (B,)): the U distinct texts of B pairs, encoded once each, pair i being texts first_index[i] and
+    second_index[i]; labels are the target similarities.
 
     Holds only the encoder, so the Trainer's optimizer and checkpoints see the weights this phase trains."""
 
@@ -60,9 +61,15 @@ class PairEncoder(nn.Module):
         self.encoder = encoder
         self.pooling, self.loss, self.margin = pooling, loss, margin
 
-    def forward(self, labels: torch.Tensor | None = None, **inputs: Any) -> SequenceClassifierOutput:
-        embeddings = encode(self.encoder, inputs, self.pooling, layer=-1).float()  # (2B, H)
-        first, second = embeddings.chunk(2)  # (B, H) each
+    def forward(
+        self,
+        first_index: torch.Tensor,
+        second_index: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        **inputs: Any,
+    ) -> SequenceClassifierOutput:
+        embeddings = encode(self.encoder, inputs, self.pooling, layer=-1).float()  # (U, H)
+        first, second = embeddings[first_index], embeddings[second_index]  # (B, H) each
         similarity = nn.functional.cosine_similarity(first, second, dim=-1)  # (B,)
         loss = LOSSES[self.loss](similarity, labels.float(), self.margin) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=similarity)
@@ -83,20 +90,30 @@ class PairDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         pair = self.pairs[index]
         return {
-            "first": {c: self.rows[c][pair.first] for c in self.columns},
-            "second": {c: self.rows[c][pair.second] for c in self.columns},
+            "texts": {row: {c: self.rows[c][row] for c in self.columns} for row in (pair.first, pair.second)},
+            "rows": (pair.first, pair.second),
             "similarity": pair.similarity,
         }
 
 
 class PairCollator:
-    """B pairs -> one padded batch of 2B texts (first texts, then their partners) and B target similarities."""
+    """B pairs -> one padded batch of the U distinct texts they use, where each pair's texts sit in it
+    (first_index, second_index), and B target similarities.
+
+    A few dozen sentences make hundreds of pairs, so a batch of pairs holds the same sentence several times (at 8
+    per class, 16 pairs name about 14 distinct sentences among their 32 texts): each is encoded once and its
+    embedding shared by its pairs, whose gradients add up on it. The loss is that of encoding every text of every
+    pair (bar dropout, which now draws one mask per sentence and batch), for a fraction of the encoder's work."""
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
         self.pad = DataCollatorWithPadding(tokenizer, return_tensors="pt")
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        batch = dict(self.pad([item["first"] for item in items] + [item["second"] for item in items]))
+        texts = {row: text for item in items for row, text in item["texts"].items()}  # distinct rows, first seen first
+        at = {row: position for position, row in enumerate(texts)}
+        batch = dict(self.pad(list(texts.values())))
+        batch["first_index"] = torch.tensor([at[item["rows"][0]] for item in items], dtype=torch.long)
+        batch["second_index"] = torch.tensor([at[item["rows"][1]] for item in items], dtype=torch.long)
         batch["labels"] = torch.tensor([item["similarity"] for item in items], dtype=torch.float)
         return batch
 
@@ -138,6 +155,9 @@ class Contrastive:
                     # Pairs have no task metric to evaluate; the head phase evaluates and keeps the best epoch.
                     "eval_strategy": "no",
                     "early_stopping_patience": None,
+                    # Pairs come in random order, so cutting a batch into length-sorted sub-batches saves no padding,
+                    # and a whole batch shares more sentences between its pairs (PairCollator encodes each once).
+                    "group_by_length": False,
                     # Pair items (first, second, similarity) are not forward() arguments: the collator builds those.
                     "trainer": {**context.train.trainer, "remove_unused_columns": False},
                 }

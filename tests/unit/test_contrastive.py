@@ -69,29 +69,35 @@ def test_the_losses_reward_what_they_should() -> None:
     assert margin_loss(torch.tensor([0.2]), torch.tensor([0.0]), 0.5) == 0.0
 
 
-def test_pair_batches_put_first_texts_then_partners(tiny_models: dict[str, Path]) -> None:
-    from transformers import AutoTokenizer
+def test_pair_batches_encode_each_sentence_once_and_index_the_pairs(tiny_models: dict[str, Path]) -> None:
+    import datasets
+    from transformers import AutoModel, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_models["bert"])
-    import datasets
+    texts = ["good", "very bad film", "fine", "dull"]
+    split = datasets.Dataset.from_dict(dict(tokenizer(texts)))
+    dataset = PairDataset(split, draw_pairs(label_sets([0, 1, 0, 1]), per_example=4, seed=0))
+    items = [dataset[i] for i in range(8)]  # 8 pairs over 4 sentences: 16 texts, at most 4 distinct
+    batch = PairCollator(tokenizer)(items)
+    pairs = dataset.pairs[:8]
+    distinct = list(dict.fromkeys(row for p in pairs for row in (p.first, p.second)))
+    assert batch["input_ids"].shape[0] == len(distinct) <= 4 and batch["labels"].tolist() == [
+        p.similarity for p in pairs
+    ]
+    for pair, first, second in zip(pairs, batch["first_index"], batch["second_index"], strict=True):
+        for row, at in ((pair.first, first), (pair.second, second)):
+            ids = split[row]["input_ids"]
+            assert batch["input_ids"][at].tolist()[: len(ids)] == ids
 
-    split = datasets.Dataset.from_dict(dict(tokenizer(["good", "very bad film", "fine", "dull"])))
-    dataset = PairDataset(split, draw_pairs(label_sets([0, 1, 0, 1]), per_example=2, seed=0))
-    batch = PairCollator(tokenizer)([dataset[i] for i in range(3)])
-    assert batch["input_ids"].shape[0] == 6 and batch["labels"].shape == (3,)
-    pairs = dataset.pairs[:3]
-    assert (
-        batch["input_ids"][0].tolist()[: len(split[pairs[0].first]["input_ids"])] == split[pairs[0].first]["input_ids"]
-    )
-    assert (
-        batch["input_ids"][3].tolist()[: len(split[pairs[0].second]["input_ids"])]
-        == split[pairs[0].second]["input_ids"]
-    )
-    from transformers import AutoModel
-
-    encoder = PairEncoder(AutoModel.from_pretrained(tiny_models["bert"]), "mean", "cosine", 0.5)
+    # The loss is the one of encoding all 16 texts (dropout off): sharing a sentence's embedding changes no number.
+    encoder = PairEncoder(AutoModel.from_pretrained(tiny_models["bert"]), "mean", "cosine", 0.5).eval()
     output = encoder(**batch)
-    assert output.logits.shape == (3,) and output.loss.ndim == 0 and torch.isfinite(output.loss)
+    every = dict(tokenizer.pad([split[p.first] for p in pairs] + [split[p.second] for p in pairs], return_tensors="pt"))
+    count = torch.arange(len(pairs))
+    one_by_one = encoder(**every, first_index=count, second_index=count + len(pairs), labels=batch["labels"])
+    assert output.logits.shape == (8,) and torch.isfinite(output.loss)
+    torch.testing.assert_close(output.logits, one_by_one.logits)
+    torch.testing.assert_close(output.loss, one_by_one.loss)
 
 
 # ---- a run --------------------------------------------------------------------------------------------------------
