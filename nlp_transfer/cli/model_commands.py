@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -282,7 +282,25 @@ def export(
     quantize: Annotated[
         str | None,
         typer.Option(
-            "--quantize", help="int8: also model.int8.onnx (onnxruntime dynamic quantization, checked); implies --onnx"
+            "--quantize",
+            help="int8: also model.int8.onnx (onnxruntime dynamic quantization, its agreement with model.onnx "
+            "measured on the run's eval file); implies --onnx",
+        ),
+    ] = None,
+    int8_scheme: Annotated[
+        str,
+        typer.Option(
+            "--int8-scheme",
+            help="with --quantize int8: per-channel-ffn-float (default: per-channel weights, each block's "
+            "feed-forward output in float), per-channel, or dynamic (one scale per matrix)",
+        ),
+    ] = "per-channel-ffn-float",
+    agreement_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--agreement-file",
+            help="with --quantize int8: measure the int8 model's agreement with model.onnx on this file (the "
+            "model's input columns, as predict --file reads it) instead of the run's eval file",
         ),
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an earlier export in --out")] = False,
@@ -293,7 +311,15 @@ def export(
 
     if quantize is not None and quantize != "int8":
         raise UserError(f"export --quantize {quantize}: only int8 is supported; use --quantize int8")
-    options = ExportOptions(out=out, merge=merge, onnx=onnx, overwrite=overwrite, quantize=quantize)
+    options = ExportOptions(
+        out=out,
+        merge=merge,
+        onnx=onnx,
+        overwrite=overwrite,
+        quantize=quantize,
+        int8_scheme=int8_scheme,
+        agreement_file=agreement_file,
+    )
     result = export_model(model, options)
     checks = [
         f"{name}: max |logit difference| {result.record[name]['max_abs_logit_difference']:.1e}"
@@ -301,11 +327,7 @@ def export(
         if name in result.record
     ]
     if "onnx_int8" in result.record:
-        int8 = result.record["onnx_int8"]
-        checks.append(
-            f"int8: labels agree on {int8['label_agreement']:.0%} of {int8['checked_inputs']} sample inputs, max "
-            f"|probability difference| {int8['max_probability_difference']:.3f}"
-        )
+        checks.append(int8_summary(result.record["onnx_int8"]))
     typer.echo(f"exported {model} to {result.folder}" + (f" ({'; '.join(checks)})" if checks else ""))
 
 
@@ -321,6 +343,17 @@ def report(
     from nlp_transfer.report.report import rebuild
 
     typer.echo(f"wrote {rebuild(list(runs), output_dir)}")
+
+
+def int8_summary(int8: dict[str, Any]) -> str:
+    """One clause on how far model.int8.onnx agrees with model.onnx (export.json's onnx_int8)."""
+    measured = int8["agreement"]
+    on = "sample inputs" if measured["inputs"] == "use.samples" else Path(measured["inputs"]).name
+    parts = [f"labels agree on {measured['label_agreement']:.2%}"] if "label_agreement" in measured else []
+    for key, words in (("max_probability_difference", "probability"), ("max_value_difference", "value")):
+        if key in measured:
+            parts.append(f"max |{words} difference| {measured[key]:.3f}")
+    return f"int8 ({int8['scheme']}): {', '.join(parts)} on {measured['n']} inputs of {on}"
 
 
 def _created(folders: list[Path]) -> str:

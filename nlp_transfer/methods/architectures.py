@@ -32,6 +32,9 @@ class Architecture:
     # RoBERTa numbers positions from pad_token_id + 1 (create_position_ids_from_input_ids), so that many position
     # embeddings are never used: 514 of them hold 512 tokens.
     positions_after_padding: bool = False
+    # Each block's feed-forward output projection, under a block: the int8 export keeps it in float (its input, the
+    # activation's output, has the outliers that per-tensor int8 handles worst; share/quantize.py).
+    ffn_output: str = "output.dense"
 
 
 def _bert_head(head: Any, pooled: torch.Tensor) -> torch.Tensor:
@@ -56,8 +59,10 @@ ARCHITECTURES: dict[str, Architecture] = {
     "roberta": Architecture(
         "encoder.layer", (), (), ("query", "value"), "cls", _roberta_head, positions_after_padding=True
     ),
-    "distilbert": Architecture("transformer.layer", (), (), ("q_lin", "v_lin"), "cls", _distilbert_head),
-    "gpt2": Architecture("h", ("ln_f",), (), ("c_attn",), "last", _gpt2_head),
+    "distilbert": Architecture(
+        "transformer.layer", (), (), ("q_lin", "v_lin"), "cls", _distilbert_head, ffn_output="ffn.lin2"
+    ),
+    "gpt2": Architecture("h", ("ln_f",), (), ("c_attn",), "last", _gpt2_head, ffn_output="mlp.c_proj"),
 }
 
 

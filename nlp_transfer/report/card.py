@@ -15,6 +15,7 @@ from huggingface_hub import EvalResult, ModelCardData
 
 from nlp_transfer.core.files import read_json_or_empty
 from nlp_transfer.recipe import Recipe
+from nlp_transfer.report.card_onnx import onnx_notes, onnx_usage
 from nlp_transfer.report.card_tasks import task_card_parts
 from nlp_transfer.report.card_usage import USAGE
 from nlp_transfer.report.diagnostics import messages
@@ -57,7 +58,7 @@ def model_card(folder: Path, repo_id: str | None = None) -> str:
         f"Trained with [nlp-transfer](https://pypi.org/project/nlp-transfer/) by `{recipe.method.name}` "
         f"({METHOD_WORDS.get(recipe.method.name, recipe.method.name)}).",
         *(["", MERGED_NOTE] if "merge" in exported else []),
-        *(["", ONNX_NOTE] if "onnx" in exported else []),
+        *onnx_notes(exported),
         *_label_prior_note(folder),
         "",
         # The answer first: the headline metrics, the verdicts and the figures, then what the model is made of.
@@ -85,6 +86,14 @@ def model_card(folder: Path, repo_id: str | None = None) -> str:
             where,
             metrics.get("report", {}).get("example"),
         ),
+        *onnx_usage(
+            exported,
+            task.pipeline_tag,
+            where,
+            repo_id,
+            metrics.get("report", {}).get("example"),
+            recipe.task.max_length,
+        ),
         "",
         "## Limitations",
         "Metrics above come from the eval/test data named here; accuracy on text from other domains (other topics,",
@@ -101,7 +110,6 @@ MERGED_NOTE = (
     "This copy has the LoRA updates merged into the base model's weights: a plain transformers model (no peft, no "
     "base model download); export.json records how closely it matched the adapter's outputs."
 )
-ONNX_NOTE = "model.onnx holds the same model for onnxruntime; export.json records its check against PyTorch."
 
 
 def _label_prior_note(folder: Path) -> list[str]:

@@ -22,10 +22,12 @@ from typing import Any
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.files import check_output_folder
 from nlp_transfer.core.quiet import quiet_libraries
+from nlp_transfer.data.stream import StreamOptions, check_stream
 from nlp_transfer.methods.base import save_model_folder
 from nlp_transfer.methods.lora import ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, BASE_CONFIG_FILE
 from nlp_transfer.report.card import model_card
 from nlp_transfer.runfolder.folder import CARD_FILE, EXPORT_FILE, TOKENIZER_RECORD, tokenizer_record
+from nlp_transfer.use.quantize import DEFAULT_SCHEME, check_scheme
 from nlp_transfer.use.samples import MAX_LOGIT_DIFFERENCE, max_difference, sample_outputs
 from nlp_transfer.use.trained import Trained, open_trained, shared_files
 
@@ -39,6 +41,8 @@ class ExportOptions:
     onnx: bool = False
     overwrite: bool = False
     quantize: str | None = None  # int8: also model.int8.onnx (implies onnx)
+    int8_scheme: str = DEFAULT_SCHEME  # how (share/quantize.py's SCHEMES)
+    agreement_file: Path | None = None  # int8 vs float measured on this file (default: the run's eval file)
 
 
 @dataclass
@@ -49,6 +53,7 @@ class ExportResult:
 
 def export(reference: str | Path, options: ExportOptions) -> ExportResult:
     check_output_folder(options.out, "--output-dir")  # before anything is read: a file in the way, an unwritable place
+    _check_int8_options(options)
     trained = open_trained(reference)
     _check_target(options.out, options.overwrite)
     if options.merge and trained.layout.name != "adapter":
@@ -70,7 +75,9 @@ def export(reference: str | Path, options: ExportOptions) -> ExportResult:
             with quiet_libraries():  # torch.onnx's "torchvision is not installed", onnxruntime's advice
                 record["onnx"] = export_onnx(staging, trained.recipe)
                 if options.quantize:
-                    record["onnx_int8"] = quantize_onnx(staging, trained.recipe, record["onnx"])
+                    record["onnx_int8"] = quantize_onnx(
+                        staging, trained.recipe, options.int8_scheme, options.agreement_file
+                    )
         record["exported_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         (staging / EXPORT_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         (staging / CARD_FILE).write_text(model_card(staging), encoding="utf-8")
@@ -79,6 +86,15 @@ def export(reference: str | Path, options: ExportOptions) -> ExportResult:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return ExportResult(options.out, record)
+
+
+def _check_int8_options(options: ExportOptions) -> None:
+    check_scheme(options.int8_scheme)
+    if options.quantize is None and (options.agreement_file is not None or options.int8_scheme != DEFAULT_SCHEME):
+        option = "--agreement-file" if options.agreement_file is not None else "--int8-scheme"
+        raise UserError(f"export {option}: it is about the int8 model; add --quantize int8 or drop {option}")
+    if options.agreement_file is not None:
+        check_stream(options.agreement_file, StreamOptions(), "--agreement-file")
 
 
 def _check_target(out: Path, overwrite: bool) -> None:

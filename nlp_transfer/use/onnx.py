@@ -21,12 +21,11 @@ from torch import nn
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.runfolder.folder import LABEL_PRIOR_FILE, label_names
 from nlp_transfer.use.label_prior import LabelPrior, read_label_prior
-from nlp_transfer.use.samples import MAX_LOGIT_DIFFERENCE, sample_inputs, sample_texts_inputs
-from nlp_transfer.use.token_predictor import entity_agreement
+from nlp_transfer.use.samples import MAX_LOGIT_DIFFERENCE, sample_inputs
 from nlp_transfer.use.trained import open_trained
 
 ONNX_FILE = "model.onnx"
-INT8_FILE = "model.int8.onnx"  # export --quantize int8: onnxruntime's dynamic quantization of ONNX_FILE
+INT8_FILE = "model.int8.onnx"  # export --quantize int8: ONNX_FILE quantized (share/quantize.py)
 INSTALL_HINT = "pip install 'nlp-transfer[onnx]' (onnxruntime and onnxscript)"
 
 
@@ -118,52 +117,21 @@ def export_onnx(folder: Path, recipe: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def quantize_onnx(folder: Path, recipe: dict[str, Any], float_record: dict[str, Any]) -> dict[str, Any]:
-    """folder/model.int8.onnx: the float model with int8 weights in its matrix products (onnxruntime's dynamic
-    quantization: activations are quantized on the fly, per batch). It is checked against the float model on
-    sample inputs; the label agreement and the largest probability difference go into export.json."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+def quantize_onnx(
+    folder: Path, recipe: dict[str, Any], scheme: str, agreement_file: Path | None = None
+) -> dict[str, Any]:
+    """folder/model.int8.onnx: model.onnx quantized by `scheme` (share/quantize.py), then measured against it on
+    the run's eval file or `agreement_file` (share/agreement.py); returns what export.json records."""
+    from nlp_transfer.use.agreement import agreement_source, measure_agreement
+    from nlp_transfer.use.quantize import quantize_file
 
     started = time.perf_counter()
-    try:
-        quantize_dynamic(str(folder / ONNX_FILE), str(folder / INT8_FILE), weight_type=QuantType.QInt8)
-    except (RuntimeError, ValueError, OSError) as err:  # onnxruntime's Fail is a RuntimeError
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"export --quantize int8: onnxruntime could not quantize the model ({reason})") from err
+    record = {"file": INT8_FILE, **quantize_file(folder / ONNX_FILE, folder / INT8_FILE, scheme)}
     seconds = time.perf_counter() - started
-    encoding = sample_texts_inputs(folder, recipe)
-    inputs = {name: tensor.numpy() for name, tensor in encoding.items()}
-    inputs = {name: value for name, value in inputs.items() if name in float_record["inputs"]}
-    names = float_record["outputs"]
-    expected = _session(folder / ONNX_FILE).run(names, inputs)
-    found = _session(folder / INT8_FILE).run(names, inputs)
-    agree, difference = [], 0.0
-    for e, f in zip(expected, found, strict=True):  # (B, K) logits, or (B, T) start / end logits for QA
-        agree += (e.argmax(-1) == f.argmax(-1)).ravel().tolist()  # per token for a token classifier
-        difference = max(difference, float(np.abs(_softmax(e) - _softmax(f)).max()))
-    return {
-        "file": INT8_FILE,
-        "quantization": "dynamic int8 (onnxruntime quantize_dynamic: int8 weights, activations per batch)",
-        "checked_inputs": len(next(iter(inputs.values()))),
-        "label_agreement": round(sum(agree) / len(agree), 6),  # argmax (label; QA start and end) as float's
-        "max_probability_difference": round(difference, 6),
-        **(
-            {"entity_agreement": round(entity_agreement(encoding, label_names(folder), expected[0], found[0]), 6)}
-            if recipe["task"]["name"] == "token_classification"
-            else {}
-        ),
+    source, chosen = agreement_source(recipe, agreement_file)
+    record["agreement"] = measure_agreement(folder / ONNX_FILE, folder / INT8_FILE, recipe, source, chosen)
+    return record | {
         "bytes": (folder / INT8_FILE).stat().st_size,
         "float_bytes": (folder / ONNX_FILE).stat().st_size,
         "quantize_seconds": round(seconds, 2),
     }
-
-
-def _session(path: Path) -> Any:
-    import onnxruntime
-
-    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)

@@ -54,10 +54,3 @@ def sample_outputs(model: Any, tokenizer: Any, recipe: dict[str, Any]) -> list[t
 
 def max_difference(expected: list[torch.Tensor], found: list[torch.Tensor]) -> float:
     return max(float((a - b).abs().max()) for a, b in zip(expected, found, strict=True))
-
-
-def sample_texts_inputs(folder: Any, recipe: dict[str, Any]) -> Any:
-    """sample_inputs() with the tokenizer saved in `folder`."""
-    from transformers import AutoTokenizer
-
-    return sample_inputs(AutoTokenizer.from_pretrained(folder), recipe)

@@ -266,13 +266,14 @@ def test_export_quantize_int8_checks_the_quantized_model(models: dict[str, Path]
     out = tmp_path / "int8"
     result = invoke("export", models["single"], "--quantize", "int8", "--out", out)
     assert result.exit_code == 0, result.output
-    assert "int8: labels agree on" in result.stdout
+    assert "int8 (per-channel-ffn-float): labels agree on" in result.stdout
     record = json.loads((out / "export.json").read_text(encoding="utf-8"))
     assert record["onnx"]["file"] == "model.onnx"  # --quantize implies --onnx: the float model is kept
     int8 = record["onnx_int8"]
     assert int8["file"] == "model.int8.onnx" and (out / "model.int8.onnx").is_file()
-    assert 0.0 <= int8["label_agreement"] <= 1.0 and int8["checked_inputs"] == 6
-    assert 0.0 <= int8["max_probability_difference"] < 0.5
+    measured = int8["agreement"]  # no data.eval (held out of train): the sample inputs
+    assert 0.0 <= measured["label_agreement"] <= 1.0 and measured["n"] == 6 and measured["inputs"] == "use.samples"
+    assert 0.0 <= measured["max_probability_difference"] < 0.5
     import onnx
 
     ops = {node.op_type for node in onnx.load(str(out / "model.int8.onnx")).graph.node}

@@ -110,7 +110,7 @@ def test_export_onnx_int8_measures_agreement_at_entity_level(runs: dict[str, Pat
     assert result.exit_code == 0, result.output
     record = json.loads((out / "export.json").read_text(encoding="utf-8"))
     assert record["onnx"]["outputs"] == ["logits"] and record["onnx"]["max_abs_logit_difference"] < 1e-3
-    assert 0.0 <= record["onnx_int8"]["entity_agreement"] <= 1.0
+    assert 0.0 <= record["onnx_int8"]["agreement"]["entity_agreement"] <= 1.0
     import onnxruntime
     from transformers import AutoTokenizer
 
