@@ -22,12 +22,8 @@ from nlp_transfer.core.files import sha256_file
 from nlp_transfer.core.quiet import quiet_libraries
 from nlp_transfer.data.assets import Asset, resolve_data_file
 from nlp_transfer.data.readers import RECIPE_NAMES, ReadOptions, file_format, read_hub, read_local, read_text
+from nlp_transfer.data.rows import ORIGIN, ORIGIN_FILES, joined, per_class, selected
 from nlp_transfer.recipe import DataFile, DataSpec, SplitSpec
-
-# A column carried through reading, holding out and subsetting, then taken off into LoadedData.origins: which file
-# and which of its rows each row of a split is (packed in one integer: file number * ORIGIN_FILES + row).
-ORIGIN = "__nlp_transfer_origin__"
-ORIGIN_FILES = 2**40
 
 
 @dataclass(frozen=True)
@@ -97,7 +93,7 @@ def load_data(
     # then the files that do, each already subset alone (self-training's pseudo-labels are such a file).
     shared = {split: [p for p in found if not p.own_limit] for split, found in parts.items()}
     own = {split: [p for p in found if p.own_limit] for split, found in parts.items()}
-    rows = {split: _joined([p.rows for p in found], f"data.{split}") for split, found in shared.items() if found}
+    rows = {split: joined([p.rows for p in found], f"data.{split}") for split, found in shared.items() if found}
     keys = {split: [p.key for p in found] for split, found in shared.items()}
     if "test" not in parts and spec.test_fraction is not None:
         _hold_out(rows, keys, own, "test", spec.test_fraction, seed, loaded.notes)
@@ -113,7 +109,7 @@ def load_data(
             f"no data.eval: held out {len(held_out['test'])} training rows ({spec.eval_fraction:.0%}, seed {seed})"
         )
     if spec.max_train_per_class is not None and "train" in rows:
-        rows["train"] = _per_class(rows["train"], label_column, spec.max_train_per_class, seed, loaded.notes)
+        rows["train"] = per_class(rows["train"], label_column, spec.max_train_per_class, seed, loaded.notes)
         keys["train"] = [*keys["train"], {"per_class": spec.max_train_per_class, "seed": seed}]
     limits = {"train": spec.max_train_samples, "eval": spec.max_eval_samples, "test": spec.max_test_samples}
     for split, limit in limits.items():
@@ -123,9 +119,9 @@ def load_data(
             keys[split] = [*keys[split], {"subset": limit, "seed": seed}]
             loaded.notes.append(f"{split}: random subset of {limit} of {total} rows (seed {seed})")
     for split in [name for name in ("train", "eval", "test") if name in rows or own.get(name)]:
-        joined = [rows[split]] if split in rows else []
-        joined += [p.rows for p in own[split]]
-        loaded.splits[split] = _without_origins(loaded, split, _joined(joined, f"data.{split}"))
+        split_rows = [rows[split]] if split in rows else []
+        split_rows += [p.rows for p in own[split]]
+        loaded.splits[split] = _without_origins(loaded, split, joined(split_rows, f"data.{split}"))
         loaded.keys[split] = _digest([*keys.get(split, []), *[p.key for p in own[split]]])
     return loaded
 
@@ -177,7 +173,7 @@ def load_extra_split(
     loaded = LoadedData(splits=datasets.DatasetDict(), sources={}, data_root=data_root, base_dir=base_dir)
     spec = DataSpec(train=split_spec, columns=columns, delimiter=delimiter, encoding=encoding)
     found = _read_parts(split_spec, split, field, spec, "label", data_root, base_dir, loaded, names=names)
-    loaded.splits[split] = _without_origins(loaded, split, _joined([p.rows for p in found], field))
+    loaded.splits[split] = _without_origins(loaded, split, joined([p.rows for p in found], field))
     loaded.keys[split] = _digest([p.key for p in found])
     return loaded
 
@@ -256,7 +252,7 @@ def _read_file(
     loaded.files.append(asset.location)
     rows = rows.add_column(ORIGIN, [(len(loaded.files) - 1) * ORIGIN_FILES + i for i in range(len(rows))])
     if data_file.where:
-        rows = _selected(rows, data_file.where, f"{field} ({asset.location})")
+        rows = selected(rows, data_file.where, f"{field} ({asset.location})")
         key["where"] = sorted((k, str(v)) for k, v in data_file.where.items())
     if data_file.label is not None:
         if label_column in rows.column_names:
@@ -271,23 +267,6 @@ def _read_file(
         rows = rows.shuffle(seed=seed).select(range(data_file.max_samples))
         key["seed"] = seed
     return _Part(rows, key, own_limit=data_file.max_samples is not None)
-
-
-def _selected(rows: datasets.Dataset, where: dict[str, Any], field: str) -> datasets.Dataset:
-    """The rows whose columns hold the given values (compared as text: 1 matches "1")."""
-    for column in where:
-        if column not in rows.column_names:
-            raise UserError(
-                f"{field}: where names column '{column}', which the file does not have; columns are: "
-                f"{', '.join(c for c in rows.column_names if c != ORIGIN)}"
-            )
-    wanted = {column: str(value) for column, value in where.items()}
-    values = {column: rows[column] for column in wanted}
-    keep = [i for i in range(len(rows)) if all(str(values[c][i]) == v for c, v in wanted.items())]
-    if not keep:
-        shown = ", ".join(f"{c}={v}" for c, v in wanted.items())
-        raise UserError(f"{field}: no row has {shown}; check the values of where")
-    return rows.select(keep)
 
 
 def _with_label_lines(
@@ -316,54 +295,6 @@ def _with_label_lines(
     if label_column in rows.column_names:
         rows = rows.remove_columns(label_column)
     return rows.add_column(label_column, labels), loaded.file_hashes[asset.location]
-
-
-def _per_class(
-    rows: datasets.Dataset, label_column: str, per_class: int, seed: int, notes: list[str]
-) -> datasets.Dataset:
-    """A seeded class-balanced subset: the first `per_class` rows of each label in a seeded shuffle (a few-shot set,
-    as SetFit samples them). Rows without a label are left out; a label with fewer rows gives all it has."""
-    if label_column not in rows.column_names:
-        return rows  # the task names the missing column, with the fix
-    shuffled = rows.shuffle(seed=seed)
-    taken: dict[str, list[int]] = {}
-    for index, value in enumerate(shuffled[label_column]):
-        if value is None or str(value).strip() == "":
-            continue
-        key = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value).strip()  # 1.0 is 1
-        chosen = taken.setdefault(key, [])
-        if len(chosen) < per_class:
-            chosen.append(index)
-    short = {k: len(v) for k, v in taken.items() if len(v) < per_class}
-    notes.append(
-        f"train: {per_class} rows of each of {len(taken)} labels, a seeded class-balanced subset of {len(rows)} rows "
-        f"(seed {seed})" + (f"; fewer rows than that for {short}" if short else "")
-    )
-    return shuffled.select(sorted(i for chosen in taken.values() for i in chosen))
-
-
-def _joined(parts: list[datasets.Dataset], field: str) -> datasets.Dataset:
-    """One dataset from a split's files. Files with different columns keep the columns they share (cast to the
-    first file's types), which are the only ones a task could read from every file."""
-    if len(parts) == 1:
-        return parts[0]
-    shared = [c for c in parts[0].column_names if all(c in p.column_names for p in parts[1:])]
-    if shared == [ORIGIN] or not shared:
-        raise UserError(f"{field}: its files share no column name; give every file the same text and label columns")
-    named = ", ".join(c for c in shared if c != ORIGIN)
-    first = parts[0].select_columns(shared)
-    aligned = [first]
-    for part in parts[1:]:
-        part = part.select_columns(shared)
-        try:
-            with quiet_libraries():
-                aligned.append(part.cast(first.features))
-        except (ValueError, TypeError) as err:
-            raise UserError(
-                f"{field}: a file's columns ({named}) hold other kinds of values than the first file's "
-                f"({err}); make the label columns agree (all class names, or all integer ids)"
-            ) from err
-    return datasets.concatenate_datasets(aligned)
 
 
 def _hub_identity(rows: datasets.Dataset) -> Any:
