@@ -193,6 +193,8 @@ def test_a_run_trains_with_its_loss_keeps_the_best_tuned_checkpoint_and_records_
         own, overall = record["own_thresholds"][name], record["global_threshold"]
         assert min(own, overall) - 1e-4 <= final <= max(own, overall) + 1e-4
 
+    assert "pulled towards the global" in (run / "README.md").read_text(encoding="utf-8")  # the card says so
+
     # The checkpoint kept is the one whose macro-F1 at its own tuned (shrunk) thresholds is best, and the final
     # evaluation (which settles the thresholds) scores that checkpoint again.
     evaluations = [
