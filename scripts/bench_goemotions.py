@@ -5,15 +5,17 @@ dev only) for seeds 42, 43 and 44, against today's baseline, the same recipe wit
 positive weights and unshrunk per-label thresholds (the configuration that measured 0.434 after one epoch). For each
 variant: test macro-F1 at the run's own thresholds (mean ± sd over the seeds) and met / not met for 0.46 (on the
 mean); the rarest five labels' test F1 (fewest test positives); and, from the same models' dev and test
-probabilities, test macro-F1 with per-label thresholds unshrunk, shrunk (task.threshold_shrinkage, default 20) and
+probabilities, test macro-F1 with per-label thresholds unshrunk, shrunk (task.threshold_shrinkage, default 10) and
 one global threshold, all tuned on dev, which separates what the loss adds from what the thresholds add.
 
-Each run trains into <out>/<variant>/seed-<seed>; a run folder that is already complete is read back, so a cut
-benchmark continues where it stopped. More variants (--variants): focal (focal loss, gamma 2, with balanced
-positive weights) and asymmetric (ASL, gamma_neg 4, gamma_pos 0, clip 0.05, no weights), each with shrinkage 20.
+Each run trains into <out>/full/<variant>/seed-<seed> (a pilot or --quick: a folder named by its sizes); a run
+folder that is already complete is read back, so a cut benchmark continues where it stopped. More variants
+(--variants): focal (focal loss, gamma 2, balanced positive weights), asymmetric (ASL, gamma_neg 4, gamma_pos 0, clip
+0.05, no weights) and asymmetric_balanced (ASL with balanced positive weights), each with shrinkage 10. --max-train,
+--max-eval and --epochs make a smaller pilot (its record stays beside its runs, like --quick's).
 
-How to run (alone on the machine; about 35 minutes a run on the 2-core CPU with bf16 autocast, so about 3.5 hours for
-two variants x three seeds; minutes on a GPU)
+How to run (alone on the machine; an estimated 35 minutes a run on the 2-core CPU with bf16 autocast, so about 3.5
+hours for two variants x three seeds; minutes on a GPU)
     HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_goemotions.py
     HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_goemotions.py --quick      (a smoke test, under 2 minutes)
 """
@@ -34,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "goemotions_minilm.yaml"
 TARGET = 0.46  # the GoEmotions paper's BERT-base test macro-F1
 SEEDS = [42, 43, 44]
-SHRINKAGE = 20.0  # the threshold_shrinkage the threshold comparison uses when a variant's recipe sets none
+SHRINKAGE = 10.0  # the threshold_shrinkage the threshold comparison uses when a variant's recipe sets none
 RAREST = 5
 # Overrides of the shipped recipe, by variant name; "recipe" is the recipe as shipped.
 VARIANTS: dict[str, list[str]] = {
@@ -48,6 +50,11 @@ VARIANTS: dict[str, list[str]] = {
     "asymmetric": [
         "task.loss={name: asymmetric, gamma_neg: 4, gamma_pos: 0, clip: 0.05}",
         "task.class_weights=none",
+        f"task.threshold_shrinkage={SHRINKAGE}",
+    ],
+    "asymmetric_balanced": [
+        "task.loss={name: asymmetric, gamma_neg: 4, gamma_pos: 0, clip: 0.05}",
+        "task.class_weights=balanced",
         f"task.threshold_shrinkage={SHRINKAGE}",
     ],
 }
@@ -120,8 +127,8 @@ def threshold_scores(found: dict[str, tuple[np.ndarray, np.ndarray]], shrinkage:
     return scores
 
 
-def one_run(variant: str, seed: int, out: Path, quick: bool) -> dict[str, Any]:
-    overrides = [*VARIANTS[variant], f"train.seed={seed}", *(QUICK if quick else [])]
+def one_run(variant: str, seed: int, out: Path, sizes: list[str]) -> dict[str, Any]:
+    overrides = [*VARIANTS[variant], f"train.seed={seed}", *sizes]
     run_dir = out / variant / f"seed-{seed}"
     metrics = train(overrides, run_dir)
     test = {k.removeprefix("test_"): v for k, v in metrics["test"].items()}
@@ -149,7 +156,8 @@ def summary(variant: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         values = [r[key] for r in runs]
         return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
-    support = runs[0]["label_support"]
+    # test positives per label (the same in every run at full size; a subset's differ by seed: their mean)
+    support = {n: round(statistics.fmean(r["label_support"][n] for r in runs), 1) for n in runs[0]["label_support"]}
     rarest = sorted(support, key=lambda n: (support[n], n))[:RAREST]
     mean, sd = mean_sd("test_macro_f1")
     return {
@@ -201,21 +209,33 @@ def main() -> None:
         action="store_true",
         help="smoke test: 64 training comments, 1 epoch, 64 dev/test comments, seeds 42 and 43",
     )
+    parser.add_argument(
+        "--max-train", type=int, help="a seeded subset of the training comments (a pilot, not the target)"
+    )
+    parser.add_argument("--max-eval", type=int, help="a seeded subset of the dev and test comments (a pilot)")
+    parser.add_argument("--epochs", type=float, help="train.epochs (default: the recipe's 3)")
     args = parser.parse_args()
     variants = args.variants.split(",")
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     seeds = [42, 43] if args.quick else [int(s) for s in args.seeds.split(",")]
-    out = args.out / "quick" if args.quick else args.out
-    rows = [summary(v, [one_run(v, seed, out, args.quick) for seed in seeds]) for v in variants]
+    sizes = QUICK if args.quick else []
+    sizes += [f"data.max_train_samples={args.max_train}"] if args.max_train else []
+    sizes += (
+        [f"data.max_eval_samples={args.max_eval}", f"data.max_test_samples={args.max_eval}"] if args.max_eval else []
+    )
+    sizes += [f"train.epochs={args.epochs}"] if args.epochs else []
+    # A run folder read back must be the same size: runs of other sizes go to their own folder.
+    out = args.out / ("quick" if args.quick else "-".join(s.split(".", 1)[-1] for s in sizes) or "full")
+    rows = [summary(v, [one_run(v, seed, out, sizes) for seed in seeds]) for v in variants]
     print_table(rows)
     notes = (
         "test macro-F1 at each run's own thresholds (tuned on dev only); target met when the mean over seeds reaches "
         f"{TARGET}. Rarest labels: fewest test positives (count in brackets), F1 the mean over seeds."
     )
-    # A --quick smoke run is not a result: its record stays beside the runs.
-    where = out if args.quick else None
+    # A --quick smoke run or a pilot is not the result: its record stays beside the runs.
+    where = out if sizes else None
     print(f"wrote {write_results('bench_goemotions', rows, seeds=seeds, notes=notes, directory=where)}")
 
 
