@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from nlp_transfer.core.errors import did_you_mean
 from nlp_transfer.recipe.adapt_spec import AdaptSpec
 from nlp_transfer.recipe.schema import Recipe
+from nlp_transfer.recipe.task_specs import MultiLabelTask
 
 
 def describe_validation_error(err: ValidationError) -> str:
@@ -85,6 +86,7 @@ def _union_noise() -> frozenset[str]:
     for field in ("task", "method"):
         noise.update(str(_tag_of(model)) for model in _models_in(Recipe, field))
     noise.update(str(_tag_of(model)) for model in _models_in(AdaptSpec, "stages"))
+    noise.update(str(_tag_of(model)) for model in _models_in(MultiLabelTask, "loss"))
     return frozenset(noise)
 
 

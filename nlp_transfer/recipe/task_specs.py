@@ -11,6 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from nlp_transfer.recipe.base import Strict
+from nlp_transfer.recipe.loss_specs import MultiLabelLoss, named_loss
 
 # Metrics for which lower is better: checkpoint selection, diagnostics, `compare` and `tune` read them the other
 # way round. The one definition: ask lower_is_better, never compare a metric name with "loss".
@@ -169,6 +170,20 @@ class MultiLabelTask(Strict):
     threshold: float = Field(
         0.5, gt=0, lt=1, description="the fixed threshold (thresholds: fixed) and the one *_fixed metrics use"
     )
+    threshold_shrinkage: float = Field(
+        0.0,
+        ge=0,
+        le=10_000,
+        description="per_label: pull each label's tuned threshold towards the one global threshold, as if k more "
+        "eval positives had voted for it: (n * own + k * global) / (n + k), n the label's eval positives. Rare "
+        "labels (few positives, a threshold fitted to a handful of texts) move most; 0 keeps each label's own",
+    )
+    loss: MultiLabelLoss = Field(
+        "bce",  # a bare name, validated into {name: bce}
+        validate_default=True,
+        description="bce (binary cross-entropy); focal (gamma, alpha); asymmetric (ASL: gamma_neg, gamma_pos, clip). "
+        "class_weights weigh each label's positive term in all three",
+    )
     class_weights: ClassWeightsField = "none"
     max_length: MaxLength = 128
     truncation: TruncationField = "head"
@@ -177,6 +192,7 @@ class MultiLabelTask(Strict):
     window_pooling: WindowPooling = "mean"
 
     _none_weights = field_validator("class_weights", mode="before")(_none_is_none)
+    _named_loss = field_validator("loss", mode="before")(named_loss)
 
     def default_metric_for_best(self) -> str:
         return self.main_metric
@@ -185,6 +201,11 @@ class MultiLabelTask(Strict):
     def _fields_agree(self) -> MultiLabelTask:
         check_text_inputs(self)
         _check_labels_source(self)
+        if self.threshold_shrinkage > 0 and self.thresholds != "per_label":
+            raise ValueError(
+                f"task.threshold_shrinkage pulls per-label thresholds towards a global one; with thresholds "
+                f"{self.thresholds} there are none to pull: remove it or set task.thresholds: per_label"
+            )
         if isinstance(self.label, list):
             if not self.label:
                 raise ValueError("task.label: an empty list; name the label column, or one 0/1 column per label")

@@ -68,6 +68,9 @@ def _threshold_lines(task: Any, names: list[str], folder: Path) -> list[str]:
         "global": "one for all labels, tuned on the eval split for macro-F1",
         "fixed": "fixed by the recipe",
     }.get(str(record.get("strategy")), "see thresholds.json")
+    if record.get("shrinkage"):  # task.threshold_shrinkage: rare labels' thresholds moved towards the global one
+        overall = _number(record.get("global_threshold"))
+        how += f", pulled towards the global {overall} as if {_number(record['shrinkage'])} more positives voted for it"
     return [
         "## Labels and decision thresholds",
         f"A label applies when its probability is at least its threshold ({how}; `{THRESHOLDS_FILE}` holds them, "

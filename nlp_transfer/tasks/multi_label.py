@@ -3,28 +3,28 @@
 Labels are read from one column (a JSON list of names or ids, or a delimited string such as GoEmotions' `3,12`) or
 from one 0/1 column per label. In the prepared splits they are a 0/1 float matrix: `labels` is (N, L), row i the
 labels of text i (the representation other parts of the toolkit read). Training uses one sigmoid per label
-(binary cross-entropy; class_weights give per-label positive weights), and decision thresholds are tuned on the
-eval split (thresholds.py)."""
+(task.loss: binary cross-entropy, focal or asymmetric, multi_label_losses.py; class_weights give per-label positive
+weights), and decision thresholds are tuned on the eval split (thresholds.py)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
 from transformers import AutoModelForSequenceClassification, PreTrainedTokenizerBase
 
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.data.loading import LoadedData
 from nlp_transfer.recipe import MultiLabelTask
-from nlp_transfer.tasks.base import LossOnLogits, PreparedTask
+from nlp_transfer.tasks.base import PreparedTask
 from nlp_transfer.tasks.classification import normalise_label
 from nlp_transfer.tasks.evaluation import metrics_for
 from nlp_transfer.tasks.extra_metrics import LoadedMetric, extra_scores
 from nlp_transfer.tasks.label_names import declared_names
 from nlp_transfer.tasks.metrics import multi_label_metrics
+from nlp_transfer.tasks.multi_label_losses import binary_cross_entropy as binary_cross_entropy  # its old home
+from nlp_transfer.tasks.multi_label_losses import loss_for
 from nlp_transfer.tasks.text_inputs import TextInputs
 from nlp_transfer.tasks.text_rows import (
     Batch,
@@ -86,7 +86,7 @@ class MultiLabel:
             pad_to_max_length=pad_to_max_length,
             notes=notes,
         )
-        decisions = Decisions(names, config.thresholds, config.threshold)
+        decisions = Decisions(names, config.thresholds, config.threshold, config.threshold_shrinkage)
         extras: list[LoadedMetric] = []
         return PreparedTask(
             splits=tokenized,
@@ -102,7 +102,7 @@ class MultiLabel:
             cache_hits=hits,
             keys=keys,
             resolved={"positive_weights": weights} if weights is not None else {},
-            loss=binary_cross_entropy(weights),
+            loss=loss_for(config.loss, weights),
             settle=decisions.settle,
             extra_metrics=extras,
         )
@@ -246,17 +246,6 @@ def positive_weights(
         + ", ".join(f"{n} {w:.3g}" for n, w in zip(names, weights, strict=True))
     )
     return weights
-
-
-def binary_cross_entropy(weights: Sequence[float] | None) -> LossOnLogits:
-    """One sigmoid per label: logits (B, L), labels (B, L) 0/1; positive terms weighted per label when given."""
-    table = torch.tensor(weights, dtype=torch.float32) if weights is not None else None
-
-    def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        weight = table.to(logits.device) if table is not None else None
-        return torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float(), pos_weight=weight)
-
-    return loss
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:

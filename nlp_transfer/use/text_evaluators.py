@@ -67,8 +67,8 @@ def evaluate_multi_label(
     gold = multi_label.LabelReader(task, declared, names).matrix(rows, where)  # (N, L)
     logits = torch.cat(list(predictor.text_model.outputs(texts, pairs))).float()  # (N, L)
     weights = read_json_or_empty(trained.folder / TASK_FILE).get("positive_weights")
-    loss = multi_label.binary_cross_entropy(weights)(logits, torch.from_numpy(gold)).item()
-    decisions = Decisions(names, task.thresholds, task.threshold)
+    loss = multi_label.loss_for(task.loss, weights)(logits, torch.from_numpy(gold)).item()  # the run's own loss
+    decisions = Decisions(names, task.thresholds, task.threshold, task.threshold_shrinkage)
     decisions.settled = predictor.thresholds  # the run's, tuned on its eval split; never re-tuned on this file
     score = multi_label.scorer(names, decisions, task.threshold, extra_metrics_of(trained))
     return {"rows": len(rows), "skipped": skipped, "metrics": score(logits.numpy(), gold) | {"loss": loss}}

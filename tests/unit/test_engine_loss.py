@@ -1,7 +1,8 @@
 """The training engine's loss (train/trainer.py), checked directly on a TaskTrainer: at step 1 the logged loss is the
 loss of the same model on the same batch, and the clipped gradient is the plain full-batch gradient, for every
-task loss (the model's own cross-entropy, class-weighted cross-entropy, multi-label's per-label sigmoid,
-regression's mean squared error), with the batch trained whole and as length-sorted sub-batches."""
+task loss (the model's own cross-entropy, class-weighted cross-entropy, multi-label's per-label sigmoid with
+binary cross-entropy, focal or asymmetric loss, regression's mean squared error), with the batch trained whole and
+as length-sorted sub-batches."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from nlp_transfer.methods import PhaseInputs
 from nlp_transfer.recipe import TrainSpec
 from nlp_transfer.tasks.base import LossOnLogits, PreparedTask
 from nlp_transfer.tasks.classification import weighted_cross_entropy
-from nlp_transfer.tasks.multi_label import binary_cross_entropy
+from nlp_transfer.tasks.multi_label_losses import asymmetric, binary_cross_entropy, focal
 from nlp_transfer.tasks.regression import mean_squared_error
 from nlp_transfer.train.trainer import build_trainer
 
@@ -30,7 +31,7 @@ CLIP = 0.05  # max_grad_norm, below every gradient norm here: clipping acts on t
 def _labels(kind: str, generator: torch.Generator) -> list[Any]:
     if kind in ("model", "class_weights"):
         return torch.randint(0, LABELS, (BATCH,), generator=generator).tolist()
-    if kind == "multi_label":
+    if kind.startswith("multi_label"):
         return torch.randint(0, 2, (BATCH, LABELS), generator=generator).float().tolist()
     return torch.randn(BATCH, LABELS, generator=generator).tolist()  # regression: three standardised targets
 
@@ -39,6 +40,8 @@ LOSSES: dict[str, LossOnLogits | None] = {
     "model": None,  # the model's own cross-entropy
     "class_weights": weighted_cross_entropy([0.5, 2.0, 4.0]),
     "multi_label": binary_cross_entropy([1.0, 3.0, 0.5]),
+    "multi_label_focal": focal(2.0, 0.25, [1.0, 3.0, 0.5]),
+    "multi_label_asymmetric": asymmetric(4.0, 1.0, 0.05, None),
     "regression": mean_squared_error,
 }
 
