@@ -65,8 +65,8 @@ QUICK = ["data.max_train_samples=64", "data.max_eval_samples=64", "data.max_test
 def train(overrides: list[str], run_dir: Path) -> dict[str, Any]:
     """Train one run (or read back a complete one); returns its metrics.json."""
     from nlp_transfer.recipe import load_recipe
-    from nlp_transfer.run.folder import METRICS_FILE, read_status
-    from nlp_transfer.run.pipeline import RunOptions, run
+    from nlp_transfer.runfolder.folder import METRICS_FILE, read_status
+    from nlp_transfer.train.pipeline import RunOptions, run
 
     if read_status(run_dir).get("state") == "complete":
         print(f"{run_dir}: complete, read back")
@@ -82,9 +82,9 @@ def probabilities_of(run_dir: Path, overrides: list[str]) -> dict[str, tuple[np.
     from nlp_transfer.data.assets import default_data_root
     from nlp_transfer.data.loading import load_data
     from nlp_transfer.recipe import MultiLabelTask, load_recipe
-    from nlp_transfer.share.text_outputs import TextModel
-    from nlp_transfer.share.trained import open_trained
     from nlp_transfer.tasks.multi_label import LabelReader, sigmoid
+    from nlp_transfer.use.text_outputs import TextModel
+    from nlp_transfer.use.trained import open_trained
 
     loaded = load_recipe(RECIPE, overrides)
     task = loaded.recipe.task
