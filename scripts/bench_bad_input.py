@@ -60,7 +60,9 @@ def main() -> None:
         rows = []
         for name, command in cases.items():
             for label, checkout in checkouts.items():
-                code, seconds, lines = cli(checkout, command, work / f"cache-{label}-{len(name)}-{time.time_ns()}")
+                # A case's own output folder per checkout: the baseline's completed run must not answer for this one.
+                own = [argument.replace("{checkout}", label) for argument in command]
+                code, seconds, lines = cli(checkout, own, work / f"cache-{label}-{len(name)}-{time.time_ns()}")
                 last = (lines[-1] if lines else "").replace("|", "\\|")[:90]
                 print(f"| {name} | {label} | {code} | {seconds:.1f} | {len(lines)} | `{last}` |", flush=True)
                 rows.append(
@@ -110,7 +112,7 @@ def bad_inputs(work: Path, run: Path) -> dict[str, list[str]]:
         "unfreeze_last 9 (6 layers)": ["run", recipe, "-o", "method.name=unfreeze_last", "-o", "method.layers=9"],
         "LoRA target q_proj": ["run", recipe, "-o", "method.name=lora", "-o", "method.target_modules=[q_proj]"],
         "max_length 1024 (512 positions)": ["run", recipe, "-o", "task.max_length=1024", "-o", "train.max_steps=1",
-                                            "--output-dir", str(work / "long")],
+                                            "--output-dir", str(work / "long-{checkout}")],
         "--output-dir below a file": ["run", recipe, "--output-dir", str(a_file / "run")],
         "predict, weights cut short": ["predict", str(damaged), "a gripping film"],
         "predict, tokenizer files deleted": ["predict", str(tokenless), "a gripping film"],

@@ -2,7 +2,8 @@
 
 Bad input raises UserError; every command prints it as one line on stderr and exits with code 2 (--debug shows the
 traceback). Ctrl-C exits with 130 and leaves the run folder marked interrupted. The commands are in
-train_commands.py (recipes -> runs and studies) and model_commands.py (trained models -> predictions, copies).
+train_commands.py (recipes -> runs and studies), model_commands.py (trained models -> predictions, metrics,
+reports) and ship_commands.py (trained models sent on: exports, the Hub, a server).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Annotated
 import typer
 
 from nlp_transfer import __version__
-from nlp_transfer.cli import model_commands, train_commands
+from nlp_transfer.cli import model_commands, ship_commands, train_commands
 from nlp_transfer.cli.app import STATE, app
 from nlp_transfer.data.assets import DATA_ROOT_ENV
 
@@ -53,9 +54,9 @@ COMMANDS = (
     train_commands.show,
     model_commands.predict,
     model_commands.evaluate,
-    model_commands.export,
-    model_commands.push,
-    model_commands.serve,
+    ship_commands.export,
+    ship_commands.push,
+    ship_commands.serve,
     model_commands.cluster,
     model_commands.report,
 )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nlp_transfer.report.card_usage import DEFAULT_EXAMPLES, example_call
+from nlp_transfer.runfolder.folder import SAMPLE_INPUTS
 
 ONNX_NOTE = "model.onnx holds the same model for onnxruntime; export.json records its check against PyTorch."
 
@@ -27,7 +28,7 @@ def _agreement(int8: dict[str, Any]) -> str:
     measured = int8.get("agreement", {})
     if "n" not in measured:
         return ""
-    on = "the six sample inputs" if measured["inputs"] == "use.samples" else f"`{Path(measured['inputs']).name}`"
+    on = "the six sample inputs" if measured["inputs"] == SAMPLE_INPUTS else f"`{Path(measured['inputs']).name}`"
     parts = []
     if "label_agreement" in measured:
         parts.append(f"its predictions equal the float model's on {100 * measured['label_agreement']:.2f}%")

@@ -38,6 +38,7 @@ TRAINER_STATE = "trainer_state.json"  # the Trainer's log history, every phase
 PUSHES_FILE = "pushes.json"  # each push: repo, branch, commit (a record of this machine, never shared)
 CHECKPOINTS_DIR = "checkpoints"  # checkpoints/<phase>/checkpoint-<step>
 EXPORT_FILE = "export.json"  # in an export folder: where it came from, the merge and ONNX checks
+SAMPLE_INPUTS = "sample inputs"  # export.json's int8 agreement.inputs when it was measured on the sample inputs
 TOKENIZER_RECORD = "tokenizer_files.json"  # names and sha256 of the tokenizer's files, checked by everything that loads
 ADAPT_MARKER = "adapt_run.json"  # an adapt folder of stages (several models, not itself one)
 REPORT_FILE = "report.html"  # one self-contained page: recipe, metrics, diagnostics, figures, worst errors

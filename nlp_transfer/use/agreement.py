@@ -22,6 +22,7 @@ from nlp_transfer.core.errors import UserError
 from nlp_transfer.data.assets import default_data_root, resolve_data_file
 from nlp_transfer.data.loading import as_files
 from nlp_transfer.data.stream import StreamOptions, stream_format
+from nlp_transfer.runfolder.folder import SAMPLE_INPUTS
 from nlp_transfer.use.inputs import Item, PredictInputs
 from nlp_transfer.use.predict import open_predictor, predictions, read_inputs
 from nlp_transfer.use.samples import SAMPLE_PAIRS, SAMPLE_TEXTS
@@ -81,7 +82,7 @@ def measure_agreement(
         raise UserError(f"--agreement-file {source}: no rows to predict; name a file with the model's input columns")
     expected = list(predictions(expected_predictor, items))
     found = list(predictions(found_predictor, items))
-    record: dict[str, Any] = {"inputs": str(source) if source else "use.samples", "chosen_from": chosen}
+    record: dict[str, Any] = {"inputs": str(source) if source else SAMPLE_INPUTS, "chosen_from": chosen}
     record["n"] = len(items)
     decide = DECISIONS[recipe["task"]["name"]]
     if decide is not None:

@@ -272,7 +272,7 @@ def test_export_quantize_int8_checks_the_quantized_model(models: dict[str, Path]
     int8 = record["onnx_int8"]
     assert int8["file"] == "model.int8.onnx" and (out / "model.int8.onnx").is_file()
     measured = int8["agreement"]  # no data.eval (held out of train): the sample inputs
-    assert 0.0 <= measured["label_agreement"] <= 1.0 and measured["n"] == 6 and measured["inputs"] == "use.samples"
+    assert 0.0 <= measured["label_agreement"] <= 1.0 and measured["n"] == 6 and measured["inputs"] == "sample inputs"
     assert 0.0 <= measured["max_probability_difference"] < 0.5
     import onnx
 
