@@ -8,9 +8,9 @@ Measured on the quickstart model (all-MiniLM-L6-v2, bf16 autocast on a 2-core CP
   weights already in its dtype alone, so the outputs are bit-for-bit those of the fp32-weight model under autocast.
 - Lengths padded to a multiple of PAD_MULTIPLE tokens. The CPU kernels (oneDNN) keep what they build for each new
   (rows x length) shape, and freed buffers of ever-new sizes fragment the heap: 400 batches of random requests grew
-  a process from 601 to 1,390 MB and still rising; padded to multiples of 16 it settled at about 890 MB after 100
-  batches. The padding costs little: a batch's fixed cost (reading every weight once) is worth several hundred
-  tokens.
+  a process from 601 to 1,390 MB and still rising; padded to multiples of 16 it settled at about 890 MB. The
+  padding costs little: a batch's fixed cost (reading every weight once) is worth several hundred tokens. (A
+  running server still grows for a while: docs/serving.md says what was ruled out.)
 """
 
 from __future__ import annotations
