@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import re
 import signal
@@ -65,6 +66,7 @@ SHOWN_COLUMNS = (
     "exit_code",
 )
 MEMORY_FLAT_PCT = 5.0  # resident memory may grow this much after the first minute and still count as flat
+SETTLING_SECONDS = 60.0
 STARTED = re.compile(r"serving .* at (http://127\.0\.0\.1:\d+) ")
 
 
@@ -237,7 +239,9 @@ def soak(server: Server, sentences: list[str], args: argparse.Namespace) -> dict
     stop.set()
     sampler.join()
     samples.append(server.rss_mb())
-    settled = samples[min(2, len(samples) - 1)]  # after the first batches of every length have been seen
+    # After the first minute, as MEMORY_FLAT_PCT says: padded batches of every shape take a few hundred batches to
+    # be seen (docs/serving.md), far more than the first 10 s of a soak
+    settled = samples[min(math.ceil(SETTLING_SECONDS / args.sample_every), len(samples) - 1)]
     return {
         "mode": "memory",
         "seconds": round(elapsed, 1),
