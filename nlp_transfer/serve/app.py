@@ -110,7 +110,7 @@ def create_app(served: Served, metrics: Metrics) -> FastAPI:
     app.state.ready = False
     install_error_handlers(app)
 
-    def require_key(
+    async def require_key(  # async: a plain def would cost every request a hop to a thread pool and back
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
         key: Annotated[str | None, Depends(api_key_header)],
     ) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.hardware import Runtime
+from nlp_transfer.serve.speed import prepare_for_serving
 from nlp_transfer.use.inputs import FileColumns, Item, PredictInputs, Role
 from nlp_transfer.use.predict import PREDICTORS, Predictor
 from nlp_transfer.use.prediction_files import joined
@@ -127,10 +128,12 @@ def open_models(references: dict[str, str]) -> list[Trained]:
 
 
 def load_model(name: str, trained: Trained, runtime: Runtime, batch_size: int) -> ServedModel:
-    """The model's predictor, loaded and warmed up on one input (the first request is not the slow one)."""
+    """The model's predictor, loaded, prepared for serving (serve.speed) and warmed up on one input (the first
+    request is not the slow one)."""
     if trained.onnx is not None:
         runtime = Runtime.choose("cpu", "fp32")  # onnxruntime runs on the CPU, in the file's own precision
     predictor = PREDICTORS[trained.recipe["task"]["name"]](trained, batch_size, runtime)
+    prepare_for_serving(predictor, runtime)
     roles = predictor.items.roles(ROLES_OF_A_FILE)
     served = ServedModel(name, trained, predictor, roles, runtime)
     predictor.predict_batch([{role: "warm up" for role in roles}])
