@@ -22,7 +22,7 @@ from nlp_transfer.methods import PhaseContext, parameter_counts
 from nlp_transfer.run import distributed, interruption, phase_records, report
 from nlp_transfer.run.card import model_card
 from nlp_transfer.run.card_usage import example_call
-from nlp_transfer.run.diagnostics import BASELINES, diagnose
+from nlp_transfer.run.diagnostics import diagnose
 from nlp_transfer.run.folder import (
     CARD_FILE,
     CHECKPOINTS_DIR,
@@ -35,7 +35,7 @@ from nlp_transfer.run.folder import (
 )
 from nlp_transfer.run.sharding import gathered_model
 from nlp_transfer.run.trainer import build_trainer, stopped_on_request
-from nlp_transfer.run.views import EXAMPLES, EvalSource
+from nlp_transfer.tasks.results import EvalSource
 
 if TYPE_CHECKING:
     from nlp_transfer.run.pipeline import PreparedRun
@@ -154,9 +154,10 @@ def train_and_save(
             baseline=metrics["diagnostics"].get("baseline", {}).get(str(recipe.train.metric_for_best)),
             source=EvalSource(setup.data, recipe.task) if "eval" in setup.data.splits else None,
         )
-        example = EXAMPLES.get(recipe.task.name)
-        if example is not None and "eval" in setup.data.splits:
-            metrics["report"]["example"] = example(setup.data.splits["eval"], recipe.task)
+        rows = setup.data.splits.get("eval")
+        example = setup.task.results.example(rows, recipe.task) if rows is not None else None
+        if example is not None:
+            metrics["report"]["example"] = example
 
     to_save = gathered_model(trainer, setup.model, folder.writer)  # FSDP / ZeRO-3: every process gathers
     if folder.writer:
@@ -187,14 +188,13 @@ def _diagnostics(
 ) -> dict[str, Any]:
     train = setup.loaded.recipe.train
     metric = str(train.metric_for_best)
-    baseline = BASELINES.get(setup.loaded.recipe.task.name)
     found = diagnose(
         history,
         metric=metric,
         best_checkpoint=trainer.state.best_model_checkpoint,
         planned_steps=trainer.state.max_steps,
         early_stopping_patience=train.early_stopping_patience,
-        baseline=baseline(setup.prepared) if baseline is not None else None,
+        baseline=setup.task.results.baseline(setup.prepared),
         final=final,
     )
     return {"metric": metric, **found}

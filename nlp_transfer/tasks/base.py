@@ -11,6 +11,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from nlp_transfer.data.loading import LoadedData
+from nlp_transfer.tasks.results import TaskResults
 
 # (logits (B, K), labels of the batch) -> the mean loss of the batch
 LossOnLogits = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -48,6 +49,10 @@ class PreparedTask:
 
 
 class Task(Protocol):
+    """Everything a task means, in one place: its schema class names it in the recipe, its module implements this,
+    and TASKS (tasks/__init__.py) is the one table. The run and share rooms loop over these members and never ask
+    for a task by name; tests/unit/test_task_protocol.py checks that every task provides every one."""
+
     auto_model_class: ClassVar[Any]  # transformers Auto class with the task's head
     peft_task_type: ClassVar[str]  # peft TaskType name: keeps the head trainable and saved
     pipeline_tag: ClassVar[str]  # Hub pipeline tag for model cards
@@ -60,3 +65,7 @@ class Task(Protocol):
     def prepare(self, data: LoadedData, tokenizer: PreTrainedTokenizerBase, pad_to_max_length: bool) -> PreparedTask:
         """Check columns and labels, then tokenize every split (through the tokenization cache)."""
         ...
+
+    # What a finished model says about the task (its baseline, view, usage example and card lines): a module that
+    # implements results.TaskResults on plain data; the run room draws, writes and places what it returns.
+    results: ClassVar[TaskResults]

@@ -17,11 +17,13 @@ from transformers import AutoModelForSequenceClassification, PreTrainedTokenizer
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.data.loading import LoadedData
 from nlp_transfer.recipe import ClassificationTask
+from nlp_transfer.tasks import classification_report
 from nlp_transfer.tasks.base import LossOnLogits, PreparedTask
 from nlp_transfer.tasks.evaluation import metrics_for
 from nlp_transfer.tasks.extra_metrics import LoadedMetric, extra_scores
 from nlp_transfer.tasks.label_names import declared_names
 from nlp_transfer.tasks.metrics import classification_metrics
+from nlp_transfer.tasks.results import TaskResults
 from nlp_transfer.tasks.text_inputs import TextInputs
 from nlp_transfer.tasks.text_rows import (
     Batch,
@@ -44,6 +46,8 @@ class Classification:
     pooled_features: ClassVar[bool] = True
     predict_example: ClassVar[str] = '"your text here"'
     padding_side: ClassVar[str | None] = None  # the tokenizer's own
+
+    results: ClassVar[TaskResults] = classification_report  # its baseline, view, usage example and card lines
 
     def __init__(self, config: ClassificationTask) -> None:
         self.config = config

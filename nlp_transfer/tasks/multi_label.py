@@ -19,12 +19,14 @@ from transformers import AutoModelForSequenceClassification, PreTrainedTokenizer
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.data.loading import LoadedData
 from nlp_transfer.recipe import MultiLabelTask
+from nlp_transfer.tasks import multi_label_report
 from nlp_transfer.tasks.base import LossOnLogits, PreparedTask
 from nlp_transfer.tasks.classification import normalise_label
 from nlp_transfer.tasks.evaluation import metrics_for
 from nlp_transfer.tasks.extra_metrics import LoadedMetric, extra_scores
 from nlp_transfer.tasks.label_names import declared_names
 from nlp_transfer.tasks.metrics import multi_label_metrics
+from nlp_transfer.tasks.results import TaskResults
 from nlp_transfer.tasks.text_inputs import TextInputs
 from nlp_transfer.tasks.text_rows import (
     Batch,
@@ -48,6 +50,8 @@ class MultiLabel:
     pooled_features: ClassVar[bool] = True
     predict_example: ClassVar[str] = '"your text here"'
     padding_side: ClassVar[str | None] = None  # the tokenizer's own
+
+    results: ClassVar[TaskResults] = multi_label_report  # its baseline, view, usage example and card lines
 
     def __init__(self, config: MultiLabelTask) -> None:
         self.config = config

@@ -19,8 +19,10 @@ from nlp_transfer.core.errors import UserError, did_you_mean
 from nlp_transfer.data.cache import cache_key, cached_map, split_key, tokenizer_fingerprint
 from nlp_transfer.data.loading import LoadedData
 from nlp_transfer.recipe import QuestionAnsweringTask
+from nlp_transfer.tasks import qa_report
 from nlp_transfer.tasks.base import PreparedTask
 from nlp_transfer.tasks.metrics import squad_metrics
+from nlp_transfer.tasks.results import TaskResults
 from nlp_transfer.tasks.spans import (
     NO_OFFSET,
     NULL_INDEX,
@@ -67,6 +69,8 @@ class QuestionAnswering:
     # Answer positions count tokens from the left; padding on the left would shift them batch by batch. The
     # tokenizer is loaded so (run.pipeline), never changed here: it is shared, and saved with the model.
     padding_side: ClassVar[str | None] = "right"
+
+    results: ClassVar[TaskResults] = qa_report  # its baseline, view, usage example and card lines
 
     def __init__(self, config: QuestionAnsweringTask) -> None:
         self.config = config

@@ -16,10 +16,12 @@ from transformers import AutoModelForSequenceClassification, PreTrainedTokenizer
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.data.loading import LoadedData
 from nlp_transfer.recipe import RegressionTask
+from nlp_transfer.tasks import regression_report
 from nlp_transfer.tasks.base import PreparedTask
 from nlp_transfer.tasks.evaluation import metrics_for
 from nlp_transfer.tasks.extra_metrics import LoadedMetric, extra_scores
 from nlp_transfer.tasks.metrics import regression_metrics
+from nlp_transfer.tasks.results import TaskResults
 from nlp_transfer.tasks.text_inputs import TextInputs
 from nlp_transfer.tasks.text_rows import (
     Batch,
@@ -39,6 +41,8 @@ class Regression:
     pooled_features: ClassVar[bool] = True
     predict_example: ClassVar[str] = '"your text here"'
     padding_side: ClassVar[str | None] = None  # the tokenizer's own
+
+    results: ClassVar[TaskResults] = regression_report  # its baseline, view, usage example and card lines
 
     def __init__(self, config: RegressionTask) -> None:
         self.config = config

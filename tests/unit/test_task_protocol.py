@@ -1,0 +1,228 @@
+"""Every task in TASKS provides everything a task means (the Task protocol, tasks/base.py, and its results module,
+tasks/results.TaskResults), and each piece works on a small input: a task cannot half-register, and a stub that
+returns nothing fails here. The generic loops (report, card, diagnostics) never ask for a task by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import datasets
+import numpy as np
+import pytest
+from typing_extensions import get_protocol_members
+
+from nlp_transfer.recipe import Recipe
+from nlp_transfer.run import figures
+from nlp_transfer.tasks import TASKS
+from nlp_transfer.tasks.base import Task
+from nlp_transfer.tasks.results import CardFacts, TaskResults, ViewInputs
+from tests.conftest import minilm_dir
+
+NAMES = {
+    "classification": ["negative", "positive"],
+    "multi_label": ["joy", "anger"],
+    "regression": ["stars"],
+    "qa": [],
+    "token_classification": ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"],
+}
+SPECS: dict[str, dict[str, Any]] = {
+    "classification": {"name": "classification", "text": "text", "label": "label"},
+    "multi_label": {"name": "multi_label", "text": "text", "label": ["joy", "anger"]},
+    "regression": {"name": "regression", "text": "text", "label": "stars"},
+    "qa": {"name": "qa"},
+    "token_classification": {"name": "token_classification"},
+}
+TEXTS = ["a fine day in the park", "a dull day at the office", "a good film to watch", "a bad film to avoid"]
+
+
+def spec_of(task: str) -> Any:
+    recipe = Recipe.model_validate(
+        {"model": "bert-base-uncased", "task": SPECS[task], "method": "full", "data": {"train": "x.csv"}}
+    )
+    return recipe.task
+
+
+def protocol_members(protocol: type) -> set[str]:
+    return set(get_protocol_members(protocol))
+
+
+def test_the_table_names_every_task_of_the_schema() -> None:
+    from nlp_transfer.recipe.task_specs import TaskSpec
+
+    schema_names = {member.model_fields["name"].annotation.__args__[0] for member in TaskSpec.__args__[0].__args__}
+    assert set(TASKS) == schema_names == set(SPECS)
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_every_task_provides_every_piece(task: str) -> None:
+    kind = TASKS[task]
+    assert protocol_members(Task) >= {"prepare", "results", "pipeline_tag"}  # the protocol is read, not empty
+    for member in protocol_members(Task):
+        assert hasattr(kind, member), f"{task} lacks {member}"
+    assert protocol_members(TaskResults) >= {"baseline", "view", "example", "card_summary", "card_outputs"}
+    for member in protocol_members(TaskResults):
+        assert callable(getattr(kind.results, member, None)), f"{task}'s results lack {member}"
+
+
+def prepared_of(task: str) -> Any:
+    """A tiny prepared task: the labels of a train and an eval split, as prepare leaves them."""
+    labels: dict[str, list[Any]] = {
+        "classification": [1, 1, 0, 1],
+        "multi_label": [[1.0, 0.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]],
+        "regression": [[0.5], [-1.0], [1.5], [-1.0]],
+        "qa": [0, 0, 0, 0],
+        "token_classification": [[0, 1, 2], [0, 0, 3], [3, 0, 0], [0, 0, 0]],
+    }
+    split = datasets.Dataset.from_dict({"labels": labels[task]})
+    return SimpleNamespace(
+        splits={"train": split, "eval": split},
+        label_names=NAMES[task],
+        config_attributes={"target_mean": [3.0], "target_std": [2.0]},
+    )
+
+
+BASELINES = {
+    "classification": lambda b: "'positive'" in b["name"] and b["accuracy"] == pytest.approx(0.75),
+    "multi_label": lambda b: "joy" in b["name"] and b["micro_f1"] > 0,
+    "regression": lambda b: b["name"] == "always the training mean" and b["mae"] > 0,
+    "qa": lambda b: b == {},  # a constant answer is not worth stating for spans
+    "token_classification": lambda b: b == {},  # nor for entities: a constant tag finds none
+}
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_each_task_states_its_baseline(task: str) -> None:
+    assert BASELINES[task](TASKS[task].results.baseline(prepared_of(task)))
+
+
+def rows_of(task: str) -> datasets.Dataset:
+    if task == "qa":
+        contexts = ["Paris is the capital of France and its largest city.", "Rome is old."]
+        return datasets.Dataset.from_dict({"question": ["What is the capital?", "Is Rome old?"], "context": contexts})
+    if task == "token_classification":
+        return datasets.Dataset.from_dict(
+            {
+                "tokens": [["Angela", "Merkel", "visited", "Paris", "today"]],
+                "tags": [["B-PER", "I-PER", "O", "B-LOC", "O"]],
+            }
+        )
+    return datasets.Dataset.from_dict({"text": TEXTS, "label": [0, 1, 1, 0]})
+
+
+EXAMPLES = {
+    "classification": {"text": TEXTS[0]},
+    "multi_label": None,  # the card's generic example
+    "regression": None,
+    "qa": {"question": "Is Rome old?", "context": "Rome is old."},
+    "token_classification": {"text": "Angela Merkel visited Paris today"},
+}
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_each_task_picks_its_usage_example_from_the_eval_rows(task: str) -> None:
+    assert TASKS[task].results.example(rows_of(task), spec_of(task)) == EXAMPLES[task]
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_each_task_writes_its_card_lines(task: str) -> None:
+    facts = CardFacts(
+        spec_of(task),
+        NAMES[task],
+        resolved={"class_weights": [0.5, 1.5], "unanswerable": True},
+        thresholds={"strategy": "per_label", "thresholds": {"joy": 0.25, "anger": 0.6}},
+        model_config={"target_mean": [3.0], "target_std": [2.0]},
+    )
+    summary = TASKS[task].results.card_summary(facts)
+    outputs = "\n".join(TASKS[task].results.card_outputs(facts))
+    assert summary.strip().endswith(".")
+    expected = {
+        "classification": ("negative, positive", "class weights (negative 0.5, positive 1.5)"),
+        "multi_label": ("2 labels", "| 1 | anger | 0.6 |"),
+        "regression": ("a number, stars", "| 0 | stars | 3 | 2 |"),
+        "qa": ("no answer", ""),
+        "token_classification": ("LOC, PER", "| 4 | I-LOC |"),
+    }[task]
+    assert expected[0] in summary and expected[1] in outputs, (summary, outputs)
+
+
+def captured_of(task: str) -> dict[str, Any]:
+    """What each task's batch metric saw in its last evaluation, made up (no model runs)."""
+    rng = np.random.default_rng(0)
+    return {
+        "classification": {"captured": SimpleNamespace(predictions=rng.normal(size=(4, 2)), label_ids=[0, 1, 1, 0])},
+        "multi_label": {
+            "captured": object(),
+            "evaluation": {"eval_f1_joy": 0.5, "eval_support_joy": 2.0, "eval_f1_anger": 0.0},
+        },
+        "regression": {
+            "captured": SimpleNamespace(predictions=rng.normal(size=(4, 1)), label_ids=rng.normal(size=(4, 1))),
+            "model_settings": {"target_mean": [3.0], "target_std": [0.5]},
+        },
+        "qa": {
+            "captured": SimpleNamespace(
+                merger=SimpleNamespace(answers=lambda: {0: SimpleNamespace(text="Paris"), 1: SimpleNamespace(text="")}),
+                golds={0: ["Paris"], 1: ["the old town"]},
+            )
+        },
+        "token_classification": {
+            "captured": SimpleNamespace(
+                scheme="IOB2",
+                label_names=NAMES["token_classification"],
+                gold={0: [], 1: []},
+                words={0: ["Angela", "Merkel", "visited", "Paris"], 1: ["Rome", "is", "old"]},
+                tags=lambda: (
+                    [["B-PER", "I-PER", "O", "B-LOC"], ["B-LOC", "O", "O"]],
+                    [["B-PER", "O", "O", "B-LOC"], ["B-PER", "O", "O"]],
+                ),
+            )
+        },
+    }[task]
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_each_task_draws_its_view(task: str, tmp_path: Path) -> None:
+    folder = minilm_dir()
+    assert folder is not None
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenized = datasets.Dataset.from_dict({"input_ids": [tokenizer(t)["input_ids"] for t in TEXTS]})
+    given = captured_of(task)
+    inputs = ViewInputs(
+        tmp_path,
+        given["captured"],
+        tokenized,
+        tokenizer,
+        NAMES[task] or ["LABEL_0"],
+        given.get("evaluation", {}),
+        given.get("model_settings", {}),
+    )
+    view = TASKS[task].results.view(inputs, figures)
+    assert view.figures and view.numbers
+    for figure in view.figures:
+        assert (tmp_path / figure.file).read_bytes().startswith(b"\x89PNG"), figure.file
+    assert (view.errors is not None) == (task in ("classification", "token_classification"))
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "refused"),
+    [
+        ({"train": {"extra_metrics": ["tests/x.py"]}}, None, ("qa", "token_classification")),
+        ({"data": {"train": "x.csv", "max_train_per_class": 4}}, None, ("regression", "qa", "token_classification")),
+    ],
+)
+def test_the_task_schema_says_which_options_apply(
+    section: dict[str, Any], value: Any, refused: tuple[str, ...]
+) -> None:
+    """extra_metrics and max_train_per_class are refused by the task's schema class, not by name comparisons."""
+    import pydantic
+
+    for task in TASKS:
+        given = {"model": "bert-base-uncased", "task": SPECS[task], "method": "full", "data": {"train": "x.csv"}}
+        if task in refused:
+            with pytest.raises(pydantic.ValidationError):
+                Recipe.model_validate(given | section)
+        else:
+            Recipe.model_validate(given | section)
