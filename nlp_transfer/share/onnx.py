@@ -21,9 +21,9 @@ from torch import nn
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.run.folder import LABEL_PRIOR_FILE, label_names
 from nlp_transfer.share.label_prior import LabelPrior, read_label_prior
-from nlp_transfer.share.samples import MAX_LOGIT_DIFFERENCE, sample_inputs, sample_texts_inputs
-from nlp_transfer.share.token_predictor import entity_agreement
+from nlp_transfer.share.samples import MAX_LOGIT_DIFFERENCE, input_kind, sample_inputs, sample_texts_inputs
 from nlp_transfer.share.trained import open_trained
+from nlp_transfer.tasks import TASKS
 
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"  # export --quantize int8: onnxruntime's dynamic quantization of ONNX_FILE
@@ -67,8 +67,9 @@ def export_onnx(folder: Path, recipe: dict[str, Any]) -> dict[str, Any]:
     model, tokenizer = trained.load(), trained.tokenizer()
     inputs = sample_inputs(tokenizer, recipe)
     input_names = [name for name in INPUT_NAMES if name in inputs]
-    output_names = ["start_logits", "end_logits"] if recipe["task"]["name"] == "qa" else ["logits"]
-    label_prior = read_label_prior(folder, label_names(folder)) if recipe["task"]["name"] == "classification" else None
+    output_names = list(input_kind(recipe).output_names)
+    corrects = TASKS[recipe["task"]["name"]].corrects_label_prior
+    label_prior = read_label_prior(folder, label_names(folder)) if corrects else None
     wrapper = _Outputs(model, output_names, label_prior).eval()
     given = {name: inputs[name] for name in input_names}
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
@@ -147,11 +148,7 @@ def quantize_onnx(folder: Path, recipe: dict[str, Any], float_record: dict[str, 
         "checked_inputs": len(next(iter(inputs.values()))),
         "label_agreement": round(sum(agree) / len(agree), 6),  # argmax (label; QA start and end) as float's
         "max_probability_difference": round(difference, 6),
-        **(
-            {"entity_agreement": round(entity_agreement(encoding, label_names(folder), expected[0], found[0]), 6)}
-            if recipe["task"]["name"] == "token_classification"
-            else {}
-        ),
+        **input_kind(recipe).agreement(encoding, label_names(folder), expected[0], found[0]),
         "bytes": (folder / INT8_FILE).stat().st_size,
         "float_bytes": (folder / ONNX_FILE).stat().st_size,
         "quantize_seconds": round(seconds, 2),

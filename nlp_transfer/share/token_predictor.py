@@ -215,33 +215,3 @@ def _labelled_sentences(rows: Any, task: dict[str, Any], where: str) -> tuple[li
         except TagProblem as problem:
             raise UserError(f"{where}: sentence {number}, {problem}") from None
     return [w for w, _ in pairs], gold
-
-
-def sample_word_inputs(tokenizer: Any, texts: Sequence[str], max_length: int) -> Any:
-    """samples.sample_inputs' entry: the sample texts split into words and tokenized pre-split, as in training."""
-    words = [[w.text for w in words_of(text)] or ["."] for text in texts]
-    return tokenizer(
-        words, is_split_into_words=True, truncation=True, max_length=max_length, padding=True, return_tensors="pt"
-    )
-
-
-def entity_agreement(encoding: Any, labels: Sequence[str], expected: np.ndarray, found: np.ndarray) -> float:
-    """How far the int8 model's entities are the float model's on the sample inputs: |same| / |either| over every
-    (sample, type, first word, last word); 1.0 when neither finds an entity. Logits (B, T, K) each."""
-    shared, either = 0, 0
-    for b in range(expected.shape[0]):
-        firsts, previous = [], None
-        for position, word in enumerate(encoding.word_ids(b)):
-            if word is not None and word != previous:
-                firsts.append(position)
-            previous = word
-        spans = [
-            {
-                (kind, first, last)
-                for kind, first, last in entities_of(repair([labels[i] for i in logits[firsts].argmax(-1)]))
-            }
-            for logits in (expected[b], found[b])
-        ]
-        shared += len(spans[0] & spans[1])
-        either += len(spans[0] | spans[1])
-    return shared / either if either else 1.0

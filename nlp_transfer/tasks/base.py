@@ -11,6 +11,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from nlp_transfer.data.loading import LoadedData
+from nlp_transfer.tasks.input_kinds import InputKind
 from nlp_transfer.tasks.results import TaskResults
 
 # (logits (B, K), labels of the batch) -> the mean loss of the batch
@@ -69,3 +70,5 @@ class Task(Protocol):
     # What a finished model says about the task (its baseline, view, usage example and card lines): a module that
     # implements results.TaskResults on plain data; the run room draws, writes and places what it returns.
     results: ClassVar[TaskResults]
+    inputs: ClassVar[InputKind]  # what its model reads and returns (input_kinds.py); export checks it on samples
+    corrects_label_prior: ClassVar[bool]  # an adapted model's label prior (label_prior.json) shifts its logits

@@ -21,6 +21,7 @@ from nlp_transfer.tasks import classification_report
 from nlp_transfer.tasks.base import LossOnLogits, PreparedTask
 from nlp_transfer.tasks.evaluation import metrics_for
 from nlp_transfer.tasks.extra_metrics import LoadedMetric, extra_scores
+from nlp_transfer.tasks.input_kinds import TEXTS, InputKind
 from nlp_transfer.tasks.label_names import declared_names
 from nlp_transfer.tasks.metrics import classification_metrics
 from nlp_transfer.tasks.results import TaskResults
@@ -48,6 +49,8 @@ class Classification:
     padding_side: ClassVar[str | None] = None  # the tokenizer's own
 
     results: ClassVar[TaskResults] = classification_report  # its baseline, view, usage example and card lines
+    inputs: ClassVar[InputKind] = TEXTS  # what its model reads and returns; export checks it on samples
+    corrects_label_prior: ClassVar[bool] = True  # an adapted model's label_prior.json shifts its logits
 
     def __init__(self, config: ClassificationTask) -> None:
         self.config = config

@@ -21,6 +21,7 @@ from nlp_transfer.data.loading import LoadedData
 from nlp_transfer.recipe import QuestionAnsweringTask
 from nlp_transfer.tasks import qa_report
 from nlp_transfer.tasks.base import PreparedTask
+from nlp_transfer.tasks.input_kinds import QUESTIONS, InputKind
 from nlp_transfer.tasks.metrics import squad_metrics
 from nlp_transfer.tasks.results import TaskResults
 from nlp_transfer.tasks.spans import (
@@ -71,6 +72,8 @@ class QuestionAnswering:
     padding_side: ClassVar[str | None] = "right"
 
     results: ClassVar[TaskResults] = qa_report  # its baseline, view, usage example and card lines
+    inputs: ClassVar[InputKind] = QUESTIONS  # what its model reads and returns; export checks it on samples
+    corrects_label_prior: ClassVar[bool] = False  # an adapted model's label_prior.json shifts its logits
 
     def __init__(self, config: QuestionAnsweringTask) -> None:
         self.config = config

@@ -20,6 +20,7 @@ from nlp_transfer.tasks import regression_report
 from nlp_transfer.tasks.base import PreparedTask
 from nlp_transfer.tasks.evaluation import metrics_for
 from nlp_transfer.tasks.extra_metrics import LoadedMetric, extra_scores
+from nlp_transfer.tasks.input_kinds import TEXTS, InputKind
 from nlp_transfer.tasks.metrics import regression_metrics
 from nlp_transfer.tasks.results import TaskResults
 from nlp_transfer.tasks.text_inputs import TextInputs
@@ -43,6 +44,8 @@ class Regression:
     padding_side: ClassVar[str | None] = None  # the tokenizer's own
 
     results: ClassVar[TaskResults] = regression_report  # its baseline, view, usage example and card lines
+    inputs: ClassVar[InputKind] = TEXTS  # what its model reads and returns; export checks it on samples
+    corrects_label_prior: ClassVar[bool] = False  # an adapted model's label_prior.json shifts its logits
 
     def __init__(self, config: RegressionTask) -> None:
         self.config = config

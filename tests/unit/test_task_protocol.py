@@ -226,3 +226,20 @@ def test_the_task_schema_says_which_options_apply(
                 Recipe.model_validate(given | section)
         else:
             Recipe.model_validate(given | section)
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_each_task_gives_the_sample_inputs_a_converted_model_is_checked_on(task: str) -> None:
+    from transformers import AutoTokenizer
+
+    folder = minilm_dir()
+    assert folder is not None
+    kind = TASKS[task].inputs
+    encoding = kind.samples(AutoTokenizer.from_pretrained(folder), 32)
+    batch, length = encoding["input_ids"].shape
+    assert batch >= 2 and length <= 32 and kind.output_names
+    assert kind.output_names == (("start_logits", "end_logits") if task == "qa" else ("logits",))
+    logits = np.zeros((batch, length, len(NAMES["token_classification"])))
+    logits[:, :, 0] = 1.0  # every token "O": no entity on either side
+    extra = kind.agreement(encoding, NAMES["token_classification"], logits, logits)
+    assert extra == ({"entity_agreement": 1.0} if task == "token_classification" else {})

@@ -19,9 +19,11 @@ from nlp_transfer.data.cache import cache_key, cached_map, split_key, tokenizer_
 from nlp_transfer.data.loading import LoadedData
 from nlp_transfer.recipe import TokenClassificationTask
 from nlp_transfer.tasks.base import PreparedTask
+from nlp_transfer.tasks.input_kinds import InputKind
 from nlp_transfer.tasks.results import TaskResults
 from nlp_transfer.tasks.token_classification import report
 from nlp_transfer.tasks.token_classification.alignment import IGNORED, NO_WORD, encode_words, token_labels
+from nlp_transfer.tasks.token_classification.samples import WORDS
 from nlp_transfer.tasks.token_classification.scores import TagMetrics
 from nlp_transfer.tasks.token_classification.sentences import (
     check_known,
@@ -55,6 +57,8 @@ class TokenClassification:
     tokenizer_options: ClassVar[dict[str, Any]] = {"add_prefix_space": True}
 
     results: ClassVar[TaskResults] = report  # its baseline, view, usage example and card lines
+    inputs: ClassVar[InputKind] = WORDS  # what its model reads and returns; export checks it on samples
+    corrects_label_prior: ClassVar[bool] = False  # an adapted model's label_prior.json shifts its logits
 
     def __init__(self, config: TokenClassificationTask) -> None:
         self.config = config
