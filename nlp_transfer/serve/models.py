@@ -16,7 +16,7 @@ from typing import Any
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.share.inputs import FileColumns, Item, PredictInputs, Role
-from nlp_transfer.share.predict import PREDICTORS, Predictor
+from nlp_transfer.share.predict import Predictor, predictor_for
 from nlp_transfer.share.prediction_files import joined
 from nlp_transfer.share.trained import Trained, open_trained
 
@@ -130,7 +130,7 @@ def load_model(name: str, trained: Trained, runtime: Runtime, batch_size: int) -
     """The model's predictor, loaded and warmed up on one input (the first request is not the slow one)."""
     if trained.onnx is not None:
         runtime = Runtime.choose("cpu", "fp32")  # onnxruntime runs on the CPU, in the file's own precision
-    predictor = PREDICTORS[trained.recipe["task"]["name"]](trained, batch_size, runtime)
+    predictor = predictor_for(trained, batch_size, runtime)
     roles = predictor.items.roles(ROLES_OF_A_FILE)
     served = ServedModel(name, trained, predictor, roles, runtime)
     predictor.predict_batch([{role: "warm up" for role in roles}])

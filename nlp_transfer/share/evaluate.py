@@ -21,8 +21,9 @@ from nlp_transfer.data.loading import load_extra_split
 from nlp_transfer.data.readers import COMMAND_NAMES
 from nlp_transfer.recipe import DataFile
 from nlp_transfer.run.folder import TASK_FILE
-from nlp_transfer.share.predict import AnswerPredictor, LabelPredictor
+from nlp_transfer.share.predict import AnswerPredictor
 from nlp_transfer.share.text_evaluators import evaluate_multi_label, evaluate_regression, extra_metrics_of
+from nlp_transfer.share.text_predictors import TextPredictor
 from nlp_transfer.share.token_predictor import evaluate_tokens
 from nlp_transfer.share.trained import Trained, open_trained
 from nlp_transfer.tasks.classification import gold_ids, scorer, weighted_cross_entropy
@@ -139,8 +140,8 @@ def _classification(
         raise UserError(f"{where}: no usable rows (every text is empty or every label missing)")
     skipped = len(rows) - len(usable)
     rows = rows.select(usable) if skipped else rows
-    predictor = LabelPredictor(trained, batch_size=options.batch_size, runtime=runtime)
-    names = [predictor.id2label[i] for i in range(len(predictor.id2label))]
+    predictor = TextPredictor(trained, batch_size=options.batch_size, runtime=runtime)
+    names = predictor.names
     declared = task.get("labels") is not None or task.get("labels_file") is not None
     gold = gold_ids(rows[label], names, declared, where, fix="fix the file, or name the label column with --label")
     texts = [str(t) for t in rows[text]]

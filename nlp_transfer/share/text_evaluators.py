@@ -16,7 +16,7 @@ from nlp_transfer.core.files import read_json_or_empty
 from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.recipe import MultiLabelTask, RegressionTask
 from nlp_transfer.run.folder import TASK_FILE
-from nlp_transfer.share.text_predictors import LabelSetPredictor, NumberPredictor
+from nlp_transfer.share.text_predictors import TextPredictor
 from nlp_transfer.share.trained import Trained
 from nlp_transfer.tasks import multi_label, regression
 from nlp_transfer.tasks.extra_metrics import LoadedMetric, load_extra_metrics
@@ -60,7 +60,8 @@ def evaluate_multi_label(
         task = task.model_copy(update={"label": options.label})
     for name in task.label if isinstance(task.label, list) else [task.label]:
         column(rows, name, "--label", where)
-    predictor = LabelSetPredictor(trained, batch_size=options.batch_size, runtime=runtime)
+    predictor = TextPredictor(trained, batch_size=options.batch_size, runtime=runtime)
+    thresholds = multi_label.thresholds_of(trained.folder, predictor.names, trained.origin)
     rows, texts, pairs, skipped = _texts(rows, options, task, where)
     names = predictor.names
     declared = names if task.labels is not None or task.labels_file is not None else None
@@ -69,7 +70,7 @@ def evaluate_multi_label(
     weights = read_json_or_empty(trained.folder / TASK_FILE).get("positive_weights")
     loss = multi_label.binary_cross_entropy(weights)(logits, torch.from_numpy(gold)).item()
     decisions = Decisions(names, task.thresholds, task.threshold)
-    decisions.settled = predictor.thresholds  # the run's, tuned on its eval split; never re-tuned on this file
+    decisions.settled = thresholds  # the run's, tuned on its eval split; never re-tuned on this file
     score = multi_label.scorer(names, decisions, task.threshold, extra_metrics_of(trained))
     return {"rows": len(rows), "skipped": skipped, "metrics": score(logits.numpy(), gold) | {"loss": loss}}
 
@@ -80,7 +81,8 @@ def evaluate_regression(
     task = RegressionTask.model_validate(trained.recipe["task"])
     if options.label and isinstance(task.label, str):
         task = task.model_copy(update={"label": options.label})
-    predictor = NumberPredictor(trained, batch_size=options.batch_size, runtime=runtime)
+    predictor = TextPredictor(trained, batch_size=options.batch_size, runtime=runtime)
+    mean, std = regression.target_scale(predictor.text_model.config, trained.origin)
     targets = task.label if isinstance(task.label, list) else [task.label]
     for name in targets:
         column(rows, name, "--label", where)
@@ -91,9 +93,9 @@ def evaluate_regression(
             raise UserError(f"{where}: row {bad + 1}, column '{name}' is {rows[name][bad]!r}, not a finite number")
     truth = np.array([rows[name] for name in targets], dtype=np.float64).T  # (N, T)
     outputs = torch.cat(list(predictor.text_model.outputs(texts, pairs))).float().numpy()  # standardised (N, T)
-    standardised = (truth - predictor.mean) / predictor.std
+    standardised = (truth - mean) / std
     loss = regression.mean_squared_error(torch.from_numpy(outputs), torch.from_numpy(standardised)).item()
-    score = regression.scorer(targets, predictor.mean, predictor.std, extra_metrics_of(trained))
+    score = regression.scorer(targets, mean, std, extra_metrics_of(trained))
     return {"rows": len(rows), "skipped": skipped, "metrics": score(outputs, standardised) | {"loss": loss}}
 
 

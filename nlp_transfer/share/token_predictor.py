@@ -1,5 +1,6 @@
-"""Token classification in the share room (predict.PREDICTORS' entry): the entities of each text (or pre-split
-sentence) with their type, character offsets and score, and the tag of every word.
+"""Token classification in the share room (the predictor of the `words` kind of input): the tag probabilities of
+each word of a text (or pre-split sentence); the task's decoder makes them entities with their type, character
+offsets and score, and the tag of every word.
 
 A text is split into words as training data in span format is (tasks.token_classification.tags.words_of); words
 are tokenized, windowed and merged per word exactly as in training. How a word's sub-words become its tag follows
@@ -19,17 +20,15 @@ from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.share.inputs import Item, PredictInputs, Role
 from nlp_transfer.share.text_outputs import config_of
+from nlp_transfer.share.text_predictors import model_facts
 from nlp_transfer.share.trained import Trained
 from nlp_transfer.tasks.token_classification.alignment import encode_words
+from nlp_transfer.tasks.token_classification.predictions import item_words
 from nlp_transfer.tasks.token_classification.scores import scores_of
 from nlp_transfer.tasks.token_classification.tags import (
     TagProblem,
-    Word,
-    entities_of,
-    repair,
     spans_to_tags,
     to_iob2,
-    words_of,
 )
 
 AGGREGATIONS = ("first", "average", "max")
@@ -80,17 +79,6 @@ class TokenItems:
         return len(item["text"]) if "text" in item else sum(len(t) + 1 for t in item["tokens"])
 
 
-def item_words(item: Item) -> tuple[str, list[Word]]:
-    """The text and its words with character offsets (pre-split words joined by single spaces)."""
-    if "text" in item:
-        return item["text"], words_of(item["text"])
-    words, start = [], 0
-    for token in item["tokens"]:
-        words.append(Word(token, start, start + len(token)))
-        start += len(token) + 1
-    return " ".join(item["tokens"]), words
-
-
 class TokenPredictor:
     def __init__(self, trained: Trained, batch_size: int = 32, runtime: Runtime | None = None) -> None:
         self.runtime, self.tokenizer, self.model = trained.on_device(runtime)
@@ -99,7 +87,7 @@ class TokenPredictor:
         self.items = TokenItems(self.task)
         config = config_of(self.model)
         self.labels = [config.id2label[i] for i in range(len(config.id2label))]
-        self.plain = self.task.get("tag_scheme") == "none"
+        self.decode = trained.task.decoder(model_facts(trained, config))
 
     def word_probabilities(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """(words, K) tag probabilities per sentence, windows merged per word (mean over the windows)."""
@@ -132,37 +120,8 @@ class TokenPredictor:
             counts[word] += 1
 
     def predict_batch(self, batch: list[Item]) -> list[dict[str, Any]]:
-        texts_words = [item_words(item) for item in batch]
-        sentences = [[w.text for w in words] for _, words in texts_words]
-        rows = []
-        for item, (text, words), probabilities in zip(
-            batch, texts_words, self.word_probabilities(sentences), strict=True
-        ):
-            tags = [self.labels[i] for i in probabilities.argmax(-1)]
-            tags = tags if self.plain else repair(tags)
-            scores = probabilities.max(-1)
-            echo = {k: v for k, v in item.items() if k not in ("tokens", "tags")}
-            row = echo | {"text": text, "entities": [] if self.plain else _entities(text, words, tags, scores)}
-            if "tokens" in item or self.plain:
-                row |= {"tokens": [w.text for w in words], "tags": tags}
-            rows.append(row)
-        return rows
-
-
-def _entities(text: str, words: list[Word], tags: list[str], scores: np.ndarray) -> list[dict[str, Any]]:
-    found = []
-    for kind, first, last in entities_of(tags):
-        start, end = words[first].start, words[last - 1].end
-        found.append(
-            {
-                "text": text[start:end],
-                "type": kind,
-                "start": start,
-                "end": end,
-                "score": round(float(scores[first:last].mean()), 6),
-            }
-        )
-    return found
+        sentences = [[w.text for w in item_words(item)[1]] for item in batch]
+        return self.decode(batch, self.word_probabilities(sentences))
 
 
 def evaluate_tokens(trained: Trained, rows: Any, options: Any, where: str, runtime: Runtime) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from transformers import PreTrainedTokenizerBase
 
 from nlp_transfer.data.loading import LoadedData
 from nlp_transfer.tasks.input_kinds import InputKind
+from nlp_transfer.tasks.predictions import Decoder, ModelFacts
 from nlp_transfer.tasks.results import TaskResults
 
 # (logits (B, K), labels of the batch) -> the mean loss of the batch
@@ -72,3 +73,10 @@ class Task(Protocol):
     results: ClassVar[TaskResults]
     inputs: ClassVar[InputKind]  # what its model reads and returns (input_kinds.py); export checks it on samples
     corrects_label_prior: ClassVar[bool]  # an adapted model's label prior (label_prior.json) shifts its logits
+    does: ClassVar[str]  # what its model does with texts, for messages ("classifies", "labels", "scores", ...)
+
+    @staticmethod
+    def decoder(facts: ModelFacts) -> Decoder:
+        """How a batch of the model's outputs (by its kind of input) becomes prediction rows; reads what it needs
+        about the model first (a UserError before any prediction when the folder lacks it)."""
+        ...

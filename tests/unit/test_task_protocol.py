@@ -243,3 +243,56 @@ def test_each_task_gives_the_sample_inputs_a_converted_model_is_checked_on(task:
     logits[:, :, 0] = 1.0  # every token "O": no entity on either side
     extra = kind.agreement(encoding, NAMES["token_classification"], logits, logits)
     assert extra == ({"entity_agreement": 1.0} if task == "token_classification" else {})
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_each_task_decodes_a_batch_of_outputs_into_rows(task: str, tmp_path: Path) -> None:
+    import json
+
+    import torch
+
+    from nlp_transfer.tasks.predictions import ModelFacts
+    from nlp_transfer.tasks.spans import Answer
+
+    (tmp_path / "thresholds.json").write_text(json.dumps({"thresholds": {"joy": 0.5, "anger": 0.9}}))
+    config = SimpleNamespace(target_mean=[3.0], target_std=[2.0], num_labels=1)
+    names = NAMES[task]
+    facts = ModelFacts(names, config, tmp_path, {"tag_scheme": "iob2"}, "run")
+    items: list[dict[str, Any]] = [{"text": "Angela Merkel visited Paris"}, {"text": "Rome is old"}]
+    outputs: Any = {
+        "classification": torch.tensor([[2.0, 0.0], [0.0, 2.0]]),
+        "multi_label": torch.tensor([[3.0, 0.0], [-3.0, 3.0]]),
+        "regression": torch.tensor([[0.5], [-1.0]]),
+        "qa": [Answer("Paris", 22, 27, 0.9, 5.0), Answer(None, None, None, 0.1, 0.0)],
+        "token_classification": [np.eye(5)[[1, 2, 0, 3]], np.eye(5)[[3, 0, 0]]],
+    }[task]
+    if task == "qa":
+        items = [{"question": "Where?", "context": "Angela Merkel visited Paris"}, {"question": "?", "context": "x"}]
+    rows = TASKS[task].decoder(facts)(items, outputs)
+    expected = {
+        "classification": [("label", "negative"), ("label", "positive")],
+        "multi_label": [("labels", ["joy"]), ("labels", ["anger"])],
+        "regression": [("value", 4.0), ("value", 1.0)],
+        "qa": [("answer", "Paris"), ("answer", None)],
+        "token_classification": [
+            (
+                "entities",
+                [
+                    {"text": "Angela Merkel", "type": "PER", "start": 0, "end": 13, "score": 1.0},
+                    {"text": "Paris", "type": "LOC", "start": 22, "end": 27, "score": 1.0},
+                ],
+            ),
+            ("entities", [{"text": "Rome", "type": "LOC", "start": 0, "end": 4, "score": 1.0}]),
+        ],
+    }[task]
+    assert [(key, row[key]) for row, (key, _) in zip(rows, expected, strict=True)] == expected
+    assert "context" not in rows[0]  # QA does not repeat the passage; the others echo their text
+    assert task == "qa" or rows[0]["text"] == items[0]["text"]
+
+
+def test_a_multi_label_model_without_thresholds_is_refused_before_predicting(tmp_path: Path) -> None:
+    from nlp_transfer.core.errors import UserError
+    from nlp_transfer.tasks.predictions import ModelFacts
+
+    with pytest.raises(UserError, match=r"thresholds\.json is missing"):
+        TASKS["multi_label"].decoder(ModelFacts(["joy"], None, tmp_path, {}, "run"))
