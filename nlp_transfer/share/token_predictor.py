@@ -24,12 +24,6 @@ from nlp_transfer.share.text_predictors import model_facts
 from nlp_transfer.share.trained import Trained
 from nlp_transfer.tasks.token_classification.alignment import encode_words
 from nlp_transfer.tasks.token_classification.predictions import item_words
-from nlp_transfer.tasks.token_classification.scores import scores_of
-from nlp_transfer.tasks.token_classification.tags import (
-    TagProblem,
-    spans_to_tags,
-    to_iob2,
-)
 
 AGGREGATIONS = ("first", "average", "max")
 
@@ -122,55 +116,3 @@ class TokenPredictor:
     def predict_batch(self, batch: list[Item]) -> list[dict[str, Any]]:
         sentences = [[w.text for w in item_words(item)[1]] for item in batch]
         return self.decode(batch, self.word_probabilities(sentences))
-
-
-def evaluate_tokens(trained: Trained, rows: Any, options: Any, where: str, runtime: Runtime) -> dict[str, Any]:
-    """evaluate.EVALUATORS' entry: the scores training reports (entity P/R/F1, per type, word accuracy) on a CoNLL
-    file or JSONL rows with token and tag lists (or text and entity spans)."""
-    task = trained.task_settings
-    scheme = str(task.get("tag_scheme", "iob2"))
-    words, gold = _labelled_sentences(rows, task, where)
-    predictor = TokenPredictor(trained, batch_size=options.batch_size, runtime=runtime)
-    known = set(predictor.labels)
-    for number, tags in enumerate(gold, start=1):
-        unknown = sorted(set(tags) - known)
-        if unknown:
-            raise UserError(
-                f"{where}: sentence {number}: tag '{unknown[0]}' is not one this model predicts "
-                f"({', '.join(predictor.labels)}); evaluate it on data with the model's tags"
-            )
-    predicted = []
-    for start in range(0, len(words), 256):  # a bounded number of sentences in memory at once
-        for probabilities in predictor.word_probabilities(words[start : start + 256]):
-            predicted.append([predictor.labels[i] for i in probabilities.argmax(-1)])
-    return {"rows": len(words), "skipped": 0, "metrics": scores_of(scheme, gold, predicted)}
-
-
-def _labelled_sentences(rows: Any, task: dict[str, Any], where: str) -> tuple[list[list[str]], list[list[str]]]:
-    scheme = str(task.get("tag_scheme", "iob2"))
-    columns: list[str] = list(rows.column_names)
-    tokens, tags = str(task.get("tokens") or "tokens"), str(task.get("tags") or "tags")
-    if tokens in columns and tags in columns:
-        pairs = [(list(map(str, w)), list(map(str, t))) for w, t in zip(rows[tokens], rows[tags], strict=True)]
-    elif "text" in columns and "entities" in columns:
-        pairs = []
-        for number, (text, spans) in enumerate(zip(rows["text"], rows["entities"], strict=True), start=1):
-            try:
-                pairs.append(spans_to_tags(str(text or ""), spans or []))
-            except TagProblem as problem:
-                raise UserError(f"{where}: row {number}: {problem}") from None
-    else:
-        raise UserError(
-            f"{where}: this model tags words and is evaluated on a CoNLL file (WORD<TAB>TAG lines) or JSONL rows "
-            f"with '{tokens}' and '{tags}' lists (or text and entities), but the file's columns are "
-            f"{', '.join(columns)}"
-        )
-    gold = []
-    for number, (w, t) in enumerate(pairs, start=1):
-        if len(w) != len(t) or not w:
-            raise UserError(f"{where}: sentence {number} has {len(w)} tokens and {len(t)} tags; one tag per token")
-        try:
-            gold.append(to_iob2(t, scheme))
-        except TagProblem as problem:
-            raise UserError(f"{where}: sentence {number}, {problem}") from None
-    return [w for w, _ in pairs], gold

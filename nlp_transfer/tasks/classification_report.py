@@ -1,7 +1,7 @@
-"""What a finished classification run says about its model: the best constant answer it must beat, its view of the
-eval predictions (the confusion matrix, a calibration figure with its expected calibration error, and the eval
-examples the model gets wrong most confidently: errors.jsonl), its card lines and a usage example from its eval data.
-"""
+"""What a finished classification run says about its model: the best constant answer it must beat, its scores on a
+labelled file (nlp-transfer evaluate), its view of the eval predictions (the confusion matrix, a calibration figure
+with its expected calibration error, and the eval examples the model gets wrong most confidently: errors.jsonl), its
+card lines and a usage example from its eval data."""
 
 from __future__ import annotations
 
@@ -9,10 +9,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
+from nlp_transfer.core.errors import UserError
+from nlp_transfer.tasks import classification
+from nlp_transfer.tasks.evaluations import Evaluation, check_text_options, column
 from nlp_transfer.tasks.metrics import classification_metrics
 from nlp_transfer.tasks.results import Canvas, CardFacts, Figure, View, ViewInputs, split_labels
 from nlp_transfer.tasks.text_inputs import describe_inputs, long_texts
+from nlp_transfer.tasks.text_rows import check_kinds
 
 WORST_ERRORS = 50  # eval examples kept in errors.jsonl: the confidently wrong ones first
 
@@ -118,3 +123,40 @@ def card_outputs(facts: CardFacts) -> list[str]:
         shown = ", ".join(f"{n} {w:.3g}" for n, w in zip(names, weights, strict=False))
         lines[-1:-1] = ["", f"Trained with class weights ({shown}), so rare classes count as much as common ones."]
     return lines
+
+
+check_options = check_text_options
+
+
+def evaluate(given: Evaluation) -> dict[str, Any]:
+    """Accuracy, macro-F1 and the (class-weighted) loss on the file's usable rows, a long text's windows pooled."""
+    task, options, rows, where = given.settings, given.options, given.rows, given.where
+    text = column(rows, options.text or task["text"], "--text", where, suggest=True)
+    pair_name = options.text_pair or task.get("text_pair")
+    pair = column(rows, pair_name, "--text-pair", where, suggest=True) if pair_name else None
+    label = column(rows, options.label or task["label"], "--label", where, suggest=True)
+    check_kinds(rows, where, {"--text": text, **({"--text-pair": pair} if pair else {})}, ("--label", label))
+    usable = [
+        i
+        for i, row in enumerate(rows)
+        if str(row[text] or "").strip()
+        and (pair is None or str(row[pair] or "").strip())
+        and row[label] is not None
+        and str(row[label]).strip()
+    ]
+    if not usable:
+        raise UserError(f"{where}: no usable rows (every text is empty or every label missing)")
+    skipped = len(rows) - len(usable)
+    rows = rows.select(usable) if skipped else rows
+    predictor = given.predictor()
+    names = predictor.names
+    declared = task.get("labels") is not None or task.get("labels_file") is not None
+    fix = "fix the file, or name the label column with --label"
+    gold = classification.gold_ids(rows[label], names, declared, where, fix=fix)
+    texts = [str(t) for t in rows[text]]
+    pairs = [str(t) for t in rows[pair]] if pair else None
+    logits = torch.cat(list(predictor.logits(texts, pairs))).float()  # (N, K), a long text's windows pooled
+    weighted = classification.weighted_cross_entropy(given.resolved.get("class_weights"))
+    loss = (weighted or torch.nn.functional.cross_entropy)(logits, torch.as_tensor(gold)).item()
+    metrics = classification.scorer(names, given.extra_metrics())(logits.numpy(), gold) | {"loss": loss}
+    return {"rows": len(rows), "skipped": skipped, "metrics": metrics}

@@ -6,7 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
+from nlp_transfer.recipe import MultiLabelTask
+from nlp_transfer.tasks import multi_label
+from nlp_transfer.tasks.evaluations import Evaluation, check_text_options, column, usable_texts
 from nlp_transfer.tasks.metrics import multi_label_metrics
 from nlp_transfer.tasks.results import (
     Canvas,
@@ -19,7 +23,7 @@ from nlp_transfer.tasks.results import (
     split_labels,
 )
 from nlp_transfer.tasks.text_inputs import describe_inputs, long_texts
-from nlp_transfer.tasks.thresholds import THRESHOLDS_FILE
+from nlp_transfer.tasks.thresholds import THRESHOLDS_FILE, Decisions
 
 example = no_example  # the card shows the pipeline's generic usage example
 
@@ -93,3 +97,29 @@ def card_outputs(facts: CardFacts) -> list[str]:
         *[f"| {i} | {name} | {card_number(thresholds.get(name))} |" for i, name in enumerate(facts.label_names)],
         "",
     ]
+
+
+check_options = check_text_options
+
+
+def evaluate(given: Evaluation) -> dict[str, Any]:
+    """The run's own metrics at the run's thresholds (tuned on its eval split, never re-tuned on this file)."""
+    task = MultiLabelTask.model_validate(given.recipe_task)
+    rows, options, where = given.rows, given.options, given.where
+    if options.label and isinstance(task.label, str):
+        task = task.model_copy(update={"label": options.label})
+    for name in task.label if isinstance(task.label, list) else [task.label]:
+        column(rows, name, "--label", where)
+    predictor = given.predictor()
+    names = predictor.names
+    thresholds = multi_label.thresholds_of(given.folder, names, given.origin)
+    rows, texts, pairs, skipped = usable_texts(rows, options, task, where)
+    declared = names if task.labels is not None or task.labels_file is not None else None
+    gold = multi_label.LabelReader(task, declared, names).matrix(rows, where)  # (N, L)
+    logits = torch.cat(list(predictor.text_model.outputs(texts, pairs))).float()  # (N, L)
+    weights = given.resolved.get("positive_weights")
+    loss = multi_label.binary_cross_entropy(weights)(logits, torch.from_numpy(gold)).item()
+    decisions = Decisions(names, task.thresholds, task.threshold)
+    decisions.settled = thresholds
+    score = multi_label.scorer(names, decisions, task.threshold, given.extra_metrics())
+    return {"rows": len(rows), "skipped": skipped, "metrics": score(logits.numpy(), gold) | {"loss": loss}}

@@ -1,6 +1,6 @@
-"""What a finished question-answering run says about its model: exact match and F1 by the length of the gold answer,
-its card sentence, and the eval question with the shortest passage as its usage example. QA has no trivial
-baseline worth stating."""
+"""What a finished question-answering run says about its model: exact match and F1 on a SQuAD-style file (nlp-
+transfer evaluate) and by the length of the gold answer, its card sentence, and the eval question with the shortest
+passage as its usage example. QA has no trivial baseline worth stating."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from nlp_transfer.tasks.metrics import exact_match, token_f1
+from nlp_transfer.core.errors import UserError
+from nlp_transfer.tasks import qa
+from nlp_transfer.tasks.evaluations import Evaluation
+from nlp_transfer.tasks.metrics import exact_match, squad_metrics, token_f1
 from nlp_transfer.tasks.results import Canvas, CardFacts, Figure, View, ViewInputs, no_baseline
 
 # Gold answer length (words) -> the bucket it is reported in.
@@ -69,3 +72,33 @@ def card_summary(facts: CardFacts) -> str:
 
 def card_outputs(facts: CardFacts) -> list[str]:
     return []  # an answer is a span of the passage: no labels to list
+
+
+def check_options(settings: dict[str, Any], origin: str, options: Any) -> None:
+    """The columns a QA model reads are fixed: a column option does not apply, and is refused rather than ignored."""
+    given = {"--text": options.text, "--text-pair": options.text_pair, "--label": options.label}
+    for option, value in (given | {"--label-lines": options.label_lines}).items():
+        if value is not None:
+            raise UserError(
+                f"evaluate {option}: {origin} answers questions from the file's {settings['question']}, "
+                f"{settings['context']} and {settings['answers']} columns (SQuAD json or jsonl), so {option} does "
+                "not apply; drop it"
+            )
+
+
+def evaluate(given: Evaluation) -> dict[str, Any]:
+    """Exact match and F1 of the predicted answers against every gold answer (SQuAD's official definitions)."""
+    task, rows = given.settings, given.rows
+    needed = [task["question"], task["context"], task["answers"]]
+    missing = [name for name in needed if name not in rows.column_names]
+    if missing:
+        raise UserError(
+            f"{given.where}: no column {', '.join(repr(m) for m in missing)}; {given.origin} answers questions and is "
+            f"evaluated on rows with {', '.join(needed)} (SQuAD json, or jsonl with those fields), but the file's "
+            f"columns are {', '.join(rows.column_names)}. Pass a question-answering file"
+        )
+    question, context, answers = needed
+    pairs = [{"question": str(r[question]).lstrip(), "context": str(r[context])} for r in rows]
+    predicted = [row["answer"] or "" for row in given.predictor().predict(pairs)]
+    golds = [[text for text, _ in qa.answer_pairs(value)] for value in rows[answers]]
+    return {"rows": len(rows), "skipped": 0, "metrics": squad_metrics(predicted, golds)}

@@ -6,7 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
+from nlp_transfer.core.errors import UserError
+from nlp_transfer.recipe import RegressionTask
+from nlp_transfer.tasks import regression
+from nlp_transfer.tasks.evaluations import Evaluation, check_text_options, column, finite, usable_texts
 from nlp_transfer.tasks.metrics import regression_metrics
 from nlp_transfer.tasks.results import (
     Canvas,
@@ -82,3 +87,30 @@ def card_outputs(facts: CardFacts) -> list[str]:
         ],
         "",
     ]
+
+
+check_options = check_text_options
+
+
+def evaluate(given: Evaluation) -> dict[str, Any]:
+    """The run's own metrics in the targets' units, and the loss on the standardised targets as training saw it."""
+    task = RegressionTask.model_validate(given.recipe_task)
+    rows, options, where = given.rows, given.options, given.where
+    if options.label and isinstance(task.label, str):
+        task = task.model_copy(update={"label": options.label})
+    predictor = given.predictor()
+    mean, std = regression.target_scale(predictor.text_model.config, given.origin)
+    targets = task.label if isinstance(task.label, list) else [task.label]
+    for name in targets:
+        column(rows, name, "--label", where)
+    rows, texts, pairs, skipped = usable_texts(rows, options, task, where)
+    for name in targets:
+        bad = next((i for i, v in enumerate(rows[name]) if not finite(v)), None)
+        if bad is not None:
+            raise UserError(f"{where}: row {bad + 1}, column '{name}' is {rows[name][bad]!r}, not a finite number")
+    truth = np.array([rows[name] for name in targets], dtype=np.float64).T  # (N, T)
+    outputs = torch.cat(list(predictor.text_model.outputs(texts, pairs))).float().numpy()  # standardised (N, T)
+    standardised = (truth - mean) / std
+    loss = regression.mean_squared_error(torch.from_numpy(outputs), torch.from_numpy(standardised)).item()
+    score = regression.scorer(targets, mean, std, given.extra_metrics())
+    return {"rows": len(rows), "skipped": skipped, "metrics": score(outputs, standardised) | {"loss": loss}}

@@ -1,7 +1,7 @@
-"""What a task says about a finished model, on plain data: the types its view of the eval predictions, its card lines
-and its trivial baseline work with. Each task's module fills them in (the Task protocol, base.py); the run room
-draws the figures through a Canvas (run.figures is one), writes the files and places the results.
-"""
+"""What a task says about a finished model, on plain data: the types its view of the eval predictions, its card
+lines, its trivial baseline and its evaluation on a labelled file work with. Each task's module fills them in (the
+Task protocol, base.py); the run room draws the figures through a Canvas (run.figures is one), writes the files and
+places the results."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from nlp_transfer.tasks.evaluations import Evaluation
 from nlp_transfer.tasks.text_inputs import DOCUMENT, document_ids
 from nlp_transfer.tasks.text_rows import has_texts
 
@@ -126,6 +127,14 @@ class TaskResults(Protocol):
 
     def card_outputs(self, facts: CardFacts) -> list[str]:
         """The lines of the card's section on the model's outputs ([]: none)."""
+        ...
+
+    def check_options(self, settings: dict[str, Any], origin: str, options: Any) -> None:
+        """`nlp-transfer evaluate`'s column options the model cannot use, refused before the file is read."""
+        ...
+
+    def evaluate(self, given: Evaluation) -> dict[str, Any]:
+        """{rows, skipped, metrics} of the model on a labelled file: the metrics training reported."""
         ...
 
 

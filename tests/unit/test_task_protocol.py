@@ -296,3 +296,90 @@ def test_a_multi_label_model_without_thresholds_is_refused_before_predicting(tmp
 
     with pytest.raises(UserError, match=r"thresholds\.json is missing"):
         TASKS["multi_label"].decoder(ModelFacts(["joy"], None, tmp_path, {}, "run"))
+
+
+class FakeTexts:
+    """The texts predictor's surface a task's evaluate reads: fixed logits, one row per text."""
+
+    def __init__(self, logits: list[list[float]], names: list[str]) -> None:
+        import torch
+
+        self.names = names
+        self.found = torch.tensor(logits)
+        self.text_model = SimpleNamespace(
+            outputs=lambda texts, pairs=None: iter([self.found]),
+            config=SimpleNamespace(target_mean=[3.0], target_std=[2.0], num_labels=1),
+        )
+
+    def logits(self, texts: list[str], pairs: list[str] | None = None) -> Any:
+        return iter([self.found])
+
+
+def evaluation_for(task: str, tmp_path: Path) -> Any:
+    import json
+
+    from nlp_transfer.tasks.evaluations import Evaluation
+
+    (tmp_path / "thresholds.json").write_text(json.dumps({"thresholds": {"joy": 0.5, "anger": 0.5}}))
+    texts = ["a fine day", "a dull day"]
+    made: dict[str, tuple[dict[str, Any], Any]] = {
+        "classification": (
+            {"text": texts, "label": ["positive", "negative"]},
+            FakeTexts([[0.0, 2.0], [0.0, 2.0]], NAMES[task]),
+        ),
+        "multi_label": (
+            {"text": texts, "joy": [1, 0], "anger": [0, 1]},
+            FakeTexts([[3.0, -3.0], [-3.0, -3.0]], NAMES[task]),
+        ),
+        "regression": ({"text": texts, "stars": [5.0, 1.0]}, FakeTexts([[1.0], [-1.0]], NAMES[task])),
+        "qa": (
+            {
+                "question": ["Where?", "Who?"],
+                "context": ["in Paris", "Ann"],
+                "answers": [{"text": ["Paris"], "answer_start": [3]}, {"text": ["Ann"], "answer_start": [0]}],
+            },
+            SimpleNamespace(predict=lambda pairs: iter([{"answer": "Paris"}, {"answer": "Bob"}])),
+        ),
+        "token_classification": (
+            {"tokens": [["Ann", "ran"], ["Rome"]], "tags": [["B-PER", "O"], ["B-LOC"]]},
+            SimpleNamespace(
+                labels=NAMES[task], word_probabilities=lambda sentences: [np.eye(5)[[1, 0]], np.eye(5)[[1]]]
+            ),
+        ),
+    }
+    columns, predictor = made[task]
+    spec = spec_of(task).model_dump()
+    settings = spec | {"tag_scheme": "iob2"}
+    options = SimpleNamespace(text=None, text_pair=None, label=None, label_lines=None, batch_size=8)
+    return Evaluation(
+        datasets.Dataset.from_dict(columns), "--data f", options, spec, settings, "run", tmp_path, lambda: predictor
+    )
+
+
+SCORES = {
+    "classification": {"accuracy": 0.5},
+    "multi_label": {"subset_accuracy": 0.5},
+    "regression": {"mae": 0.0},
+    "qa": {"exact_match": 50.0},
+    "token_classification": {"precision": 0.5},
+}
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_each_task_evaluates_a_labelled_file(task: str, tmp_path: Path) -> None:
+    given = evaluation_for(task, tmp_path)
+    TASKS[task].results.check_options(given.settings, "run", given.options)
+    result = TASKS[task].results.evaluate(given)
+    assert result["rows"] == 2 and result["skipped"] == 0
+    for name, value in SCORES[task].items():
+        assert result["metrics"][name] == pytest.approx(value), (name, result["metrics"])
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_each_task_refuses_evaluate_options_its_model_cannot_use(task: str, tmp_path: Path) -> None:
+    from nlp_transfer.core.errors import UserError
+
+    given = evaluation_for(task, tmp_path)
+    given.options.text_pair = "second"  # no task here was trained on pairs; QA reads fixed columns
+    with pytest.raises(UserError, match="--text-pair"):
+        TASKS[task].results.check_options(given.settings, "run", given.options)

@@ -1,7 +1,7 @@
-"""What a finished token-classification run says about its model: entity scores per type, a confusion of entity
-types with "missed" and "spurious", the eval sentences with a wrong entity (errors.jsonl), what the card says the
-model does and which tags it outputs, and a sentence of the eval data for its usage example. Its baseline: none
-worth stating (a constant tag finds no entity)."""
+"""What a finished token-classification run says about its model: its scores on a labelled file (nlp-transfer
+evaluate), entity scores per type, a confusion of entity types with "missed" and "spurious", the eval sentences with
+a wrong entity (errors.jsonl), what the card says the model does and which tags it outputs, and a sentence of the eval
+data for its usage example. Its baseline: none worth stating (a constant tag finds no entity)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from nlp_transfer.core.errors import UserError
+from nlp_transfer.tasks.evaluations import Evaluation, check_text_options
 from nlp_transfer.tasks.results import Canvas, CardFacts, Figure, View, ViewInputs, no_baseline
-from nlp_transfer.tasks.token_classification.scores import entity_scores
-from nlp_transfer.tasks.token_classification.tags import entities_of, repair
+from nlp_transfer.tasks.token_classification.scores import entity_scores, scores_of
+from nlp_transfer.tasks.token_classification.tags import TagProblem, entities_of, repair, spans_to_tags, to_iob2
 
 MAX_ERRORS = 500  # eval sentences kept in errors.jsonl
 
@@ -123,3 +125,58 @@ def _marked(words: list[str], spans: Spans) -> str:
             shown[a] = "[" + shown[a]
             shown[b - 1] = shown[b - 1] + "]" + kind
     return " ".join(shown)
+
+
+check_options = check_text_options
+
+
+def evaluate(given: Evaluation) -> dict[str, Any]:
+    """The scores training reports (entity P/R/F1, per type, word accuracy) on a CoNLL file or JSONL rows with token
+    and tag lists (or text and entity spans)."""
+    task, where = given.settings, given.where
+    scheme = str(task.get("tag_scheme", "iob2"))
+    words, gold = _labelled_sentences(given.rows, task, where)
+    predictor = given.predictor()
+    known = set(predictor.labels)
+    for number, tags in enumerate(gold, start=1):
+        unknown = sorted(set(tags) - known)
+        if unknown:
+            raise UserError(
+                f"{where}: sentence {number}: tag '{unknown[0]}' is not one this model predicts "
+                f"({', '.join(predictor.labels)}); evaluate it on data with the model's tags"
+            )
+    predicted = []
+    for start in range(0, len(words), 256):  # a bounded number of sentences in memory at once
+        for probabilities in predictor.word_probabilities(words[start : start + 256]):
+            predicted.append([predictor.labels[i] for i in probabilities.argmax(-1)])
+    return {"rows": len(words), "skipped": 0, "metrics": scores_of(scheme, gold, predicted)}
+
+
+def _labelled_sentences(rows: Any, task: dict[str, Any], where: str) -> tuple[list[list[str]], list[list[str]]]:
+    scheme = str(task.get("tag_scheme", "iob2"))
+    columns: list[str] = list(rows.column_names)
+    tokens, tags = str(task.get("tokens") or "tokens"), str(task.get("tags") or "tags")
+    if tokens in columns and tags in columns:
+        pairs = [(list(map(str, w)), list(map(str, t))) for w, t in zip(rows[tokens], rows[tags], strict=True)]
+    elif "text" in columns and "entities" in columns:
+        pairs = []
+        for number, (text, spans) in enumerate(zip(rows["text"], rows["entities"], strict=True), start=1):
+            try:
+                pairs.append(spans_to_tags(str(text or ""), spans or []))
+            except TagProblem as problem:
+                raise UserError(f"{where}: row {number}: {problem}") from None
+    else:
+        raise UserError(
+            f"{where}: this model tags words and is evaluated on a CoNLL file (WORD<TAB>TAG lines) or JSONL rows "
+            f"with '{tokens}' and '{tags}' lists (or text and entities), but the file's columns are "
+            f"{', '.join(columns)}"
+        )
+    gold = []
+    for number, (w, t) in enumerate(pairs, start=1):
+        if len(w) != len(t) or not w:
+            raise UserError(f"{where}: sentence {number} has {len(w)} tokens and {len(t)} tags; one tag per token")
+        try:
+            gold.append(to_iob2(t, scheme))
+        except TagProblem as problem:
+            raise UserError(f"{where}: sentence {number}, {problem}") from None
+    return [w for w, _ in pairs], gold
