@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import torch
 
 from nlp_transfer.core.hardware import Runtime
-from nlp_transfer.share.inference import ordered, predict_lines
+from nlp_transfer.share.inference import ordered, predict_lines, predictions
 from nlp_transfer.share.inputs import Inputs, InputSide, Item, PredictInputs, Source, validated_inputs
 from nlp_transfer.share.prediction_files import joined
 from nlp_transfer.share.question_items import QuestionItems
@@ -43,6 +43,10 @@ class Predictor(Protocol):
 
     def predict_batch(self, batch: list[Item]) -> list[dict[str, Any]]:
         """One output row per input, in the batch's order."""
+        ...
+
+    def predict(self, items: Sequence[Any]) -> Iterator[dict[str, Any]]:
+        """In-process predictions for a list of inputs, in order (inference.predictions)."""
         ...
 
 
@@ -80,12 +84,6 @@ def predict_inputs(predictor: Predictor, inputs: Inputs, out: Path | None, show_
         )
 
     predict_lines(rows, inputs.count, predictor.batch_size, out, show_progress)
-
-
-def predictions(predictor: Predictor, items: Sequence[Any]) -> Iterator[dict[str, Any]]:
-    """In-process predictions for a list of inputs (for classification plain strings will do), in order."""
-    normalized = [item if isinstance(item, dict) else {"text": str(item)} for item in items]
-    return ordered(normalized, predictor.items.length, predictor.batch_size, predictor.predict_batch)
 
 
 class AnswerPredictor:

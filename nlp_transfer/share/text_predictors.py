@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from nlp_transfer.core.hardware import Runtime
-from nlp_transfer.share.inference import WINDOW_BATCHES, in_length_order, windows
+from nlp_transfer.share.inference import WINDOW_BATCHES, in_length_order, predictions, windows
 from nlp_transfer.share.inputs import Item
 from nlp_transfer.share.label_prior import read_label_prior
 from nlp_transfer.share.text_items import TextItems
@@ -57,6 +57,9 @@ class TextPredictor:
 
     def predict_batch(self, batch: list[Item]) -> list[dict[str, Any]]:
         return self.decode([self.items.echo(item) for item in batch], self.batch_logits(batch))
+
+    def predict(self, items: Sequence[Any]) -> Iterator[dict[str, Any]]:
+        return predictions(self, items)
 
     def logits(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> Iterator[torch.Tensor]:
         """(window, K) outputs, window by window in input order (torch.cat gives (N, K)), label prior applied."""

@@ -10,7 +10,7 @@ on), average (the mean of its sub-words' probabilities), max (the tag of its mos
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ import torch
 
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.hardware import Runtime
+from nlp_transfer.share.inference import predictions
 from nlp_transfer.share.inputs import Item, PredictInputs, Role
 from nlp_transfer.share.text_outputs import config_of
 from nlp_transfer.share.text_predictors import model_facts
@@ -112,6 +113,9 @@ class TokenPredictor:
                 found = rows[int(np.argmax([r.max() for r in rows]))]
             sums[word] += found
             counts[word] += 1
+
+    def predict(self, items: Sequence[Any]) -> Iterator[dict[str, Any]]:
+        return predictions(self, items)
 
     def predict_batch(self, batch: list[Item]) -> list[dict[str, Any]]:
         sentences = [[w.text for w in item_words(item)[1]] for item in batch]
