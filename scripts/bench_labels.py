@@ -165,8 +165,8 @@ def emobank(out: Path, fp32: bool) -> list[dict[str, Any]]:
 
 
 def amazon(out: Path, fp32: bool) -> list[dict[str, Any]]:
-    from nlp_transfer.use.predict import LabelPredictor
-    from nlp_transfer.use.text_predictors import NumberPredictor
+    from nlp_transfer.tasks.regression import target_scale, unscaled
+    from nlp_transfer.use.text_predictors import TextPredictor
     from nlp_transfer.use.trained import open_trained
 
     recipe = "amazon_ratings_minilm.yaml"
@@ -174,12 +174,14 @@ def amazon(out: Path, fp32: bool) -> list[dict[str, Any]]:
     texts, stars = list(test["text"]), np.asarray(test["rating"], dtype=float)
     rows = []
     metrics = train(recipe, [], out / "regression", fp32)
-    values = np.concatenate(list(NumberPredictor(open_trained(out / "regression"), 128).values(texts)))[:, 0]
+    numbers = TextPredictor(open_trained(out / "regression"), 128)
+    mean, std = target_scale(numbers.text_model.config, str(out / "regression"))
+    values = np.concatenate([unscaled(o.numpy(), mean, std) for o in numbers.text_model.outputs(texts)])[:, 0]
     rows.append({"as": "regression (one number)", "mae": _mae(values, stars), "exact": _exact(values, stars)})
     rows[-1]["train_seconds"] = metrics["train"]["train_wall_seconds"]
     classes = "task={name: classification, label: rating, max_length: 128, truncation: head_tail}"
     metrics = train(recipe, [classes], out / "classification", fp32)
-    predictor = LabelPredictor(open_trained(out / "classification"), 128)
+    predictor = TextPredictor(open_trained(out / "classification"), 128)
     values_of = np.array([float(predictor.id2label[i]) for i in range(len(predictor.id2label))])
     probabilities = np.concatenate([o.softmax(-1).numpy() for o in predictor.logits(texts)])
     argmax, expected = values_of[probabilities.argmax(-1)], probabilities @ values_of

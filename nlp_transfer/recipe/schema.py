@@ -270,15 +270,11 @@ class Recipe(Strict):
         recipe = handler(data)
         metric = recipe.train.metric_for_best or recipe.task.default_metric_for_best()
         extra = [m if isinstance(m, ExtraMetric) else ExtraMetric(path=m) for m in recipe.train.extra_metrics]
-        if extra and recipe.task.name in ("qa", "token_classification"):
+        if extra and not recipe.task.takes_extra_metrics:
             raise ValueError(
                 f"train.extra_metrics: {recipe.task.name} is scored by its own metrics only; remove extra_metrics"
             )
-        if recipe.data.max_train_per_class is not None and recipe.task.name in (
-            "regression",
-            "qa",
-            "token_classification",
-        ):
+        if recipe.data.max_train_per_class is not None and not recipe.task.has_classes:
             raise ValueError(
                 f"data.max_train_per_class takes rows per class, and a {recipe.task.name} task has no classes; use "
                 "data.max_train_samples"

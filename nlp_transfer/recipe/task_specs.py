@@ -101,6 +101,8 @@ class ClassificationTask(Strict):
 
     metric_names: ClassVar[tuple[str, ...]] = ("accuracy", "macro_f1", "loss")
     main_metric: ClassVar[str] = "accuracy"  # picks the best checkpoint unless train.metric_for_best says otherwise
+    has_classes: ClassVar[bool] = True  # data.max_train_per_class applies (rows per class)
+    takes_extra_metrics: ClassVar[bool] = True  # train.extra_metrics are scored beside its own
 
     name: Literal["classification"] = Field(description="single texts or sentence pairs, two or more classes")
     text: str = Field("text", description="column holding the text")
@@ -147,6 +149,8 @@ class MultiLabelTask(Strict):
         "loss",
     )
     main_metric: ClassVar[str] = "macro_f1"
+    has_classes: ClassVar[bool] = True  # data.max_train_per_class applies (rows per class)
+    takes_extra_metrics: ClassVar[bool] = True  # train.extra_metrics are scored beside its own
 
     name: Literal["multi_label"] = Field(description="several labels per text, one sigmoid per label")
     text: str = Field("text", description="column holding the text")
@@ -224,6 +228,8 @@ class RegressionTask(Strict):
 
     metric_names: ClassVar[tuple[str, ...]] = ("pearson", "spearman", "r2", "mse", "mae", "loss")
     main_metric: ClassVar[str] = "pearson"  # the mean over targets when there are several
+    has_classes: ClassVar[bool] = False  # data.max_train_per_class applies (rows per class)
+    takes_extra_metrics: ClassVar[bool] = True  # train.extra_metrics are scored beside its own
 
     name: Literal["regression"] = Field(description="one number or several per text")
     text: str = Field("text", description="column holding the text")
@@ -258,6 +264,8 @@ class QuestionAnsweringTask(Strict):
 
     metric_names: ClassVar[tuple[str, ...]] = ("exact_match", "f1", "loss")
     main_metric: ClassVar[str] = "f1"
+    has_classes: ClassVar[bool] = False  # data.max_train_per_class applies (rows per class)
+    takes_extra_metrics: ClassVar[bool] = False  # train.extra_metrics are scored beside its own
 
     name: Literal["qa"] = Field(description="extractive question answering (SQuAD v1.1 and v2)")
     question: str = Field("question", description="column holding the question")
@@ -299,6 +307,8 @@ class TokenClassificationTask(Strict):
 
     metric_names: ClassVar[tuple[str, ...]] = ("f1", "precision", "recall", "macro_f1", "accuracy", "loss")
     main_metric: ClassVar[str] = "f1"  # entity-level micro F1 (seqeval, strict IOB2)
+    has_classes: ClassVar[bool] = False  # data.max_train_per_class applies (rows per class)
+    takes_extra_metrics: ClassVar[bool] = False  # train.extra_metrics are scored beside its own
 
     name: Literal["token_classification"] = Field(description="a tag per word: named entities, chunks, part-of-speech")
     tokens: str = Field("tokens", description="column holding each sentence's words (a list of strings)")

@@ -1,19 +1,15 @@
 """What a finished run's log says about its training, in words: which checkpoint was kept and why, whether early
 stopping ended the run, whether the model over-fitted (eval loss rising while the training loss falls), and whether
-it beats the trivial baseline (the best constant answer for classification, a constant answer for multi-label, the
-training mean for regression). The summary, the model card and report.html show these;
+it beats the task's trivial baseline (each task's `baseline`: the best constant answer for classification, a constant
+answer for multi-label, the training mean for regression). The summary, the model card and report.html show these;
 metrics.json keeps them under `diagnostics`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
 from nlp_transfer.recipe import lower_is_better
-from nlp_transfer.tasks.text_inputs import DOCUMENT
 
 RISING_EVALUATIONS = 2  # eval loss rising this many evaluations in a row (while training loss falls): over-fitting
 MEANINGFUL_CHANGE = 0.02  # relative change of a loss that is more than noise (2%)
@@ -113,100 +109,6 @@ def _overfitting(
                 )
                 return {"from_step": first, "to_step": last, "message": message}
     return None
-
-
-def best_constant(eval_labels: Sequence[int], label_names: list[str], split: str = "eval") -> dict[str, Any]:
-    """Always giving one answer, the one that scores best on the split being scored (by accuracy, then macro-F1):
-    the score a model must beat there. Chosen on that split, not the training split, so a tie or a shift between
-    the two never names a class that scores worse than another constant answer would."""
-    from nlp_transfer.tasks.metrics import classification_metrics
-
-    gold = np.asarray(eval_labels, dtype=int)
-    if not len(gold):
-        return {}
-    scored = [
-        classification_metrics(gold, np.full(len(gold), answer), label_names) for answer in range(len(label_names))
-    ]
-    best = max(range(len(scored)), key=lambda a: (scored[a]["accuracy"], scored[a]["macro_f1"], -a))
-    return {
-        "name": f"always '{label_names[best]}' (the best constant answer on the {split} split)",
-        "accuracy": scored[best]["accuracy"],
-        "macro_f1": scored[best]["macro_f1"],
-    }
-
-
-def per_document(split: Any) -> list[Any]:
-    """The labels of a tokenized split, one per text: windowed splits (truncation: windows) hold one row per window,
-    and a text counts once however many windows it has."""
-    labels = split["labels"]
-    if DOCUMENT not in split.column_names:
-        return list(labels)
-    seen: dict[int, Any] = {}
-    for document, label in zip(split[DOCUMENT], labels, strict=True):
-        seen.setdefault(int(document), label)
-    return list(seen.values())
-
-
-def _labels(prepared: Any, split: str) -> list[Any] | None:
-    found = prepared.splits.get(split)
-    if found is None or "labels" not in found.column_names:
-        return None
-    return per_document(found)
-
-
-def classification_baseline(prepared: Any) -> dict[str, Any]:
-    labels = _labels(prepared, "eval")
-    return best_constant(labels, prepared.label_names) if labels else {}
-
-
-def multi_label_baseline(prepared: Any) -> dict[str, Any]:
-    """The better of two constant answers on the eval split: no label for any text, or every label a majority of
-    the training texts carry (with GoEmotions-like data, usually none: then "no label")."""
-    from nlp_transfer.tasks.metrics import multi_label_metrics
-
-    train, gold = _labels(prepared, "train"), _labels(prepared, "eval")
-    if not train or not gold:
-        return {}
-    frequent = np.asarray(train, dtype=float).mean(axis=0) > 0.5  # (L,) the labels most training texts carry
-    gold_array = np.asarray(gold, dtype=int)  # (N, L)
-    names = prepared.label_names
-    answers = {"no label for any text": np.zeros(len(names), dtype=bool)}
-    if frequent.any():
-        shown = ", ".join(n for n, f in zip(names, frequent, strict=True) if f)
-        answers[f"always the labels most training texts carry ({shown})"] = frequent
-    scored = {}
-    for name, answer in answers.items():
-        predicted = np.tile(answer.astype(int), (len(gold_array), 1))
-        scores = multi_label_metrics(gold_array, predicted, predicted.astype(float), names)
-        scored[name] = {k: scores[k] for k in ("macro_f1", "micro_f1", "subset_accuracy")}
-    best = max(scored, key=lambda n: (scored[n]["micro_f1"], scored[n]["subset_accuracy"]))
-    return {"name": f"{best} (a constant answer)", **scored[best]}
-
-
-def regression_baseline(prepared: Any) -> dict[str, Any]:
-    """Predicting the training mean of every target for every text, scored on the eval split in the targets' own
-    units (the labels train standardised; the scale is in the task's config attributes)."""
-    from nlp_transfer.tasks.metrics import regression_metrics
-
-    train, gold = _labels(prepared, "train"), _labels(prepared, "eval")
-    if not train or not gold:
-        return {}
-    mean = np.asarray(prepared.config_attributes.get("target_mean", 0.0), dtype=np.float64)
-    std = np.asarray(prepared.config_attributes.get("target_std", 1.0), dtype=np.float64)
-    train_values = np.asarray(train, dtype=np.float64).reshape(len(train), -1) * std + mean  # (N, T)
-    gold_values = np.asarray(gold, dtype=np.float64).reshape(len(gold), -1) * std + mean
-    constant = np.tile(train_values.mean(axis=0), (len(gold_values), 1))
-    scores = regression_metrics(gold_values, constant, prepared.label_names[: gold_values.shape[1]])
-    # A constant has no correlation with the truth: pearson and spearman are 0 (regression_metrics' convention).
-    return {"name": "always the training mean", **{k: scores[k] for k in ("pearson", "spearman", "r2", "mse", "mae")}}
-
-
-# task name -> the trivial baseline its models must beat (QA has none worth stating).
-BASELINES: dict[str, Callable[[Any], dict[str, Any]]] = {
-    "classification": classification_baseline,
-    "multi_label": multi_label_baseline,
-    "regression": regression_baseline,
-}
 
 
 def messages(diagnostics: dict[str, Any]) -> list[str]:

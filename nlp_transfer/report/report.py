@@ -22,7 +22,6 @@ from nlp_transfer.core.files import check_output_folder, read_json_or_empty
 from nlp_transfer.report import figures
 from nlp_transfer.report.diagnostics import messages
 from nlp_transfer.report.metric_order import MetricOrder, fmt, order, weakest_first
-from nlp_transfer.report.views import VIEWS, Figure, ViewInputs
 from nlp_transfer.runfolder.folder import (
     CURVES_FILE,
     ENVIRONMENT_FILE,
@@ -36,6 +35,8 @@ from nlp_transfer.runfolder.folder import (
     RunFolder,
     read_status,
 )
+from nlp_transfer.tasks import TASKS
+from nlp_transfer.tasks.results import Figure, ViewInputs
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +67,14 @@ def draw(
         )
         drawn = [Figure(CURVES_FILE, "Training loss per logging step, eval loss and metric per evaluation")]
         numbers: dict[str, Any] = {}
-        if task in VIEWS and captured is not None:
+        if captured is not None:
             found = ViewInputs(
                 folder, captured, tokenized, tokenizer, label_names, evaluation or {}, model_settings or {}, source
             )
-            view = VIEWS[task](found)
+            view = TASKS[task].results.view(found, figures)
+            if view.errors is not None:
+                errors = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in view.errors)
+                RunFolder(folder).write_text(ERRORS_FILE, errors)
             drawn += view.figures
             numbers = view.numbers
     except ImportError as err:

@@ -23,6 +23,7 @@ from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.files import read_json_or_empty, sha256_file, write_atomically
 from nlp_transfer.methods.lora import ADAPTER_CONFIG_FILE, BASE_CONFIG_FILE, MERGED_DIR
 from nlp_transfer.methods.probe import PROBE_FILE
+from nlp_transfer.tasks.thresholds import THRESHOLDS_FILE  # noqa: F401  # a task's own file, named in its module
 
 # ---- every file of a run folder, named once --------------------------------------------------------------------
 STATUS_FILE = "run_status.json"  # running / complete / failed / interrupted; written last on success
@@ -30,7 +31,6 @@ RECIPE_FILE = "recipe.resolved.yaml"  # the exact recipe, defaults filled in
 ENVIRONMENT_FILE = "environment.json"  # libraries, seed, data hashes, model source: what reproducing needs
 METRICS_FILE = "metrics.json"  # train / eval / test metrics
 TASK_FILE = "task.json"  # what the task resolved from the data (e.g. QA's unanswerable), for predict
-THRESHOLDS_FILE = "thresholds.json"  # multi-label decision thresholds, tuned on the eval split; predict applies them
 CARD_FILE = "README.md"  # the model card (also where the Hub keeps it)
 RUN_LOG = "run.log"  # our log lines and the libraries' warnings
 TRAINER_LOG = "trainer_log.jsonl"  # every Trainer log line

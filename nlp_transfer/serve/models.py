@@ -17,7 +17,7 @@ from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.serve.speed import prepare_for_serving
 from nlp_transfer.use.inputs import FileColumns, Item, PredictInputs, Role
-from nlp_transfer.use.predict import PREDICTORS, Predictor
+from nlp_transfer.use.predict import Predictor, predictor_for
 from nlp_transfer.use.prediction_files import joined
 from nlp_transfer.use.trained import Trained, open_trained
 
@@ -132,7 +132,7 @@ def load_model(name: str, trained: Trained, runtime: Runtime, batch_size: int) -
     request is not the slow one)."""
     if trained.onnx is not None:
         runtime = Runtime.choose("cpu", "fp32")  # onnxruntime runs on the CPU, in the file's own precision
-    predictor = PREDICTORS[trained.recipe["task"]["name"]](trained, batch_size, runtime)
+    predictor = predictor_for(trained, batch_size, runtime)
     prepare_for_serving(predictor, runtime)
     roles = predictor.items.roles(ROLES_OF_A_FILE)
     served = ServedModel(name, trained, predictor, roles, runtime)

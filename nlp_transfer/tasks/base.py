@@ -11,6 +11,9 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from nlp_transfer.data.loading import LoadedData
+from nlp_transfer.tasks.input_kinds import InputKind
+from nlp_transfer.tasks.predictions import Decoder, ModelFacts
+from nlp_transfer.tasks.results import TaskResults
 
 # (logits (B, K), labels of the batch) -> the mean loss of the batch
 LossOnLogits = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -48,6 +51,10 @@ class PreparedTask:
 
 
 class Task(Protocol):
+    """Everything a task means, in one place: its schema class names it in the recipe, its module implements this,
+    and TASKS (tasks/__init__.py) is the one table. The run and share rooms loop over these members and never ask
+    for a task by name; tests/unit/test_task_protocol.py checks that every task provides every one."""
+
     auto_model_class: ClassVar[Any]  # transformers Auto class with the task's head
     peft_task_type: ClassVar[str]  # peft TaskType name: keeps the head trainable and saved
     pipeline_tag: ClassVar[str]  # Hub pipeline tag for model cards
@@ -59,4 +66,17 @@ class Task(Protocol):
 
     def prepare(self, data: LoadedData, tokenizer: PreTrainedTokenizerBase, pad_to_max_length: bool) -> PreparedTask:
         """Check columns and labels, then tokenize every split (through the tokenization cache)."""
+        ...
+
+    # What a finished model says about the task (its baseline, view, usage example and card lines): a module that
+    # implements results.TaskResults on plain data; the run room draws, writes and places what it returns.
+    results: ClassVar[TaskResults]
+    inputs: ClassVar[InputKind]  # what its model reads and returns (input_kinds.py); export checks it on samples
+    corrects_label_prior: ClassVar[bool]  # an adapted model's label prior (label_prior.json) shifts its logits
+    does: ClassVar[str]  # what its model does with texts, for messages ("classifies", "labels", "scores", ...)
+
+    @staticmethod
+    def decoder(facts: ModelFacts) -> Decoder:
+        """How a batch of the model's outputs (by its kind of input) becomes prediction rows; reads what it needs
+        about the model first (a UserError before any prediction when the folder lacks it)."""
         ...

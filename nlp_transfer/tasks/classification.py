@@ -17,11 +17,15 @@ from transformers import AutoModelForSequenceClassification, PreTrainedTokenizer
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.data.loading import LoadedData
 from nlp_transfer.recipe import ClassificationTask
+from nlp_transfer.tasks import classification_report
 from nlp_transfer.tasks.base import LossOnLogits, PreparedTask
 from nlp_transfer.tasks.evaluation import metrics_for
 from nlp_transfer.tasks.extra_metrics import LoadedMetric, extra_scores
+from nlp_transfer.tasks.input_kinds import TEXTS, InputKind
 from nlp_transfer.tasks.label_names import declared_names
 from nlp_transfer.tasks.metrics import classification_metrics
+from nlp_transfer.tasks.predictions import Decoder, ModelFacts, Row
+from nlp_transfer.tasks.results import TaskResults
 from nlp_transfer.tasks.text_inputs import TextInputs
 from nlp_transfer.tasks.text_rows import (
     Batch,
@@ -44,6 +48,15 @@ class Classification:
     pooled_features: ClassVar[bool] = True
     predict_example: ClassVar[str] = '"your text here"'
     padding_side: ClassVar[str | None] = None  # the tokenizer's own
+
+    results: ClassVar[TaskResults] = classification_report  # its baseline, view, usage example and card lines
+    inputs: ClassVar[InputKind] = TEXTS  # what its model reads and returns; export checks it on samples
+    corrects_label_prior: ClassVar[bool] = True  # an adapted model's label_prior.json shifts its logits
+    does: ClassVar[str] = "classifies"  # what its model does with texts, for messages
+
+    @staticmethod
+    def decoder(facts: ModelFacts) -> Decoder:
+        return label_rows(facts.label_names)
 
     def __init__(self, config: ClassificationTask) -> None:
         self.config = config
@@ -221,3 +234,23 @@ def gold_ids(
         else:
             raise UserError(f"{where}: label {value!r} is not one of the model's labels [{', '.join(names)}]; {fix}")
     return np.asarray(ids)
+
+
+def label_rows(names: list[str]) -> Decoder:
+    """Each text's label, its probability and every label's: from (B, K) logits (label prior already applied)."""
+
+    def decode(items: list[Row], logits: torch.Tensor) -> list[Row]:
+        rows = []
+        for item, probabilities in zip(items, logits.softmax(dim=-1).tolist(), strict=True):
+            best = max(range(len(probabilities)), key=probabilities.__getitem__)
+            rows.append(
+                item
+                | {
+                    "label": names[best],
+                    "probability": round(probabilities[best], 6),
+                    "probabilities": {names[i]: round(p, 6) for i, p in enumerate(probabilities)},
+                }
+            )
+        return rows
+
+    return decode

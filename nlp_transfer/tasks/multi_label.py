@@ -9,22 +9,29 @@ weights), and decision thresholds are tuned on the eval split (thresholds.py).""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 from transformers import AutoModelForSequenceClassification, PreTrainedTokenizerBase
 
 from nlp_transfer.core.errors import UserError
+from nlp_transfer.core.files import read_json_or_empty
 from nlp_transfer.data.loading import LoadedData
 from nlp_transfer.recipe import MultiLabelTask
+from nlp_transfer.tasks import multi_label_report
 from nlp_transfer.tasks.base import PreparedTask
 from nlp_transfer.tasks.classification import normalise_label
 from nlp_transfer.tasks.evaluation import metrics_for
 from nlp_transfer.tasks.extra_metrics import LoadedMetric, extra_scores
+from nlp_transfer.tasks.input_kinds import TEXTS, InputKind
 from nlp_transfer.tasks.label_names import declared_names
 from nlp_transfer.tasks.metrics import multi_label_metrics
 from nlp_transfer.tasks.multi_label_losses import binary_cross_entropy as binary_cross_entropy  # its old home
 from nlp_transfer.tasks.multi_label_losses import loss_for
+from nlp_transfer.tasks.predictions import Decoder, ModelFacts, Row
+from nlp_transfer.tasks.results import TaskResults
 from nlp_transfer.tasks.text_inputs import TextInputs
 from nlp_transfer.tasks.text_rows import (
     Batch,
@@ -36,7 +43,7 @@ from nlp_transfer.tasks.text_rows import (
     tokenize_splits,
     where,
 )
-from nlp_transfer.tasks.thresholds import Decisions
+from nlp_transfer.tasks.thresholds import THRESHOLDS_FILE, Decisions, from_record
 
 LIST, DELIMITED = "a list", "a delimited string"
 
@@ -48,6 +55,15 @@ class MultiLabel:
     pooled_features: ClassVar[bool] = True
     predict_example: ClassVar[str] = '"your text here"'
     padding_side: ClassVar[str | None] = None  # the tokenizer's own
+
+    results: ClassVar[TaskResults] = multi_label_report  # its baseline, view, usage example and card lines
+    inputs: ClassVar[InputKind] = TEXTS  # what its model reads and returns; export checks it on samples
+    corrects_label_prior: ClassVar[bool] = False  # an adapted model's label_prior.json shifts its logits
+    does: ClassVar[str] = "labels"  # what its model does with texts, for messages
+
+    @staticmethod
+    def decoder(facts: ModelFacts) -> Decoder:
+        return label_set_rows(facts.label_names, thresholds_of(facts.folder, facts.label_names, facts.origin))
 
     def __init__(self, config: MultiLabelTask) -> None:
         self.config = config
@@ -268,3 +284,28 @@ def scorer(names: list[str], decisions: Decisions, fixed: float, extras: list[Lo
         return metrics | extra_scores(extras, predicted.astype(int).tolist(), gold.tolist(), set(metrics))
 
     return score
+
+
+def thresholds_of(folder: Path, names: list[str], origin: str) -> np.ndarray:
+    """The decision thresholds a multi-label run tuned (thresholds.json); a folder without them cannot decide."""
+    found = from_record(read_json_or_empty(folder / THRESHOLDS_FILE), names)
+    if found is None:
+        raise UserError(
+            f"{origin}: {THRESHOLDS_FILE} is missing or does not give a threshold for every label; it is part of a "
+            "multi-label model (copy it with the folder, or train the run again)"
+        )
+    return found
+
+
+def label_set_rows(names: list[str], thresholds: np.ndarray) -> Decoder:
+    """The labels whose probability reaches their threshold, and every label's probability: from (B, L) logits."""
+
+    def decode(items: list[Row], logits: torch.Tensor) -> list[Row]:
+        rows = []
+        for item, row in zip(items, sigmoid(logits.numpy()), strict=True):
+            chosen = [name for name, p, t in zip(names, row, thresholds, strict=True) if p >= t]
+            named = {name: round(float(p), 6) for name, p in zip(names, row, strict=True)}
+            rows.append(item | {"labels": chosen, "probabilities": named})
+        return rows
+
+    return decode

@@ -19,11 +19,16 @@ from nlp_transfer.core.errors import UserError, did_you_mean
 from nlp_transfer.data.cache import cache_key, cached_map, split_key, tokenizer_fingerprint
 from nlp_transfer.data.loading import LoadedData
 from nlp_transfer.recipe import QuestionAnsweringTask
+from nlp_transfer.tasks import qa_report
 from nlp_transfer.tasks.base import PreparedTask
+from nlp_transfer.tasks.input_kinds import QUESTIONS, InputKind
 from nlp_transfer.tasks.metrics import squad_metrics
+from nlp_transfer.tasks.predictions import Decoder, ModelFacts, Row, echo
+from nlp_transfer.tasks.results import TaskResults
 from nlp_transfer.tasks.spans import (
     NO_OFFSET,
     NULL_INDEX,
+    Answer,
     AnswerMerger,
     answer_tokens,
     as_numpy,
@@ -67,6 +72,15 @@ class QuestionAnswering:
     # Answer positions count tokens from the left; padding on the left would shift them batch by batch. The
     # tokenizer is loaded so (train.pipeline), never changed here: it is shared, and saved with the model.
     padding_side: ClassVar[str | None] = "right"
+
+    results: ClassVar[TaskResults] = qa_report  # its baseline, view, usage example and card lines
+    inputs: ClassVar[InputKind] = QUESTIONS  # what its model reads and returns; export checks it on samples
+    corrects_label_prior: ClassVar[bool] = False  # an adapted model's label_prior.json shifts its logits
+    does: ClassVar[str] = "answers questions about"  # what its model does with texts, for messages
+
+    @staticmethod
+    def decoder(facts: ModelFacts) -> Decoder:
+        return answer_rows
 
     def __init__(self, config: QuestionAnsweringTask) -> None:
         self.config = config
@@ -323,3 +337,11 @@ def answer_pairs(answers: Any) -> list[tuple[str, int]]:
 
 def _where(split: str, data: LoadedData) -> str:
     return f"data.{split} ({', '.join(data.sources.get(split, ['held out from train']))})"
+
+
+def answer_rows(items: list[Row], answers: list[Answer]) -> list[Row]:
+    """Each question with its answer span (text, score, character offsets); the passage is not repeated."""
+    return [
+        echo(item, ("context",)) | {"answer": a.text, "score": round(a.score, 6), "start": a.start, "end": a.end}
+        for item, a in zip(items, answers, strict=True)
+    ]

@@ -16,10 +16,14 @@ from transformers import AutoModelForSequenceClassification, PreTrainedTokenizer
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.data.loading import LoadedData
 from nlp_transfer.recipe import RegressionTask
+from nlp_transfer.tasks import regression_report
 from nlp_transfer.tasks.base import PreparedTask
 from nlp_transfer.tasks.evaluation import metrics_for
 from nlp_transfer.tasks.extra_metrics import LoadedMetric, extra_scores
+from nlp_transfer.tasks.input_kinds import TEXTS, InputKind
 from nlp_transfer.tasks.metrics import regression_metrics
+from nlp_transfer.tasks.predictions import Decoder, ModelFacts, Row
+from nlp_transfer.tasks.results import TaskResults
 from nlp_transfer.tasks.text_inputs import TextInputs
 from nlp_transfer.tasks.text_rows import (
     Batch,
@@ -39,6 +43,16 @@ class Regression:
     pooled_features: ClassVar[bool] = True
     predict_example: ClassVar[str] = '"your text here"'
     padding_side: ClassVar[str | None] = None  # the tokenizer's own
+
+    results: ClassVar[TaskResults] = regression_report  # its baseline, view, usage example and card lines
+    inputs: ClassVar[InputKind] = TEXTS  # what its model reads and returns; export checks it on samples
+    corrects_label_prior: ClassVar[bool] = False  # an adapted model's label_prior.json shifts its logits
+    does: ClassVar[str] = "scores"  # what its model does with texts, for messages
+
+    @staticmethod
+    def decoder(facts: ModelFacts) -> Decoder:
+        mean, std = target_scale(facts.config, facts.origin)
+        return number_rows(facts.label_names, mean, std)
 
     def __init__(self, config: RegressionTask) -> None:
         self.config = config
@@ -165,3 +179,28 @@ def scorer(targets: list[str], mean: np.ndarray, std: np.ndarray, extras: list[L
         return metrics
 
     return score
+
+
+def target_scale(config: Any, origin: str) -> tuple[np.ndarray, np.ndarray]:
+    """The regression targets' (mean, std) from the model's config."""
+    mean, std = getattr(config, "target_mean", None), getattr(config, "target_std", None)
+    if not isinstance(mean, list) or not isinstance(std, list) or not len(mean) == len(std) == config.num_labels:
+        raise UserError(
+            f"{origin}: the model's config has no target_mean/target_std for its {config.num_labels} outputs; it is "
+            "not a complete regression model (copy config.json with the folder, or train the run again)"
+        )
+    return np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+
+
+def number_rows(names: list[str], mean: np.ndarray, std: np.ndarray) -> Decoder:
+    """Each target's value in its own units (the standardisation undone): from (B, T) outputs."""
+
+    def decode(items: list[Row], outputs: torch.Tensor) -> list[Row]:
+        rows = []
+        for item, row in zip(items, unscaled(outputs.numpy(), mean, std), strict=True):
+            named = {name: round(float(v), 6) for name, v in zip(names, row, strict=True)}
+            single = {"value": named[names[0]]} if len(names) == 1 else {}
+            rows.append(item | single | {"values": named})
+        return rows
+
+    return decode

@@ -149,3 +149,20 @@ def document_ids(dataset: Any) -> list[int] | None:
         return list(dataset[DOCUMENT])
     found = getattr(dataset, "documents", None)
     return list(found) if found is not None else None
+
+
+def describe_inputs(task: Any) -> str:
+    """What a text task reads, in words, for its model card."""
+    return f"pairs of texts ({task.text}, {task.text_pair})" if task.text_pair else "a text"
+
+
+def long_texts(task: Any) -> str:
+    """What the model does with a text longer than it reads at once, in a sentence for its model card."""
+    if task.truncation == "windows":
+        return (
+            f" A text longer than {task.max_length} tokens is read in overlapping windows (stride {task.stride}) "
+            f"whose outputs are {task.window_pooling}-pooled (`nlp-transfer predict` does this; a plain pipeline "
+            "keeps only the first window)."
+        )
+    kept = {"head": "its start", "tail": "its end", "head_tail": "its start and its end"}[task.truncation]
+    return f" A text longer than {task.max_length} tokens is cut to {kept}."

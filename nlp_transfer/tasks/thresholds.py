@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+THRESHOLDS_FILE = "thresholds.json"  # multi-label decision thresholds, tuned on the eval split; predict applies them
 GRID = np.round(np.arange(0.02, 0.981, 0.01), 2)  # candidate thresholds
 
 

@@ -21,8 +21,7 @@ from nlp_transfer.methods import PhaseContext, parameter_counts
 from nlp_transfer.report import report
 from nlp_transfer.report.card import model_card
 from nlp_transfer.report.card_usage import example_call
-from nlp_transfer.report.diagnostics import BASELINES, diagnose
-from nlp_transfer.report.views import EXAMPLES, EvalSource
+from nlp_transfer.report.diagnostics import diagnose
 from nlp_transfer.runfolder.folder import (
     CARD_FILE,
     CHECKPOINTS_DIR,
@@ -34,6 +33,7 @@ from nlp_transfer.runfolder.folder import (
     tokenizer_record,
 )
 from nlp_transfer.runfolder.result import RunResult
+from nlp_transfer.tasks.results import EvalSource
 from nlp_transfer.train import interruption, phase_records
 from nlp_transfer.train.callbacks import quiet_progress
 from nlp_transfer.train.sharding import gathered_model
@@ -148,9 +148,10 @@ def train_and_save(
             baseline=metrics["diagnostics"].get("baseline", {}).get(str(recipe.train.metric_for_best)),
             source=EvalSource(setup.data, recipe.task) if "eval" in setup.data.splits else None,
         )
-        example = EXAMPLES.get(recipe.task.name)
-        if example is not None and "eval" in setup.data.splits:
-            metrics["report"]["example"] = example(setup.data.splits["eval"], recipe.task)
+        rows = setup.data.splits.get("eval")
+        example = setup.task.results.example(rows, recipe.task) if rows is not None else None
+        if example is not None:
+            metrics["report"]["example"] = example
 
     to_save = gathered_model(trainer, setup.model, folder.writer)  # FSDP / ZeRO-3: every process gathers
     if folder.writer:
@@ -181,14 +182,13 @@ def _diagnostics(
 ) -> dict[str, Any]:
     train = setup.loaded.recipe.train
     metric = str(train.metric_for_best)
-    baseline = BASELINES.get(setup.loaded.recipe.task.name)
     found = diagnose(
         history,
         metric=metric,
         best_checkpoint=trainer.state.best_model_checkpoint,
         planned_steps=trainer.state.max_steps,
         early_stopping_patience=train.early_stopping_patience,
-        baseline=baseline(setup.prepared) if baseline is not None else None,
+        baseline=setup.task.results.baseline(setup.prepared),
         final=final,
     )
     return {"metric": metric, **found}

@@ -3,17 +3,18 @@
 The inputs are the run's eval file (the recipe's data.eval, when it is one file this machine has and `predict --file`
 reads), or the file the user names (`export --agreement-file`), at most MAX_ROWS of its rows. Both ONNX files run
 through the predictors `predict` uses (same tokenization, windows, batches), and their rows are compared: the
-share of inputs whose decision is the same (DECISIONS: a label, a label set, an answer span, the entities) and the
+share of inputs whose decision is the same (the task's results.decision: a label, a label set, an answer span, the
+entities) and the
 largest difference of a probability (or, for regression, of a predicted value).
 
-When there is no such file (the eval split was held out of train, or the file is not here) the six sample inputs
-of use.samples are used, and the record says so: six inputs can agree on 100% while 400 real reviews agree on
-96.75%.
+When there is no such file (the eval split was held out of train, or the file is not here) the sample inputs of
+the task's kind of input are used, and the record says so: six inputs can agree on 100% while 400 real reviews
+agree on 96.75%.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -23,25 +24,12 @@ from nlp_transfer.data.assets import default_data_root, resolve_data_file
 from nlp_transfer.data.loading import as_files
 from nlp_transfer.data.stream import StreamOptions, stream_format
 from nlp_transfer.runfolder.folder import SAMPLE_INPUTS
+from nlp_transfer.tasks import TASKS
 from nlp_transfer.use.inputs import Item, PredictInputs
 from nlp_transfer.use.predict import open_predictor, predictions, read_inputs
-from nlp_transfer.use.samples import SAMPLE_PAIRS, SAMPLE_TEXTS
 
 RUN_EVAL = "the run's eval file (data.eval)"
 MAX_ROWS = 2000  # bounds the export's time: ~10 s for MiniLM on 2 cores, both models
-
-# task -> the decision a prediction row states (what must be equal for the two models to agree); None: the task
-# has no discrete decision (regression), only values to compare.
-DECISIONS: dict[str, Callable[[dict[str, Any]], Any] | None] = {
-    "classification": lambda row: row["label"],
-    "multi_label": lambda row: sorted(row["labels"]),
-    "regression": None,
-    "qa": lambda row: (row["start"], row["end"]),
-    "token_classification": lambda row: (
-        row.get("tags"),
-        [(entity["start"], entity["end"], entity["type"]) for entity in row["entities"]],
-    ),
-}
 
 
 def agreement_source(recipe: dict[str, Any], given: Path | None) -> tuple[Path | None, str]:
@@ -84,25 +72,23 @@ def measure_agreement(
     found = list(predictions(found_predictor, items))
     record: dict[str, Any] = {"inputs": str(source) if source else SAMPLE_INPUTS, "chosen_from": chosen}
     record["n"] = len(items)
-    decide = DECISIONS[recipe["task"]["name"]]
-    if decide is not None:
-        same = sum(decide(e) == decide(f) for e, f in zip(expected, found, strict=True))
-        record["label_agreement"] = round(same / len(items), 6)
+    decide = TASKS[recipe["task"]["name"]].results.decision
+    decisions = [(decide(e), decide(f)) for e, f in zip(expected, found, strict=True)]
+    decided = any(e is not None for e, _ in decisions)  # regression decides nothing: its values are compared
+    if decided:
+        record["label_agreement"] = round(sum(e == f for e, f in decisions) / len(items), 6)
     if all("entities" in row for row in expected):
         record["entity_agreement"] = round(_entity_agreement(expected, found), 6)
-    key = "values" if decide is None else "probabilities"
+    key = "probabilities" if decided else "values"
     if all(key in row for row in expected):
-        name = "max_value_difference" if decide is None else "max_probability_difference"
+        name = "max_probability_difference" if decided else "max_value_difference"
         record[name] = round(_largest_difference(expected, found, key), 6)
     return record
 
 
 def _items(predictor: Any, recipe: dict[str, Any], source: Path | None, run_eval: bool) -> Iterator[Item]:
     if source is None:
-        if recipe["task"]["name"] == "qa":
-            yield from ({"question": q, "context": c} for q, c in SAMPLE_PAIRS)
-        else:
-            yield from ({"text": text} for text in SAMPLE_TEXTS)
+        yield from (dict(row) for row in TASKS[recipe["task"]["name"]].inputs.sample_rows)
         return
     options = StreamOptions()
     data = recipe["data"]

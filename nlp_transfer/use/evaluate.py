@@ -2,7 +2,8 @@
 
 The file is read as a recipe's data is (data.load_extra_split: csv/tsv/jsonl/json/SQuAD json/parquet, a name under
 the data root, or a hub dataset), inputs are truncated as in training, and the task's metrics are those training
-reported: on a run's own eval file they reproduce the run's eval metrics.
+reported: on a run's own eval file they reproduce the run's eval metrics. The task checks the columns and scores
+(its results module's evaluate); this module reads the file and opens the model.
 """
 
 from __future__ import annotations
@@ -11,9 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from nlp_transfer.core.errors import UserError, did_you_mean
 from nlp_transfer.core.files import read_json_or_empty
 from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.data.assets import default_data_root
@@ -21,13 +19,9 @@ from nlp_transfer.data.loading import load_extra_split
 from nlp_transfer.data.readers import COMMAND_NAMES
 from nlp_transfer.recipe import DataFile
 from nlp_transfer.runfolder.folder import TASK_FILE
-from nlp_transfer.tasks.classification import gold_ids, scorer, weighted_cross_entropy
-from nlp_transfer.tasks.metrics import squad_metrics
-from nlp_transfer.tasks.qa import answer_pairs
-from nlp_transfer.tasks.text_rows import check_kinds
-from nlp_transfer.use.predict import AnswerPredictor, LabelPredictor
-from nlp_transfer.use.text_evaluators import evaluate_multi_label, evaluate_regression, extra_metrics_of
-from nlp_transfer.use.token_predictor import evaluate_tokens
+from nlp_transfer.tasks.evaluations import Evaluation
+from nlp_transfer.tasks.extra_metrics import LoadedMetric, load_extra_metrics
+from nlp_transfer.use.predict import predictor_for
 from nlp_transfer.use.trained import Trained, open_trained
 
 
@@ -70,113 +64,37 @@ def evaluate_model(options: EvaluateOptions) -> dict[str, Any]:
     if options.max_samples is not None and len(rows) > options.max_samples:
         rows = rows.shuffle(seed=options.seed).select(range(options.max_samples))
     where = f"--data {', '.join(loaded.sources['eval'])}"
-    evaluate = EVALUATORS[trained.recipe["task"]["name"]]
-    result = evaluate(trained, rows, options, where, runtime)
+    result = trained.task.results.evaluate(evaluation_of(trained, rows, options, where, runtime))
     ran = runtime.describe() if trained.onnx is None else f"cpu {trained.backend}"  # onnxruntime's CPU provider
     return {"model": trained.origin, "data": options.data, **result, "runtime": ran}
 
 
 def check_options_apply(trained: Trained, options: EvaluateOptions) -> None:
-    """An option the model cannot use is refused, never ignored: the columns a QA model reads are fixed, a
-    single-text model has no second text, and a model of several label columns cannot take one --label."""
-    task, origin = trained.task_settings, trained.origin
-    given = {
-        "--text": options.text,
-        "--text-pair": options.text_pair,
-        "--label": options.label,
-        "--label-lines": options.label_lines,
-    }
-    if trained.recipe["task"]["name"] == "qa":
-        for option, value in given.items():
-            if value is not None:
-                raise UserError(
-                    f"evaluate {option}: {origin} answers questions from the file's {task['question']}, "
-                    f"{task['context']} and {task['answers']} columns (SQuAD json or jsonl), so {option} does not "
-                    "apply; drop it"
-                )
-        return
-    if options.text_pair is not None and not task.get("text_pair"):
-        raise UserError(
-            f"evaluate --text-pair: {origin} reads single texts (it was trained without a second text), so a second "
-            "text column does not apply; drop --text-pair"
-        )
-    labels = task.get("label")
-    if options.label is not None and isinstance(labels, list):
-        raise UserError(
-            f"evaluate --label: {origin} reads {len(labels)} label columns ({', '.join(map(str, labels))}) and "
-            "--label names one; give a file with those columns and drop --label"
-        )
+    """An option the model cannot use is refused, never ignored (the task says which: a QA model's columns are
+    fixed, a single-text model has no second text), before the file is read."""
+    trained.task.results.check_options(trained.task_settings, trained.origin, options)
 
 
-def _column(rows: Any, wanted: str, option: str, where: str) -> str:
-    if wanted not in rows.column_names:
-        raise UserError(
-            f"{where}: no column '{wanted}'{did_you_mean(wanted, rows.column_names)}; the columns are "
-            f"{', '.join(rows.column_names)}. Name the right one with {option} (or --columns for a file without a "
-            "header row)"
-        )
-    return wanted
+def evaluation_of(trained: Trained, rows: Any, options: EvaluateOptions, where: str, runtime: Runtime) -> Evaluation:
+    """What the task's evaluate reads; the model is opened only when it asks, once the file's columns are checked."""
+    return Evaluation(
+        rows=rows,
+        where=where,
+        options=options,
+        recipe_task=trained.recipe["task"],
+        settings=trained.task_settings,
+        origin=trained.origin,
+        folder=trained.folder,
+        predictor=lambda: predictor_for(trained, options.batch_size, runtime),
+        extra_metrics=lambda: extra_metrics_of(trained),
+        resolved=read_json_or_empty(trained.folder / TASK_FILE),
+    )
 
 
-def _classification(
-    trained: Trained, rows: Any, options: EvaluateOptions, where: str, runtime: Runtime
-) -> dict[str, Any]:
-    task = trained.task_settings
-    text = _column(rows, options.text or task["text"], "--text", where)
-    pair_name = options.text_pair or task.get("text_pair")
-    pair = _column(rows, pair_name, "--text-pair", where) if pair_name else None
-    label = _column(rows, options.label or task["label"], "--label", where)
-    check_kinds(rows, where, {"--text": text, **({"--text-pair": pair} if pair else {})}, ("--label", label))
-    usable = [
-        i
-        for i, row in enumerate(rows)
-        if str(row[text] or "").strip()
-        and (pair is None or str(row[pair] or "").strip())
-        and row[label] is not None
-        and str(row[label]).strip()
-    ]
-    if not usable:
-        raise UserError(f"{where}: no usable rows (every text is empty or every label missing)")
-    skipped = len(rows) - len(usable)
-    rows = rows.select(usable) if skipped else rows
-    predictor = LabelPredictor(trained, batch_size=options.batch_size, runtime=runtime)
-    names = [predictor.id2label[i] for i in range(len(predictor.id2label))]
-    declared = task.get("labels") is not None or task.get("labels_file") is not None
-    gold = gold_ids(rows[label], names, declared, where, fix="fix the file, or name the label column with --label")
-    texts = [str(t) for t in rows[text]]
-    pairs = [str(t) for t in rows[pair]] if pair else None
-    logits = torch.cat(list(predictor.logits(texts, pairs))).float()  # (N, K), a long text's windows pooled
-    weighted = weighted_cross_entropy(read_json_or_empty(trained.folder / TASK_FILE).get("class_weights"))
-    loss = (weighted or torch.nn.functional.cross_entropy)(logits, torch.as_tensor(gold)).item()
-    metrics = scorer(names, extra_metrics_of(trained))(logits.numpy(), gold) | {"loss": loss}
-    return {"rows": len(rows), "skipped": skipped, "metrics": metrics}
-
-
-def _qa(trained: Trained, rows: Any, options: EvaluateOptions, where: str, runtime: Runtime) -> dict[str, Any]:
-    task = trained.task_settings
-    needed = [task["question"], task["context"], task["answers"]]
-    missing = [name for name in needed if name not in rows.column_names]
-    if missing:
-        raise UserError(
-            f"{where}: no column {', '.join(repr(m) for m in missing)}; {trained.origin} answers questions and is "
-            f"evaluated on rows with {', '.join(needed)} (SQuAD json, or jsonl with those fields), but the file's "
-            f"columns are {', '.join(rows.column_names)}. Pass a question-answering file"
-        )
-    question, context, answers = needed
-    predictor = AnswerPredictor(trained, batch_size=options.batch_size, runtime=runtime)
-    pairs = [{"question": str(r[question]).lstrip(), "context": str(r[context])} for r in rows]
-    predicted = [row["answer"] or "" for row in predictor.predict(pairs)]
-    golds = [[text for text, _ in answer_pairs(value)] for value in rows[answers]]
-    return {"rows": len(rows), "skipped": 0, "metrics": squad_metrics(predicted, golds)}
-
-
-EVALUATORS = {
-    "classification": _classification,
-    "multi_label": evaluate_multi_label,
-    "regression": evaluate_regression,
-    "qa": _qa,
-    "token_classification": evaluate_tokens,
-}
+def extra_metrics_of(trained: Trained) -> list[LoadedMetric]:
+    """The run's train.extra_metrics (a local metric script must still be where the run found it)."""
+    recorded = trained.recipe.get("train", {}).get("extra_metrics") or []
+    return load_extra_metrics(recorded, Path.cwd())
 
 
 def summary(result: dict[str, Any]) -> str:

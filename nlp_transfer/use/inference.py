@@ -164,3 +164,10 @@ def _sink(out: Path | None) -> Iterator[IO[str]]:
         handle.close()
         staging.unlink(missing_ok=True)
         raise
+
+
+def predictions(predictor: Any, items: Sequence[Any]) -> Iterator[dict[str, Any]]:
+    """A predictor's in-process predictions for a list of inputs (for a text model plain strings will do), in
+    order, batched by length."""
+    normalized = [item if isinstance(item, dict) else {"text": str(item)} for item in items]
+    return ordered(normalized, predictor.items.length, predictor.batch_size, predictor.predict_batch)

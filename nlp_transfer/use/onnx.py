@@ -20,8 +20,9 @@ from torch import nn
 
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.runfolder.folder import LABEL_PRIOR_FILE, label_names
+from nlp_transfer.tasks import TASKS
 from nlp_transfer.use.label_prior import LabelPrior, read_label_prior
-from nlp_transfer.use.samples import MAX_LOGIT_DIFFERENCE, sample_inputs
+from nlp_transfer.use.samples import MAX_LOGIT_DIFFERENCE, input_kind, sample_inputs
 from nlp_transfer.use.trained import open_trained
 
 ONNX_FILE = "model.onnx"
@@ -66,8 +67,9 @@ def export_onnx(folder: Path, recipe: dict[str, Any]) -> dict[str, Any]:
     model, tokenizer = trained.load(), trained.tokenizer()
     inputs = sample_inputs(tokenizer, recipe)
     input_names = [name for name in INPUT_NAMES if name in inputs]
-    output_names = ["start_logits", "end_logits"] if recipe["task"]["name"] == "qa" else ["logits"]
-    label_prior = read_label_prior(folder, label_names(folder)) if recipe["task"]["name"] == "classification" else None
+    output_names = list(input_kind(recipe).output_names)
+    corrects = TASKS[recipe["task"]["name"]].corrects_label_prior
+    label_prior = read_label_prior(folder, label_names(folder)) if corrects else None
     wrapper = _Outputs(model, output_names, label_prior).eval()
     given = {name: inputs[name] for name in input_names}
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")

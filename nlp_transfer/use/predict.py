@@ -1,10 +1,12 @@
 """Predict with a trained model (a run folder, a copy of one, or a pushed Hub repo; trained.py finds it): a label for
 each text or text pair (classification), the labels of each text (multi_label), its numbers (regression), an answer
-span for each question (QA). PREDICTORS picks the predictor from the task the model was trained on.
+span for each question (QA), the entities of each text (token classification). The share half is chosen by the task's
+kind of input (PREDICTORS_BY_INPUT); what the outputs mean is the task's decoder (tasks: Task.decoder).
 
-A predictor is a task's own part only: its input side (`items`, an inputs.InputSide: which inputs it reads, their
-default columns, how to check one; text_items.TextItems for the three text tasks, question_items.QuestionItems for
-QA) and a batch of inputs -> one output row each (predict_batch). Reading the inputs (inputs.py), batching them
+A predictor is the share half for one kind of input: its input side (`items`, an inputs.InputSide: which inputs it
+reads, their default columns, how to check one; text_items.TextItems for texts, question_items.QuestionItems for
+questions, token_predictor.TokenItems for words) and running the model on a batch, whose outputs the task's decoder
+makes into one row per input (predict_batch). Reading the inputs (inputs.py), batching them
 by length and keeping input order, sharing them out across processes and writing the rows (inference.py), and the
 device and precision (core.hardware.Runtime) are the same for every task.
 """
@@ -19,14 +21,12 @@ import torch
 
 from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.tasks import spans
-from nlp_transfer.use.inference import WINDOW_BATCHES, in_length_order, ordered, predict_lines, windows
+from nlp_transfer.use.inference import ordered, predict_lines, predictions
 from nlp_transfer.use.inputs import Inputs, InputSide, Item, PredictInputs, Source, validated_inputs
-from nlp_transfer.use.label_prior import read_label_prior
 from nlp_transfer.use.prediction_files import joined
 from nlp_transfer.use.question_items import QuestionItems
-from nlp_transfer.use.text_items import TextItems
-from nlp_transfer.use.text_outputs import TextModel, config_of
-from nlp_transfer.use.text_predictors import LabelSetPredictor, NumberPredictor
+from nlp_transfer.use.text_outputs import config_of
+from nlp_transfer.use.text_predictors import TextPredictor, model_facts
 from nlp_transfer.use.token_predictor import TokenPredictor
 from nlp_transfer.use.trained import Trained, open_trained
 
@@ -45,13 +45,16 @@ class Predictor(Protocol):
         """One output row per input, in the batch's order."""
         ...
 
+    def predict(self, items: Sequence[Any]) -> Iterator[dict[str, Any]]:
+        """In-process predictions for a list of inputs, in order (inference.predictions)."""
+        ...
+
 
 def open_predictor(
     reference: str | Path, batch_size: int = 32, revision: str | None = None, runtime: Runtime | None = None
 ) -> Predictor:
-    """The predictor for the task the model was trained on (PREDICTORS below), on the best device by default."""
-    trained = open_trained(reference, revision)
-    return PREDICTORS[trained.recipe["task"]["name"]](trained, batch_size, runtime)
+    """The predictor for the task the model was trained on (predictor_for), on the best device by default."""
+    return predictor_for(open_trained(reference, revision), batch_size, runtime)
 
 
 def read_inputs(predictor: Predictor, given: PredictInputs) -> Inputs:
@@ -83,63 +86,6 @@ def predict_inputs(predictor: Predictor, inputs: Inputs, out: Path | None, show_
     predict_lines(rows, inputs.count, predictor.batch_size, out, show_progress)
 
 
-def predictions(predictor: Predictor, items: Sequence[Any]) -> Iterator[dict[str, Any]]:
-    """In-process predictions for a list of inputs (for classification plain strings will do), in order."""
-    normalized = [item if isinstance(item, dict) else {"text": str(item)} for item in items]
-    return ordered(normalized, predictor.items.length, predictor.batch_size, predictor.predict_batch)
-
-
-class LabelPredictor:
-    """Classification: label and probabilities for each text, or text pair when the model was trained on pairs."""
-
-    def __init__(self, trained: Trained, batch_size: int = 32, runtime: Runtime | None = None) -> None:
-        self.text_model = TextModel(trained, batch_size, runtime)  # truncates or windows as training did
-        self.items = TextItems(trained.task_settings, "classifies")
-        self.runtime, self.tokenizer, self.model = (
-            self.text_model.runtime,
-            self.text_model.tokenizer,
-            self.text_model.model,
-        )
-        self.batch_size = batch_size
-        self.task = trained.task_settings
-        self.id2label = config_of(self.model).id2label
-        # An adapted model's correction for its target domain's label prior (label_prior.json; None: none). An
-        # ONNX export has it in its graph already (use/onnx_model.py).
-        in_graph = getattr(self.model, "label_prior_in_graph", False)
-        names = [self.id2label[i] for i in range(len(self.id2label))]
-        self.label_prior = None if in_graph else read_label_prior(trained.folder, names)
-
-    def batch_logits(self, batch: list[Item]) -> torch.Tensor:
-        """(B, num_labels) float32 logits on the CPU, corrected for the label prior when the model records one."""
-        logits = self.text_model.batch_outputs(*self.items.texts(batch))
-        return logits if self.label_prior is None else self.label_prior.adjust(logits)
-
-    def predict_batch(self, batch: list[Item]) -> list[dict[str, Any]]:
-        id2label = self.id2label
-        rows = []
-        for item, probabilities in zip(batch, self.batch_logits(batch).softmax(dim=-1).tolist(), strict=True):
-            best = max(range(len(probabilities)), key=probabilities.__getitem__)
-            rows.append(
-                self.items.echo(item)
-                | {
-                    "label": id2label[best],
-                    "probability": round(probabilities[best], 6),
-                    "probabilities": {id2label[i]: round(p, 6) for i, p in enumerate(probabilities)},
-                }
-            )
-        return rows
-
-    def predict(self, items: Sequence[Any]) -> Iterator[dict[str, Any]]:
-        return predictions(self, items)
-
-    def logits(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> Iterator[torch.Tensor]:
-        """(window, num_labels) logits, window by window in input order (torch.cat gives (N, num_labels))."""
-        items = [{"text": t} | ({"text_pair": pairs[i]} if pairs is not None else {}) for i, t in enumerate(texts)]
-        for window in windows(items, self.batch_size * WINDOW_BATCHES):
-            rows = in_length_order(window, self.items.length, self.batch_size, lambda b: list(self.batch_logits(b)))
-            yield torch.stack(rows)
-
-
 class AnswerPredictor:
     """Extractive QA: the answer span of each (question, context) pair, with its score and character offsets.
 
@@ -150,6 +96,7 @@ class AnswerPredictor:
         self.batch_size = batch_size
         self.task = trained.task_settings
         self.items = QuestionItems(self.task, self.tokenizer)
+        self.decode = trained.task.decoder(model_facts(trained, config_of(self.model)))
 
     def predict_batch(self, batch: list[Item]) -> list[dict[str, Any]]:
         task = self.task
@@ -181,25 +128,21 @@ class AnswerPredictor:
                 context = batch[window.example]["context"]
                 merger.add(window.example, context, best, spans.null_score(start_logits[b], end_logits[b]))
         answers = merger.answers()
-        return [
-            {
-                **{k: v for k, v in pair.items() if k != "context"},
-                "answer": answers[index].text,
-                "score": round(answers[index].score, 6),
-                "start": answers[index].start,
-                "end": answers[index].end,
-            }
-            for index, pair in enumerate(batch)
-        ]
+        return self.decode(batch, [answers[index] for index in range(len(batch))])
 
     def predict(self, items: Sequence[Any]) -> Iterator[dict[str, Any]]:
         return predictions(self, items)
 
 
-PREDICTORS: dict[str, type[Predictor]] = {
-    "classification": LabelPredictor,
-    "multi_label": LabelSetPredictor,
-    "regression": NumberPredictor,
-    "qa": AnswerPredictor,
-    "token_classification": TokenPredictor,
+# The share half of prediction, by the task's kind of input (tasks.input_kinds): reading, batching and running the
+# model; the task's own decoder (Task.decoder) turns each batch of outputs into rows.
+PREDICTORS_BY_INPUT: dict[str, type[Predictor]] = {
+    "texts": TextPredictor,
+    "questions": AnswerPredictor,
+    "words": TokenPredictor,
 }
+
+
+def predictor_for(trained: Trained, batch_size: int = 32, runtime: Runtime | None = None) -> Predictor:
+    """The predictor of the model's task, on the best device by default."""
+    return PREDICTORS_BY_INPUT[trained.task.inputs.name](trained, batch_size, runtime)

@@ -1,22 +1,20 @@
-"""Predictors of the multi-label and regression tasks (entries of predict.PREDICTORS): every label above its tuned
-threshold with all probabilities; or the numbers, in the targets' units."""
+"""The predictor of the text tasks (classification, multi_label, regression: the `texts` kind of input): each text
+(or pair) truncated or windowed as in training (text_outputs.TextModel), one output row per text, and the task's
+decoder (Task.decoder) turns a batch of outputs into rows: a label and probabilities, the labels above their tuned
+thresholds, or the numbers in the targets' units."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-import numpy as np
+import torch
 
-from nlp_transfer.core.errors import UserError
-from nlp_transfer.core.files import read_json_or_empty
 from nlp_transfer.core.hardware import Runtime
-from nlp_transfer.runfolder.folder import THRESHOLDS_FILE
-from nlp_transfer.tasks.multi_label import sigmoid
-from nlp_transfer.tasks.regression import unscaled
-from nlp_transfer.tasks.thresholds import from_record
+from nlp_transfer.tasks.predictions import ModelFacts
+from nlp_transfer.use.inference import WINDOW_BATCHES, in_length_order, predictions, windows
 from nlp_transfer.use.inputs import Item
+from nlp_transfer.use.label_prior import read_label_prior
 from nlp_transfer.use.text_items import TextItems
 from nlp_transfer.use.text_outputs import TextModel
 from nlp_transfer.use.trained import Trained
@@ -26,68 +24,46 @@ def label_names_of(config: Any) -> list[str]:
     return [str(config.id2label[i]) for i in range(len(config.id2label))]
 
 
-def thresholds_of(folder: Path, names: list[str], origin: str) -> np.ndarray:
-    """The decision thresholds a multi-label run tuned (thresholds.json); a folder without them cannot decide."""
-    found = from_record(read_json_or_empty(folder / THRESHOLDS_FILE), names)
-    if found is None:
-        raise UserError(
-            f"{origin}: {THRESHOLDS_FILE} is missing or does not give a threshold for every label; it is part of a "
-            "multi-label model (copy it with the folder, or train the run again)"
-        )
-    return found
+def model_facts(trained: Trained, config: Any) -> ModelFacts:
+    """What the task's decoder may read about the trained model."""
+    return ModelFacts(label_names_of(config), config, trained.folder, trained.task_settings, trained.origin)
 
 
-def target_scale(config: Any, origin: str) -> tuple[np.ndarray, np.ndarray]:
-    """The regression targets' (mean, std) from the model's config."""
-    mean, std = getattr(config, "target_mean", None), getattr(config, "target_std", None)
-    if not isinstance(mean, list) or not isinstance(std, list) or not len(mean) == len(std) == config.num_labels:
-        raise UserError(
-            f"{origin}: the model's config has no target_mean/target_std for its {config.num_labels} outputs; it is "
-            "not a complete regression model (copy config.json with the folder, or train the run again)"
-        )
-    return np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
-
-
-class LabelSetPredictor:
-    """Multi-label: the labels whose probability reaches their threshold, and every label's probability."""
-
+class TextPredictor:
     def __init__(self, trained: Trained, batch_size: int = 32, runtime: Runtime | None = None) -> None:
-        self.text_model = TextModel(trained, batch_size, runtime)
-        self.items = TextItems(trained.task_settings, "labels")
+        task = trained.task
+        self.text_model = TextModel(trained, batch_size, runtime)  # truncates or windows as training did
+        self.items = TextItems(trained.task_settings, task.does)
+        self.runtime, self.tokenizer, self.model = (
+            self.text_model.runtime,
+            self.text_model.tokenizer,
+            self.text_model.model,
+        )
         self.batch_size = batch_size
+        self.task = trained.task_settings
+        self.id2label = self.text_model.config.id2label
         self.names = label_names_of(self.text_model.config)
-        self.thresholds = thresholds_of(trained.folder, self.names, trained.origin)
+        self.decode = task.decoder(model_facts(trained, self.text_model.config))
+        # An adapted classifier's correction for its target domain's label prior (label_prior.json; None: none). An
+        # ONNX export has it in its graph already (use/onnx_model.py).
+        in_graph = getattr(self.model, "label_prior_in_graph", False)
+        corrects = task.corrects_label_prior and not in_graph
+        self.label_prior = read_label_prior(trained.folder, self.names) if corrects else None
+
+    def batch_logits(self, batch: list[Item]) -> torch.Tensor:
+        """(B, K) float32 outputs on the CPU, corrected for the label prior when the model records one."""
+        logits = self.text_model.batch_outputs(*self.items.texts(batch))
+        return logits if self.label_prior is None else self.label_prior.adjust(logits)
 
     def predict_batch(self, batch: list[Item]) -> list[dict[str, Any]]:
-        probabilities = sigmoid(self.text_model.batch_outputs(*self.items.texts(batch)).numpy())
-        rows = []
-        for item, row in zip(batch, probabilities, strict=True):
-            chosen = [name for name, p, t in zip(self.names, row, self.thresholds, strict=True) if p >= t]
-            named = {name: round(float(p), 6) for name, p in zip(self.names, row, strict=True)}
-            rows.append(self.items.echo(item) | {"labels": chosen, "probabilities": named})
-        return rows
+        return self.decode([self.items.echo(item) for item in batch], self.batch_logits(batch))
 
+    def predict(self, items: Sequence[Any]) -> Iterator[dict[str, Any]]:
+        return predictions(self, items)
 
-class NumberPredictor:
-    """Regression: each target's value in its own units (the standardisation undone)."""
-
-    def __init__(self, trained: Trained, batch_size: int = 32, runtime: Runtime | None = None) -> None:
-        self.text_model = TextModel(trained, batch_size, runtime)
-        self.items = TextItems(trained.task_settings, "scores")
-        self.batch_size = batch_size
-        self.names = label_names_of(self.text_model.config)
-        self.mean, self.std = target_scale(self.text_model.config, trained.origin)
-
-    def values(self, texts: list[str], pairs: list[str] | None = None) -> Iterator[np.ndarray]:
-        """(batch, T) values in the targets' units, batch by batch."""
-        for outputs in self.text_model.outputs(texts, pairs):
-            yield unscaled(outputs.numpy(), self.mean, self.std)
-
-    def predict_batch(self, batch: list[Item]) -> list[dict[str, Any]]:
-        values = unscaled(self.text_model.batch_outputs(*self.items.texts(batch)).numpy(), self.mean, self.std)
-        rows = []
-        for item, row in zip(batch, values, strict=True):
-            named = {name: round(float(v), 6) for name, v in zip(self.names, row, strict=True)}
-            single = {"value": named[self.names[0]]} if len(self.names) == 1 else {}
-            rows.append(self.items.echo(item) | single | {"values": named})
-        return rows
+    def logits(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> Iterator[torch.Tensor]:
+        """(window, K) outputs, window by window in input order (torch.cat gives (N, K)), label prior applied."""
+        items = [{"text": t} | ({"text_pair": pairs[i]} if pairs is not None else {}) for i, t in enumerate(texts)]
+        for window in windows(items, self.batch_size * WINDOW_BATCHES):
+            rows = in_length_order(window, self.items.length, self.batch_size, lambda b: list(self.batch_logits(b)))
+            yield torch.stack(rows)

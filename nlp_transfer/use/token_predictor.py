@@ -1,5 +1,6 @@
-"""Token classification in the share room (predict.PREDICTORS' entry): the entities of each text (or pre-split
-sentence) with their type, character offsets and score, and the tag of every word.
+"""Token classification in the share room (the predictor of the `words` kind of input): the tag probabilities of
+each word of a text (or pre-split sentence); the task's decoder makes them entities with their type, character
+offsets and score, and the tag of every word.
 
 A text is split into words as training data in span format is (tasks.token_classification.tags.words_of); words
 are tokenized, windowed and merged per word exactly as in training. How a word's sub-words become its tag follows
@@ -9,7 +10,7 @@ on), average (the mean of its sub-words' probabilities), max (the tag of its mos
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,18 +19,11 @@ import torch
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.hardware import Runtime
 from nlp_transfer.tasks.token_classification.alignment import encode_words
-from nlp_transfer.tasks.token_classification.scores import scores_of
-from nlp_transfer.tasks.token_classification.tags import (
-    TagProblem,
-    Word,
-    entities_of,
-    repair,
-    spans_to_tags,
-    to_iob2,
-    words_of,
-)
+from nlp_transfer.tasks.token_classification.predictions import item_words
+from nlp_transfer.use.inference import predictions
 from nlp_transfer.use.inputs import Item, PredictInputs, Role
 from nlp_transfer.use.text_outputs import config_of
+from nlp_transfer.use.text_predictors import model_facts
 from nlp_transfer.use.trained import Trained
 
 AGGREGATIONS = ("first", "average", "max")
@@ -80,17 +74,6 @@ class TokenItems:
         return len(item["text"]) if "text" in item else sum(len(t) + 1 for t in item["tokens"])
 
 
-def item_words(item: Item) -> tuple[str, list[Word]]:
-    """The text and its words with character offsets (pre-split words joined by single spaces)."""
-    if "text" in item:
-        return item["text"], words_of(item["text"])
-    words, start = [], 0
-    for token in item["tokens"]:
-        words.append(Word(token, start, start + len(token)))
-        start += len(token) + 1
-    return " ".join(item["tokens"]), words
-
-
 class TokenPredictor:
     def __init__(self, trained: Trained, batch_size: int = 32, runtime: Runtime | None = None) -> None:
         self.runtime, self.tokenizer, self.model = trained.on_device(runtime)
@@ -99,7 +82,7 @@ class TokenPredictor:
         self.items = TokenItems(self.task)
         config = config_of(self.model)
         self.labels = [config.id2label[i] for i in range(len(config.id2label))]
-        self.plain = self.task.get("tag_scheme") == "none"
+        self.decode = trained.task.decoder(model_facts(trained, config))
 
     def word_probabilities(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """(words, K) tag probabilities per sentence, windows merged per word (mean over the windows)."""
@@ -131,95 +114,9 @@ class TokenPredictor:
             sums[word] += found
             counts[word] += 1
 
+    def predict(self, items: Sequence[Any]) -> Iterator[dict[str, Any]]:
+        return predictions(self, items)
+
     def predict_batch(self, batch: list[Item]) -> list[dict[str, Any]]:
-        texts_words = [item_words(item) for item in batch]
-        sentences = [[w.text for w in words] for _, words in texts_words]
-        rows = []
-        for item, (text, words), probabilities in zip(
-            batch, texts_words, self.word_probabilities(sentences), strict=True
-        ):
-            tags = [self.labels[i] for i in probabilities.argmax(-1)]
-            tags = tags if self.plain else repair(tags)
-            scores = probabilities.max(-1)
-            echo = {k: v for k, v in item.items() if k not in ("tokens", "tags")}
-            row = echo | {"text": text, "entities": [] if self.plain else _entities(text, words, tags, scores)}
-            if "tokens" in item or self.plain:
-                row |= {"tokens": [w.text for w in words], "tags": tags}
-            rows.append(row)
-        return rows
-
-
-def _entities(text: str, words: list[Word], tags: list[str], scores: np.ndarray) -> list[dict[str, Any]]:
-    found = []
-    for kind, first, last in entities_of(tags):
-        start, end = words[first].start, words[last - 1].end
-        found.append(
-            {
-                "text": text[start:end],
-                "type": kind,
-                "start": start,
-                "end": end,
-                "score": round(float(scores[first:last].mean()), 6),
-            }
-        )
-    return found
-
-
-def evaluate_tokens(trained: Trained, rows: Any, options: Any, where: str, runtime: Runtime) -> dict[str, Any]:
-    """evaluate.EVALUATORS' entry: the scores training reports (entity P/R/F1, per type, word accuracy) on a CoNLL
-    file or JSONL rows with token and tag lists (or text and entity spans)."""
-    task = trained.task_settings
-    scheme = str(task.get("tag_scheme", "iob2"))
-    words, gold = _labelled_sentences(rows, task, where)
-    predictor = TokenPredictor(trained, batch_size=options.batch_size, runtime=runtime)
-    known = set(predictor.labels)
-    for number, tags in enumerate(gold, start=1):
-        unknown = sorted(set(tags) - known)
-        if unknown:
-            raise UserError(
-                f"{where}: sentence {number}: tag '{unknown[0]}' is not one this model predicts "
-                f"({', '.join(predictor.labels)}); evaluate it on data with the model's tags"
-            )
-    predicted = []
-    for start in range(0, len(words), 256):  # a bounded number of sentences in memory at once
-        for probabilities in predictor.word_probabilities(words[start : start + 256]):
-            predicted.append([predictor.labels[i] for i in probabilities.argmax(-1)])
-    return {"rows": len(words), "skipped": 0, "metrics": scores_of(scheme, gold, predicted)}
-
-
-def _labelled_sentences(rows: Any, task: dict[str, Any], where: str) -> tuple[list[list[str]], list[list[str]]]:
-    scheme = str(task.get("tag_scheme", "iob2"))
-    columns: list[str] = list(rows.column_names)
-    tokens, tags = str(task.get("tokens") or "tokens"), str(task.get("tags") or "tags")
-    if tokens in columns and tags in columns:
-        pairs = [(list(map(str, w)), list(map(str, t))) for w, t in zip(rows[tokens], rows[tags], strict=True)]
-    elif "text" in columns and "entities" in columns:
-        pairs = []
-        for number, (text, spans) in enumerate(zip(rows["text"], rows["entities"], strict=True), start=1):
-            try:
-                pairs.append(spans_to_tags(str(text or ""), spans or []))
-            except TagProblem as problem:
-                raise UserError(f"{where}: row {number}: {problem}") from None
-    else:
-        raise UserError(
-            f"{where}: this model tags words and is evaluated on a CoNLL file (WORD<TAB>TAG lines) or JSONL rows "
-            f"with '{tokens}' and '{tags}' lists (or text and entities), but the file's columns are "
-            f"{', '.join(columns)}"
-        )
-    gold = []
-    for number, (w, t) in enumerate(pairs, start=1):
-        if len(w) != len(t) or not w:
-            raise UserError(f"{where}: sentence {number} has {len(w)} tokens and {len(t)} tags; one tag per token")
-        try:
-            gold.append(to_iob2(t, scheme))
-        except TagProblem as problem:
-            raise UserError(f"{where}: sentence {number}, {problem}") from None
-    return [w for w, _ in pairs], gold
-
-
-def sample_word_inputs(tokenizer: Any, texts: Sequence[str], max_length: int) -> Any:
-    """samples.sample_inputs' entry: the sample texts split into words and tokenized pre-split, as in training."""
-    words = [[w.text for w in words_of(text)] or ["."] for text in texts]
-    return tokenizer(
-        words, is_split_into_words=True, truncation=True, max_length=max_length, padding=True, return_tensors="pt"
-    )
+        sentences = [[w.text for w in item_words(item)[1]] for item in batch]
+        return self.decode(batch, self.word_probabilities(sentences))

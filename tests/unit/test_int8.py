@@ -152,10 +152,3 @@ def test_bad_int8_options_are_refused_before_anything_is_written(exported: dict[
     empty.write_text("review,label\nfine,1\n", encoding="utf-8")
     user_error(invoke("export", run, "--quantize", "int8", "--agreement-file", empty, "--out", out), "text")
     assert not out.exists() and not list(tmp_path.glob(".never.*"))  # no export, no staging folder left
-
-
-def test_every_task_states_its_decision() -> None:
-    from nlp_transfer.use.agreement import DECISIONS
-    from nlp_transfer.use.predict import PREDICTORS
-
-    assert set(DECISIONS) == set(PREDICTORS)

@@ -143,7 +143,7 @@ def test_report_refuses_unfinished_runs_runs_of_other_tasks_and_names_a_missing_
 def test_the_baseline_is_the_best_constant_answer_on_the_split_scored() -> None:
     """compare --per-class on a balanced few-shot set: the training split is a tie, the eval split is 55% 'b'.
     The baseline is always 'b' (0.55), said as the best constant answer on the eval split, not 'a' (0.45)."""
-    from nlp_transfer.report.diagnostics import best_constant
+    from nlp_transfer.tasks.classification_report import best_constant
 
     baseline = best_constant([0] * 9 + [1] * 11, ["a", "b"])
     assert baseline["accuracy"] == pytest.approx(0.55)
@@ -154,12 +154,12 @@ def test_windowed_labels_count_once_per_text() -> None:
     """truncation: windows gives a long text several rows; the baseline counts each text once."""
     import datasets
 
-    from nlp_transfer.report.diagnostics import classification_baseline
+    from nlp_transfer.tasks.classification import Classification
 
     # Text 0 is long (5 windows of 'a'); texts 1 and 2 are 'b': per window 'a' wins, per text 'b' does.
     split = datasets.Dataset.from_dict({"labels": [0, 0, 0, 0, 0, 1, 1], "document": [0, 0, 0, 0, 0, 1, 2]})
 
-    baseline = classification_baseline(SimpleNamespace(splits={"eval": split}, label_names=["a", "b"]))
+    baseline = Classification.results.baseline(SimpleNamespace(splits={"eval": split}, label_names=["a", "b"]))
     assert baseline["accuracy"] == pytest.approx(2 / 3) and "'b'" in baseline["name"]
 
 
@@ -259,10 +259,10 @@ def test_every_task_has_a_view_that_renders_without_training(tmp_path: Path, tin
     import datasets
     from transformers import AutoTokenizer
 
-    from nlp_transfer.report.views import VIEWS, ViewInputs
+    from nlp_transfer.report import figures
     from nlp_transfer.tasks import TASKS
+    from nlp_transfer.tasks.results import ViewInputs
 
-    assert set(VIEWS) == set(TASKS)
     rng = np.random.default_rng(0)
     tokenizer = AutoTokenizer.from_pretrained(tiny_models["bert"])
     texts = ["a fine day", "a dull day", "a good film", "a bad film"]
@@ -294,11 +294,12 @@ def test_every_task_has_a_view_that_renders_without_training(tmp_path: Path, tin
             )
         },
     }
-    for task, view in VIEWS.items():
+    views = {}
+    for task, kind in TASKS.items():
         folder = tmp_path / task
         folder.mkdir()
         given = {"captured": None, "evaluation": {}, "model_settings": {}, **made_up[task]}
-        drawn = view(
+        drawn = views[task] = kind.results.view(
             ViewInputs(
                 folder,
                 given["captured"],
@@ -306,13 +307,15 @@ def test_every_task_has_a_view_that_renders_without_training(tmp_path: Path, tin
                 tokenizer,
                 names,
                 **{k: v for k, v in given.items() if k != "captured"},
-            )
+            ),
+            figures,
         )
         assert drawn.figures, task
         for figure in drawn.figures:
             assert (folder / figure.file).read_bytes().startswith(b"\x89PNG"), (task, figure.file)
-    errors = [json.loads(line) for line in (tmp_path / "classification" / "errors.jsonl").read_text().splitlines()]
-    assert all(row["text"] in texts and row["label"] != row["predicted"] for row in errors)
+    errors = views["classification"].errors
+    assert errors and all(row["text"] in texts and row["label"] != row["predicted"] for row in errors)
+    assert views["token_classification"].errors, "a sentence with a wrong entity is an error row"
 
 
 @pytest.mark.parametrize(("mse", "flagged"), [(0.5, False), (1.2, True)])

@@ -20,7 +20,7 @@ from nlp_transfer.runfolder.folder import METRICS_FILE, RunFolder
 from nlp_transfer.studies.adapt.label_shift import PriorEstimate, check_estimable, estimate_prior
 from nlp_transfer.tasks.classification import gold_ids
 from nlp_transfer.tasks.metrics import classification_metrics
-from nlp_transfer.use.predict import LabelPredictor
+from nlp_transfer.use.text_predictors import TextPredictor
 from nlp_transfer.use.trained import open_trained
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def class_logits(
 ) -> tuple[np.ndarray, list[str]]:
     """(N, K) logits of a complete classification run for each text (corrected for the label prior when the folder
     records one, as predict does), and the K label names; on the best device, in the precision policy's precision."""
-    predictor = LabelPredictor(open_trained(run_dir), batch_size=batch_size)
+    predictor = TextPredictor(open_trained(run_dir), batch_size=batch_size)
     names = [predictor.id2label[i] for i in range(len(predictor.id2label))]
     if not texts:
         return np.empty((0, len(names)), dtype=np.float64), names

@@ -19,7 +19,13 @@ from nlp_transfer.data.cache import cache_key, cached_map, split_key, tokenizer_
 from nlp_transfer.data.loading import LoadedData
 from nlp_transfer.recipe import TokenClassificationTask
 from nlp_transfer.tasks.base import PreparedTask
+from nlp_transfer.tasks.input_kinds import InputKind
+from nlp_transfer.tasks.predictions import Decoder, ModelFacts
+from nlp_transfer.tasks.results import TaskResults
+from nlp_transfer.tasks.token_classification import report
 from nlp_transfer.tasks.token_classification.alignment import IGNORED, NO_WORD, encode_words, token_labels
+from nlp_transfer.tasks.token_classification.predictions import tag_rows
+from nlp_transfer.tasks.token_classification.samples import WORDS
 from nlp_transfer.tasks.token_classification.scores import TagMetrics
 from nlp_transfer.tasks.token_classification.sentences import (
     check_known,
@@ -51,6 +57,15 @@ class TokenClassification:
     # Pre-split words: byte-level BPE tokenizers (RoBERTa, GPT-2) must read each word as if a space preceded it,
     # or a word inside a sentence gets other tokens than in running text (methods.pretrained.load_tokenizer).
     tokenizer_options: ClassVar[dict[str, Any]] = {"add_prefix_space": True}
+
+    results: ClassVar[TaskResults] = report  # its baseline, view, usage example and card lines
+    inputs: ClassVar[InputKind] = WORDS  # what its model reads and returns; export checks it on samples
+    corrects_label_prior: ClassVar[bool] = False  # an adapted model's label_prior.json shifts its logits
+    does: ClassVar[str] = "tags the words of"  # what its model does with texts, for messages
+
+    @staticmethod
+    def decoder(facts: ModelFacts) -> Decoder:
+        return tag_rows(facts.label_names, plain=facts.settings.get("tag_scheme") == "none")
 
     def __init__(self, config: TokenClassificationTask) -> None:
         self.config = config
