@@ -19,7 +19,9 @@ def _setup(metric: str, task: str = "qa") -> Any:
     # A task with no trivial baseline (QA): these tests are about the kept checkpoint, not the baseline verdict.
     train = SimpleNamespace(metric_for_best=metric, early_stopping_patience=None)
     recipe = SimpleNamespace(train=train, task=SimpleNamespace(name=task))
-    return SimpleNamespace(loaded=SimpleNamespace(recipe=recipe), prepared=None)
+    from nlp_transfer.tasks import TASKS
+
+    return SimpleNamespace(loaded=SimpleNamespace(recipe=recipe), prepared=None, task=TASKS[task])
 
 
 def _trainer(best: str | None) -> Any:
