@@ -24,6 +24,7 @@ from nlp_transfer.recipe.method_specs import (
     UnfreezeLastMethod,
 )
 from nlp_transfer.recipe.schema import CardSpec, DataSpec, ExtraMetric, ModelSpec, OutputSpec, Recipe, TrainSpec
+from nlp_transfer.recipe.task_fields import lower_is_better
 from nlp_transfer.recipe.task_specs import (
     ClassificationTask,
     MultiLabelTask,
@@ -32,7 +33,6 @@ from nlp_transfer.recipe.task_specs import (
     TaskSpec,
     TextTaskSpec,
     TokenClassificationTask,
-    lower_is_better,
 )
 from nlp_transfer.recipe.tune_spec import SearchRange, TuneSpec, field_path_problem
 
