@@ -28,7 +28,6 @@ from nlp_transfer.tasks.extra_metrics import LoadedMetric, extra_scores
 from nlp_transfer.tasks.input_kinds import TEXTS, InputKind
 from nlp_transfer.tasks.label_names import declared_names
 from nlp_transfer.tasks.metrics import multi_label_metrics
-from nlp_transfer.tasks.multi_label_losses import binary_cross_entropy as binary_cross_entropy  # its old home
 from nlp_transfer.tasks.multi_label_losses import loss_for
 from nlp_transfer.tasks.predictions import Decoder, ModelFacts, Row
 from nlp_transfer.tasks.results import TaskResults

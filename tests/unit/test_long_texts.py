@@ -14,7 +14,8 @@ import torch
 from transformers import AutoTokenizer
 
 from nlp_transfer.tasks.classification import class_weights, weighted_cross_entropy
-from nlp_transfer.tasks.multi_label import binary_cross_entropy, positive_weights
+from nlp_transfer.tasks.multi_label import positive_weights
+from nlp_transfer.tasks.multi_label_losses import binary_cross_entropy
 from nlp_transfer.tasks.text_inputs import TextInputs, encode_texts, pool_windows, special_tokens
 from tests.conftest import invoke, user_error, write_recipe
 from tests.unit.labels_data import long_review_rows, write_jsonl
