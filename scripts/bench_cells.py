@@ -65,7 +65,7 @@ def tiny_bert(folder: Path) -> Path:
     return folder
 
 
-def write_recipe(folder: Path, model: Path, eval_rows: int, precision: str) -> Path:
+def write_recipe(folder: Path, model: Path, eval_rows: int, precision: str, multiple: str) -> Path:
     import yaml
 
     recipe = {
@@ -73,7 +73,11 @@ def write_recipe(folder: Path, model: Path, eval_rows: int, precision: str) -> P
         "task": {"name": "classification", "text": "sentence", "label": "label", "max_length": 64},
         "method": {"name": "full"},
         "data": {"train": "sst2/train.tsv", "eval": "sst2/dev.tsv", "max_eval_samples": eval_rows},
-        "train": {"epochs": 1, "batch_size": 16, "learning_rate": 1e-3, "seed": 0, "precision": precision},
+        "train": {
+            **{"epochs": 1, "batch_size": 16, "learning_rate": 1e-3, "seed": 0, "precision": precision},
+            # auto: bf16 rounds batch lengths up to core.hardware.LENGTH_MULTIPLE (its kernels are built per shape)
+            **({} if multiple == "auto" else {"pad_to_multiple_of": int(multiple)}),
+        },
         "output": {"root": str(folder / "runs")},
     }
     path = folder / "cells.yaml"
@@ -117,6 +121,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer sentences per cell (same 12 cells)")
     parser.add_argument("--model", type=Path, help="a model folder (default: a tiny BERT built from its config)")
     parser.add_argument("--precision", default="auto", help="train.precision of every cell (auto: bf16 on this CPU)")
+    parser.add_argument(
+        "--pad-to-multiple-of", default="auto", help="train.pad_to_multiple_of of every cell (1: each batch's longest)"
+    )
     parser.add_argument("--methods", default=METHODS, help=f"the compare's methods (default {METHODS})")
     parser.add_argument(
         "--seeds",
@@ -136,7 +143,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-cells-") as scratch:
         folder = Path(scratch)
         model = args.model or tiny_bert(folder / "tiny-bert")
-        loaded = load_recipe(write_recipe(folder, model, eval_rows, args.precision))
+        loaded = load_recipe(write_recipe(folder, model, eval_rows, args.precision, args.pad_to_multiple_of))
         pipeline.run = measured_cells(rows)  # type: ignore[assignment]
         options = CompareOptions(
             methods=parse_methods(args.methods),

@@ -15,10 +15,12 @@ What it measures
     (group_by_length off: random batches), nlp-transfer-plain (no warmup, no weight decay: the plain Trainer's
     defaults), nlp-transfer-bbN (length buckets of N batches instead of the default), dynamic-bf16 (the dynamic
     plain Trainer with bf16 autocast), and the levers of issue 27: nlp-transfer-tokN (sub-batches cut by a budget of N
-    padded tokens, train.sub_batch_tokens), nlp-transfer-compile-r8/-r16 (torch.compile with every sub-batch padded
-    to a multiple of 8/16 tokens: a few shapes), nlp-transfer-adamw-loop/-foreach (torch's AdamW without and with
-    foreach kernels; the default is transformers' fused AdamW), nlp-transfer-nosync (the Trainer no longer reads
-    each micro-batch's loss for its NaN filter), nlp-transfer-workers1 (a data-loading worker process).
+    padded tokens, train.sub_batch_tokens), nlp-transfer-r1/-r8/-r16 (train.pad_to_multiple_of: every sub-batch
+    padded to its longest text / to a multiple of 8 / 16 tokens, the bf16 default), nlp-transfer-compile-r8/-r16
+    (torch.compile with lengths rounded to a multiple of 8/16 tokens: a few shapes), nlp-transfer-adamw-loop/-foreach
+    (torch's AdamW without and with foreach kernels; the default is transformers' fused AdamW), nlp-transfer-nosync
+    (the Trainer no longer reads each micro-batch's loss for its NaN filter), nlp-transfer-workers1 (a data-loading
+    worker process).
 
     Next to samples/s it prints the achieved model FLOP/s (train_flops.py: 6 x non-embedding parameters x real,
     unpadded tokens per second plus attention, the same count of work for every way) and its share of this
@@ -43,7 +45,7 @@ How to run
     S="nlp-transfer-random,nlp-transfer-bb12,nlp-transfer,nlp-transfer-tok256,nlp-transfer-tok512"
     bench_train.py --train-samples 20000 --max-length 64 --seeds 3 --ways $S --results q.jsonl        # ~1 h
     bench_train.py --train-samples 2000,5000 --seeds 5 --ways padded,$S --results s.jsonl           # ~1.3 h
-    L="nlp-transfer,nlp-transfer-compile-r8,nlp-transfer-compile-r16,nlp-transfer-adamw-loop"
+    L="nlp-transfer,nlp-transfer-r1,nlp-transfer-r8,nlp-transfer-compile-r8,nlp-transfer-compile-r16,nlp-transfer-adamw-loop"
     L="$L,nlp-transfer-adamw-foreach,nlp-transfer-nosync,nlp-transfer-workers1"
     bench_train.py --train-samples 5000 --seeds 1 --ways $L --results l.jsonl                        # ~20 min
     bench_train.py --report q.jsonl s.jsonl --candidate nlp-transfer-tok512
@@ -221,7 +223,6 @@ def nlp_transfer_way(
     adjust: Callable[[Settings], Settings] = lambda s: s,
     bucket_batches: int | None = None,
     split: int | None = None,
-    pad_multiple: int | None = None,
     foreach_adamw: bool = False,
 ) -> Any:
     def train(settings: Settings, root: Path, rows: tuple[datasets.Dataset, datasets.Dataset], workdir: Path) -> Any:
@@ -233,7 +234,6 @@ def nlp_transfer_way(
             environment_variable(CACHE_ENV, str(workdir / "token-cache")),
             sampler_buckets(bucket_batches),
             fixed_sub_batches(split),
-            lengths_rounded_up(pad_multiple),
             adamw_foreach(foreach_adamw),
         ):
             result = run(loaded, RunOptions(data_root=root))
@@ -263,25 +263,6 @@ def fixed_sub_batches(split: int | None) -> Iterator[None]:
         yield
     finally:
         trainer.sub_batches = original  # type: ignore[assignment]
-
-
-@contextmanager
-def lengths_rounded_up(multiple: int | None) -> Iterator[None]:
-    """Diagnostic ways (with torch.compile): every (sub-)batch padded to a multiple of `multiple` tokens, so a
-    compiled model sees a few shapes (8 per 64 tokens for multiples of 8) instead of one per length."""
-    if multiple is None:
-        yield
-        return
-    from nlp_transfer.train import trainer
-
-    original = trainer.task_collator
-    trainer.task_collator = lambda prepared, tokenizer: DataCollatorWithPadding(  # type: ignore[assignment]
-        tokenizer, pad_to_multiple_of=multiple
-    )
-    try:
-        yield
-    finally:
-        trainer.task_collator = original  # type: ignore[assignment]
 
 
 @contextmanager
@@ -398,8 +379,13 @@ WAYS: dict[str, Any] = {
     **{f"nlp-transfer-sub{k}": nlp_transfer_way([], split=k) for k in (1, 2, 4, 8)},
     # Sub-batches cut by a token budget (train.sub_batch_tokens) instead of a count.
     **{f"nlp-transfer-tok{n}": nlp_transfer_way([f"train.sub_batch_tokens={n}"]) for n in (128, 256, 512, 1024)},
+    # Batch lengths rounded up to a multiple of m tokens (the default: 16 under bf16; r1: each batch's longest text).
+    **{f"nlp-transfer-r{m}": nlp_transfer_way([f"train.pad_to_multiple_of={m}"]) for m in (1, 8, 16)},
     # torch.compile with lengths rounded up to a few shapes; the compile time counts in train_runtime.
-    **{f"nlp-transfer-compile-r{m}": nlp_transfer_way(["train.compile=true"], pad_multiple=m) for m in (8, 16)},
+    **{
+        f"nlp-transfer-compile-r{m}": nlp_transfer_way(["train.compile=true", f"train.pad_to_multiple_of={m}"])
+        for m in (8, 16)
+    },
     # The optimizer: transformers' default on torch >= 2.8 is the fused AdamW (nlp-transfer); these are the others.
     "nlp-transfer-adamw-loop": nlp_transfer_way(["train.trainer.optim=adamw_torch"]),
     "nlp-transfer-adamw-foreach": nlp_transfer_way(["train.trainer.optim=adamw_torch"], foreach_adamw=True),

@@ -24,6 +24,14 @@ from nlp_transfer.core.errors import UserError
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16", "sve_bf16")  # x86 AVX512-BF16 / AMX; Arm's BF16 extension
+# Tokens a low-precision training batch's length is rounded up to a multiple of (train.pad_to_multiple_of: auto).
+# The CPU's bf16 kernels (oneDNN) keep what they build for each new (rows x length) shape, so a process that trains
+# on batches of every length grows for hundreds of batches: a 12-cell bf16 compare (scripts/bench_cells.py) grew
+# its full cells' peak by 113 MiB and its LoRA cells' by 72; rounded to multiples of 8 they stay within 10-25 MiB
+# of their first, as fp32 does. 8 costs 0-5% of SST-2 training speed, 16 costs 6-14% (bench_train.py, 2,000 and
+# 5,000 sentences, alone). GPUs' tensor cores want multiples of 8 too; fp32 (MKL keeps nothing per shape) is not
+# rounded. The server pads to its own multiple (serve/speed.py).
+LENGTH_MULTIPLE = 8
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,11 @@ class Precision:
         if self.device_type == "cpu":
             fields["use_cpu"] = True
         return fields
+
+    @property
+    def length_multiple(self) -> int | None:
+        """What a batch's length is rounded up to a multiple of in this precision (None: its longest text)."""
+        return None if self.dtype is None else LENGTH_MULTIPLE
 
     def record(self) -> dict[str, str]:
         return {"precision": self.name, "requested": self.requested, "device": self.device_type, "why": self.reason}

@@ -160,7 +160,9 @@ def _run_encoder(
     rows = split.select_columns(columns).to_dict()  # plain lists: per-batch dataset access is slow
     lengths = [len(ids) for ids in rows["input_ids"]]
     order = sorted(range(len(lengths)), key=lengths.__getitem__)  # similar lengths together: almost no padding
-    collate = DataCollatorWithPadding(tokenizer, return_tensors="pt")
+    # Lengths rounded up as training rounds them in this precision: a few shapes for the per-shape bf16 kernels.
+    multiple = precision.length_multiple if precision is not None else None
+    collate = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple, return_tensors="pt")
     pooled = torch.empty(0)
     progress = tqdm(total=len(order), desc="Encoding features", unit="examples")
     for start in range(0, len(order), EXTRACTION_BATCH):

@@ -131,6 +131,12 @@ class TrainSpec(Strict):
     group_by_length: bool = Field(
         True, description="pad less: sort each random batch by length and train it as sub-batches (same gradient)"
     )
+    pad_to_multiple_of: int | Literal["auto"] = Field(
+        "auto",
+        description="round each batch's length up to a multiple of this many tokens (1: to its longest text); auto: "
+        "8 under bf16/fp16, whose kernels are built per shape (a few shapes keep a long compare's memory flat), 1 in "
+        "fp32",
+    )
     sub_batch_tokens: int | None = Field(
         None,
         gt=0,
@@ -177,6 +183,13 @@ class TrainSpec(Strict):
     @classmethod
     def _yaml_no_is_a_strategy(cls, value: Any) -> Any:
         return "no" if value is False else value  # YAML 1.1 reads a bare `no` as false
+
+    @field_validator("pad_to_multiple_of")
+    @classmethod
+    def _a_positive_multiple(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"train.pad_to_multiple_of must be auto or a whole number of tokens >= 1, not {value}")
+        return value
 
     @field_validator("report_to", mode="before")
     @classmethod

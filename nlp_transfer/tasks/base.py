@@ -45,9 +45,10 @@ class PreparedTask:
     settle: Callable[[], dict[str, Any]] | None = None
     # evaluate-library metrics computed beside the task's own (train.extra_metrics); the run fills this list in.
     extra_metrics: list[Any] = field(default_factory=list)
-    # How batches are padded, given the tokenizer (token classification pads its per-token labels too); None: the
-    # token ids padded per batch (DataCollatorWithPadding). A method's own collator (probe features) comes first.
-    collator: Callable[[PreTrainedTokenizerBase], Any] | None = None
+    # How batches are padded, given the tokenizer and the multiple of tokens each batch's length is rounded up to
+    # (token classification pads its per-token labels too); None: the token ids padded per batch
+    # (DataCollatorWithPadding). A method's own collator (probe features) comes first.
+    collator: Callable[[PreTrainedTokenizerBase, int | None], Any] | None = None
 
 
 class Task(Protocol):

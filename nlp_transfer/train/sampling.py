@@ -107,10 +107,11 @@ def token_budget_rows(lengths: torch.Tensor, budget: int) -> list[torch.Tensor]:
     return groups
 
 
-def token_budget_sub_batches(inputs: dict[str, Any], budget: int) -> list[dict[str, Any]]:
+def token_budget_sub_batches(inputs: dict[str, Any], budget: int, multiple: int | None = None) -> list[dict[str, Any]]:
     """A collated batch (padded to its longest text) cut into token_budget_rows sub-batches, each trimmed to its own
-    longest text. Columns are trimmed only when every row's tokens come first (right padding), so token positions
-    (QA spans, token labels) keep their meaning; integer labels of the input's shape are per token and trimmed too."""
+    longest text, rounded up to a multiple of `multiple` tokens when one is given (as the collator rounds). Columns
+    are trimmed only when every row's tokens come first (right padding), so token positions (QA spans, token labels)
+    keep their meaning; integer labels of the input's shape are per token and trimmed too."""
     mask = inputs["attention_mask"]
     lengths = mask.sum(dim=1).cpu()
     positions = torch.arange(mask.shape[1])
@@ -122,6 +123,8 @@ def token_budget_sub_batches(inputs: dict[str, Any], budget: int) -> list[dict[s
     parts = []
     for rows in token_budget_rows(lengths, budget):
         width = max(1, int(lengths[rows].max()))
+        if multiple is not None:
+            width = min(mask.shape[1], -(-width // multiple) * multiple)
         part: dict[str, Any] = {}
         for key, value in inputs.items():
             if not torch.is_tensor(value) or value.dim() == 0 or value.shape[0] != len(lengths):

@@ -25,9 +25,11 @@ from transformers import (
 from nlp_transfer.core.errors import UserError
 from nlp_transfer.core.hardware import training_device
 from nlp_transfer.methods import PhaseInputs
+from nlp_transfer.recipe import TrainSpec
 from nlp_transfer.runfolder.folder import CHECKPOINTS_DIR, TRAINER_LOG
 from nlp_transfer.tasks.base import LossOnLogits, PreparedTask
 from nlp_transfer.train import checkpoints
+from nlp_transfer.train.acceleration import training_precision
 from nlp_transfer.train.arguments import sub_batches, total_steps, training_arguments
 from nlp_transfer.train.callbacks import (
     JsonlLogger,
@@ -76,10 +78,12 @@ class TaskTrainer(Trainer):
         phase: str = "train",
         loss: LossFunction | None = None,
         sub_batch_tokens: int | None = None,
+        length_multiple: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.sub_batch_tokens = sub_batch_tokens
+        self.length_multiple = length_multiple
         self.group_by_length = group_by_length
         self.batch_metrics_for = batch_metrics_for
         self.args.batch_eval_metrics = batch_metrics_for is not None
@@ -104,7 +108,10 @@ class TaskTrainer(Trainer):
         step = super().training_step  # (zero-argument super() does not work inside a comprehension)
         with one_autocast_cache(self.accelerator.device.type):
             return torch.stack(
-                [step(model, part, num_items_in_batch) for part in token_budget_sub_batches(inputs, budget)]
+                [
+                    step(model, part, num_items_in_batch)
+                    for part in token_budget_sub_batches(inputs, budget, self.length_multiple)
+                ]
             ).sum()
 
     def compute_loss(
@@ -231,11 +238,19 @@ def loss_on_logits(loss: LossOnLogits) -> LossFunction:
     return compute
 
 
-def task_collator(prepared: PreparedTask | None, tokenizer: PreTrainedTokenizerBase) -> Any:
-    """The task's collator (token classification pads labels per token), or token ids padded per batch."""
+def length_multiple(spec: TrainSpec) -> int | None:
+    """train.pad_to_multiple_of resolved: auto rounds lengths in bf16/fp16 only (core.hardware.LENGTH_MULTIPLE)."""
+    if spec.pad_to_multiple_of == "auto":
+        return training_precision(spec).length_multiple
+    return spec.pad_to_multiple_of if spec.pad_to_multiple_of > 1 else None
+
+
+def task_collator(prepared: PreparedTask | None, tokenizer: PreTrainedTokenizerBase, multiple: int | None) -> Any:
+    """The task's collator (token classification pads labels per token), or token ids padded per batch; either
+    rounds each batch's length up to a multiple of `multiple` tokens."""
     if prepared is not None and prepared.collator is not None:
-        return prepared.collator(tokenizer)
-    return DataCollatorWithPadding(tokenizer)
+        return prepared.collator(tokenizer, multiple)
+    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple)
 
 
 def build_trainer(
@@ -263,6 +278,7 @@ def build_trainer(
     tokens = "input_ids" in getattr(inputs.splits["train"], "column_names", ())  # not cached probe features
     device = training_device(use_cpu=bool(spec.trainer.get("use_cpu", False)))
     split = sub_batches(spec, device.type) if tokens else 1
+    multiple = length_multiple(spec)
     callbacks += tracker_callbacks(spec.report_to, run_dir, phase)
     args = training_arguments(
         spec, run_dir / CHECKPOINTS_DIR / phase, split, total_steps(spec, len(inputs.splits["train"]))
@@ -274,12 +290,13 @@ def build_trainer(
         phase=phase,
         loss=loss,
         sub_batch_tokens=spec.sub_batch_tokens if tokens else None,
+        length_multiple=multiple,
         model=inputs.model,
         args=args,
         train_dataset=inputs.splits["train"],
         eval_dataset=inputs.splits.get("eval"),
         processing_class=tokenizer,
-        data_collator=inputs.collator or task_collator(prepared, tokenizer),
+        data_collator=inputs.collator or task_collator(prepared, tokenizer, multiple),
         callbacks=callbacks,
     )
     trainer.add_callback(StopOnRequest(trainer.accelerator))  # needs the Trainer's accelerator to agree on stopping

@@ -205,8 +205,8 @@ def test_training_on_token_budget_sub_batches_equals_training_on_the_whole_batch
     config.save_pretrained(model)
     cuts: list[int] = []
 
-    def counted(inputs: Any, budget: int) -> Any:
-        parts = token_budget_sub_batches(inputs, budget)
+    def counted(inputs: Any, budget: int, multiple: int | None) -> Any:
+        parts = token_budget_sub_batches(inputs, budget, multiple)
         cuts.append(len(parts))
         return parts
 

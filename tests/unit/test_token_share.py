@@ -78,7 +78,9 @@ def test_predict_file_reads_text_jsonl_and_conll_in_order(runs: dict[str, Path],
 
 def test_evaluate_reproduces_the_runs_eval_scores_and_lora_reloads_its_head(runs: dict[str, Path]) -> None:
     for name in ("full", "lora"):
-        result = invoke("evaluate", runs[name], "--data", runs["data"], "--precision", "fp32")
+        # In the precision the run evaluated in (auto, as the run): these barely trained taggers' scores sit near
+        # their decision boundaries, where bf16 and fp32 answers differ by several F1 points.
+        result = invoke("evaluate", runs[name], "--data", runs["data"])
         assert result.exit_code == 0, result.output
         scores = json.loads(result.stdout)["metrics"]
         run = json.loads((runs[name] / "metrics.json").read_text(encoding="utf-8"))["eval"]

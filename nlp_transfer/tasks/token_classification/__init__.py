@@ -43,8 +43,10 @@ def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     )
 
 
-def token_collator(tokenizer: PreTrainedTokenizerBase) -> DataCollatorForTokenClassification:
-    return DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORED)
+def token_collator(
+    tokenizer: PreTrainedTokenizerBase, multiple: int | None = None
+) -> DataCollatorForTokenClassification:
+    return DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORED, pad_to_multiple_of=multiple)
 
 
 class TokenClassification:
