@@ -105,8 +105,8 @@ class PairCollator:
     embedding shared by its pairs, whose gradients add up on it. The loss is that of encoding every text of every
     pair (bar dropout, which now draws one mask per sentence and batch), for a fraction of the encoder's work."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
-        self.pad = DataCollatorWithPadding(tokenizer, return_tensors="pt")
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, multiple: int | None = None) -> None:
+        self.pad = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple, return_tensors="pt")
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         texts = {row: text for item in items for row, text in item["texts"].items()}  # distinct rows, first seen first
@@ -167,7 +167,7 @@ class Contrastive:
                 model=encoder,
                 splits={"train": PairDataset(train, pairs)},
                 train=spec,
-                collator=PairCollator(context.tokenizer),
+                collator=PairCollator(context.tokenizer, spec.length_multiple(context.precision)),
                 info={"pairs": len(pairs), "same_label_pairs": sum(p.similarity > 0 for p in pairs)},
             )
 

@@ -112,12 +112,15 @@ def extract_features(
     encoder_fingerprint: str,
     data_key: str,
     precision: Precision | None = None,
+    multiple: int | None = None,
     normalize: bool = False,
 ) -> tuple[FeatureDataset, bool]:
     """Pooled features for every example of a tokenized split, from the cache when possible. Returns (data, hit).
 
     The encoder runs in `precision` (the run's: bf16 autocast where the hardware does it), which the cache key
-    records: bf16 features differ from fp32 ones in the third digit. `normalize`: unit-length features."""
+    records: bf16 features differ from fp32 ones in the third digit. `multiple`: each batch's length rounded up to
+    a multiple of that many tokens, as training rounds it (train.pad_to_multiple_of; the features are the same up to
+    the precision's rounding, so the cache key ignores it). `normalize`: unit-length features."""
     precision_name = precision.name if precision is not None else "fp32"
     identity = {"encoder": encoder_fingerprint, "pooling": pooling, "layer": layer, "data": data_key}
     identity |= {"precision": precision_name} if precision_name != "fp32" else {}
@@ -126,7 +129,7 @@ def extract_features(
     if entry.is_file():
         tensors = load_file(str(entry))
         return FeatureDataset(tensors), True
-    tensors = {"features": _run_encoder(base_model, split, tokenizer, pooling, layer, precision, normalize)}
+    tensors = {"features": _run_encoder(base_model, split, tokenizer, pooling, layer, precision, multiple, normalize)}
     if "labels" in split.column_names:
         # class ids (long); multi-label 0/1 rows and regression targets (float) keep their type and shape
         tensors["labels"] = torch.tensor(split["labels"])
@@ -151,6 +154,7 @@ def _run_encoder(
     pooling: str,
     layer: int,
     precision: Precision | None,
+    multiple: int | None,
     normalize: bool,
 ) -> torch.Tensor:
     was_training = base_model.training
@@ -160,8 +164,6 @@ def _run_encoder(
     rows = split.select_columns(columns).to_dict()  # plain lists: per-batch dataset access is slow
     lengths = [len(ids) for ids in rows["input_ids"]]
     order = sorted(range(len(lengths)), key=lengths.__getitem__)  # similar lengths together: almost no padding
-    # Lengths rounded up as training rounds them in this precision: a few shapes for the per-shape bf16 kernels.
-    multiple = precision.length_multiple if precision is not None else None
     collate = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple, return_tensors="pt")
     pooled = torch.empty(0)
     progress = tqdm(total=len(order), desc="Encoding features", unit="examples")

@@ -100,6 +100,7 @@ def features_phase(
                     encoder_fingerprint=fingerprint,
                     data_key=context.prepared.keys.get(split_name) or content_key(split),
                     precision=context.precision,
+                    multiple=context.train.length_multiple(context.precision),
                     normalize=normalize,
                 )
         spec = context.train.model_copy(update={"learning_rate": learning_rate, "epochs": epochs})

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, ModelWrapValidatorHandler, field_validator, model_validator
 
 from nlp_transfer.core.errors import did_you_mean
+from nlp_transfer.core.hardware import Precision
 from nlp_transfer.recipe.adapt_spec import AdaptSpec
 from nlp_transfer.recipe.augment_spec import AugmentSpec
 from nlp_transfer.recipe.base import DataFormat, Delimiter, SplitSpec, Strict
@@ -223,6 +224,13 @@ class TrainSpec(Strict):
                 "set train.padding to dynamic or remove train.sub_batch_tokens"
             )
         return self
+
+    def length_multiple(self, precision: Precision | None) -> int | None:
+        """pad_to_multiple_of resolved for a run in `precision` (None: fp32): auto rounds bf16/fp16 batches only
+        (core.hardware.LENGTH_MULTIPLE); None means each batch pads to its longest text."""
+        if self.pad_to_multiple_of == "auto":
+            return precision.length_multiple if precision is not None else None
+        return self.pad_to_multiple_of if self.pad_to_multiple_of > 1 else None
 
 
 class OutputSpec(Strict):

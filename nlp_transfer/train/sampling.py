@@ -120,11 +120,11 @@ def token_budget_sub_batches(inputs: dict[str, Any], budget: int, multiple: int 
     per_token = set(PER_TOKEN_INPUTS)
     if torch.is_tensor(labels) and not labels.is_floating_point() and labels.shape == mask.shape:
         per_token.add("labels")
+    # Rows are counted at the length they will be padded to, so a rounded sub-batch still fits the budget.
+    padded = lengths if multiple is None else (-(-lengths // multiple) * multiple).clamp(max=mask.shape[1])
     parts = []
-    for rows in token_budget_rows(lengths, budget):
-        width = max(1, int(lengths[rows].max()))
-        if multiple is not None:
-            width = min(mask.shape[1], -(-width // multiple) * multiple)
+    for rows in token_budget_rows(padded, budget):
+        width = max(1, int(padded[rows].max()))
         part: dict[str, Any] = {}
         for key, value in inputs.items():
             if not torch.is_tensor(value) or value.dim() == 0 or value.shape[0] != len(lengths):

@@ -239,10 +239,8 @@ def loss_on_logits(loss: LossOnLogits) -> LossFunction:
 
 
 def length_multiple(spec: TrainSpec) -> int | None:
-    """train.pad_to_multiple_of resolved: auto rounds lengths in bf16/fp16 only (core.hardware.LENGTH_MULTIPLE)."""
-    if spec.pad_to_multiple_of == "auto":
-        return training_precision(spec).length_multiple
-    return spec.pad_to_multiple_of if spec.pad_to_multiple_of > 1 else None
+    """train.pad_to_multiple_of resolved in the precision this run trains in."""
+    return spec.length_multiple(training_precision(spec))
 
 
 def task_collator(prepared: PreparedTask | None, tokenizer: PreTrainedTokenizerBase, multiple: int | None) -> Any:

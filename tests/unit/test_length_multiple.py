@@ -64,6 +64,12 @@ def test_a_bf16_run_pads_every_batch_to_the_multiple_and_records_it(
     environment = json.loads((tmp_path / "run" / "environment.json").read_text())
     assert environment["pad_to_multiple_of"] == LENGTH_MULTIPLE
 
+    widths.clear()  # a probe's feature extraction (outside the Trainer) rounds as its training does
+    recipe = write_recipe(tmp_path / "p", tiny_models["bert"], sentiment_csv, method={"name": "probe"})
+    result = invoke("run", recipe, "-o", "train.max_steps=2")
+    assert result.exit_code == 0, result.output
+    assert widths and all(width % LENGTH_MULTIPLE == 0 for width in widths), widths
+
     widths.clear()  # the same run padded to each batch's longest text: the phrases are shorter than the multiple
     recipe = write_recipe(tmp_path / "b", tiny_models["bert"], sentiment_csv, data={"eval": str(sentiment_csv)})
     result = invoke("run", recipe, "-o", "train.max_steps=3", "-o", "train.pad_to_multiple_of=1")
@@ -89,4 +95,22 @@ def test_token_budget_sub_batches_round_their_trimmed_length_up_to_the_multiple(
     mask = torch.tensor([[1] * n + [0] * (12 - n) for n in lengths])
     batch = {"input_ids": mask * torch.arange(1, 13), "attention_mask": mask}
     assert [p["input_ids"].shape[1] for p in token_budget_sub_batches(batch, budget=18)] == [9, 4]
-    assert [p["input_ids"].shape[1] for p in token_budget_sub_batches(batch, budget=18, multiple=8)] == [12, 8]
+    # Counted at their rounded lengths (12, 8), the rows still fit the budget: 1 row of 12 tokens, 2 rows of 8.
+    rounded = token_budget_sub_batches(batch, budget=18, multiple=8)
+    assert [tuple(p["input_ids"].shape) for p in rounded] == [(1, 12), (1, 12), (2, 8), (2, 8)]
+
+
+def test_contrastive_pair_batches_round_lengths_like_training(tiny_models: dict[str, Path]) -> None:
+    import datasets
+
+    from nlp_transfer.methods.contrastive import PairCollator, PairDataset
+    from nlp_transfer.methods.pairs import draw_pairs, label_sets
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["bert"])
+    split = datasets.Dataset.from_dict(dict(tokenizer(["good", "very bad film", "fine", "dull"])))
+    dataset = PairDataset(split, draw_pairs(label_sets([0, 1, 0, 1]), per_example=4, seed=0))
+    items = [dataset[i] for i in range(8)]
+    assert PairCollator(tokenizer, 8)(items)["input_ids"].shape[1] == 8
+    assert PairCollator(tokenizer)(items)["input_ids"].shape[1] == 5  # [CLS] very bad film [SEP]
+    spec = TrainSpec(pad_to_multiple_of=1)
+    assert spec.length_multiple(None) is None and TrainSpec().length_multiple(None) is None  # fp32: none
