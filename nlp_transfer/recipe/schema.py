@@ -185,12 +185,13 @@ class TrainSpec(Strict):
     def _yaml_no_is_a_strategy(cls, value: Any) -> Any:
         return "no" if value is False else value  # YAML 1.1 reads a bare `no` as false
 
-    @field_validator("pad_to_multiple_of")
+    @field_validator("pad_to_multiple_of", mode="before")
     @classmethod
-    def _a_positive_multiple(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 1:
-            raise ValueError(f"train.pad_to_multiple_of must be auto or a whole number of tokens >= 1, not {value}")
-        return value
+    def _auto_or_a_positive_multiple(cls, value: Any) -> Any:
+        # Before the union's own checks: one message instead of one per member (and `true` is not a count of 1).
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        raise ValueError(f"train.pad_to_multiple_of must be auto or a whole number of tokens >= 1, not {value!r}")
 
     @field_validator("report_to", mode="before")
     @classmethod

@@ -35,8 +35,10 @@ def test_auto_rounds_only_low_precision_and_an_explicit_multiple_wins(monkeypatc
     assert length_multiple(TrainSpec(precision="fp32", pad_to_multiple_of=8)) == 8
     monkeypatch.setattr(hardware, "cpu_bf16", lambda: None)
     assert length_multiple(TrainSpec()) is None  # auto resolves to fp32 on a CPU without bf16
-    with pytest.raises(ValidationError, match=r"train\.pad_to_multiple_of must be auto or a whole number"):
-        TrainSpec(pad_to_multiple_of=0)
+    for wrong in (0, True, "eight", 2.5):
+        with pytest.raises(ValidationError, match=r"train\.pad_to_multiple_of must be auto or a whole number") as err:
+            TrainSpec(pad_to_multiple_of=wrong)
+        assert err.value.error_count() == 1
 
 
 def _widths_seen(monkeypatch: pytest.MonkeyPatch) -> list[int]:
