@@ -15,6 +15,7 @@ from transformers import AutoTokenizer, DataCollatorWithPadding
 
 from nlp_transfer.core import hardware
 from nlp_transfer.core.hardware import LENGTH_MULTIPLE
+from nlp_transfer.data.cache import CACHE_ENV
 from nlp_transfer.recipe import TrainSpec
 from nlp_transfer.tasks.token_classification import token_collator
 from nlp_transfer.train.sampling import token_budget_sub_batches
@@ -67,6 +68,7 @@ def test_a_bf16_run_pads_every_batch_to_the_multiple_and_records_it(
     assert environment["pad_to_multiple_of"] == LENGTH_MULTIPLE
 
     widths.clear()  # a probe's feature extraction (outside the Trainer) rounds as its training does
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))  # extracted here, not read from another test's cache
     recipe = write_recipe(tmp_path / "p", tiny_models["bert"], sentiment_csv, method={"name": "probe"})
     result = invoke("run", recipe, "-o", "train.max_steps=2")
     assert result.exit_code == 0, result.output
