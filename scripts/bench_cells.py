@@ -73,13 +73,12 @@ def write_recipe(folder: Path, model: Path, eval_rows: int, precision: str, mult
         "task": {"name": "classification", "text": "sentence", "label": "label", "max_length": 64},
         "method": {"name": "full"},
         "data": {"train": "sst2/train.tsv", "eval": "sst2/dev.tsv", "max_eval_samples": eval_rows},
-        "train": {
-            **{"epochs": 1, "batch_size": 16, "learning_rate": 1e-3, "seed": 0, "precision": precision},
-            # auto: bf16 rounds batch lengths up to core.hardware.LENGTH_MULTIPLE (its kernels are built per shape)
-            **({} if multiple == "auto" else {"pad_to_multiple_of": int(multiple)}),
-        },
+        # pad_to_multiple_of auto: bf16 rounds batch lengths up to core.hardware.LENGTH_MULTIPLE
+        "train": {"epochs": 1, "batch_size": 16, "learning_rate": 1e-3, "seed": 0, "precision": precision},
         "output": {"root": str(folder / "runs")},
     }
+    if multiple != "auto":
+        recipe["train"]["pad_to_multiple_of"] = int(multiple)
     path = folder / "cells.yaml"
     path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
     return path

@@ -59,7 +59,6 @@ from nlp_transfer.train.phases import RunResult, train_and_save
 from nlp_transfer.train.resume import check_resumable, resume_target
 from nlp_transfer.train.sharding import check_sharding
 from nlp_transfer.train.trackers import check_trackers
-from nlp_transfer.train.trainer import length_multiple
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +136,7 @@ def _run(loaded: LoadedRecipe, options: RunOptions) -> RunResult:
         if not options.resume:
             record = environment_record(recipe.train.seed, setup.model_asset, setup.data, setup.notes, loaded)
             record["precision"] = setup.precision.record()
-            record["pad_to_multiple_of"] = length_multiple(recipe.train)  # batch lengths rounded up (None: not)
+            record["pad_to_multiple_of"] = recipe.train.length_multiple(setup.precision)  # None: not rounded
             folder.write_json(ENVIRONMENT_FILE, record)
         folder.write_json(TASK_FILE, {"name": recipe.task.name, **setup.prepared.resolved})
         for note in setup.notes:
