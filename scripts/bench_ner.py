@@ -7,8 +7,9 @@ after conlleval's reading of a model's output):
 - plain: AutoModelForTokenClassification + Trainer, labels on the first sub-word of each word (-100 elsewhere),
   DataCollatorForTokenClassification, fp32, examples in data order (run_ner.py's defaults; it truncates sentences
   longer than max_length);
-- nlp-transfer: recipes/conll2003_minilm.yaml (wnut17_minilm.yaml) with methods full, lora and probe at their
-  defaults (LoRA and the probe at their own learning rates, METHOD_RATES).
+- nlp-transfer: recipes/conll2003_minilm.yaml (wnut17_minilm.yaml) with methods full, lora and probe; LoRA as
+  recipes/conll2003_minilm_lora.yaml sets it up (its method section: adapters in every linear layer, rank 16, its own
+  learning rate; the same on WNUT-17), the probe at its own learning rate (METHOD_RATES).
 Then the full model predicts a file of sentences (10,000 by default): sentences/s and the predict process's peak
 resident memory.
 
@@ -16,6 +17,8 @@ Run alone on an idle machine (full: several hours on 2 CPU cores):
     python scripts/bench_ner.py
 Quick check that it works (a few hundred sentences, a few minutes):
     python scripts/bench_ner.py --quick
+One method against the full run's row of an earlier sitting (no plain Trainer, no predict; its own results file):
+    python scripts/bench_ner.py --sets conll2003 --methods lora --no-plain --no-predict --results bench_ner_lora
 Results: results/bench_ner.json (scripts/bench_results.py).
 """
 
@@ -38,9 +41,10 @@ sys.path.insert(0, str(REPO))
 from bench_results import write_results  # noqa: E402
 
 DATA = Path(os.environ.get("NLP_TRANSFER_DATA", REPO.parent / "shared" / "data"))
-# Learning rates of the methods that train few weights (full fine-tuning takes the recipe's): adapters and a lone
-# head want larger steps (recipes/sst2_minilm_lora.yaml trains LoRA at 1.5e-3 on the same model).
-METHOD_RATES = {"lora": 1.0e-3, "probe": 1.0e-3}
+# The probe's learning rate (full fine-tuning takes the recipe's): a lone head wants larger steps.
+METHOD_RATES = {"probe": 1.0e-3}
+# Methods set up by a shipped recipe's method section, applied to every set's recipe.
+METHOD_RECIPES = {"lora": REPO / "recipes" / "conll2003_minilm_lora.yaml"}
 SETS = {"conll2003": REPO / "recipes" / "conll2003_minilm.yaml", "wnut17": REPO / "recipes" / "wnut17_minilm.yaml"}
 
 
@@ -161,6 +165,14 @@ def _f1(scores: dict[str, float]) -> dict[str, float]:
     return {"test_f1": round(100 * scores["f1"], 2), "test_precision": round(100 * scores["precision"], 2)}
 
 
+def method_overrides(recipe: Path) -> list[str]:
+    """A recipe's method section as `-o` overrides (each value in JSON, which the command line reads as YAML)."""
+    import yaml
+
+    method = yaml.safe_load(recipe.read_text(encoding="utf-8"))["method"]
+    return [f"method.{key}={json.dumps(value)}" for key, value in method.items()]
+
+
 def nlp_transfer_run(recipe: Path, files: dict[str, Path], settings: dict[str, Any], method: str, out: Path) -> dict:
     from nlp_transfer.recipe import load_recipe
     from nlp_transfer.train.pipeline import RunOptions, run
@@ -176,6 +188,8 @@ def nlp_transfer_run(recipe: Path, files: dict[str, Path], settings: dict[str, A
     ]
     if method in METHOD_RATES:
         overrides.append(f"train.learning_rate={METHOD_RATES[method]}")
+    if method in METHOD_RECIPES:
+        overrides.extend(method_overrides(METHOD_RECIPES[method]))
     result = run(load_recipe(recipe, overrides), RunOptions())
     test = json.loads((out / "metrics.json").read_text(encoding="utf-8")).get("test") or {}
     metrics = result.metrics
@@ -214,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", default="conll2003,wnut17")
     parser.add_argument("--methods", default="full,lora,probe")
     parser.add_argument("--predict-sentences", type=int, default=10_000)
+    parser.add_argument("--no-plain", action="store_true", help="leave out the plain Trainer (run_ner) row")
+    parser.add_argument("--no-predict", action="store_true", help="leave out the predict --file row")
+    parser.add_argument("--results", default="bench_ner", help="results/<name>.json to write")
     args = parser.parse_args(argv)
     limits = {"train": 300, "eval": 100, "test": 200} if args.quick else {"train": None, "eval": None, "test": None}
     epochs = 1.0 if args.quick else None
@@ -230,18 +247,20 @@ def main(argv: list[str] | None = None) -> int:
                 for split, limit in limits.items()
             }
             settings = settings_of(SETS[name], epochs)
-            found = [plain_run_ner(files, settings, workdir)]
+            found = [] if args.no_plain else [plain_run_ner(files, settings, workdir)]
             for method in args.methods.split(","):
                 found.append(nlp_transfer_run(SETS[name], files, settings, method, workdir / f"{name}-{method}"))
             for row in found:
                 rows.append({"data": name, "train_sentences": len(read_conll(files["train"], None)), **settings, **row})
                 print(json.dumps(rows[-1]), flush=True)
-        count = 300 if args.quick else args.predict_sentences
-        conll = read_conll(DATA / "conll2003" / "train.conll", None)
-        rows.append({"data": "conll2003", **predict_file(workdir / "conll2003-full", conll, count, workdir)})
-        print(json.dumps(rows[-1]), flush=True)
+        if not args.no_predict:
+            count = 300 if args.quick else args.predict_sentences
+            conll = read_conll(DATA / "conll2003" / "train.conll", None)
+            rows.append({"data": "conll2003", **predict_file(workdir / "conll2003-full", conll, count, workdir)})
+            print(json.dumps(rows[-1]), flush=True)
     notes = "quick mode: a few hundred sentences, 1 epoch; not the reported numbers" if args.quick else ""
-    print(f"wrote {write_results('bench_ner' + ('_quick' if args.quick else ''), rows, seeds=[42], notes=notes)}")
+    name = args.results + ("_quick" if args.quick else "")
+    print(f"wrote {write_results(name, rows, seeds=[42], notes=notes)}")
     return 0
 
 

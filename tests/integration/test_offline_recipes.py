@@ -38,6 +38,7 @@ OFFLINE = {
     "imdb_windows_minilm.yaml": ["negative", "positive"],
     # token classification: O, then B-/I- of each entity type, types sorted
     "conll2003_minilm.yaml": ["O", *(f"{p}-{k}" for k in ("LOC", "MISC", "ORG", "PER") for p in "BI")],
+    "conll2003_minilm_lora.yaml": ["O", *(f"{p}-{k}" for k in ("LOC", "MISC", "ORG", "PER") for p in "BI")],
     "wnut17_minilm.yaml": [
         "O",
         *(f"{p}-{k}" for k in ("corporation", "creative-work", "group", "location", "person", "product") for p in "BI"),
