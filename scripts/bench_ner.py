@@ -190,12 +190,14 @@ def nlp_transfer_run(recipe: Path, files: dict[str, Path], settings: dict[str, A
         overrides.append(f"train.learning_rate={METHOD_RATES[method]}")
     if method in METHOD_RECIPES:
         overrides.extend(method_overrides(METHOD_RECIPES[method]))
-    result = run(load_recipe(recipe, overrides), RunOptions())
+    loaded = load_recipe(recipe, overrides)
+    result = run(loaded, RunOptions())
     test = json.loads((out / "metrics.json").read_text(encoding="utf-8")).get("test") or {}
     metrics = result.metrics
     f1 = test.get("test_f1", metrics.get("test", {}).get("test_f1"))
     return {
         "way": f"nlp-transfer {method}",
+        "learning_rate": getattr(loaded.recipe.method, "learning_rate", None) or loaded.recipe.train.learning_rate,
         "samples_per_s": metrics["train"]["train_samples_per_second"],
         "test_f1": round(100 * float(f1), 2) if f1 is not None else None,
         "eval_f1": round(100 * float(metrics["eval"]["eval_f1"]), 2),
