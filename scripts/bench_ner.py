@@ -10,8 +10,8 @@ after conlleval's reading of a model's output):
 - nlp-transfer: recipes/conll2003_minilm.yaml (wnut17_minilm.yaml) with methods full, lora and probe; LoRA as
   recipes/conll2003_minilm_lora.yaml sets it up (its method section: adapters in every linear layer, rank 16, its own
   learning rate; the same on WNUT-17), the probe at its own learning rate (METHOD_RATES).
-Then the full model predicts a file of sentences (10,000 by default): sentences/s and the predict process's peak
-resident memory.
+Then the full model predicts files of 1,000, 10,000 and 30,000 sentences (--predict-sentences): sentences/s and
+each predict process's own peak resident memory (flat across the sizes: memory does not grow with the file).
 
 Run alone on an idle machine (full: several hours on 2 CPU cores):
     python scripts/bench_ner.py
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -70,14 +69,14 @@ def write_conll(sentences: list[tuple[list[str], list[str]]], path: Path) -> Pat
     return path
 
 
-def settings_of(recipe: Path, epochs: float | None) -> dict[str, Any]:
+def settings_of(recipe: Path, epochs: float | None, learning_rate: float | None = None) -> dict[str, Any]:
     import yaml
 
     loaded = yaml.safe_load(recipe.read_text(encoding="utf-8"))
     train = loaded["train"]
     return {
         "epochs": epochs if epochs is not None else train["epochs"],
-        "learning_rate": float(train["learning_rate"]),
+        "learning_rate": learning_rate if learning_rate is not None else float(train["learning_rate"]),
         "batch_size": int(train["batch_size"]),
         "warmup_ratio": float(train.get("warmup_ratio", 0.0)),
         "max_length": int(loaded["task"]["max_length"]),
@@ -182,6 +181,7 @@ def nlp_transfer_run(recipe: Path, files: dict[str, Path], settings: dict[str, A
         f"data.eval={files['eval']}",
         f"data.test={files['test']}",
         f"train.epochs={settings['epochs']}",
+        f"train.learning_rate={settings['learning_rate']}",
         f"train.seed={settings['seed']}",
         f"output.dir={out}",
         f"method.name={method}",
@@ -208,18 +208,20 @@ def nlp_transfer_run(recipe: Path, files: dict[str, Path], settings: dict[str, A
 def predict_file(run_dir: Path, sentences: list[tuple[list[str], list[str]]], count: int, workdir: Path) -> dict:
     texts = [" ".join(words) for words, _ in sentences]
     lines = [texts[i % len(texts)] for i in range(count)]
-    source = workdir / "predict.txt"
+    source = workdir / f"predict-{count}.txt"
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    started = time.perf_counter()
     command = [sys.executable, "-m", "nlp_transfer", "predict", str(run_dir), "--file", str(source)]
-    subprocess.run([*command, "--out", str(workdir / "predicted.jsonl")], check=True, cwd=REPO)
+    started = time.perf_counter()
+    child = subprocess.Popen([*command, "--out", str(workdir / f"predicted-{count}.jsonl")], cwd=REPO)
+    _, status, usage = os.wait4(child.pid, 0)  # this child's own peak, not the largest of all children so far
     seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"predict --file on {count} sentences failed (exit {os.waitstatus_to_exitcode(status)})")
     return {
         "way": "predict --file",
         "sentences": count,
         "sentences_per_s": round(count / seconds, 1),
-        "peak_rss_mb": round(peak_mb, 1),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
         "seconds_with_startup": round(seconds, 1),
     }
 
@@ -229,13 +231,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="300 training sentences, 1 epoch, a small test slice")
     parser.add_argument("--sets", default="conll2003,wnut17")
     parser.add_argument("--methods", default="full,lora,probe")
-    parser.add_argument("--predict-sentences", type=int, default=10_000)
+    parser.add_argument(
+        "--predict-sentences",
+        default=None,
+        help="file sizes to predict, comma-separated (default 1000,10000,30000; --quick: 100,300); each its own "
+        "process and peak memory: constant means no growth with the file",
+    )
+    parser.add_argument("--epochs", type=float, default=None, help="instead of each recipe's train.epochs")
+    parser.add_argument("--learning-rate", type=float, default=None, help="instead of each recipe's train rate")
     parser.add_argument("--no-plain", action="store_true", help="leave out the plain Trainer (run_ner) row")
-    parser.add_argument("--no-predict", action="store_true", help="leave out the predict --file row")
+    parser.add_argument("--no-predict", action="store_true", help="leave out the predict --file rows")
     parser.add_argument("--results", default="bench_ner", help="results/<name>.json to write")
     args = parser.parse_args(argv)
     limits = {"train": 300, "eval": 100, "test": 200} if args.quick else {"train": None, "eval": None, "test": None}
-    epochs = 1.0 if args.quick else None
+    epochs = 1.0 if args.quick else args.epochs
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-ner-") as folder:
         workdir = Path(folder)
@@ -248,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 for split, limit in limits.items()
             }
-            settings = settings_of(SETS[name], epochs)
+            settings = settings_of(SETS[name], epochs, args.learning_rate)
             found = [] if args.no_plain else [plain_run_ner(files, settings, workdir)]
             for method in args.methods.split(","):
                 found.append(nlp_transfer_run(SETS[name], files, settings, method, workdir / f"{name}-{method}"))
@@ -256,10 +265,12 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"data": name, "train_sentences": len(read_conll(files["train"], None)), **settings, **row})
                 print(json.dumps(rows[-1]), flush=True)
         if not args.no_predict:
-            count = 300 if args.quick else args.predict_sentences
+            sizes = args.predict_sentences or ("100,300" if args.quick else "1000,10000,30000")
+            counts = [int(c) for c in sizes.split(",")]
             conll = read_conll(DATA / "conll2003" / "train.conll", None)
-            rows.append({"data": "conll2003", **predict_file(workdir / "conll2003-full", conll, count, workdir)})
-            print(json.dumps(rows[-1]), flush=True)
+            for count in counts:
+                rows.append({"data": "conll2003", **predict_file(workdir / "conll2003-full", conll, count, workdir)})
+                print(json.dumps(rows[-1]), flush=True)
     notes = "quick mode: a few hundred sentences, 1 epoch; not the reported numbers" if args.quick else ""
     name = args.results + ("_quick" if args.quick else "")
     print(f"wrote {write_results(name, rows, seeds=[42], notes=notes)}")
