@@ -309,6 +309,24 @@ def _cell_of(records: dict[str, dict[str, Any]], name: str, row: int, column: st
     return str(records[name]["rows"][row][column]).replace("**", "")
 
 
+def _ner_line(by_name: dict[str, dict[str, Any]]) -> str:
+    """Named entities: CoNLL-2003 test F1 of full fine-tuning and the plain Trainer (one sitting), and LoRA."""
+
+    def row(name: str, way: str) -> dict[str, Any]:
+        return next(r for r in by_name[name]["rows"] if r.get("data") == "conll2003" and r.get("way") == way)
+
+    plain, full = row("bench_ner", "plain Trainer (run_ner)"), row("bench_ner", "nlp-transfer full")
+    lora = row("bench_ner_lora", "nlp-transfer lora")
+    speed = full["samples_per_s"] / plain["samples_per_s"]
+    return (
+        f"- Named entities, CoNLL-2003 test entity F1 (seed 42): full fine-tuning **{full['test_f1']:.2f}** at "
+        f"{speed:.1f}x the training samples/s of the plain `Trainer` as transformers' run_ner sets it up "
+        f"({plain['test_f1']:.2f}); LoRA in every linear layer {lora['test_f1']:.2f} "
+        "([results/bench_ner.json](results/bench_ner.json), "
+        "[results/bench_ner_lora.json](results/bench_ner_lora.json))."
+    )
+
+
 def readme_headline(records: list[dict[str, Any]]) -> str:
     """The README's headline numbers, each read from its results file."""
     by_name = {r["name"]: r for r in records}
@@ -323,6 +341,7 @@ def readme_headline(records: list[dict[str, Any]]) -> str:
             f"- Training speed against a plain `Trainer` padding to 128 tokens: {train['x padded'].replace('**', '')} "
             f"the samples/s at {train['dev accuracy (mean ± std)'].replace('**', '')} dev accuracy "
             "([results/train_throughput.json](results/train_throughput.json)).",
+            _ner_line(by_name),
             f"- `make test`: {_cell_of(by_name, 'tests', 0, 'tests')} tests in {_cell_of(by_name, 'tests', 0, 'time')} "
             "([results/tests.json](results/tests.json)).",
         ]
