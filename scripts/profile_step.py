@@ -18,7 +18,8 @@ How to run (each a few minutes at most; alone, as benchmarks run)
     HF_HUB_OFFLINE=1 .venv/bin/python scripts/profile_step.py                     # quickstart defaults
     HF_HUB_OFFLINE=1 .venv/bin/python scripts/profile_step.py -o train.sub_batch_tokens=512   # a lever
     HF_HUB_OFFLINE=1 .venv/bin/python scripts/profile_step.py --quick             # smoke test (1 + 1 steps)
-    --trace trace.json also writes a Chrome trace (chrome://tracing, ui.perfetto.dev).
+    --trace trace.json also writes a Chrome trace (chrome://tracing, ui.perfetto.dev); --shapes splits the top ops
+    by the shape of their first input.
 """
 
 from __future__ import annotations
@@ -91,15 +92,15 @@ class ProfileSteps(TrainerCallback):
     """Profiles optimizer steps warmup+1 .. warmup+steps, from the end of step `warmup` (so the window includes
     fetching the next batches, which the Trainer does before a step begins)."""
 
-    def __init__(self, warmup: int, steps: int, trace: Path | None) -> None:
-        self.warmup, self.steps, self.trace = warmup, steps, trace
+    def __init__(self, warmup: int, steps: int, trace: Path | None, shapes: bool = False) -> None:
+        self.warmup, self.steps, self.trace, self.shapes = warmup, steps, trace, shapes
         self.profiler: Any = None
         self.started = 0.0
         self.wall = 0.0
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.global_step == self.warmup:
-            self.profiler = profile(activities=[ProfilerActivity.CPU])
+            self.profiler = profile(activities=[ProfilerActivity.CPU], record_shapes=self.shapes)
             self.profiler.__enter__()
             self.started = time.perf_counter()
         elif state.global_step == self.warmup + self.steps and self.profiler is not None:
@@ -120,10 +121,13 @@ def print_groups(events: Any, wall: float, steps: int) -> None:
         print(f"{group:<48} {1000 * spent[group] / steps:>8.1f} {100 * spent[group] / wall:>6.1f}%")
 
 
-def print_top_ops(events: Any, steps: int, count: int = 15) -> None:
+def print_top_ops(events: Any, steps: int, count: int = 15, shapes: bool = False) -> None:
+    """The ops with the most self time; with `shapes`, each op split by the shape of its first input (which tensor a
+    fill_ or add_ works on: a (30522, 384) one is the word embeddings' gradient)."""
     by_name: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for event in events:
-        entry = by_name[event.name]
+        first = event.input_shapes[0] if shapes and event.input_shapes else None
+        entry = by_name[f"{event.name} {list(first)}" if first else event.name]
         entry[0] += event.self_cpu_time_total / 1e3  # ms
         entry[1] += 1
     print(f"\n{'op (self time)':<60} {'ms/step':>8} {'calls/step':>10}")
@@ -138,6 +142,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("-o", "--override", action="append", default=[], help="recipe override, as for `run -o`")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all CPUs)")
     parser.add_argument("--trace", type=Path, default=None, help="also write a Chrome trace here")
+    parser.add_argument("--shapes", action="store_true", help="split the top ops by their first input's shape")
     parser.add_argument("--quick", action="store_true", help="smoke test: 1 warm-up step, 1 profiled")
     return parser.parse_args(argv)
 
@@ -151,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.threads or len(os.sched_getaffinity(0))
     torch.set_num_threads(threads)
     workdir = Path(tempfile.mkdtemp(prefix="profile-step-"))
-    profiler = ProfileSteps(warmup, steps, args.trace)
+    profiler = ProfileSteps(warmup, steps, args.trace, args.shapes)
     batch = 32  # the quickstart's train.batch_size
     overrides = [
         f"data.max_train_samples={batch * (warmup + steps)}",
@@ -177,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     events = profiler.profiler.events()
     print(f"recipe {RECIPE.name} with {args.override or 'no overrides'}; {threads} torch threads")
     print_groups(events, profiler.wall, steps)
-    print_top_ops(events, steps)
+    print_top_ops(events, steps, shapes=args.shapes)
     return 0
 
 

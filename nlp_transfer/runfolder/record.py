@@ -31,6 +31,7 @@ def environment_record(
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "torch_threads": torch.get_num_threads(),
         "processes": int(os.environ.get("WORLD_SIZE", "1")),  # > 1 under accelerate launch / torchrun
+        "allocator": allocator_in_use(),  # speed only: the same weights with either
         "seed": seed,
         "data_order_seed": seed,
         "model": {
@@ -43,6 +44,11 @@ def environment_record(
         "data_file_sha256": data.file_hashes,
         "data_notes": notes,  # subsets, skipped rows, held-out splits: what the model card reports
     }
+
+
+def allocator_in_use() -> str:
+    """tcmalloc when preloaded (core/allocator.py), else the system's malloc."""
+    return "tcmalloc" if "tcmalloc" in os.environ.get("LD_PRELOAD", "") else "system"
 
 
 def library_version(name: str) -> str | None:
