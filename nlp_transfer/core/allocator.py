@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 
 ALLOCATOR_ENV = "NLP_TRANSFER_ALLOCATOR"
 LIBRARIES = ("tcmalloc_minimal", "tcmalloc")  # gperftools' allocator without and with its profiler
+QUIET_THRESHOLD = 1 << 50  # bytes: no allocation is that large
 
 
 def preloaded_environment(
@@ -34,7 +35,12 @@ def preloaded_environment(
     library = next((found for name in LIBRARIES if (found := find(name))), None)
     if library is None:
         return None
-    return {**environ, "LD_PRELOAD": f"{library}:{preload}" if preload else library}
+    return {
+        # gperftools may report each allocation over 1 GiB on stderr (a long evaluation's logits can be one): noise.
+        "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": str(QUIET_THRESHOLD),
+        **environ,
+        "LD_PRELOAD": f"{library}:{preload}" if preload else library,
+    }
 
 
 def reexecute_with_tcmalloc() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nlp_transfer.core.allocator import ALLOCATOR_ENV, preloaded_environment
+from nlp_transfer.core.allocator import ALLOCATOR_ENV, QUIET_THRESHOLD, preloaded_environment
 from nlp_transfer.runfolder.record import allocator_in_use
 
 
@@ -22,7 +22,10 @@ def test_tcmalloc_goes_first_in_ld_preload_and_the_rest_is_kept() -> None:
     assert preloaded_environment({"HOME": "/h"}, "linux", found) == {
         "HOME": "/h",
         "LD_PRELOAD": "libtcmalloc_minimal.so.4",
+        "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": str(QUIET_THRESHOLD),  # no "large alloc" reports on stderr
     }
+    own = preloaded_environment({"TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": "1000"}, "linux", found)
+    assert own is not None and own["TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD"] == "1000"  # the user's setting wins
     again = preloaded_environment({"LD_PRELOAD": "libother.so"}, "linux", found)
     assert again is not None and again["LD_PRELOAD"] == "libtcmalloc_minimal.so.4:libother.so"
 
