@@ -181,13 +181,11 @@ def nlp_transfer_run(recipe: Path, files: dict[str, Path], settings: dict[str, A
         f"data.eval={files['eval']}",
         f"data.test={files['test']}",
         f"train.epochs={settings['epochs']}",
-        f"train.learning_rate={settings['learning_rate']}",
+        f"train.learning_rate={METHOD_RATES.get(method, settings['learning_rate'])}",
         f"train.seed={settings['seed']}",
         f"output.dir={out}",
         f"method.name={method}",
     ]
-    if method in METHOD_RATES:
-        overrides.append(f"train.learning_rate={METHOD_RATES[method]}")
     if method in METHOD_RECIPES:
         overrides.extend(method_overrides(METHOD_RECIPES[method]))
     loaded = load_recipe(recipe, overrides)

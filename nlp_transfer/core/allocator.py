@@ -22,6 +22,11 @@ LIBRARIES = ("tcmalloc_minimal", "tcmalloc")  # gperftools' allocator without an
 QUIET_THRESHOLD = 1 << 50  # bytes: no allocation is that large
 
 
+def allocator_in_use(environ: Mapping[str, str] = os.environ) -> str:
+    """tcmalloc when preloaded (by us or by hand), else the system's malloc: what environment.json records."""
+    return "tcmalloc" if "tcmalloc" in environ.get("LD_PRELOAD", "") else "system"
+
+
 def preloaded_environment(
     environ: Mapping[str, str], platform: str, find: Callable[[str], str | None]
 ) -> dict[str, str] | None:
@@ -29,9 +34,9 @@ def preloaded_environment(
     turned off, already preloaded (so a re-executed process never loops), or no tcmalloc on this system."""
     if platform != "linux" or environ.get(ALLOCATOR_ENV, "auto") == "system":
         return None
-    preload = environ.get("LD_PRELOAD", "")
-    if "tcmalloc" in preload:
+    if allocator_in_use(environ) == "tcmalloc":
         return None
+    preload = environ.get("LD_PRELOAD", "")
     library = next((found for name in LIBRARIES if (found := find(name))), None)
     if library is None:
         return None

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from nlp_transfer import __version__
+from nlp_transfer.core.allocator import allocator_in_use
 from nlp_transfer.data.assets import Asset
 from nlp_transfer.data.loading import LoadedData
 from nlp_transfer.recipe import LoadedRecipe
@@ -44,11 +45,6 @@ def environment_record(
         "data_file_sha256": data.file_hashes,
         "data_notes": notes,  # subsets, skipped rows, held-out splits: what the model card reports
     }
-
-
-def allocator_in_use() -> str:
-    """tcmalloc when preloaded (core/allocator.py), else the system's malloc."""
-    return "tcmalloc" if "tcmalloc" in os.environ.get("LD_PRELOAD", "") else "system"
 
 
 def library_version(name: str) -> str | None:

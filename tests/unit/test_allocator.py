@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nlp_transfer.core.allocator import ALLOCATOR_ENV, QUIET_THRESHOLD, preloaded_environment
-from nlp_transfer.runfolder.record import allocator_in_use
+from nlp_transfer.core.allocator import ALLOCATOR_ENV, QUIET_THRESHOLD, allocator_in_use, preloaded_environment
 
 
 def found(name: str) -> str | None:
